@@ -1,0 +1,51 @@
+# PiDog sim-to-real stack: set-up, tests, lint, the demo pipeline and benchmarks.
+# `make demo` runs the main job, `make test` the test suite; both set up .venv first.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+PACKAGES := $(wildcard ros2_ws/src/pidog_*)
+# DDS stays on this machine; each make invocation picks its own domain unless one is given.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export MUJOCO_GL ?= osmesa
+export PYOPENGL_PLATFORM ?= osmesa
+
+.PHONY: setup test lint type demo bench colcon clean
+
+setup: $(STAMP)
+
+# Re-runs only when a requirements file or a package manifest changed (idempotent, fast).
+$(STAMP): requirements/dev.txt requirements/ros.txt $(foreach p,$(PACKAGES),$(p)/setup.py $(p)/package.xml)
+	@bash scripts/install_system_deps.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	@if [ -n "$$ROS_DISTRO" ] && $(PYTHON) -c 'import rclpy' 2>/dev/null; then \
+		echo "Using the sourced ROS 2 $$ROS_DISTRO install for rclpy"; \
+	else \
+		$(PY) -m pip install --quiet -r requirements/ros.txt; \
+	fi
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation $(foreach p,$(PACKAGES),-e $(p))
+	env -u MUJOCO_GL -u PYOPENGL_PLATFORM $(PY) -c "import rclpy; from sensor_msgs.msg import JointState, Imu; import mujoco, stable_baselines3, pidog_description"
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+colcon: setup
+	cd ros2_ws && ../$(VENV)/bin/colcon build --symlink-install
+
+demo: setup
+	$(VENV)/bin/pidog-train --config demo $(DEMO_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) ros2_ws/build ros2_ws/install ros2_ws/log .pytest_cache

@@ -1,0 +1,149 @@
+"""Observation and action specification (DESIGN.md §4): the one place they are defined.
+
+The env, the rosbag importer and the policy node all build observations with
+``build_observation`` and turn actions into joint targets with ``action_to_target``. The
+layout is versioned: a policy exported for another layout is refused at load time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+
+from .kinematics import STAND_POSE
+from .robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, N_JOINTS
+
+CONTROL_HZ: float = 50.0
+CONTROL_DT: float = 1.0 / CONTROL_HZ
+
+GAIT_PERIOD_S: float = 0.5
+"""Period of the gait phase clock fed to the policy (one full trot cycle)."""
+
+OBS_LAYOUT_VERSION: str = "pidog-obs-v1"
+
+OBS_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("gravity", 3),  # unit gravity direction in the body frame, from the IMU orientation
+    ("gyro", 3),  # body angular velocity, rad/s
+    ("joint_pos", N_JOINTS),  # servo-model joint estimate minus stand pose, rad
+    ("last_action", N_JOINTS),  # previous action in [-1, 1]
+    ("phase", 2),  # sin, cos of the gait phase
+    ("command", 2),  # commanded forward speed (m/s) and yaw rate (rad/s)
+)
+OBS_SLICES: dict[str, slice] = {}
+_start = 0
+for _name, _size in OBS_LAYOUT:
+    OBS_SLICES[_name] = slice(_start, _start + _size)
+    _start += _size
+OBS_DIM: int = _start
+del _start, _name, _size
+
+ACTION_DIM: int = N_JOINTS
+ACTION_SCALE: np.ndarray = np.full(N_JOINTS, 0.7)
+"""Radians of joint travel per unit action around the stand pose (covers the trot)."""
+
+COMMAND_LIMITS: dict[str, tuple[float, float]] = {
+    "vx": (-0.1, 0.3),  # m/s; PiDog has no hip abduction, so no lateral command
+    "wz": (-1.0, 1.0),  # rad/s
+}
+
+
+def gravity_from_quaternion(q_wxyz: np.ndarray) -> np.ndarray:
+    """Unit gravity direction in the body frame from a body->world quaternion (w, x, y, z)."""
+    w, x, y, z = (float(v) for v in q_wxyz)
+    # Third row of R(q) (world z in body coordinates), negated: gravity points down.
+    return -np.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+
+
+def roll_pitch_from_gravity(gravity_body: np.ndarray) -> tuple[float, float]:
+    """Roll and pitch (rad) of the body from its gravity direction."""
+    gx, gy, gz = (float(v) for v in gravity_body)
+    roll = float(np.arctan2(-gy, -gz))
+    pitch = float(np.arctan2(gx, np.hypot(gy, gz)))
+    return roll, pitch
+
+
+def phase_features(phase: float) -> tuple[float, float]:
+    """Phase in cycles [0, 1) -> (sin, cos) clock features."""
+    angle = 2.0 * np.pi * phase
+    return float(np.sin(angle)), float(np.cos(angle))
+
+
+def build_observation(
+    gravity_body: np.ndarray,
+    gyro: np.ndarray,
+    joint_pos: np.ndarray,
+    last_action: np.ndarray,
+    phase: float,
+    command: np.ndarray,
+) -> np.ndarray:
+    """Assemble the policy observation (float32, OBS_DIM) from deployable signals only."""
+    obs = np.empty(OBS_DIM, dtype=np.float32)
+    obs[OBS_SLICES["gravity"]] = gravity_body
+    obs[OBS_SLICES["gyro"]] = gyro
+    obs[OBS_SLICES["joint_pos"]] = np.asarray(joint_pos) - STAND_POSE
+    obs[OBS_SLICES["last_action"]] = last_action
+    obs[OBS_SLICES["phase"]] = phase_features(phase)
+    obs[OBS_SLICES["command"]] = command
+    return obs
+
+
+def sanitize_action(action: np.ndarray) -> np.ndarray:
+    """Clip to [-1, 1]; non-finite entries become 0 (the stand pose for that joint)."""
+    action = np.asarray(action, dtype=np.float64).reshape(ACTION_DIM)
+    return np.clip(np.nan_to_num(action, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+
+
+def action_to_target(action: np.ndarray) -> np.ndarray:
+    """Action in [-1, 1] -> joint target (rad), clipped to joint limits (before rate limit)."""
+    return np.clip(STAND_POSE + ACTION_SCALE * sanitize_action(action), JOINT_LOWER, JOINT_UPPER)
+
+
+def target_to_action(target: np.ndarray) -> np.ndarray:
+    """Joint target (rad) -> the action that commands it, clipped to [-1, 1]."""
+    return np.clip((np.asarray(target, dtype=np.float64) - STAND_POSE) / ACTION_SCALE, -1.0, 1.0)
+
+
+# --- policy metadata (ONNX props), DESIGN.md §5 ---------------------------------------------
+
+
+def policy_metadata() -> dict[str, str]:
+    """The metadata every exported policy carries, as string props."""
+    return {
+        "joint_names": json.dumps(list(JOINT_NAMES)),
+        "obs_layout_version": OBS_LAYOUT_VERSION,
+        "obs_layout": json.dumps([list(item) for item in OBS_LAYOUT]),
+        "obs_dim": str(OBS_DIM),
+        "action_dim": str(ACTION_DIM),
+        "control_hz": repr(CONTROL_HZ),
+        "gait_period_s": repr(GAIT_PERIOD_S),
+        "action_scale": json.dumps(ACTION_SCALE.tolist()),
+        "stand_pose": json.dumps(STAND_POSE.tolist()),
+    }
+
+
+def metadata_mismatches(meta: Mapping[str, str]) -> list[str]:
+    """Compare a policy's metadata with this robot description; return what differs."""
+    expected = policy_metadata()
+    problems: list[str] = []
+    for key, want in expected.items():
+        got = meta.get(key)
+        if got is None:
+            problems.append(f"missing metadata '{key}'")
+            continue
+        if key in ("action_scale", "stand_pose"):
+            try:
+                same = np.allclose(json.loads(got), json.loads(want), atol=1e-6)
+            except (ValueError, TypeError):
+                same = False
+        elif key in ("control_hz", "gait_period_s"):
+            try:
+                same = abs(float(got) - float(want)) < 1e-9
+            except ValueError:
+                same = False
+        else:
+            same = got == want
+        if not same:
+            problems.append(f"'{key}': policy has {got!r}, this robot expects {want!r}")
+    return problems

@@ -1,0 +1,1 @@
+"""pidog_learning"""

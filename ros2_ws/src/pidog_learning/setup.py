@@ -1,0 +1,30 @@
+"""ament_python package pidog_learning (built by colcon, or pip-installed into the project venv)."""
+
+from setuptools import find_packages, setup
+
+PACKAGE = "pidog_learning"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="PiDog sim-to-real team",
+    maintainer_email="dev@pidog-sim2real.invalid",
+    description="Learning pipeline (demonstrations, behavioural cloning, PPO fine-tuning, ONNX export) and the deploy-side policy and teleop gait nodes.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "learning_node = pidog_learning.learning_node:main",
+            "policy_node = pidog_learning.policy_node:main",
+            "teleop_gait_node = pidog_learning.teleop_gait_node:main",
+            "pidog-train = pidog_learning.train_cli:main",
+            "pidog-export = pidog_learning.export:main",
+        ],
+    },
+)

@@ -1,0 +1,126 @@
+"""Observation/action spec, servo model, trot gait and deploy footprint of pidog_description."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pidog_description import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, STAND_POSE
+from pidog_description.gait import TrotGait
+from pidog_description.servo import ServoModel
+from pidog_description.spec import (
+    ACTION_SCALE,
+    CONTROL_DT,
+    OBS_DIM,
+    OBS_SLICES,
+    action_to_target,
+    build_observation,
+    gravity_from_quaternion,
+    metadata_mismatches,
+    policy_metadata,
+    roll_pitch_from_gravity,
+    target_to_action,
+)
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def test_joint_order_is_sunfounder_leg_order() -> None:
+    assert JOINT_NAMES == ("lf_hip", "lf_knee", "rf_hip", "rf_knee", "lh_hip", "lh_knee", "rh_hip", "rh_knee")
+
+
+def test_observation_layout_and_content() -> None:
+    q = STAND_POSE + 0.1
+    obs = build_observation(
+        gravity_body=np.array([0.0, 0.0, -1.0]),
+        gyro=np.array([0.1, 0.2, 0.3]),
+        joint_pos=q,
+        last_action=np.full(8, 0.5),
+        phase=0.25,
+        command=np.array([0.2, -0.3]),
+    )
+    assert obs.shape == (OBS_DIM,) and obs.dtype == np.float32
+    np.testing.assert_allclose(obs[OBS_SLICES["joint_pos"]], 0.1, atol=1e-6)
+    np.testing.assert_allclose(obs[OBS_SLICES["phase"]], [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(obs[OBS_SLICES["command"]], [0.2, -0.3], atol=1e-6)
+
+
+def test_gravity_and_roll_pitch_from_orientation() -> None:
+    np.testing.assert_allclose(gravity_from_quaternion([1, 0, 0, 0]), [0, 0, -1], atol=1e-12)
+    pitch = 0.3  # nose down: rotation about +y
+    q = [np.cos(pitch / 2), 0, np.sin(pitch / 2), 0]
+    g = gravity_from_quaternion(q)
+    roll_est, pitch_est = roll_pitch_from_gravity(g)
+    assert abs(roll_est) < 1e-9 and abs(pitch_est - pitch) < 1e-9
+
+
+def test_action_mapping_round_trip_and_limits() -> None:
+    a = np.linspace(-0.4, 0.4, 8)  # inside the limits for every joint
+    np.testing.assert_allclose(target_to_action(action_to_target(a)), a, atol=1e-9)
+    np.testing.assert_allclose(action_to_target(np.zeros(8)), STAND_POSE)
+    big = action_to_target(np.full(8, 50.0))  # clipped to [-1, 1] first
+    np.testing.assert_allclose(big, np.minimum(STAND_POSE + ACTION_SCALE, JOINT_UPPER))
+    nan = action_to_target(np.full(8, np.nan))
+    np.testing.assert_allclose(nan, STAND_POSE)
+
+
+def test_servo_model_rate_limits_and_holds_on_nan() -> None:
+    servo = ServoModel(STAND_POSE)
+    target = np.clip(STAND_POSE + 1.0, JOINT_LOWER, JOINT_UPPER)
+    pos = servo.step(target, CONTROL_DT).copy()
+    max_step = np.deg2rad(428.0) * CONTROL_DT
+    np.testing.assert_allclose(np.abs(pos - STAND_POSE), np.minimum(max_step, np.abs(target - STAND_POSE)))
+    held = servo.step(np.full(8, np.nan), CONTROL_DT)
+    np.testing.assert_allclose(held, pos)
+
+
+def test_trot_moves_diagonal_pairs_together_and_stays_reachable() -> None:
+    gait = TrotGait()
+    for phase in np.linspace(0, 1, 41):
+        feet = gait.foot_targets(phase, vx=0.25, wz=0.0)
+        np.testing.assert_allclose(feet[0], feet[3] + [-0.02, 0.005])  # LF mirrors RH (stand offset)
+        q = gait.joint_targets(phase, vx=0.25, wz=0.0)
+        assert np.all(np.abs(target_to_action(q)) < 1.0 + 1e-9)
+    # Swing lifts a foot; its diagonal partner lifts with it, the other pair stays down.
+    for vx in (0.3, -0.1):  # the largest commands keep every joint inside its limits
+        for phase in np.linspace(0, 1, 41):
+            q = gait.joint_targets(phase, vx=vx, wz=0.0)
+            assert np.all((q >= JOINT_LOWER) & (q <= JOINT_UPPER))
+    feet = gait.foot_targets(0.25, vx=0.2, wz=0.0)
+    assert feet[0, 1] < 0.095 and feet[3, 1] < 0.090
+    assert feet[1, 1] == 0.095 and feet[2, 1] == 0.090
+
+
+def test_trot_turns_by_striding_further_on_the_outside() -> None:
+    strides = TrotGait().step_lengths(vx=0.1, wz=0.5)  # turn left: right legs stride further
+    assert strides[1] > strides[0] and strides[3] > strides[2]
+
+
+def test_policy_metadata_mismatch_is_reported() -> None:
+    meta = policy_metadata()
+    assert metadata_mismatches(meta) == []
+    bad = dict(meta, joint_names='["a"]', control_hz="30.0")
+    problems = metadata_mismatches(bad)
+    assert any("joint_names" in p for p in problems) and any("control_hz" in p for p in problems)
+    del bad["stand_pose"]
+    assert any("missing metadata 'stand_pose'" in p for p in metadata_mismatches(bad))
+
+
+def test_description_imports_without_training_packages() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(TESTS / "footprint.py"),
+            "pidog_description",
+            "pidog_description.gait",
+            "pidog_description.servo",
+            "pidog_description.spec",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
