@@ -1,0 +1,107 @@
+"""Demonstration datasets (DESIGN.md §5): ``.npz`` with observations, actions, episode starts
+and a metadata JSON string. Saved atomically and loaded with ``allow_pickle=False``, so a file
+received from someone else can never run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pidog_description.spec import ACTION_DIM, OBS_DIM, OBS_LAYOUT_VERSION
+
+
+class DemonstrationError(ValueError):
+    """A demonstrations file that is missing, malformed or for another observation layout."""
+
+
+@dataclass
+class Demonstrations:
+    observations: np.ndarray  # (N, OBS_DIM) float32
+    actions: np.ndarray  # (N, ACTION_DIM) float32, in [-1, 1]
+    episode_starts: np.ndarray  # (N,) bool, True at the first sample of each episode
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.observations = np.asarray(self.observations, dtype=np.float32)
+        self.actions = np.asarray(self.actions, dtype=np.float32)
+        self.episode_starts = np.asarray(self.episode_starts, dtype=bool)
+        n = len(self.observations)
+        if self.observations.ndim != 2 or self.observations.shape[1] != OBS_DIM:
+            raise DemonstrationError(f"observations must have shape (N, {OBS_DIM}), got {self.observations.shape}")
+        if self.actions.shape != (n, ACTION_DIM):
+            raise DemonstrationError(f"actions must have shape ({n}, {ACTION_DIM}), got {self.actions.shape}")
+        if self.episode_starts.shape != (n,):
+            raise DemonstrationError(f"episode_starts must have shape ({n},), got {self.episode_starts.shape}")
+        if n and not self.episode_starts[0]:
+            raise DemonstrationError("episode_starts[0] must be True")
+        if not (np.all(np.isfinite(self.observations)) and np.all(np.isfinite(self.actions))):
+            raise DemonstrationError("observations and actions must be finite")
+        self.metadata.setdefault("obs_layout_version", OBS_LAYOUT_VERSION)
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.episode_starts.sum())
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temp file + rename) so a crash never leaves a half-written file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(
+                    f,
+                    observations=self.observations,
+                    actions=self.actions,
+                    episode_starts=self.episode_starts,
+                    metadata=np.array(json.dumps(self.metadata)),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Demonstrations:
+        path = Path(path)
+        if not path.is_file():
+            raise DemonstrationError(f"demonstrations file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = {"observations", "actions", "episode_starts", "metadata"} - set(data.files)
+                if missing:
+                    raise DemonstrationError(f"{path} lacks arrays {sorted(missing)}")
+                meta = json.loads(str(data["metadata"]))
+                demos = cls(data["observations"], data["actions"], data["episode_starts"], meta)
+        except DemonstrationError:
+            raise
+        except Exception as exc:  # zipfile/ValueError/JSON errors: all mean "not a demonstrations file"
+            raise DemonstrationError(f"cannot read demonstrations from {path}: {exc}") from exc
+        version = demos.metadata.get("obs_layout_version")
+        if version != OBS_LAYOUT_VERSION:
+            raise DemonstrationError(
+                f"{path} was recorded with observation layout {version!r}; this stack uses {OBS_LAYOUT_VERSION!r}"
+            )
+        return demos
+
+    @classmethod
+    def concatenate(cls, parts: list[Demonstrations], metadata: dict[str, Any] | None = None) -> Demonstrations:
+        if not parts:
+            raise DemonstrationError("no demonstrations to concatenate")
+        return cls(
+            np.concatenate([p.observations for p in parts]),
+            np.concatenate([p.actions for p in parts]),
+            np.concatenate([p.episode_starts for p in parts]),
+            metadata or dict(parts[0].metadata),
+        )
