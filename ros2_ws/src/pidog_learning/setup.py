@@ -25,6 +25,10 @@ setup(
             "teleop_gait_node = pidog_learning.teleop_gait_node:main",
             "pidog-train = pidog_learning.train_cli:main",
             "pidog-export = pidog_learning.export:main",
+            "pidog-eval = pidog_learning.eval_cli:main",
+            "pidog-import-bag = pidog_learning.bag_import:main",
+            "bag_recorder = pidog_learning.bag_recorder:main",
+            "keyboard_teleop = pidog_learning.keyboard_teleop:main",
         ],
     },
 )

@@ -19,6 +19,6 @@ setup(
     description="MuJoCo simulation of the PiDog: model, gymnasium PiDogEnv, evaluation CLI and the sim_node publishing the robot's topics.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": ["sim_node = pidog_sim.sim_node:main", "pidog-eval = pidog_sim.eval_cli:main"],
+        "console_scripts": ["sim_node = pidog_sim.sim_node:main"],
     },
 )
