@@ -23,7 +23,7 @@ class TrotParams:
     period_s: float = GAIT_PERIOD_S
     step_height: float = 0.02  # m, SunFounder's FOOT_STEP_HEIGHT
     max_step_length: float = 0.055  # m per stance phase: keeps the hind hips inside the servo range
-    swing_fraction: float = 0.5  # trot: each diagonal pair swings half the cycle
+    swing_fraction: float = 0.4  # each diagonal pair swings 40 %: brief 4-foot support
     speed_gain: float = 1.0  # nominal foot speed / commanded speed (compensates foot slip)
 
 

@@ -41,7 +41,12 @@ SERVO_SIGNS: np.ndarray = np.array([1, 1, -1, -1, 1, 1, -1, -1], dtype=np.float6
 """SunFounder mirrors the right legs (odd leg index): servo_deg = sign * our_deg."""
 
 SERVO_MAX_SPEED: float = float(np.deg2rad(428.0))  # rad/s, 0.14 s/60 deg at 4.8 V
-SERVO_STALL_TORQUE: float = 0.2  # N*m (unconfirmed by SunFounder)
+# DESIGN.md quotes "roughly 0.2 N*m (unconfirmed)". At SunFounder's stand pose a knee carries
+# about 4.9 N x 42 mm = 0.2 N*m statically whenever only a diagonal pair is down (trot), so a
+# ~1 kg PiDog with 0.2 N*m servos could not trot at all; in sim the stock trot needs ~0.35 N*m.
+# Either the real mass is lower or the servos are stronger: we keep ~1 kg and use 0.35 N*m,
+# randomised +-20 %. Revisit with a measured servo.
+SERVO_STALL_TORQUE: float = 0.35  # N*m
 SERVO_RANGE_DEG: tuple[float, float] = (-90.0, 90.0)
 SERVO_PULSE_US: tuple[float, float] = (500.0, 2500.0)
 SERVO_PWM_HZ: float = 50.0

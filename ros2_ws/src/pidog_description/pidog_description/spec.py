@@ -18,7 +18,7 @@ from .robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, N_JOINTS
 CONTROL_HZ: float = 50.0
 CONTROL_DT: float = 1.0 / CONTROL_HZ
 
-GAIT_PERIOD_S: float = 0.5
+GAIT_PERIOD_S: float = 0.4
 """Period of the gait phase clock fed to the policy (one full trot cycle)."""
 
 OBS_LAYOUT_VERSION: str = "pidog-obs-v1"

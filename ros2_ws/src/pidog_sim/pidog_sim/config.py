@@ -1,0 +1,60 @@
+"""Simulation defaults in one plain dict (mujoco_playground style). Override by passing a
+partial dict; unknown keys are refused so a typo never silently does nothing."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_SIM_CONFIG: dict[str, Any] = {
+    "physics_substeps": 10,  # 10 x 2 ms = one 20 ms control step (50 Hz)
+    "episode_seconds": 20.0,
+    # Velocity command, (vx m/s, wz rad/s). "fixed" uses forward_speed; "sample" draws per episode.
+    "command_mode": "fixed",
+    "forward_speed": 0.2,
+    "command_ranges": {"vx": (0.0, 0.25), "wz": (-0.6, 0.6)},
+    # Termination.
+    "max_tilt_rad": 0.9,  # roll or pitch beyond this is a fall
+    # Reward weights (per control step); the reward may use privileged sim state.
+    "reward": {
+        "track_vx": 1.5,
+        "track_vx_sigma": 0.08,
+        "track_wz": 0.5,
+        "track_wz_sigma": 0.3,
+        "upright": 0.5,
+        "lateral_velocity": 0.5,
+        "action_rate": 0.02,
+        "energy": 0.002,
+        "alive": 0.2,
+    },
+    # Domain randomisation (applied per episode when randomize=True).
+    "randomization": {
+        "mass_scale": (0.85, 1.2),  # torso mass multiplier (total mass ~0.85-1.15 kg)
+        "friction": (0.6, 1.2),
+        "servo_strength": (0.8, 1.2),  # stall torque multiplier
+        "servo_speed": (0.85, 1.1),  # max speed multiplier
+        "imu_gyro_noise": 0.02,  # rad/s, std
+        "imu_gravity_noise": 0.02,  # unit-vector components, std
+        "imu_gyro_bias": 0.03,  # rad/s, uniform +-
+        "latency_steps": (0, 2),  # control latency, whole steps, inclusive
+        "push_interval_s": (2.0, 4.0),
+        "push_force_n": (1.0, 3.0),
+        "push_duration_s": 0.1,
+    },
+}
+
+
+def merge_config(overrides: Mapping[str, Any] | None, base: Mapping[str, Any] = DEFAULT_SIM_CONFIG) -> dict[str, Any]:
+    """Deep-merge ``overrides`` into a copy of ``base``; unknown keys raise ValueError."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in (overrides or {}).items():
+        if key not in merged:
+            raise ValueError(f"unknown sim config option '{key}'; valid options: {sorted(merged)}")
+        if isinstance(merged[key], dict):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"sim config option '{key}' must be a mapping, got {type(value).__name__}")
+            merged[key] = merge_config(value, merged[key])
+        else:
+            merged[key] = value
+    return merged
