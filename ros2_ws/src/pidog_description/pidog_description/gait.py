@@ -25,6 +25,9 @@ class TrotParams:
     max_step_length: float = 0.055  # m per stance phase: keeps the hind hips inside the servo range
     swing_fraction: float = 0.4  # each diagonal pair swings 40 %: brief 4-foot support
     speed_gain: float = 1.0  # nominal foot speed / commanded speed (compensates foot slip)
+    # PiDog has no hip abduction: it turns by skid steering, and its feet slip sideways, so the
+    # stride difference between the sides must exceed the no-slip geometry to reach a yaw rate.
+    turn_gain: float = 3.0
 
 
 class TrotGait:
@@ -43,7 +46,7 @@ class TrotGait:
         stance_time = p.period_s * (1.0 - p.swing_fraction)
         # Differential steering: the outside legs of a turn stride further.
         side = np.array([+1.0, -1.0, +1.0, -1.0])  # left legs +1
-        leg_speed = p.speed_gain * (vx - side * wz * BODY_WIDTH / 2.0)
+        leg_speed = p.speed_gain * vx - side * p.turn_gain * wz * BODY_WIDTH / 2.0
         return np.clip(leg_speed * stance_time, -p.max_step_length, p.max_step_length)
 
     def foot_targets(

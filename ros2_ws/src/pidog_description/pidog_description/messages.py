@@ -51,7 +51,9 @@ def imu_msg(stamp, orientation_wxyz, gyro, accel, frame_id: str = IMU_FRAME_ID) 
     w, x, y, z = (float(v) for v in orientation_wxyz)
     msg.orientation.w, msg.orientation.x, msg.orientation.y, msg.orientation.z = w, x, y, z
     msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z = (float(v) for v in gyro)
-    msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z = (float(v) for v in accel)
+    msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z = (
+        float(v) for v in accel
+    )
     msg.orientation_covariance = _diag(ORIENTATION_VARIANCE)
     msg.angular_velocity_covariance = _diag(GYRO_VARIANCE)
     msg.linear_acceleration_covariance = _diag(ACCEL_VARIANCE)

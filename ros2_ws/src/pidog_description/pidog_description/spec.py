@@ -39,6 +39,8 @@ for _name, _size in OBS_LAYOUT:
 OBS_DIM: int = _start
 del _start, _name, _size
 
+GYRO_RANGE: float = float(np.deg2rad(2000.0))  # rad/s, the SH3001's +-2000 deg/s range
+
 ACTION_DIM: int = N_JOINTS
 ACTION_SCALE: np.ndarray = np.full(N_JOINTS, 0.7)
 """Radians of joint travel per unit action around the stand pose (covers the trot)."""
@@ -47,6 +49,27 @@ COMMAND_LIMITS: dict[str, tuple[float, float]] = {
     "vx": (-0.1, 0.3),  # m/s; PiDog has no hip abduction, so no lateral command
     "wz": (-1.0, 1.0),  # rad/s
 }
+
+
+def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """Per-element (low, high) of the observation: what the sensors and the spec can produce."""
+    bounds = {
+        "gravity": (-1.0, 1.0),
+        "gyro": (-GYRO_RANGE, GYRO_RANGE),
+        "joint_pos": (JOINT_LOWER - STAND_POSE, JOINT_UPPER - STAND_POSE),
+        "last_action": (-1.0, 1.0),
+        "phase": (-1.0, 1.0),
+        "command": (
+            np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]]),
+            np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]]),
+        ),
+    }
+    low = np.empty(OBS_DIM, dtype=np.float32)
+    high = np.empty(OBS_DIM, dtype=np.float32)
+    for name, (lo, hi) in bounds.items():
+        low[OBS_SLICES[name]] = lo
+        high[OBS_SLICES[name]] = hi
+    return low, high
 
 
 def gravity_from_quaternion(q_wxyz: np.ndarray) -> np.ndarray:

@@ -45,7 +45,9 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
 }
 
 
-def merge_config(overrides: Mapping[str, Any] | None, base: Mapping[str, Any] = DEFAULT_SIM_CONFIG) -> dict[str, Any]:
+def merge_config(
+    overrides: Mapping[str, Any] | None, base: Mapping[str, Any] = DEFAULT_SIM_CONFIG
+) -> dict[str, Any]:
     """Deep-merge ``overrides`` into a copy of ``base``; unknown keys raise ValueError."""
     merged = copy.deepcopy(dict(base))
     for key, value in (overrides or {}).items():

@@ -23,4 +23,6 @@ class TrotController:
         sin, cos = state[OBS_SLICES["phase"]]
         phase = (np.arctan2(sin, cos) / (2 * np.pi)) % 1.0
         vx, wz = state[OBS_SLICES["command"]]
-        return target_to_action(self.gait.joint_targets(float(phase), float(vx), float(wz))).astype(np.float32)
+        return target_to_action(self.gait.joint_targets(float(phase), float(vx), float(wz))).astype(
+            np.float32
+        )

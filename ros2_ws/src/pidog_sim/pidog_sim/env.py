@@ -22,6 +22,7 @@ from pidog_description.spec import (
     action_to_target,
     build_observation,
     gravity_from_quaternion,
+    observation_bounds,
     sanitize_action,
 )
 
@@ -70,7 +71,7 @@ class PiDogEnv(gym.Env):
         self.use_camera = use_camera
         self.max_steps = int(round(self.cfg["episode_seconds"] / CONTROL_DT))
 
-        state_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+        state_space = spaces.Box(*observation_bounds(), (OBS_DIM,), np.float32)
         if use_camera:
             self.observation_space = spaces.Dict(
                 {"state": state_space, "image": spaces.Box(0, 255, (*CAMERA_SHAPE, 3), np.uint8)}
@@ -89,6 +90,11 @@ class PiDogEnv(gym.Env):
 
     def _validate_config(self) -> None:
         cfg = self.cfg
+        if abs(self.sim.control_dt - CONTROL_DT) > 1e-9:
+            raise ValueError(
+                f"physics_substeps={cfg['physics_substeps']} gives a {self.sim.control_dt * 1e3:.1f} ms control "
+                f"period; the policy runs at {CONTROL_DT * 1e3:.0f} ms"
+            )
         if cfg["command_mode"] not in COMMAND_MODES:
             raise ValueError(f"command_mode must be one of {COMMAND_MODES}, got {cfg['command_mode']!r}")
         if not cfg["episode_seconds"] > 0:
@@ -111,7 +117,9 @@ class PiDogEnv(gym.Env):
             self.command = np.asarray(options["command"], dtype=np.float64).reshape(2)
         elif self.cfg["command_mode"] == "sample":
             ranges = self.cfg["command_ranges"]
-            self.command = np.array([self.np_random.uniform(*ranges["vx"]), self.np_random.uniform(*ranges["wz"])])
+            self.command = np.array(
+                [self.np_random.uniform(*ranges["vx"]), self.np_random.uniform(*ranges["wz"])]
+            )
         else:
             self.command = np.array([self.cfg["forward_speed"], 0.0])
         self.phase = 0.0
@@ -166,15 +174,19 @@ class PiDogEnv(gym.Env):
         self._camera_renderer.update_scene(self.sim.data, camera="head_camera")
         return {"state": state, "image": self._camera_renderer.render().copy()}
 
-    def _reward(self, action: np.ndarray, prev_action: np.ndarray, fell: bool) -> tuple[float, dict[str, float]]:
+    def _reward(
+        self, action: np.ndarray, prev_action: np.ndarray, fell: bool
+    ) -> tuple[float, dict[str, float]]:
         w = self.cfg["reward"]
         vx, vy = self.sim.heading_velocity()
         wz = float(self.sim.data.qvel[5])
         gravity = gravity_from_quaternion(self.sim.data.qpos[3:7])
         power = float(np.sum(np.abs(self.sim.data.actuator_force * self.sim.data.qvel[self.sim.dof_idx])))
         terms = {
-            "track_vx": w["track_vx"] * float(np.exp(-((vx - self.command[0]) ** 2) / w["track_vx_sigma"] ** 2)),
-            "track_wz": w["track_wz"] * float(np.exp(-((wz - self.command[1]) ** 2) / w["track_wz_sigma"] ** 2)),
+            "track_vx": w["track_vx"]
+            * float(np.exp(-((vx - self.command[0]) ** 2) / w["track_vx_sigma"] ** 2)),
+            "track_wz": w["track_wz"]
+            * float(np.exp(-((wz - self.command[1]) ** 2) / w["track_wz_sigma"] ** 2)),
             "upright": -w["upright"] * float(gravity[0] ** 2 + gravity[1] ** 2),
             "lateral_velocity": -w["lateral_velocity"] * vy * vy,
             "action_rate": -w["action_rate"] * float(np.sum((action - prev_action) ** 2)),

@@ -48,7 +48,9 @@ def load_model(path: str | os.PathLike[str] | None = None) -> mujoco.MjModel:
 def check_model(model: mujoco.MjModel) -> list[str]:
     """Differences between the model's leg joints/actuators and pidog_description."""
     problems: list[str] = []
-    hinge_names = [model.joint(i).name for i in range(model.njnt) if model.jnt_type[i] == mujoco.mjtJoint.mjJNT_HINGE]
+    hinge_names = [
+        model.joint(i).name for i in range(model.njnt) if model.jnt_type[i] == mujoco.mjtJoint.mjJNT_HINGE
+    ]
     if tuple(hinge_names[: len(JOINT_NAMES)]) != JOINT_NAMES:
         problems.append(f"joint order {hinge_names} != {list(JOINT_NAMES)}")
     actuated = [model.joint(int(model.actuator_trnid[i, 0])).name for i in range(model.nu)]
@@ -61,7 +63,9 @@ def check_model(model: mujoco.MjModel) -> list[str]:
             continue
         lo, hi = model.jnt_range[jnt.id]
         if abs(lo - JOINT_LOWER[i]) > 1e-6 or abs(hi - JOINT_UPPER[i]) > 1e-6:
-            problems.append(f"{name} range [{lo:.4f}, {hi:.4f}] != [{JOINT_LOWER[i]:.4f}, {JOINT_UPPER[i]:.4f}]")
+            problems.append(
+                f"{name} range [{lo:.4f}, {hi:.4f}] != [{JOINT_LOWER[i]:.4f}, {JOINT_UPPER[i]:.4f}]"
+            )
         if list(model.jnt_axis[jnt.id]) != [0.0, 1.0, 0.0]:
             problems.append(f"{name} axis {list(model.jnt_axis[jnt.id])} != [0, 1, 0]")
     return problems

@@ -16,7 +16,7 @@ import numpy as np
 from pidog_description import JOINT_NAMES, STAND_POSE
 from pidog_description.robot import SERVO_MAX_SPEED
 from pidog_description.servo import ServoModel
-from pidog_description.spec import CONTROL_DT, gravity_from_quaternion, roll_pitch_from_gravity
+from pidog_description.spec import gravity_from_quaternion, roll_pitch_from_gravity
 
 from .config import merge_config
 from .model import load_model
@@ -25,17 +25,18 @@ _FALL_GEOMS = ("torso", "battery", "head")
 
 
 class PiDogSim:
-    def __init__(self, model_path: str | None = None, randomize: bool = True, config: dict[str, Any] | None = None):
+    def __init__(
+        self, model_path: str | None = None, randomize: bool = True, config: dict[str, Any] | None = None
+    ):
         self.config = merge_config(config)
         self.randomize = randomize
         self.model = load_model(model_path)
         self.data = mujoco.MjData(self.model)
         m = self.model
-        if abs(m.opt.timestep * self.config["physics_substeps"] - CONTROL_DT) > 1e-9:
-            raise ValueError(
-                f"physics_substeps={self.config['physics_substeps']} x timestep {m.opt.timestep} "
-                f"!= control period {CONTROL_DT}"
-            )
+        substeps = self.config["physics_substeps"]
+        if not isinstance(substeps, int) or substeps < 1:
+            raise ValueError(f"physics_substeps must be a positive integer, got {substeps!r}")
+        self.control_dt = m.opt.timestep * substeps
         joint_ids = [m.joint(name).id for name in JOINT_NAMES]
         self.qpos_idx = np.array([m.jnt_qposadr[j] for j in joint_ids])
         self.dof_idx = np.array([m.jnt_dofadr[j] for j in joint_ids])
@@ -51,6 +52,7 @@ class PiDogSim:
         self._nominal_inertia = m.body_inertia.copy()
         self._nominal_friction = m.geom_friction.copy()
         self._nominal_forcerange = m.actuator_forcerange.copy()
+        self.nominal_kp = m.actuator_gainprm[:, 0].copy()
         self._stand_height = float(m.body_pos[self.base_id][2])
         self.servo = ServoModel(STAND_POSE)
         self.rng = np.random.default_rng()
@@ -72,7 +74,9 @@ class PiDogSim:
         d.ctrl[:] = pose
         self._apply_randomization()
         self.servo.reset(pose)
-        self._latency = deque([pose.copy() for _ in range(self.latency_steps + 1)], maxlen=self.latency_steps + 1)
+        self._latency = deque(
+            [pose.copy() for _ in range(self.latency_steps + 1)], maxlen=self.latency_steps + 1
+        )
         mujoco.mj_forward(m, d)
 
     def _apply_randomization(self) -> None:
@@ -107,7 +111,7 @@ class PiDogSim:
     def step(self, target: np.ndarray) -> None:
         """Advance one control period with joint ``target`` (rad), after latency and rate limit."""
         self._latency.append(np.asarray(target, dtype=np.float64))
-        self.data.ctrl[:] = self.servo.step(self._latency[0], CONTROL_DT)
+        self.data.ctrl[:] = self.servo.step(self._latency[0], self.control_dt)
         self._maybe_push()
         mujoco.mj_step(self.model, self.data, nstep=self.config["physics_substeps"])
 

@@ -1,0 +1,185 @@
+"""sim_node: the simulated PiDog on the ROS graph (DESIGN.md §2).
+
+Steps the same PiDogSim as PiDogEnv in (scaled) real time and publishes what hw_node
+publishes: /joint_states (the servo-model estimate, like the robot) and /imu/data, plus
+/clock and the sim-only ground truth /sim/ground_truth/odom and /sim/ground_truth/joint_states.
+Applies /joint_commands by joint name, honours /estop, resets via the /sim/reset service.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import rclpy
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from pidog_description import STAND_POSE
+from pidog_description.messages import MessageError, imu_msg, joint_command_from_msg, joint_state_msg
+from pidog_description.robot import BASE_FRAME_ID
+
+from .sim import PiDogSim
+
+ESTOP_BEHAVIORS = ("hold", "limp")
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sim_node")
+        self.declare_parameter("model_path", "")
+        self.declare_parameter("rate_hz", 50.0)
+        self.declare_parameter("real_time_factor", 1.0)
+        self.declare_parameter("randomize", False)
+        self.declare_parameter("seed", 0)
+        self.declare_parameter("publish_clock", True)
+        self.declare_parameter("estop_behavior", "hold")
+        p = {name: self.get_parameter(name).value for name in self._parameters}
+        rate, rtf = float(p["rate_hz"]), float(p["real_time_factor"])
+        if not rtf > 0:
+            raise ValueError(f"parameter 'real_time_factor' must be positive, got {rtf}")
+        if p["estop_behavior"] not in ESTOP_BEHAVIORS:
+            raise ValueError(
+                f"parameter 'estop_behavior' must be one of {ESTOP_BEHAVIORS}, got {p['estop_behavior']!r}"
+            )
+        substeps = self._substeps_for(rate)
+        self.sim = PiDogSim(
+            model_path=p["model_path"] or None,
+            randomize=bool(p["randomize"]),
+            config={"physics_substeps": substeps},
+        )
+        self.seed = int(p["seed"])
+        self.estop_behavior = p["estop_behavior"]
+        self.publish_clock = bool(p["publish_clock"])
+        self._reset_sim()
+
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self.joint_pub = self.create_publisher(JointState, "/joint_states", 10)
+        self.imu_pub = self.create_publisher(Imu, "/imu/data", 10)
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.odom_pub = self.create_publisher(Odometry, "/sim/ground_truth/odom", 10)
+        self.truth_joint_pub = self.create_publisher(JointState, "/sim/ground_truth/joint_states", 10)
+        self.create_subscription(JointState, "/joint_commands", self._on_command, 10)
+        self.create_subscription(Bool, "/estop", self._on_estop, latched)
+        self.create_service(Trigger, "/sim/reset", self._on_reset)
+        self.create_timer(self.sim.control_dt / rtf, self._tick)
+        self.get_logger().info(
+            f"simulating PiDog at {rate:g} Hz x{rtf:g} real time, randomize={bool(p['randomize'])}, seed={self.seed}"
+        )
+
+    def _substeps_for(self, rate: float) -> int:
+        timestep = 0.002  # models/pidog.xml; checked against the loaded model below
+        substeps = int(round(1.0 / (rate * timestep))) if rate > 0 else 0
+        if substeps < 1 or abs(substeps * timestep * rate - 1.0) > 1e-6:
+            raise ValueError(
+                f"parameter 'rate_hz' must divide the 500 Hz physics rate (e.g. 50, 100), got {rate}"
+            )
+        return substeps
+
+    def _reset_sim(self) -> None:
+        self.sim.reset(np.random.default_rng(self.seed))
+        self.seed += 1
+        self.target = STAND_POSE.copy()
+        self.estopped = False
+        self._restore_servos()
+
+    # --- callbacks -------------------------------------------------------------------------
+    def _on_command(self, msg: JointState) -> None:
+        try:
+            target = joint_command_from_msg(msg)
+        except MessageError as exc:
+            self.get_logger().warning(
+                f"rejected /joint_commands: {exc}; holding last valid targets", throttle_duration_sec=2.0
+            )
+            return
+        if not self.estopped:
+            self.target = target
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data and not self.estopped:
+            self.get_logger().warning(f"/estop: commands ignored, servos {self.estop_behavior}")
+            self.target = self.sim.joint_estimate()
+            if self.estop_behavior == "limp":
+                self.sim.model.actuator_gainprm[:, 0] = 0.0
+                self.sim.model.actuator_biasprm[:, 1] = 0.0
+        elif not msg.data and self.estopped:
+            self.get_logger().info("/estop released")
+            self._restore_servos()
+        self.estopped = bool(msg.data)
+
+    def _restore_servos(self) -> None:
+        kp = self.sim.nominal_kp
+        self.sim.model.actuator_gainprm[:, 0] = kp
+        self.sim.model.actuator_biasprm[:, 1] = -kp
+
+    def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._reset_sim()
+        response.success = True
+        response.message = f"simulation reset (seed {self.seed - 1})"
+        return response
+
+    def _tick(self) -> None:
+        self.sim.step(self.target)
+        stamp = self.get_clock().now().to_msg()
+        if self.publish_clock:
+            clock = Clock()
+            t = self.sim.data.time
+            clock.clock.sec, clock.clock.nanosec = int(t), int(round((t % 1.0) * 1e9)) % 1_000_000_000
+            self.clock_pub.publish(clock)
+        quat, gyro, accel = self.sim.imu()
+        self.joint_pub.publish(joint_state_msg(stamp, self.sim.joint_estimate()))
+        self.imu_pub.publish(imu_msg(stamp, quat, gyro, accel))
+        self.truth_joint_pub.publish(
+            joint_state_msg(
+                stamp, self.sim.joint_positions(), self.sim.joint_velocities(), self.sim.joint_torques()
+            )
+        )
+        self.odom_pub.publish(self._odometry(stamp))
+
+    def _odometry(self, stamp) -> Odometry:
+        odom = Odometry()
+        odom.header.stamp = stamp
+        odom.header.frame_id = "world"
+        odom.child_frame_id = BASE_FRAME_ID
+        x, y, z = self.sim.base_position()
+        w, qx, qy, qz = self.sim.base_quaternion()
+        pose = odom.pose.pose
+        pose.position.x, pose.position.y, pose.position.z = float(x), float(y), float(z)
+        pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (
+            float(w),
+            float(qx),
+            float(qy),
+            float(qz),
+        )
+        vx, vy, vz = self.sim.base_linear_velocity_world()
+        wx, wy, wz = self.sim.base_angular_velocity_body()
+        twist = odom.twist.twist
+        twist.linear.x, twist.linear.y, twist.linear.z = float(vx), float(vy), float(vz)
+        twist.angular.x, twist.angular.y, twist.angular.z = float(wx), float(wy), float(wz)
+        return odom
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    try:
+        node = SimNode()
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"sim_node: {exc}", flush=True)
+        rclpy.try_shutdown()
+        raise SystemExit(2) from exc
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""PiDogEnv: API checkers, determinism, bad input, rendering, the scripted trot walking."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import pidog_sim
+from pidog_description.spec import OBS_DIM, OBS_SLICES
+from pidog_sim import PiDogEnv
+from pidog_sim.controllers import TrotController
+from pidog_sim.evaluation import evaluate
+
+
+def test_registered_and_passes_gymnasium_checker() -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make("PiDog-v0").unwrapped
+    assert isinstance(env, pidog_sim.PiDogEnv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)  # checker warnings are failures
+        check_env(env, skip_render_check=True)
+
+
+def test_passes_stable_baselines3_checker() -> None:
+    from stable_baselines3.common.env_checker import check_env
+
+    check_env(PiDogEnv(), warn=True)
+
+
+def rollout(seed: int, steps: int = 100) -> np.ndarray:
+    env = PiDogEnv(randomize=True)
+    obs, _ = env.reset(seed=seed)
+    trajectory = [obs]
+    rng = np.random.default_rng(123)
+    for _ in range(steps):
+        obs, *_ = env.step(rng.uniform(-0.3, 0.3, 8))
+        trajectory.append(obs)
+    return np.array(trajectory)
+
+
+def test_same_seed_gives_the_same_trajectory() -> None:
+    a, b, c = rollout(7), rollout(7), rollout(8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_observation_uses_deployable_signals() -> None:
+    env = PiDogEnv(randomize=False)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (OBS_DIM,)
+    # Standing level: gravity points down the body z axis, command is the default forward walk.
+    assert obs[OBS_SLICES["gravity"]][2] < -0.99
+    np.testing.assert_allclose(obs[OBS_SLICES["command"]], [0.2, 0.0])
+    np.testing.assert_allclose(obs[OBS_SLICES["joint_pos"]], 0.0, atol=1e-6)  # servo estimate at stand
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_actions_are_defined_behaviour(bad: float) -> None:
+    env = PiDogEnv(randomize=False)
+    env.reset(seed=0)
+    action = np.zeros(8)
+    action[[0, 3]] = bad
+    obs, reward, terminated, truncated, info = env.step(action)
+    assert np.all(np.isfinite(obs)) and np.isfinite(reward)
+    np.testing.assert_array_equal(obs[OBS_SLICES["last_action"]][[0, 3]], 0.0)  # treated as 0 = stand
+
+
+def test_out_of_range_actions_are_clipped() -> None:
+    env = PiDogEnv(randomize=False)
+    env.reset(seed=0)
+    obs, *_ = env.step(np.full(8, 5.0))
+    np.testing.assert_allclose(obs[OBS_SLICES["last_action"]], 1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"render_mode": "human"}, "render_mode"),
+        ({"command_mode": "wander"}, "command_mode"),
+        ({"episode_seconds": 0}, "episode_seconds"),
+        ({"forward_speed": 3.0}, "forward_speed"),
+        ({"config": {"reward": {"speed": 1.0}}}, "speed"),
+        ({"config": {"physics_substeps": 7}}, "physics_substeps"),
+        ({"config": {"command_ranges": {"vx": (0.0, 5.0)}}}, "command_ranges"),
+    ],
+)
+def test_invalid_options_raise_value_error_naming_the_option(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        PiDogEnv(**kwargs)
+
+
+def test_episode_truncates_at_fixed_length_and_terminates_on_fall() -> None:
+    env = PiDogEnv(randomize=False, episode_seconds=0.2)
+    env.reset(seed=0)
+    for _ in range(9):
+        assert env.step(np.zeros(8))[3] is False
+    assert env.step(np.zeros(8))[3] is True
+    env = PiDogEnv(randomize=False)
+    env.reset(seed=0)
+    env.sim.data.qpos[3:7] = [np.cos(0.75), np.sin(0.75), 0, 0]  # rolled 86 deg onto its side
+    _, _, terminated, _, info = env.step(np.zeros(8))
+    assert terminated and info["fell"]
+
+
+def test_sampled_commands_vary_per_episode() -> None:
+    env = PiDogEnv(command_mode="sample")
+    commands = {tuple(np.round(env.reset(seed=s)[0][OBS_SLICES["command"]], 4)) for s in range(5)}
+    assert len(commands) == 5
+
+
+def test_headless_rendering_and_camera_observation() -> None:
+    env = PiDogEnv(render_mode="rgb_array", use_camera=True, randomize=False)
+    obs, _ = env.reset(seed=0)
+    assert obs["image"].shape == (64, 64, 3) and obs["image"].dtype == np.uint8
+    assert obs["image"].std() > 5  # the camera sees the floor, not a blank frame
+    frame = env.render()
+    assert frame.shape == (480, 640, 3) and frame.std() > 5
+    assert env.observation_space.contains(obs)
+    env.close()
+
+
+def test_scripted_trot_walks_in_the_randomised_sim() -> None:
+    result = evaluate(TrotController(), episodes=10, seconds=10.0, randomize=True, seed=0)
+    print(f"trot: {result['mean_forward_speed_mps']:.3f} m/s, falls {result['falls']}")
+    assert result["falls"] == 0
+    assert result["mean_forward_speed_mps"] >= 0.05
+    assert min(result["per_episode_speed_mps"]) > 0.02  # every episode makes progress
+
+
+def test_trot_turns_when_commanded() -> None:
+    env = PiDogEnv(randomize=False)
+    trot = TrotController()
+    yaws = {}
+    for wz in (-0.5, 0.5):
+        obs, _ = env.reset(seed=0, options={"command": [0.15, wz]})
+        for _ in range(250):
+            obs, *_ = env.step(trot(obs))
+        w, x, y, z = env.sim.base_quaternion()
+        yaws[wz] = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    assert yaws[0.5] > 0.2 and yaws[-0.5] < -0.2
