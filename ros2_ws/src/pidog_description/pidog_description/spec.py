@@ -115,12 +115,20 @@ def build_observation(
 def sanitize_action(action: np.ndarray) -> np.ndarray:
     """Clip to [-1, 1]; non-finite entries become 0 (the stand pose for that joint)."""
     action = np.asarray(action, dtype=np.float64).reshape(ACTION_DIM)
-    return np.clip(np.nan_to_num(action, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    finite = np.isfinite(action)
+    if not finite.all():
+        action = np.where(finite, action, 0.0)
+    return np.clip(action, -1.0, 1.0)
 
 
 def action_to_target(action: np.ndarray) -> np.ndarray:
     """Action in [-1, 1] -> joint target (rad), clipped to joint limits (before rate limit)."""
-    return np.clip(STAND_POSE + ACTION_SCALE * sanitize_action(action), JOINT_LOWER, JOINT_UPPER)
+    return sanitized_action_to_target(sanitize_action(action))
+
+
+def sanitized_action_to_target(action: np.ndarray) -> np.ndarray:
+    """``action_to_target`` for an action that already went through ``sanitize_action``."""
+    return np.clip(STAND_POSE + ACTION_SCALE * action, JOINT_LOWER, JOINT_UPPER)
 
 
 def target_to_action(target: np.ndarray) -> np.ndarray:

@@ -19,11 +19,11 @@ from pidog_description.spec import (
     CONTROL_DT,
     GAIT_PERIOD_S,
     OBS_DIM,
-    action_to_target,
     build_observation,
     gravity_from_quaternion,
     observation_bounds,
     sanitize_action,
+    sanitized_action_to_target,
 )
 
 from .sim import PiDogSim
@@ -131,14 +131,15 @@ class PiDogEnv(gym.Env):
     def step(self, action: np.ndarray):
         action = sanitize_action(action)
         prev_action = self.last_action
-        self.sim.step(action_to_target(action))
+        self.sim.step(sanitized_action_to_target(action))
         self.last_action = action
         self.phase = (self.phase + CONTROL_DT / GAIT_PERIOD_S) % 1.0
         self.steps += 1
         fell = self.sim.fallen()
-        reward, terms = self._reward(action, prev_action, fell)
+        forward, lateral = self.sim.heading_velocity()
+        reward, terms = self._reward(action, prev_action, fell, forward, lateral)
         truncated = self.steps >= self.max_steps and not fell
-        info = self._info(fell=fell)
+        info = self._info(fell=fell, forward=forward)
         info["reward_terms"] = terms
         return self._observation(), reward, fell, truncated, info
 
@@ -175,10 +176,9 @@ class PiDogEnv(gym.Env):
         return {"state": state, "image": self._camera_renderer.render().copy()}
 
     def _reward(
-        self, action: np.ndarray, prev_action: np.ndarray, fell: bool
+        self, action: np.ndarray, prev_action: np.ndarray, fell: bool, vx: float, vy: float
     ) -> tuple[float, dict[str, float]]:
         w = self.cfg["reward"]
-        vx, vy = self.sim.heading_velocity()
         wz = float(self.sim.data.qvel[5])
         gravity = gravity_from_quaternion(self.sim.data.qpos[3:7])
         power = float(np.sum(np.abs(self.sim.data.actuator_force * self.sim.data.qvel[self.sim.dof_idx])))
@@ -195,8 +195,9 @@ class PiDogEnv(gym.Env):
         }
         return float(sum(terms.values())), terms
 
-    def _info(self, fell: bool) -> dict[str, Any]:
-        forward, _lateral = self.sim.heading_velocity()
+    def _info(self, fell: bool, forward: float | None = None) -> dict[str, Any]:
+        if forward is None:
+            forward, _lateral = self.sim.heading_velocity()
         return {
             "forward_speed": forward,
             "distance": float(self.sim.data.qpos[0]) - self._start_x,
