@@ -92,3 +92,59 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int) -> Path:
             writer.append_data(frame)
     tmp.replace(path)
     return path
+
+
+def evaluate_tracking(
+    controller: Controller,
+    commands: list[tuple[float, float]],
+    seconds: float = 8.0,
+    randomize: bool = True,
+    seed: int = 0,
+    settle_seconds: float = 2.0,
+) -> dict[str, Any]:
+    """How closely a controller follows velocity commands (vx m/s, wz rad/s).
+
+    Each command gets one episode; the first ``settle_seconds`` (acceleration) are not scored.
+    Returns per-command achieved velocities and the mean absolute tracking errors.
+    """
+    if seconds <= settle_seconds:
+        raise ValueError(f"seconds ({seconds}) must exceed settle_seconds ({settle_seconds})")
+    env = PiDogEnv(randomize=randomize, episode_seconds=seconds)
+    rows = []
+    try:
+        for i, (vx_cmd, wz_cmd) in enumerate(commands):
+            obs, _ = env.reset(seed=seed + i, options={"command": [vx_cmd, wz_cmd]})
+            if hasattr(controller, "reset"):
+                controller.reset()
+            vxs, wzs, fell, steps = [], [], False, 0
+            done = False
+            while not done:
+                obs, _, terminated, truncated, info = env.step(controller(obs))
+                steps += 1
+                if steps * CONTROL_DT > settle_seconds:
+                    vxs.append(info["forward_speed"])
+                    wzs.append(float(env.sim.data.qvel[5]))
+                fell = fell or info["fell"]
+                done = terminated or truncated
+            rows.append(
+                {
+                    "command_vx": vx_cmd,
+                    "command_wz": wz_cmd,
+                    "vx": float(np.mean(vxs)) if vxs else float("nan"),
+                    "wz": float(np.mean(wzs)) if wzs else float("nan"),
+                    "fell": bool(fell),
+                }
+            )
+    finally:
+        env.close()
+    scored = [r for r in rows if not r["fell"]]
+    return {
+        "commands": rows,
+        "falls": sum(r["fell"] for r in rows),
+        "mean_abs_vx_error": float(np.mean([abs(r["vx"] - r["command_vx"]) for r in scored]))
+        if scored
+        else float("nan"),
+        "mean_abs_wz_error": float(np.mean([abs(r["wz"] - r["command_wz"]) for r in scored]))
+        if scored
+        else float("nan"),
+    }
