@@ -1,1 +1,8 @@
-"""pidog_hw"""
+"""pidog_hw: the physical PiDog (docs/HARDWARE.md).
+
+Modules: ``robot_hat`` (Robot HAT I2C servos), ``sh3001`` (IMU), ``orientation_filter``,
+``maestro`` (Pololu Maestro serial servos), ``servo_backend`` (the common interface, dry run),
+``i2c`` (bus helpers that raise), ``calibration`` / ``calibrate`` (offsets file and CLI),
+``sequences`` (safe stand-up / lie-down), ``parameters`` and ``hw_node``. ``emulation`` holds
+the device emulators used by tests and demos only.
+"""

@@ -1,0 +1,116 @@
+"""hw_node's fault handling, in-process so faults can be injected into its emulated bus:
+a NACKing servo channel and a failing IMU are published on /diagnostics, the node keeps
+running, and the joint estimate of a servo that missed its pulse does not move."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Imu, JointState
+
+from pidog_description.kinematics import STAND_POSE
+from pidog_description.robot import JOINT_NAMES
+from pidog_hw.hw_node import HwNode
+
+pytestmark = pytest.mark.ros
+COMMAND = np.radians([20.0, -30.0, 25.0, -35.0, 40.0, -20.0, 45.0, -15.0])
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        overrides = {
+            "i2c_bus": "emulated",
+            "startup_pose": "none",
+            "imu_calibration_s": 0.0,
+            "shutdown_pose": "limp",
+        }
+        self.node = HwNode(
+            context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
+        )
+        self.probe = rclpy.create_node("fault_probe", context=self.context)
+        self.joint_states: list[JointState] = []
+        self.imu: list[Imu] = []
+        self.status: dict[str, DiagnosticStatus] = {}
+        self.probe.create_subscription(JointState, "/joint_states", self.joint_states.append, 50)
+        self.probe.create_subscription(Imu, "/imu/data", self.imu.append, 50)
+        self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 10)
+        self.commands = self.probe.create_publisher(JointState, "/joint_commands", 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+
+    def _diagnostics(self, msg: DiagnosticArray) -> None:
+        self.status.update({s.name: s for s in msg.status})
+
+    def spin(self, seconds: float, command: np.ndarray | None = None) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if command is not None:
+                self.commands.publish(JointState(name=list(JOINT_NAMES), position=command.tolist()))
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def fresh_status(self, name: str, seconds: float = 2.5) -> DiagnosticStatus:
+        self.status.pop(name, None)
+        self.spin(seconds)
+        return self.status[name]
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.shutdown_hardware()
+        self.node.destroy_node()
+        self.probe.destroy_node()
+        self.context.try_shutdown()
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    h = Harness()
+    yield h
+    h.close()
+
+
+def test_nacking_channel_is_published_and_its_estimate_holds(harness: Harness) -> None:
+    bus = harness.node.bus
+    bus.inject_fault(address=0x14, op="write", register=0x20 + 7, count=10**6)  # rf_hip never ACKs
+    harness.spin(1.5, COMMAND)
+    position = np.array(harness.joint_states[-1].position)
+    assert position[2] == pytest.approx(STAND_POSE[2]), "rf_hip got no pulse, so its estimate must not move"
+    others = [0, 1, 3, 4, 5, 6, 7]
+    assert np.allclose(position[others], COMMAND[others], atol=1e-6)
+    status = harness.fresh_status("pidog_hw: servos")
+    assert status.level == DiagnosticStatus.ERROR
+    assert "rf_hip (ch 7)" in status.message and "0x27" in status.message
+    values = {kv.key: kv.value for kv in status.values}
+    assert int(values["i2c_errors"]) > 10 and int(values["failed_cycles"]) > 10
+
+    bus.clear_faults()  # the connector is pushed back in
+    harness.spin(1.0, COMMAND)
+    assert np.allclose(harness.joint_states[-1].position, COMMAND, atol=1e-6)
+    assert harness.fresh_status("pidog_hw: servos").level == DiagnosticStatus.OK
+
+
+def test_failing_imu_stops_imu_data_and_is_published(harness: Harness) -> None:
+    harness.spin(0.5)
+    assert harness.imu, "no /imu/data before the fault"
+    harness.node.bus.inject_fault(address=0x36, op="read", count=10**6)
+    harness.spin(0.2)
+    count = len(harness.imu)
+    status = harness.fresh_status("pidog_hw: imu")
+    assert status.level == DiagnosticStatus.ERROR and "consecutive read failures" in status.message
+    assert len(harness.imu) == count, "stale IMU data must not be republished"
+    assert harness.joint_states, "joint states keep flowing while the IMU fails"
+    harness.node.bus.clear_faults()
+    harness.spin(0.5)
+    assert len(harness.imu) > count + 20
+    assert harness.fresh_status("pidog_hw: imu").level == DiagnosticStatus.OK
+    assert math.isfinite(harness.imu[-1].orientation.w)
