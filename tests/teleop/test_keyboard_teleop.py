@@ -1,0 +1,84 @@
+"""keyboard_teleop: keys on stdin -> the right Twist on /cmd_vel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pidog_description.spec import COMMAND_LIMITS
+from pidog_learning.keyboard_teleop import apply_key, split_keys
+
+STEPS = np.array([0.05, 0.25])
+
+
+def test_keys_step_the_command_and_stay_within_limits() -> None:
+    cmd = np.zeros(2)
+    for key in split_keys("ww\x1b[Aa"):  # w, w, up arrow, a
+        cmd = apply_key(cmd, key, STEPS)
+    np.testing.assert_allclose(cmd, [0.15, 0.25])
+    for key in split_keys("w" * 20 + "\x1b[C" * 20):  # far too fast, far right
+        cmd = apply_key(cmd, key, STEPS)
+    np.testing.assert_allclose(cmd, [COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][0]])
+    np.testing.assert_allclose(apply_key(cmd, "?", STEPS), cmd)  # unknown keys do nothing
+    np.testing.assert_allclose(apply_key(cmd, " ", STEPS), [0.0, 0.0])
+
+
+@pytest.mark.ros
+def test_stdin_keys_publish_twists(ros_probe) -> None:
+    from geometry_msgs.msg import Twist
+
+    got: list = []
+    ros_probe.node.create_subscription(Twist, "/cmd_vel", got.append, 50)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "pidog_learning.keyboard_teleop"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
+    try:
+        # The teleop repeats its command at 10 Hz: zero until a key arrives.
+        assert ros_probe.spin_until(lambda: len(got) >= 2, 30), "no /cmd_vel from keyboard_teleop"
+        assert got[-1].linear.x == 0.0 and got[-1].angular.z == 0.0
+
+        def press(keys: str, vx: float, wz: float) -> None:
+            proc.stdin.write(keys.encode())
+            proc.stdin.flush()
+            ok = ros_probe.spin_until(
+                lambda: got and np.allclose([got[-1].linear.x, got[-1].angular.z], [vx, wz]), 10
+            )
+            assert ok, (
+                f"after {keys!r} expected ({vx}, {wz}), last was ({got[-1].linear.x}, {got[-1].angular.z})"
+            )
+
+        press("www", 0.15, 0.0)
+        press("a", 0.15, 0.25)
+        press("d\x1b[Cs", 0.1, -0.25)
+        press("w" * 10, 0.3, -0.25)
+        press(" ", 0.0, 0.0)
+        press("w", 0.05, 0.0)
+        # Still repeating while no key is pressed, so the gait node does not time out.
+        n = len(got)
+        ros_probe.spin_for(0.6)
+        assert len(got) - n >= 3 and got[-1].linear.x == pytest.approx(0.05)
+        proc.stdin.write(b"q")
+        proc.stdin.flush()
+        assert proc.wait(timeout=15) == 0
+        ros_probe.spin_for(0.3)
+        assert got[-1].linear.x == 0.0 and got[-1].angular.z == 0.0  # quitting stops the robot
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.ros
+def test_end_of_input_quits_cleanly() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "pidog_learning.keyboard_teleop"], input=b"ww", capture_output=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
