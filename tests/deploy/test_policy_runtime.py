@@ -16,11 +16,12 @@ from pidog_description.spec import (
     OBS_DIM,
     OBS_SLICES,
     build_observation,
+    clip_command,
     gravity_from_quaternion,
     policy_metadata,
     target_to_action,
 )
-from pidog_learning.policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError, clip_command
+from pidog_learning.policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError
 
 LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -96,8 +97,8 @@ def test_observation_builder_matches_the_shared_function_and_env_clock() -> None
 
 
 def test_commands_are_clipped_to_the_specified_limits() -> None:
-    np.testing.assert_allclose(clip_command(5.0, -3.0), [0.3, -1.0])
-    np.testing.assert_allclose(clip_command(float("nan"), 0.5), [0.0, 0.5])
+    np.testing.assert_allclose(clip_command([5.0, -3.0]), [0.3, -1.0])
+    np.testing.assert_allclose(clip_command([float("nan"), 0.5]), [0.0, 0.5])
 
 
 def test_tabulated_trot_policy_reproduces_the_scripted_trot(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from rosbags.typesys import Stores, get_typestore
 from pidog_description.kinematics import STAND_POSE
 from pidog_description.robot import IMU_FRAME_ID, JOINT_NAMES
 from pidog_description.servo import ServoModel
-from pidog_description.spec import CONTROL_DT
-from pidog_learning.teleop_gait_node import CMD_TIMEOUT_S, RampLimits, TeleopGait, clip_command
+from pidog_description.spec import CMD_TIMEOUT_S, CONTROL_DT, clip_command
+from pidog_learning.teleop_gait_node import RampLimits, TeleopGait
 
 TS = get_typestore(Stores.ROS2_KILTED)
 T0_NS = 1_700_000_000_000_000_000  # a wall-clock-like start time

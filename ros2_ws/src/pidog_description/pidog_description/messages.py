@@ -12,6 +12,7 @@ import numpy as np
 from sensor_msgs.msg import Imu, JointState
 
 from .robot import IMU_FRAME_ID, JOINT_NAMES, N_JOINTS
+from .spec import clip_command
 
 _INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
 
@@ -112,3 +113,15 @@ def imu_from_msg(msg: Imu) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not 0.9 < norm < 1.1:
         raise MessageError(f"Imu orientation is not a unit quaternion (norm {norm:.3f})")
     return q / norm, gyro, accel
+
+
+def command_from_twist(msg) -> np.ndarray:
+    """(vx m/s, wz rad/s) from a Twist, clipped to the command limits; non-finite -> MessageError.
+
+    Duck-typed on ``linear.x`` / ``angular.z`` so it reads rclpy and rosbags messages alike.
+    ``linear.y`` is ignored: PiDog has no hip abduction, so it cannot walk sideways.
+    """
+    raw = np.array([msg.linear.x, msg.angular.z], dtype=np.float64)
+    if not np.all(np.isfinite(raw)):
+        raise MessageError(f"Twist linear.x/angular.z are not finite: {raw.tolist()}")
+    return clip_command(raw)

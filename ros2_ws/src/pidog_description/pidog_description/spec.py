@@ -51,6 +51,19 @@ COMMAND_LIMITS: dict[str, tuple[float, float]] = {
 }
 
 
+CMD_TIMEOUT_S: float = 0.5
+"""A /cmd_vel older than this means "stop" (teleop gait node, policy node, bag importer)."""
+
+_COMMAND_LOWER = np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]])
+_COMMAND_UPPER = np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]])
+
+
+def clip_command(command: np.ndarray) -> np.ndarray:
+    """(vx m/s, wz rad/s) clipped to COMMAND_LIMITS; non-finite entries become 0 (stop)."""
+    raw = np.asarray(command, dtype=np.float64).reshape(2)
+    return np.clip(np.where(np.isfinite(raw), raw, 0.0), _COMMAND_LOWER, _COMMAND_UPPER)
+
+
 def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
     """Per-element (low, high) of the observation: what the sensors and the spec can produce."""
     bounds = {
@@ -59,10 +72,7 @@ def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
         "joint_pos": (JOINT_LOWER - STAND_POSE, JOINT_UPPER - STAND_POSE),
         "last_action": (-1.0, 1.0),
         "phase": (-1.0, 1.0),
-        "command": (
-            np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]]),
-            np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]]),
-        ),
+        "command": (_COMMAND_LOWER, _COMMAND_UPPER),
     }
     low = np.empty(OBS_DIM, dtype=np.float32)
     high = np.empty(OBS_DIM, dtype=np.float32)

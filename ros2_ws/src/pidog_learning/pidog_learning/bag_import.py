@@ -41,12 +41,14 @@ from rosbags.typesys import Stores, get_typestore
 
 from pidog_description.messages import (
     MessageError,
+    command_from_twist,
     imu_from_msg,
     joint_command_from_msg,
     joint_positions_from_msg,
 )
 from pidog_description.robot import N_JOINTS
 from pidog_description.spec import (
+    CMD_TIMEOUT_S,
     CONTROL_DT,
     CONTROL_HZ,
     GAIT_PERIOD_S,
@@ -58,13 +60,7 @@ from pidog_description.spec import (
 )
 
 from .demonstrations import Demonstrations
-from .teleop_gait_node import (
-    CMD_TIMEOUT_S,
-    CMD_VEL_TOPIC,
-    GAIT_PHASE_TOPIC,
-    JOINT_COMMANDS_TOPIC,
-    command_from_twist,
-)
+from .teleop_gait_node import CMD_VEL_TOPIC, GAIT_PHASE_TOPIC, JOINT_COMMANDS_TOPIC
 
 JOINT_STATES_TOPIC = "/joint_states"
 IMU_TOPIC = "/imu/data"

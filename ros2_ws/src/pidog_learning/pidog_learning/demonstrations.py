@@ -34,11 +34,15 @@ class Demonstrations:
         self.episode_starts = np.asarray(self.episode_starts, dtype=bool)
         n = len(self.observations)
         if self.observations.ndim != 2 or self.observations.shape[1] != OBS_DIM:
-            raise DemonstrationError(f"observations must have shape (N, {OBS_DIM}), got {self.observations.shape}")
+            raise DemonstrationError(
+                f"observations must have shape (N, {OBS_DIM}), got {self.observations.shape}"
+            )
         if self.actions.shape != (n, ACTION_DIM):
             raise DemonstrationError(f"actions must have shape ({n}, {ACTION_DIM}), got {self.actions.shape}")
         if self.episode_starts.shape != (n,):
-            raise DemonstrationError(f"episode_starts must have shape ({n},), got {self.episode_starts.shape}")
+            raise DemonstrationError(
+                f"episode_starts must have shape ({n},), got {self.episode_starts.shape}"
+            )
         if n and not self.episode_starts[0]:
             raise DemonstrationError("episode_starts[0] must be True")
         if not (np.all(np.isfinite(self.observations)) and np.all(np.isfinite(self.actions))):
@@ -96,7 +100,9 @@ class Demonstrations:
         return demos
 
     @classmethod
-    def concatenate(cls, parts: list[Demonstrations], metadata: dict[str, Any] | None = None) -> Demonstrations:
+    def concatenate(
+        cls, parts: list[Demonstrations], metadata: dict[str, Any] | None = None
+    ) -> Demonstrations:
         if not parts:
             raise DemonstrationError("no demonstrations to concatenate")
         return cls(

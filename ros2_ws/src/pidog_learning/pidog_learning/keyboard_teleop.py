@@ -29,7 +29,9 @@ from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
-from .teleop_gait_node import CMD_VEL_TOPIC, clip_command
+from pidog_description.spec import clip_command
+
+from .teleop_gait_node import CMD_VEL_TOPIC
 
 HELP = __doc__.split("\n\n")[1]
 

@@ -32,7 +32,7 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
 from pidog_description.messages import MessageError, imu_from_msg, joint_positions_from_msg, joint_state_msg
-from pidog_description.spec import COMMAND_LIMITS, CONTROL_HZ, action_to_target
+from pidog_description.spec import CMD_TIMEOUT_S, COMMAND_LIMITS, CONTROL_HZ, action_to_target
 
 from .policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError
 from .safety import SafetyConfig, SafetyConfigError, SafetyLayer, SafetyState, SensorTimes
@@ -59,6 +59,7 @@ class PolicyNodeParams:
     max_tilt_rad: float
     fall_recovery_s: float
     diagnostics_period_s: float
+    cmd_timeout_s: float
 
 
 NUMBER_DEFAULTS: dict[str, float] = {
@@ -69,6 +70,9 @@ NUMBER_DEFAULTS: dict[str, float] = {
     "max_tilt_rad": 0.8,
     "fall_recovery_s": 2.0,
     "diagnostics_period_s": 1.0,
+    # Once an operator has sent /cmd_vel, silence for this long means "stop" (as the teleop gait
+    # node and the bag importer read it); before any /cmd_vel the default command applies.
+    "cmd_timeout_s": CMD_TIMEOUT_S,
 }
 
 
@@ -89,6 +93,8 @@ def declare_parameters(node: Node) -> PolicyNodeParams:
         raise ParameterError(
             f"parameter 'default_vx' must be within [{lo}, {hi}] m/s, got {params.default_vx}"
         )
+    if not params.cmd_timeout_s > 0:
+        raise ParameterError(f"parameter 'cmd_timeout_s' must be positive, got {params.cmd_timeout_s}")
     if not (0.1 <= params.diagnostics_period_s <= 60):
         raise ParameterError(
             f"parameter 'diagnostics_period_s' must be within [0.1, 60] s, got {params.diagnostics_period_s}"
@@ -168,6 +174,7 @@ class PolicyNode(Node):
         )
         self._pending_policy: OnnxPolicy | None = None
         self.obs = ObservationBuilder(default_command=(self.params.default_vx, 0.0))
+        self._last_cmd_vel: float | None = None  # monotonic time of the last /cmd_vel
         self.times = SensorTimes()
         self.estop = False
         self.counts = {
@@ -247,6 +254,7 @@ class PolicyNode(Node):
 
     def _on_cmd_vel(self, msg: Twist) -> None:
         vx, wz = float(msg.linear.x), float(msg.angular.z)
+        self._last_cmd_vel = time.monotonic()
         self.obs.set_command(vx, wz)
         if not np.allclose(self.obs.command, [vx, wz]):
             self.get_logger().warning(
@@ -283,6 +291,13 @@ class PolicyNode(Node):
     def _tick(self) -> None:
         start = time.perf_counter()
         self.stats.tick_started(start)
+        if (
+            self._last_cmd_vel is not None
+            and time.monotonic() - self._last_cmd_vel > self.params.cmd_timeout_s
+        ):
+            self._last_cmd_vel = None
+            self.obs.set_command(0.0, 0.0)
+            self.get_logger().info(f"no /cmd_vel for {self.params.cmd_timeout_s:g} s: commanding a stop")
         if self._pending_policy is not None:
             self.policy, self._pending_policy = self._pending_policy, None
             self.counts["reloads"] += 1

@@ -20,11 +20,11 @@ import onnxruntime as ort
 
 from pidog_description.spec import (
     ACTION_DIM,
-    COMMAND_LIMITS,
     CONTROL_DT,
     GAIT_PERIOD_S,
     OBS_DIM,
     build_observation,
+    clip_command,
     gravity_from_quaternion,
     metadata_mismatches,
     sanitize_action,
@@ -141,14 +141,6 @@ def _check_runs(path: str, policy: OnnxPolicy) -> None:
         )
 
 
-def clip_command(vx: float, wz: float) -> np.ndarray:
-    """Velocity command (m/s, rad/s) clipped to ``spec.COMMAND_LIMITS``; non-finite -> 0."""
-    raw = np.nan_to_num(np.array([vx, wz], dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    lo = np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]])
-    hi = np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]])
-    return np.clip(raw, lo, hi)
-
-
 class ObservationBuilder:
     """The policy's view of the robot: latest sensors, command, last action and phase clock.
 
@@ -158,7 +150,7 @@ class ObservationBuilder:
     """
 
     def __init__(self, default_command: Sequence[float] = (0.2, 0.0)) -> None:
-        self.command = clip_command(*default_command)
+        self.command = clip_command(default_command)
         self.joint_pos: np.ndarray | None = None
         self.gravity: np.ndarray | None = None
         self.gyro: np.ndarray | None = None
@@ -173,7 +165,7 @@ class ObservationBuilder:
         self.gyro = np.asarray(gyro, dtype=np.float64).reshape(3).copy()
 
     def set_command(self, vx: float, wz: float) -> None:
-        self.command = clip_command(vx, wz)
+        self.command = clip_command([vx, wz])
 
     def ready(self) -> bool:
         """True once a joint state and an IMU sample have arrived."""

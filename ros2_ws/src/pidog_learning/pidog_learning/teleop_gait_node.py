@@ -30,39 +30,19 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32
 
 from pidog_description.gait import TrotGait, TrotParams
-from pidog_description.messages import MessageError, joint_state_msg
-from pidog_description.spec import COMMAND_LIMITS, CONTROL_DT, GAIT_PERIOD_S
+from pidog_description.messages import MessageError, command_from_twist, joint_state_msg
+from pidog_description.spec import CMD_TIMEOUT_S, COMMAND_LIMITS, CONTROL_DT, GAIT_PERIOD_S
 
 CMD_VEL_TOPIC = "/cmd_vel"
 JOINT_COMMANDS_TOPIC = "/joint_commands"
 GAIT_PHASE_TOPIC = "/gait/phase"
 ESTOP_TOPIC = "/estop"
 
-CMD_TIMEOUT_S: float = 0.5
-"""No /cmd_vel for this long means 'stop' (the bag importer applies the same rule)."""
 
 # Commands smaller than this are "stand still": a joystick at rest rarely reads exactly 0.
 COMMAND_DEADBAND: np.ndarray = np.array([1e-3, 1e-3])  # m/s, rad/s
-COMMAND_LOWER: np.ndarray = np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]])
-COMMAND_UPPER: np.ndarray = np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]])
 
 MAX_STEP_HEIGHT: float = 0.04  # m; higher lifts leave the trot's tested foot workspace
-
-
-def command_from_twist(msg) -> np.ndarray:
-    """(vx m/s, wz rad/s) from a Twist, clipped to COMMAND_LIMITS; non-finite -> MessageError.
-
-    Duck-typed on ``linear.x`` / ``angular.z`` so it reads rclpy and rosbags messages alike.
-    """
-    raw = np.array([msg.linear.x, msg.angular.z], dtype=np.float64)
-    if not np.all(np.isfinite(raw)):
-        raise MessageError(f"Twist linear.x/angular.z are not finite: {raw.tolist()}")
-    return clip_command(raw)
-
-
-def clip_command(command: np.ndarray) -> np.ndarray:
-    """Clip (vx, wz) to what the gait and the policy were built for (spec.COMMAND_LIMITS)."""
-    return np.clip(np.asarray(command, dtype=np.float64), COMMAND_LOWER, COMMAND_UPPER)
 
 
 @dataclass(frozen=True)
