@@ -8,7 +8,6 @@ layer, /joint_commands by name, the sim's servos - by the robot's ground-truth m
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
@@ -19,9 +18,6 @@ from nav_msgs.msg import Odometry
 from onnx_policies import trot_policy
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-if importlib.util.find_spec("pidog_sim.sim_node") is None:
-    pytest.skip("pidog_sim.sim_node is not written yet", allow_module_level=True)
 
 
 def test_sim_and_policy_node_walk_stop_on_estop_and_watchdog(tmp_path: Path, spawn_node, ros_probe) -> None:

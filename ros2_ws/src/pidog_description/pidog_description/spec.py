@@ -14,6 +14,7 @@ import numpy as np
 
 from .kinematics import STAND_POSE
 from .robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, N_JOINTS
+from .rotations import up_in_body
 
 CONTROL_HZ: float = 50.0
 CONTROL_DT: float = 1.0 / CONTROL_HZ
@@ -84,9 +85,7 @@ def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
 
 def gravity_from_quaternion(q_wxyz: np.ndarray) -> np.ndarray:
     """Unit gravity direction in the body frame from a body->world quaternion (w, x, y, z)."""
-    w, x, y, z = (float(v) for v in q_wxyz)
-    # Third row of R(q) (world z in body coordinates), negated: gravity points down.
-    return -np.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+    return -up_in_body(q_wxyz)  # gravity points down
 
 
 def roll_pitch_from_gravity(gravity_body: np.ndarray) -> tuple[float, float]:

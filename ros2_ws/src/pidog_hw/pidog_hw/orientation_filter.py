@@ -12,33 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pidog_description.rotations import quat_from_roll_pitch, quat_multiply, up_in_body
+
 from .sh3001 import STANDARD_GRAVITY
-
-
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
-    )
-
-
-def quat_from_roll_pitch(roll: float, pitch: float) -> np.ndarray:
-    """Body -> world quaternion for yaw 0: R = Ry(pitch) Rx(roll)."""
-    qx = np.array([np.cos(roll / 2), np.sin(roll / 2), 0.0, 0.0])
-    qy = np.array([np.cos(pitch / 2), 0.0, np.sin(pitch / 2), 0.0])
-    return quat_multiply(qy, qx)
-
-
-def up_in_body(q: np.ndarray) -> np.ndarray:
-    """World +z expressed in body axes (third row of R(q))."""
-    w, x, y, z = q
-    return np.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
 
 
 class ComplementaryFilter:

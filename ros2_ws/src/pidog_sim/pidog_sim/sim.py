@@ -15,6 +15,7 @@ import numpy as np
 
 from pidog_description import JOINT_NAMES, STAND_POSE
 from pidog_description.robot import SERVO_MAX_SPEED
+from pidog_description.rotations import quat_from_rotvec, quat_multiply, yaw_from_quaternion
 from pidog_description.servo import ServoModel
 from pidog_description.spec import gravity_from_quaternion, roll_pitch_from_gravity
 
@@ -139,7 +140,7 @@ class PiDogSim:
         if self.noise["gravity"] > 0:
             # A small random tilt of the filter's estimate: rotation vector with the given std.
             rv = self.rng.normal(0.0, self.noise["gravity"], 3)
-            quat = _quat_mul(quat, _quat_from_rotvec(rv))
+            quat = quat_multiply(quat, quat_from_rotvec(rv))
         return quat, gyro, accel
 
     def joint_estimate(self) -> np.ndarray:
@@ -170,8 +171,7 @@ class PiDogSim:
 
     def heading_velocity(self) -> tuple[float, float]:
         """(forward, lateral) base velocity in the heading (yaw-only) frame, m/s."""
-        w, x, y, z = self.data.qpos[3:7]
-        yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        yaw = yaw_from_quaternion(self.data.qpos[3:7])
         vx, vy = self.data.qvel[0], self.data.qvel[1]
         c, s = np.cos(yaw), np.sin(yaw)
         return float(c * vx + s * vy), float(-s * vx + c * vy)
@@ -193,24 +193,3 @@ class PiDogSim:
         roll, pitch = self.tilt()
         limit = self.config["max_tilt_rad"]
         return abs(roll) > limit or abs(pitch) > limit or self.body_touches_ground()
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
-    )
-
-
-def _quat_from_rotvec(rv: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(rv))
-    if angle < 1e-12:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    axis = rv / angle
-    return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis])
