@@ -1,0 +1,134 @@
+"""The actor-critic network that BC trains, PPO fine-tunes and ONNX exports: one class.
+
+``PiDogPolicy`` is an SB3 ``ActorCriticPolicy`` whose constructor takes only JSON-plain
+arguments (layer sizes, an activation *name*), so a PPO checkpoint's ``policy_kwargs`` are
+stored as plain JSON and the network can be rebuilt from a checkpoint without unpickling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+from torch import nn
+
+from pidog_description.spec import ACTION_DIM, OBS_DIM
+from pidog_sim.env import CAMERA_SHAPE
+
+from .normalization import NormalizedStateExtractor, ObservationNormalizer, StateImageExtractor
+
+ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+POLICY_FORMAT = "pidog-actor-critic-v1"
+
+
+class PiDogPolicy(ActorCriticPolicy):
+    """Separate actor and critic MLPs on a shared (parameter-free for state) normaliser."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        hidden_sizes: list[int] | None = None,
+        activation: str = "tanh",
+        **kwargs: Any,
+    ) -> None:
+        if activation not in ACTIVATION_CLASSES:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATION_CLASSES)}, got {activation!r}")
+        hidden = list(hidden_sizes or [256, 256])
+        extractor = (
+            StateImageExtractor if isinstance(observation_space, spaces.Dict) else NormalizedStateExtractor
+        )
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch={"pi": hidden, "vf": hidden},
+            activation_fn=ACTIVATION_CLASSES[activation],
+            features_extractor_class=extractor,
+            **kwargs,
+        )
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        # Two parameter groups so fine-tuning can give the actor a smaller step than the
+        # critic (FinetunePPO.actor_lr_scale); same optimizer class and arguments as SB3's.
+        actor = list(self.actor_parameters())
+        actor_ids = {id(p) for p in actor}
+        critic = [p for p in self.parameters() if id(p) not in actor_ids]
+        self.optimizer = self.optimizer_class(
+            [{"params": actor, "name": "actor"}, {"params": critic, "name": "critic"}],
+            lr=lr_schedule(1),
+            **self.optimizer_kwargs,
+        )
+
+    @property
+    def normalizer(self) -> ObservationNormalizer:
+        return self.features_extractor.normalizer
+
+    @property
+    def uses_camera(self) -> bool:
+        return isinstance(self.observation_space, spaces.Dict)
+
+    def actor_parameters(self) -> Iterator[nn.Parameter]:
+        """What decides the action: frozen during critic warm-up, stepped at actor_lr_scale."""
+        yield from self.mlp_extractor.policy_net.parameters()
+        yield from self.action_net.parameters()
+        yield self.log_std
+        if self.uses_camera:
+            yield from self.features_extractor.parameters()
+
+    def mean_parameters(self) -> list[nn.Parameter]:
+        """What BC fits: the actor MLP and its output layer.
+
+        Not the log-std (MSE on the mean says nothing about exploration noise) and not the
+        camera branch (demonstrations carry no images: its gate must stay closed).
+        """
+        return [*self.mlp_extractor.policy_net.parameters(), *self.action_net.parameters()]
+
+    def mean_actions(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """The deterministic action before clipping (the Gaussian mean)."""
+        features = self.extract_features(obs, self.pi_features_extractor)
+        return self.action_net(self.mlp_extractor.forward_actor(features))
+
+
+def policy_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-plain constructor arguments of PiDogPolicy for a pipeline config."""
+    return {
+        "hidden_sizes": [int(n) for n in config["policy"]["net_arch"]],
+        "activation": str(config["policy"]["activation"]),
+        "log_std_init": float(config["policy"]["initial_log_std"]),
+    }
+
+
+def observation_space(use_camera: bool) -> spaces.Space:
+    """The policy's observation space (images channel-first, as SB3 feeds them)."""
+    state = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    if not use_camera:
+        return state
+    return spaces.Dict({"state": state, "image": spaces.Box(0, 255, (3, *CAMERA_SHAPE), np.uint8)})
+
+
+def action_space() -> spaces.Box:
+    return spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+
+
+def make_policy(kwargs: Mapping[str, Any], use_camera: bool) -> PiDogPolicy:
+    """A fresh PiDogPolicy outside PPO (BC, export); same class and arguments PPO builds."""
+    return PiDogPolicy(observation_space(use_camera), action_space(), lambda _progress: 0.0, **kwargs)
+
+
+def state_only_batch(policy: PiDogPolicy, states: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    """Policy input for state observations; a camera policy gets black images.
+
+    With the image gate closed (as after BC) the image does not change the action; the
+    DAPG term and BC use this because demonstrations carry no images.
+    """
+    if not policy.uses_camera:
+        return states
+    shape = policy.observation_space["image"].shape
+    return {"state": states, "image": torch.zeros((len(states), *shape), dtype=torch.float32)}

@@ -1,0 +1,97 @@
+"""The observation normaliser, kept inside the policy network.
+
+It is an SB3 features extractor holding the mean/std as buffers: the buffers travel in every
+``state_dict`` (BC weights, PPO checkpoints), so BC and PPO use the very same normaliser and the
+exported ONNX graph contains it. Nothing outside the policy (no VecNormalize) has to be copied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from pidog_description.spec import OBS_DIM
+
+NORM_CLIP: float = 10.0
+"""Normalised observations are clipped to +-NORM_CLIP: an unseen extreme input stays bounded."""
+MIN_STD: float = 1e-3
+"""Features varying less than this in the data (e.g. a fixed command) are centred, not scaled."""
+IMAGE_FEATURES: int = 64
+
+
+def observation_stats(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std of (N, OBS_DIM) observations; constant features get std 1."""
+    obs = np.asarray(observations, dtype=np.float64)
+    if obs.ndim != 2 or obs.shape[1] != OBS_DIM or len(obs) == 0:
+        raise ValueError(f"observations must have shape (N>0, {OBS_DIM}), got {obs.shape}")
+    mean = obs.mean(axis=0)
+    std = obs.std(axis=0)
+    std = np.where(std < MIN_STD, 1.0, std)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+class ObservationNormalizer(nn.Module):
+    """(obs - mean) / std, clipped. Identity until ``set_stats`` is called."""
+
+    def __init__(self, dim: int = OBS_DIM) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float32))
+        std_t = torch.as_tensor(np.asarray(std, dtype=np.float32))
+        if mean_t.shape != self.mean.shape or std_t.shape != self.std.shape:
+            raise ValueError(f"normaliser stats must have shape {tuple(self.mean.shape)}")
+        if not torch.all(std_t > 0):
+            raise ValueError("normaliser std must be positive")
+        self.mean.copy_(mean_t)
+        self.std.copy_(std_t)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.clamp((obs - self.mean) / self.std, -NORM_CLIP, NORM_CLIP)
+
+
+class NormalizedStateExtractor(BaseFeaturesExtractor):
+    """Features = the normalised 26-value observation (the MLPs do the rest)."""
+
+    def __init__(self, observation_space: spaces.Box) -> None:
+        super().__init__(observation_space, features_dim=int(observation_space.shape[0]))
+        self.normalizer = ObservationNormalizer(int(observation_space.shape[0]))
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.normalizer(observations)
+
+
+class StateImageExtractor(BaseFeaturesExtractor):
+    """--use-camera: normalised state plus a small CNN on the head-camera image.
+
+    The image features enter through a learnable gate initialised at zero (as in ReZero /
+    ControlNet): at first the policy is exactly the state-only policy, so BC on state-only
+    demonstrations (bags and trot demos carry no images) transfers unchanged, and PPO opens
+    the gate where the image helps.
+    """
+
+    def __init__(self, observation_space: spaces.Dict) -> None:
+        state_dim = int(observation_space["state"].shape[0])
+        super().__init__(observation_space, features_dim=state_dim + IMAGE_FEATURES)
+        channels = int(observation_space["image"].shape[0])  # channel-first (VecTransposeImage)
+        self.normalizer = ObservationNormalizer(state_dim)
+        self.cnn = nn.Sequential(
+            nn.Conv2d(channels, 16, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.cnn(torch.zeros(1, *observation_space["image"].shape)).shape[1]
+        self.image_head = nn.Sequential(nn.Linear(n_flat, IMAGE_FEATURES), nn.ReLU())
+        self.image_gate = nn.Parameter(torch.zeros(IMAGE_FEATURES))
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        image = self.image_head(self.cnn(observations["image"]))  # already scaled to [0, 1] by SB3
+        return torch.cat([self.normalizer(observations["state"]), self.image_gate * image], dim=1)

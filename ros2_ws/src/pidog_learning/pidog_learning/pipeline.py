@@ -1,0 +1,579 @@
+"""The learning pipeline: demonstrations -> BC -> PPO fine-tuning -> ONNX -> evaluation/report.
+
+``run_pipeline(config)`` is what ``pidog-train`` and the learning node call. Everything lands
+in ``<output_dir>/<experiment_name>/`` (DESIGN.md §5). Every phase skips work whose artifact
+already exists when resuming, so ``--resume DIR`` continues where a run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pidog_description.spec import OBS_LAYOUT_VERSION
+
+from .atomic import atomic_output, write_json, write_text
+from .bc import (
+    PretrainedModelError,
+    checkpoint_metadata,
+    load_bc_policy,
+    save_policy_weights,
+    train_bc,
+)
+from .config import RESUMABLE_OVERRIDES, ConfigError, merge, validate_config
+from .demonstrations import DemonstrationError, Demonstrations
+from .experts import ExpertError, collect_demonstrations, load_expert
+from .export import export_onnx, load_checkpoint_policy, policy_controller
+from .networks import PiDogPolicy, make_policy, policy_kwargs
+from .plots import plot_bc_losses, plot_eval_comparison, plot_learning_curve
+from .ppo_finetune import (
+    AntiForgettingCallback,
+    PeriodicCallback,
+    ProgressCallback,
+    TrainingInterrupted,
+    build_ppo,
+    finetune,
+    make_vec_env,
+    restore,
+    save_checkpoint,
+    start_from,
+)
+from .report import write_report
+from .video import record_rollout
+
+CONFIG_FILE = "config.json"
+DEMOS_FILE = "demonstrations.npz"
+BAG_REPORT_FILE = "demo_import_report.txt"
+BC_WEIGHTS_FILE = "bc_pretrained_policy.pth"
+BC_HISTORY_FILE = "bc_history.json"
+BC_ONNX_FILE = "bc_policy.onnx"
+POLICY_FILE = "policy.onnx"
+EVAL_FILE = "eval.json"
+REPORT_FILE = "report.md"
+HISTORY_FILE = "training_history.json"
+CHECKPOINT_DIR = "checkpoints"
+LATEST_CHECKPOINT = "checkpoints/latest.zip"
+FINAL_CHECKPOINT = "checkpoints/ppo_final.zip"
+POLICIES_DIR = "policies"
+PLOTS = {
+    "bc_loss": "plots/bc_loss.png",
+    "learning_curve": "plots/learning_curve.png",
+    "comparison": "plots/eval_comparison.png",
+}
+VIDEOS_DIR = "videos"
+TENSORBOARD_DIR = "tensorboard"
+
+
+class PipelineError(ValueError):
+    """Bad input found before any training: the message says what and how to fix it."""
+
+
+class PipelineStopped(Exception):
+    """A stop was requested (learning node shutdown) before PPO had anything to save."""
+
+
+@dataclass
+class Reporter:
+    """Where progress goes: the CLI prints, the learning node publishes on ROS topics."""
+
+    on_status: Callable[[dict[str, Any]], None] | None = None
+    on_policy: Callable[[Path], None] | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def status(self, message: str | None = None, **fields: Any) -> None:
+        """Update the lasting fields (phase, timesteps, ...); a message goes out once."""
+        self.state.update(fields)
+        if self.on_status is not None:
+            self.on_status({**self.state, **({"message": message} if message else {})})
+
+    def policy(self, path: Path) -> None:
+        if self.on_policy is not None:
+            self.on_policy(path.resolve())
+
+
+# --- setting up a run ----------------------------------------------------------------------------
+
+
+def new_experiment_dir(config: Mapping[str, Any]) -> Path:
+    name = config["experiment_name"] or time.strftime("pidog-%Y%m%d-%H%M%S")
+    path = Path(config["output_dir"]) / name
+    if path.exists():
+        raise PipelineError(
+            f"experiment folder {path} already exists; choose another --experiment-name, or continue it "
+            f"with --resume {path}"
+        )
+    return path
+
+
+def resume_target(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
+    """--resume accepts an experiment folder or one of its checkpoints/*.zip."""
+    path = Path(path)
+    checkpoint = None
+    if path.suffix == ".zip":
+        if not path.is_file():
+            raise PipelineError(f"--resume: checkpoint not found: {path}")
+        checkpoint, path = path, path.parent.parent
+    if not (path / CONFIG_FILE).is_file():
+        raise PipelineError(f"--resume: {path} is not an experiment folder (no {CONFIG_FILE})")
+    return path, checkpoint
+
+
+def resumed_config(exp_dir: Path, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The saved config with the options that may change on resume (budgets) overridden."""
+    saved = json.loads((exp_dir / CONFIG_FILE).read_text())
+    for key, value in overrides.items():
+        if key not in RESUMABLE_OVERRIDES and saved.get(key) != value:
+            raise PipelineError(
+                f"option '{key}' cannot change when resuming ({exp_dir} used {saved.get(key)!r}, got {value!r}); "
+                f"only {sorted(RESUMABLE_OVERRIDES)} may"
+            )
+    config = merge(saved, {k: v for k, v in overrides.items() if k in RESUMABLE_OVERRIDES})
+    validate_config(config)
+    return config
+
+
+def preflight(config: Mapping[str, Any]) -> PiDogPolicy | None:
+    """Check every input before any work; returns the loaded --pretrained-model, if any."""
+    from pidog_sim.env import PiDogEnv
+
+    try:
+        PiDogEnv(randomize=True, **config["env"]).close()
+    except (TypeError, ValueError) as exc:
+        raise PipelineError(f"option 'env': {exc}") from exc
+    pretrained = None
+    if config["pretrained_model"]:
+        try:
+            pretrained = load_checkpoint_policy(
+                config["pretrained_model"], policy_kwargs(config), config["use_camera"]
+            )
+        except PretrainedModelError as exc:
+            raise PipelineError(f"--pretrained-model: {exc}") from exc
+    if config["expert_model"]:
+        try:
+            load_expert(config["expert_model"])
+        except (ExpertError, PretrainedModelError, ValueError) as exc:
+            raise PipelineError(f"--expert-model: {exc}") from exc
+    for bag in config["demo_bag"]:
+        if not Path(bag).exists():
+            raise PipelineError(f"--demo-bag: {bag} does not exist")
+    return pretrained
+
+
+# --- the pipeline ---------------------------------------------------------------------------------
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        exp_dir: Path,
+        pretrained: PiDogPolicy | None,
+        resume_checkpoint: Path | None,
+        reporter: Reporter,
+        stop_event: threading.Event | None,
+    ) -> None:
+        self.config = config
+        self.dir = exp_dir
+        self.pretrained = pretrained
+        self.resume_checkpoint = resume_checkpoint
+        self.reporter = reporter
+        self.stop_event = stop_event
+        self.kwargs = policy_kwargs(config)
+        self.use_camera = bool(config["use_camera"])
+        self.history = self._load_history()
+        self.timesteps = 0  # PPO timesteps behind the final policy
+
+    # -- helpers --
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def _stopping(self) -> bool:
+        return self.stop_event is not None and self.stop_event.is_set()
+
+    def _load_history(self) -> dict[str, Any]:
+        file = self.dir / HISTORY_FILE
+        if file.is_file():
+            return json.loads(file.read_text())
+        return {"rewards": [], "evaluations": [], "references": {}}
+
+    def _save_history(self) -> None:
+        write_json(self.path(HISTORY_FILE), self.history)
+        plot_learning_curve(
+            self.history["rewards"],
+            self.history["evaluations"],
+            self.path(PLOTS["learning_curve"]),
+            self.history["references"],
+        )
+
+    def _env_kwargs(self, camera: bool) -> dict[str, Any]:
+        return {**self.config["env"], "use_camera": camera}
+
+    def _evaluate(self, controller: Callable, camera: bool, final: bool) -> dict[str, Any]:
+        from pidog_sim.evaluation import evaluate
+
+        ev = self.config["eval"]
+        return evaluate(
+            controller,
+            episodes=ev["final_episodes"] if final else ev["episodes"],
+            seconds=ev["final_seconds"] if final else ev["seconds"],
+            randomize=True,
+            seed=ev["seed"],
+            env_kwargs=self._env_kwargs(camera),
+        )
+
+    def _controller(self, policy: PiDogPolicy, onnx_path: Path) -> Callable:
+        """Evaluate what is deployed: the ONNX file (camera policies: the torch policy)."""
+        if policy.uses_camera:
+            return policy_controller(policy)
+        from .policy_runtime import OnnxPolicy
+
+        return OnnxPolicy(onnx_path).act
+
+    def _export(self, policy: PiDogPolicy, path: Path, **info: Any) -> Path:
+        info = {"experiment": self.dir.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
+        export_onnx(policy, path, info)
+        self.reporter.policy(path)
+        return path
+
+    def _video(self, policy: PiDogPolicy, name: str) -> Path | None:
+        if self.config["visualize_freq"] <= 0:
+            return None
+        path = self.path(f"{VIDEOS_DIR}/{name}.mp4")
+        record_rollout(
+            policy_controller(policy),
+            path,
+            self.config["eval"]["video_seconds"],
+            self.config["eval"]["seed"],
+            self._env_kwargs(self.use_camera),
+        )
+        return path
+
+    # -- phases --
+    def demonstrations(self) -> Demonstrations | None:
+        cfg = self.config
+        needs_prior = (
+            cfg["total_rl_timesteps"] > 0 and cfg["finetune"]["bc_loss_weight"] > 0 and not cfg["no_bc_init"]
+        )
+        if cfg["skip_bc"] and not needs_prior:
+            return None
+        file = self.path(DEMOS_FILE)
+        if file.is_file():
+            self.reporter.status(phase="demos", message=f"using existing {file}")
+            return Demonstrations.load(file)
+        if cfg["demo_bag"]:
+            from .bag_import import import_bags  # only the bag path needs rosbags
+
+            self.reporter.status(phase="demos", message=f"importing {len(cfg['demo_bag'])} bag(s)")
+            try:
+                demos, report = import_bags(cfg["demo_bag"])
+            except ValueError as exc:  # BagImportError, DemonstrationError
+                raise PipelineError(f"--demo-bag: {exc}") from exc
+            write_text(self.path(BAG_REPORT_FILE), report.format() + "\n")
+        else:
+            expert, description, camera = load_expert(cfg["expert_model"])
+            self.reporter.status(
+                phase="demos", message=f"{cfg['n_demo_episodes']} episodes from the {description}"
+            )
+            try:
+                demos = collect_demonstrations(
+                    expert,
+                    cfg["n_demo_episodes"],
+                    cfg["demos"]["episode_seconds"],
+                    seed=cfg["seed"],
+                    env_kwargs=cfg["env"],
+                    action_noise=cfg["demos"]["action_noise"],
+                    drop_falls=cfg["demos"]["drop_falls"],
+                    use_camera=camera,
+                    source=description,
+                    progress=cfg["progress_bar"],
+                    should_stop=self._stopping,
+                )
+            except InterruptedError as exc:
+                raise PipelineStopped(str(exc)) from exc
+        demos.save(file)
+        return demos
+
+    def behaviour_cloning(self, demos: Demonstrations | None) -> PiDogPolicy:
+        cfg = self.config
+        weights = self.path(BC_WEIGHTS_FILE)
+        if cfg["skip_bc"]:
+            policy = self.pretrained
+            save_policy_weights(
+                policy,
+                weights,
+                checkpoint_metadata(self.kwargs, self.use_camera, {"source": cfg["pretrained_model"]}),
+            )
+        elif weights.is_file():
+            self.reporter.status(phase="bc", message=f"using existing {weights}")
+            policy = load_bc_policy(weights, self.kwargs, self.use_camera)
+        else:
+            self.reporter.status(
+                phase="bc", message=f"{cfg['total_bc_epochs']} epochs on {len(demos)} samples"
+            )
+            policy = (
+                self.pretrained if self.pretrained is not None else make_policy(self.kwargs, self.use_camera)
+            )
+            bc = cfg["bc"]
+            result = train_bc(
+                demos,
+                policy,
+                epochs=cfg["total_bc_epochs"],
+                learning_rate=bc["learning_rate"],
+                batch_size=bc["batch_size"],
+                validation_fraction=bc["validation_fraction"],
+                seed=cfg["seed"],
+                weight_decay=bc["weight_decay"],
+                # A pretrained net keeps the normaliser it learned with.
+                set_normalizer=self.pretrained is None,
+                progress=cfg["progress_bar"],
+                should_stop=self._stopping,
+            )
+            if self._stopping():
+                raise PipelineStopped("stopped during behavioural cloning")
+            history = {
+                "train_loss": result.train_loss,
+                "val_loss": result.val_loss,
+                "best_epoch": result.best_epoch,
+                "n_train": result.n_train,
+                "n_val": result.n_val,
+            }
+            write_json(self.path(BC_HISTORY_FILE), history)
+            plot_bc_losses(result.train_loss, result.val_loss, self.path(PLOTS["bc_loss"]))
+            meta = checkpoint_metadata(
+                self.kwargs,
+                self.use_camera,
+                {
+                    "epochs": cfg["total_bc_epochs"],
+                    "best_epoch": result.best_epoch,
+                    "best_val_loss": min(result.val_loss),
+                },
+            )
+            save_policy_weights(policy, weights, meta)
+            self.reporter.status(phase="bc", message=f"validation MSE {min(result.val_loss):.2e}")
+        self._export(policy, self.path(BC_ONNX_FILE), phase="bc", source_checkpoint=str(weights.resolve()))
+        if not self.path(f"{VIDEOS_DIR}/bc.mp4").is_file():
+            self._video(policy, "bc")
+        return policy
+
+    def reinforcement(self, bc_policy: PiDogPolicy, demos: Demonstrations | None) -> PiDogPolicy:
+        cfg = self.config
+        total = cfg["total_rl_timesteps"]
+        checkpoint = self.resume_checkpoint or (
+            self.path(LATEST_CHECKPOINT) if self.path(LATEST_CHECKPOINT).is_file() else None
+        )
+        env = make_vec_env(cfg, seed=cfg["seed"] + (0 if checkpoint is None else 7919))
+        try:
+            meta = checkpoint_metadata(self.kwargs, self.use_camera, {"experiment": self.dir.name})
+            model = build_ppo(cfg, env, self.path(TENSORBOARD_DIR), meta)
+            if checkpoint is not None:
+                restore(model, checkpoint)
+                self.reporter.status(
+                    phase="ppo", timesteps=model.num_timesteps, message=f"resumed from {checkpoint}"
+                )
+            elif not cfg["no_bc_init"]:
+                start_from(model, bc_policy, cfg["policy"]["initial_log_std"])
+            else:
+                # Plain PPO from scratch (SB3's log-std 0, see build_ppo), but with the demos'
+                # normaliser: a comparison with BC->RL should be about the prior, nothing else.
+                model.policy.normalizer.load_state_dict(bc_policy.normalizer.state_dict())
+                with torch.no_grad():
+                    model.policy.log_std.fill_(0.0)
+            if not self.history["evaluations"]:
+                self._evaluate_and_log(model, first=True)
+            self.reporter.status(phase="ppo", timesteps=model.num_timesteps, total_timesteps=total)
+            ft = cfg["finetune"]
+            callbacks = [
+                AntiForgettingCallback(
+                    0 if cfg["no_bc_init"] else ft["critic_warmup_timesteps"],
+                    None if cfg["no_bc_init"] else demos,
+                    ft["bc_loss_weight"],
+                    ft["bc_loss_decay"],
+                    ft["bc_loss_batch_size"],
+                    cfg["seed"],
+                ),
+                ProgressCallback(
+                    lambda s: self.reporter.status(**s), self.history["rewards"], self.stop_event
+                ),
+            ]
+            if cfg["eval"]["freq"] > 0:
+                callbacks.append(PeriodicCallback(cfg["eval"]["freq"], self._evaluate_and_log))
+            if cfg["visualize_freq"] > 0:
+                callbacks.append(PeriodicCallback(cfg["visualize_freq"], self._visualize))
+            finetune(
+                model, total, callbacks, self.path(LATEST_CHECKPOINT), cfg["progress_bar"], self.stop_event
+            )
+            self._copy_checkpoint(self.path(LATEST_CHECKPOINT), self.path(FINAL_CHECKPOINT))
+            # The curve ends with the final policy, unless an evaluation just saw (almost) it.
+            last = self.history["evaluations"][-1]["timesteps"] if self.history["evaluations"] else -1
+            if model.num_timesteps - last >= model.n_steps * model.n_envs:
+                self._evaluate_and_log(model)
+            self.timesteps = model.num_timesteps
+            return model.policy
+        finally:
+            try:
+                env.close()
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                pass  # a worker already died with the same Ctrl-C: nothing left to close
+
+    def _copy_checkpoint(self, src: Path, dst: Path) -> None:
+        with atomic_output(dst) as tmp:
+            shutil.copyfile(src, tmp)
+
+    def _evaluate_and_log(self, model: Any, first: bool = False) -> None:
+        """Checkpoint, ONNX export (announced), evaluation, TensorBoard, history, curve."""
+        t = int(model.num_timesteps)
+        policy = model.policy
+        if not first:
+            save_checkpoint(model, self.path(f"{CHECKPOINT_DIR}/ppo_{t:09d}.zip"))
+            self._copy_checkpoint(
+                self.path(f"{CHECKPOINT_DIR}/ppo_{t:09d}.zip"), self.path(LATEST_CHECKPOINT)
+            )
+        if first and not self.config["no_bc_init"]:
+            onnx_path = self.path(BC_ONNX_FILE)  # PPO starts as exactly the BC policy
+        else:
+            onnx_path = self._export(
+                policy, self.path(f"{POLICIES_DIR}/policy_{t:09d}.onnx"), phase="ppo", timesteps=t
+            )
+        result = self._evaluate(self._controller(policy, onnx_path), policy.uses_camera, final=False)
+        entry = {
+            "timesteps": t,
+            "mean_forward_speed_mps": result["mean_forward_speed_mps"],
+            "std_forward_speed_mps": result["std_forward_speed_mps"],
+            "falls": result["falls"],
+            "episodes": result["episodes"],
+            "mean_return": result["mean_return"],
+            "policy": str(onnx_path),
+        }
+        self.history["evaluations"].append(entry)
+        if first and "trot" not in self.history["references"]:
+            from pidog_sim.controllers import TrotController
+
+            trot = self._evaluate(TrotController(), camera=False, final=False)
+            self.history["references"]["trot"] = trot["mean_forward_speed_mps"]
+        if not first:
+            model.logger.record("eval/forward_speed_mps", entry["mean_forward_speed_mps"])
+            model.logger.record("eval/falls", entry["falls"])
+            model.logger.record("eval/mean_return", entry["mean_return"])
+        self._save_history()
+        self.reporter.status(
+            phase="ppo",
+            timesteps=t,
+            eval_forward_speed_mps=entry["mean_forward_speed_mps"],
+            eval_falls=entry["falls"],
+            policy=str(onnx_path.resolve()),
+        )
+
+    def _visualize(self, model: Any) -> None:
+        self._video(model.policy, f"ppo_{int(model.num_timesteps):09d}")
+        self._save_history()
+
+    def finish(self, bc_policy: PiDogPolicy, final_policy: PiDogPolicy, finetuned: bool) -> dict[str, Path]:
+        cfg = self.config
+        self.reporter.status(phase="evaluating", message="final evaluation")
+        info = {"phase": "final", "timesteps": self.timesteps, "finetuned": finetuned}
+        if finetuned:
+            info["source_checkpoint"] = str(self.path(FINAL_CHECKPOINT).resolve())
+        policy_path = self._export(final_policy, self.path(POLICY_FILE), **info)
+        from pidog_sim.controllers import TrotController
+
+        results = {"trot": self._evaluate(TrotController(), camera=False, final=True)}
+        results["bc"] = self._evaluate(
+            self._controller(bc_policy, self.path(BC_ONNX_FILE)), self.use_camera, final=True
+        )
+        if finetuned:
+            results["finetuned"] = self._evaluate(
+                self._controller(final_policy, policy_path), self.use_camera, final=True
+            )
+        evaluation = {
+            "policy": POLICY_FILE,
+            "selected": "finetuned" if finetuned else "bc",
+            "timesteps": info["timesteps"],
+            "obs_layout_version": OBS_LAYOUT_VERSION,
+            "results": results,
+        }
+        write_json(self.path(EVAL_FILE), evaluation)
+        plot_eval_comparison(results, self.path(PLOTS["comparison"]))
+        if finetuned:
+            self._save_history()
+        video = self._video(final_policy, "final")
+        artifacts = self.artifacts()
+        write_report(self.path(REPORT_FILE), self.dir, cfg, evaluation, artifacts, video)
+        artifacts["report"] = self.path(REPORT_FILE)
+        return artifacts
+
+    def artifacts(self) -> dict[str, Path]:
+        candidates = {
+            "config": CONFIG_FILE,
+            "demonstrations": DEMOS_FILE,
+            "bc_weights": BC_WEIGHTS_FILE,
+            "bc_onnx": BC_ONNX_FILE,
+            "policy": POLICY_FILE,
+            "final_checkpoint": FINAL_CHECKPOINT,
+            "eval": EVAL_FILE,
+            "report": REPORT_FILE,
+            "tensorboard": TENSORBOARD_DIR,
+            "videos": VIDEOS_DIR,
+            **PLOTS,
+        }
+        return {k: self.path(v) for k, v in candidates.items() if self.path(v).exists()}
+
+    def run(self) -> dict[str, Path]:
+        demos = self.demonstrations()
+        bc_policy = self.behaviour_cloning(demos)
+        if self.config["total_rl_timesteps"] > 0:
+            final_policy = self.reinforcement(bc_policy, demos)
+            finetuned = True
+        else:
+            final_policy, finetuned = bc_policy, False
+        artifacts = self.finish(bc_policy, final_policy, finetuned)
+        self.reporter.status(phase="done", message=f"artifacts in {self.dir.resolve()}")
+        return artifacts
+
+
+def run_pipeline(
+    config: Mapping[str, Any] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    resume_overrides: Mapping[str, Any] | None = None,
+    reporter: Reporter | None = None,
+    stop_event: threading.Event | None = None,
+) -> tuple[Path, dict[str, Path]]:
+    """Run (or resume) the whole pipeline; returns (experiment folder, artifact paths).
+
+    Raises PipelineError (and ConfigError) for bad input before any training,
+    TrainingInterrupted after saving a checkpoint on Ctrl-C or a stop request.
+    """
+    reporter = reporter or Reporter()
+    if resume is not None:
+        exp_dir, checkpoint = resume_target(resume)
+        config = resumed_config(exp_dir, resume_overrides or {})
+    else:
+        if config is None:
+            raise ConfigError("run_pipeline needs a config (pidog_learning.config.resolve_config)")
+        config = dict(config)
+        validate_config(config)
+        exp_dir, checkpoint = new_experiment_dir(config), None
+    torch.set_num_threads(int(config["torch_threads"]))
+    pretrained = preflight(config)
+    exp_dir.mkdir(parents=True, exist_ok=resume is not None)
+    config["experiment_name"] = exp_dir.name
+    write_json(exp_dir / CONFIG_FILE, config)
+    reporter.status(
+        phase="starting", experiment_dir=str(exp_dir.resolve()), total_timesteps=config["total_rl_timesteps"]
+    )
+    pipeline = Pipeline(config, exp_dir, pretrained, checkpoint, reporter, stop_event)
+    try:
+        return exp_dir, pipeline.run()
+    except (DemonstrationError, ExpertError) as exc:
+        raise PipelineError(str(exc)) from exc
+    except TrainingInterrupted:
+        reporter.status(phase="stopped")
+        raise

@@ -1,0 +1,134 @@
+"""pidog-train: demonstrations -> BC -> PPO fine-tuning -> policy.onnx, with the guide's flags.
+
+pidog-train --n-demo-episodes 50 --total-bc-epochs 200 --total-rl-timesteps 500000 --visualize-freq 50000
+pidog-train --config demo            # `make demo`: every artifact in about ten minutes
+pidog-train --resume outputs/NAME    # continue an interrupted run (Ctrl-C saves a checkpoint)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import DEFAULT_CONFIG, PRESETS, ConfigError, resolve_config
+
+# flag -> (config key, type, help); defaults come from DEFAULT_CONFIG, never from here.
+VALUE_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--n-demo-episodes": ("n_demo_episodes", int, "expert episodes to record as demonstrations"),
+    "--total-bc-epochs": ("total_bc_epochs", int, "behavioural-cloning epochs"),
+    "--total-rl-timesteps": ("total_rl_timesteps", int, "PPO fine-tuning timesteps (0 skips PPO)"),
+    "--n-envs": ("n_envs", int, "parallel simulator processes for PPO (1: in-process)"),
+    "--visualize-freq": (
+        "visualize_freq",
+        int,
+        "timesteps between rollout videos and curve refreshes (0 disables)",
+    ),
+    "--learning-rate": ("learning_rate", float, "PPO learning rate"),
+    "--output-dir": ("output_dir", str, "folder that holds experiment folders"),
+    "--experiment-name": ("experiment_name", str, "experiment folder name (default: timestamped)"),
+    "--seed": ("seed", int, "random seed"),
+    "--pretrained-model": (
+        "pretrained_model",
+        str,
+        "start from these weights (bc_pretrained_policy.pth or a checkpoint .zip)",
+    ),
+    "--expert-model": (
+        "expert_model",
+        str,
+        "collect demonstrations from this trained policy (.zip/.onnx) instead of the trot",
+    ),
+}
+SWITCH_FLAGS: dict[str, tuple[str, str]] = {
+    "--use-camera": ("use_camera", "add the head-camera image to the observation"),
+    "--skip-bc": ("skip_bc", "skip behavioural cloning (needs --pretrained-model)"),
+    "--no-bc-init": ("no_bc_init", "PPO from scratch instead of from the BC weights (for comparisons)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pidog-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config", choices=sorted(PRESETS), default="default", help="preset of defaults (default: default)"
+    )
+    for flag, (key, kind, text) in VALUE_FLAGS.items():
+        parser.add_argument(
+            flag, dest=key, type=kind, default=None, help=f"{text} (default: {DEFAULT_CONFIG[key]})"
+        )
+    for flag, (key, text) in SWITCH_FLAGS.items():
+        parser.add_argument(flag, dest=key, action="store_true", default=None, help=text)
+    parser.add_argument(
+        "--demo-bag",
+        dest="demo_bag",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="import demonstrations from rosbag2 recordings",
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="continue the experiment in PATH (folder or checkpoint .zip)",
+    )
+    return parser
+
+
+def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Only what the user typed: presets and saved configs supply the rest."""
+    keys = (
+        [key for key, *_ in VALUE_FLAGS.values()] + [key for key, _ in SWITCH_FLAGS.values()] + ["demo_bag"]
+    )
+    return {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+
+
+def with_flag_names(message: str) -> str:
+    """ "option 'n_envs' ..." -> "option 'n_envs' (--n-envs) ..." for options that are flags."""
+    flags = {key: flag for flag, (key, *_rest) in {**VALUE_FLAGS, **SWITCH_FLAGS}.items()}
+    flags["demo_bag"] = "--demo-bag"
+    return re.sub(
+        r"'(\w+)'", lambda m: f"'{m[1]}' ({flags[m[1]]})" if m[1] in flags else m[0], message, count=1
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = explicit_options(args)
+
+    from .pipeline import PipelineError, Reporter, run_pipeline
+    from .ppo_finetune import TrainingInterrupted
+
+    def say(state: dict[str, Any]) -> None:
+        if state.get("message"):
+            print(f"[{state.get('phase')}] {state['message']}", flush=True)
+
+    reporter = Reporter(on_status=say)
+    try:
+        if args.resume is not None:
+            exp_dir, artifacts = run_pipeline(
+                resume=args.resume, resume_overrides=overrides, reporter=reporter
+            )
+        else:
+            config = resolve_config(args.config, overrides)
+            exp_dir, artifacts = run_pipeline(config, reporter=reporter)
+    except (ConfigError, PipelineError) as exc:
+        parser.exit(2, f"pidog-train: error: {with_flag_names(str(exc))}\n")
+    except TrainingInterrupted as exc:
+        folder = exc.checkpoint.parent.parent
+        print(f"\n{exc}\ncontinue with: pidog-train --resume {folder}", file=sys.stderr)
+        return 130
+    print(f"\nArtifacts in {exp_dir.resolve()}:")
+    width = max(len(name) for name in artifacts)
+    for name, path in artifacts.items():
+        print(f"  {name:<{width}}  {path.relative_to(exp_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

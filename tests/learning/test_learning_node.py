@@ -1,0 +1,85 @@
+"""learning_node as its own process over DDS: status on /learning/status, policies announced
+(latched) on /learning/policy, invalid parameters refused at start by name."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from pidog_learning.policy_runtime import OnnxPolicy
+
+NODE = "pidog_learning.learning_node"
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+pytestmark = pytest.mark.ros
+
+
+def test_node_trains_reports_progress_and_announces_policies(spawn_node, ros_probe, tmp_path: Path) -> None:
+    statuses: list[dict] = []
+    policies: list[str] = []
+    ros_probe.node.create_subscription(
+        String, "/learning/status", lambda m: statuses.append(json.loads(m.data)), 50
+    )
+    ros_probe.node.create_subscription(String, "/learning/policy", lambda m: policies.append(m.data), LATCHED)
+    node = spawn_node(
+        NODE,
+        {
+            "config": "tiny",
+            "output_dir": str(tmp_path),
+            "experiment_name": "node",
+            "total_rl_timesteps": 128,
+            "visualize_freq": 0,
+            "ppo.n_steps": 64,
+        },  # fmt: skip
+    )
+    done = ros_probe.spin_until(
+        lambda: any(s["phase"] in ("done", "error") for s in statuses) or not node.alive(), timeout=150
+    )
+    assert done, f"no final status; got phases {[s['phase'] for s in statuses]}\n{node.log()}"
+    assert statuses[-1]["phase"] == "done" or any(s["phase"] == "done" for s in statuses), node.log()
+
+    phases = [s["phase"] for s in statuses]
+    for phase in ("demos", "bc", "ppo", "evaluating", "done"):
+        assert phase in phases, phases
+    ppo = [s for s in statuses if s["phase"] == "ppo"]
+    assert max(s["timesteps"] for s in ppo) >= 128
+    assert any(s.get("reward") is not None for s in ppo)
+    assert any(s.get("eval_forward_speed_mps") is not None for s in ppo)
+
+    # Each export (after BC, at each evaluation, the final one) was announced; the newest is policy.onnx.
+    ros_probe.spin_until(lambda: policies and policies[-1].endswith("/node/policy.onnx"), timeout=10)
+    assert policies[-1] == str((tmp_path / "node" / "policy.onnx").resolve())
+    assert all(Path(p).is_absolute() and p.endswith(".onnx") and Path(p).is_file() for p in policies)
+    OnnxPolicy(policies[-1])
+
+    # A late subscriber (a policy_node started now) still gets the newest policy: latched.
+    late: list[str] = []
+    ros_probe.node.create_subscription(String, "/learning/policy", lambda m: late.append(m.data), LATCHED)
+    assert ros_probe.spin_until(lambda: bool(late), timeout=10), "the policy topic is not latched"
+    assert late == [policies[-1]]
+    assert node.alive(), "the node keeps serving the latched policy after training"
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [("n_envs", 0), ("total_bc_epochs", -2), ("ppo.n_steps", 1), ("seed", "abc"), ("config", "huge")],
+)
+def test_invalid_parameters_are_refused_at_start(
+    spawn_node, tmp_path: Path, param: str, value: object
+) -> None:
+    out = tmp_path / "outputs"
+    node = spawn_node(NODE, {"config": "tiny", "output_dir": str(out), param: value})
+    deadline = time.monotonic() + 30
+    while node.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not node.alive(), f"node accepted {param}={value!r}:\n{node.log()}"
+    assert node.proc.returncode == 2
+    assert f"'{param}'" in node.log()
+    assert not out.exists(), "a refused node must not start training"

@@ -1,0 +1,214 @@
+"""The whole pipeline at tiny budgets: every artifact exists and loads; resume; camera; BC-only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import onnx
+import pytest
+import torch
+from learning_helpers import TINY_KWARGS, checkpoint_timesteps, run_train
+
+from pidog_learning.bc import load_bc_policy
+from pidog_learning.demonstrations import Demonstrations
+from pidog_learning.export import load_checkpoint_policy, load_sb3_controller
+from pidog_learning.policy_runtime import OnnxPolicy
+from pidog_sim.env import PiDogEnv
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("outputs")
+    code, stdout, stderr = run_train(
+        "--config", "tiny", "--n-envs", "2", "--output-dir", str(out), "--experiment-name", "full"
+    )
+    assert code == 0, stderr
+    return out / "full", stdout
+
+
+def sim_observations(n: int = 20) -> list[np.ndarray]:
+    env = PiDogEnv(episode_seconds=1.0)
+    obs, _ = env.reset(seed=3)
+    seen = []
+    for _ in range(n):
+        seen.append(obs)
+        obs, *_ = env.step(env.action_space.sample())
+    env.close()
+    return seen
+
+
+def test_cli_prints_where_the_artifacts_are(full_run) -> None:
+    exp, stdout = full_run
+    assert f"Artifacts in {exp.resolve()}" in stdout
+    for name in ("policy.onnx", "eval.json", "report.md", "bc_pretrained_policy.pth", "demonstrations.npz"):
+        assert name in stdout
+
+
+def test_config_and_demonstrations(full_run) -> None:
+    exp, _ = full_run
+    config = json.loads((exp / "config.json").read_text())
+    assert (
+        config["n_envs"] == 2 and config["experiment_name"] == "full" and config["total_rl_timesteps"] == 256
+    )
+    demos = Demonstrations.load(exp / "demonstrations.npz")
+    assert demos.n_episodes >= 1 and len(demos) == demos.n_episodes * 100  # 2 s episodes at 50 Hz
+    assert "trot" in demos.metadata["source"]
+
+
+def test_bc_weights_and_policies_load_and_agree(full_run) -> None:
+    exp, _ = full_run
+    raw = torch.load(exp / "bc_pretrained_policy.pth", weights_only=True)
+    assert raw["metadata"]["obs_layout_version"] == "pidog-obs-v1"
+    bc = load_bc_policy(exp / "bc_pretrained_policy.pth", TINY_KWARGS, use_camera=False)
+    bc_onnx = OnnxPolicy(exp / "bc_policy.onnx")
+    final_onnx = OnnxPolicy(exp / "policy.onnx")
+    final_torch = load_sb3_controller(exp / "checkpoints" / "ppo_final.zip")
+    assert checkpoint_timesteps(exp / "checkpoints" / "ppo_final.zip") >= 256
+    for obs in sim_observations():
+        bc_action, _ = bc.predict(obs, deterministic=True)
+        np.testing.assert_allclose(bc_onnx.act(obs), bc_action, atol=1e-5)
+        np.testing.assert_allclose(final_onnx.act(obs), final_torch(obs), atol=1e-5)
+    info = json.loads(
+        {p.key: p.value for p in onnx.load(str(exp / "policy.onnx")).metadata_props}["training_info"]
+    )
+    assert info["finetuned"] is True and info["timesteps"] >= 256
+    assert sorted(p.name for p in (exp / "policies").glob("*.onnx")) == [
+        "policy_000000128.onnx",
+        "policy_000000256.onnx",
+    ]
+
+
+def test_eval_report_plots_videos_tensorboard(full_run) -> None:
+    exp, _ = full_run
+    evaluation = json.loads((exp / "eval.json").read_text())
+    assert set(evaluation["results"]) == {"trot", "bc", "finetuned"}
+    for result in evaluation["results"].values():
+        assert np.isfinite(result["mean_forward_speed_mps"]) and 0 <= result["falls"] <= result["episodes"]
+    report = (exp / "report.md").read_text()
+    assert "BC only" in report and "fine-tuned" in report and "plots/eval_comparison.png" in report
+    for png in ("bc_loss", "learning_curve", "eval_comparison"):
+        image = imageio.imread(exp / "plots" / f"{png}.png")
+        assert image.ndim == 3 and image.shape[0] > 100
+    for video in ("bc", "final", "ppo_000000256"):
+        frames = imageio.mimread(exp / "videos" / f"{video}.mp4")
+        assert len(frames) >= 5 and frames[0].shape[2] == 3
+    history = json.loads((exp / "training_history.json").read_text())
+    assert [e["timesteps"] for e in history["evaluations"]] == [0, 128, 256]
+    assert history["rewards"] and history["references"]["trot"] > 0
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run,) = (exp / "tensorboard").iterdir()
+    events = EventAccumulator(str(run))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"eval/forward_speed_mps", "eval/falls", "finetune/actor_frozen", "rollout/ep_rew_mean"} <= tags
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "pidog_learning.train_cli", "--config", "tiny", "--total-rl-timesteps", "1000000",
+           "--visualize-freq", "0", "--output-dir", str(tmp_path), "--experiment-name", "run"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    exp = tmp_path / "run"
+    deadline = time.monotonic() + 120
+    while (
+        not list((exp / "checkpoints").glob("ppo_*.zip"))
+        and time.monotonic() < deadline
+        and proc.poll() is None
+    ):
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"pidog-train --resume {exp}" in err
+    interrupted_at = checkpoint_timesteps(exp / "checkpoints" / "latest.zip")
+    assert interrupted_at >= 128
+
+    demos_mtime = (exp / "demonstrations.npz").stat().st_mtime_ns
+    target = interrupted_at + 128
+    code, stdout, stderr = run_train("--resume", str(exp), "--total-rl-timesteps", str(target))
+    assert code == 0, stderr
+    final = checkpoint_timesteps(exp / "checkpoints" / "ppo_final.zip")
+    assert target <= final < target + 64  # continued from the count, not from 0
+    assert (exp / "demonstrations.npz").stat().st_mtime_ns == demos_mtime  # no phase redone
+    steps = [e["timesteps"] for e in json.loads((exp / "training_history.json").read_text())["evaluations"]]
+    assert steps == sorted(steps) and steps[-1] > interrupted_at and final - steps[-1] < 64
+    assert json.loads((exp / "config.json").read_text())["total_rl_timesteps"] == target
+
+
+def test_resume_refuses_to_change_the_experiment(full_run) -> None:
+    exp, _ = full_run
+    code, _out, err = run_train("--resume", str(exp), "--seed", "7")
+    assert code == 2 and "'seed'" in err and "cannot change" in err
+
+
+def test_use_camera_runs_at_a_tiny_budget(tmp_path: Path) -> None:
+    code, _out, err = run_train("--config", "tiny", "--use-camera", "--total-rl-timesteps", "64", "--visualize-freq", "0",
+                                "--output-dir", str(tmp_path), "--experiment-name", "cam")  # fmt: skip
+    assert code == 0, err
+    exp = tmp_path / "cam"
+    model = onnx.load(str(exp / "policy.onnx"))
+    assert [i.name for i in model.graph.input] == ["obs", "image"]
+    assert json.loads((exp / "eval.json").read_text())["results"]["finetuned"]["episodes"] == 1
+    controller = load_sb3_controller(exp / "checkpoints" / "ppo_final.zip")
+    env = PiDogEnv(use_camera=True, episode_seconds=1.0)
+    obs, _ = env.reset(seed=0)
+    env.close()
+    action = controller(obs)
+    assert action.shape == (8,) and np.all(np.abs(action) <= 1)
+
+
+def test_bc_only_then_expert_and_pretrained_runs(full_run, tmp_path: Path) -> None:
+    exp, _ = full_run
+    # --total-rl-timesteps 0: the deployed policy is the BC policy.
+    code, _out, err = run_train("--config", "tiny", "--total-rl-timesteps", "0", "--expert-model",
+                                str(exp / "checkpoints" / "ppo_final.zip"), "--output-dir", str(tmp_path), "--experiment-name", "bc")  # fmt: skip
+    assert code == 0, err
+    bc_exp = tmp_path / "bc"
+    assert "PPO checkpoint" in Demonstrations.load(bc_exp / "demonstrations.npz").metadata["source"]
+    assert set(json.loads((bc_exp / "eval.json").read_text())["results"]) == {"trot", "bc"}
+    assert not (bc_exp / "checkpoints").exists()
+    obs = sim_observations(5)
+    for o in obs:
+        np.testing.assert_allclose(
+            OnnxPolicy(bc_exp / "policy.onnx").act(o), OnnxPolicy(bc_exp / "bc_policy.onnx").act(o), atol=1e-6
+        )
+
+    # --skip-bc --pretrained-model: PPO starts from those weights, no BC training.
+    code, _out, err = run_train("--config", "tiny", "--skip-bc", "--pretrained-model", str(bc_exp / "bc_pretrained_policy.pth"),
+                                "--total-rl-timesteps", "64", "--visualize-freq", "0", "--output-dir", str(tmp_path), "--experiment-name", "skip")  # fmt: skip
+    assert code == 0, err
+    skip = tmp_path / "skip"
+    assert not (skip / "bc_history.json").exists()
+    for o in obs:
+        np.testing.assert_allclose(
+            OnnxPolicy(skip / "bc_policy.onnx").act(o),
+            OnnxPolicy(bc_exp / "bc_policy.onnx").act(o),
+            atol=1e-6,
+        )
+
+
+def test_no_bc_init_starts_ppo_from_scratch(tmp_path: Path) -> None:
+    code, _out, err = run_train("--config", "tiny", "--no-bc-init", "--total-rl-timesteps", "64", "--visualize-freq", "0",
+                                "--output-dir", str(tmp_path), "--experiment-name", "scratch")  # fmt: skip
+    assert code == 0, err
+    exp = tmp_path / "scratch"
+    scratch0 = OnnxPolicy(exp / "policies" / "policy_000000000.onnx")  # PPO's own start, evaluated at t=0
+    bc = OnnxPolicy(exp / "bc_policy.onnx")
+    obs = sim_observations(5)
+    assert any(not np.allclose(scratch0.act(o), bc.act(o), atol=1e-3) for o in obs)
+    final = load_checkpoint_policy(exp / "checkpoints" / "ppo_final.zip")
+    assert final.log_std.mean().item() > -0.5  # SB3's exploration (log-std 0), not the fine-tuning one
+    np.testing.assert_array_equal(final.normalizer.mean.numpy(), load_bc_policy(
+        exp / "bc_pretrained_policy.pth", TINY_KWARGS, use_camera=False).normalizer.mean.numpy())  # fmt: skip
