@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from pidog_description.spec import ACTION_DIM, OBS_DIM, OBS_LAYOUT_VERSION
+
+from .atomic import atomic_output
 
 
 class DemonstrationError(ValueError):
@@ -59,21 +60,14 @@ class Demonstrations:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temp file + rename) so a crash never leaves a half-written file."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(
-                    f,
-                    observations=self.observations,
-                    actions=self.actions,
-                    episode_starts=self.episode_starts,
-                    metadata=np.array(json.dumps(self.metadata)),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                observations=self.observations,
+                actions=self.actions,
+                episode_starts=self.episode_starts,
+                metadata=np.array(json.dumps(self.metadata)),
+            )
         return path
 
     @classmethod

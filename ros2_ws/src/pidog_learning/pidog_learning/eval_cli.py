@@ -7,14 +7,13 @@ pidog-eval --controller {trot|PATH.zip|PATH.onnx} --episodes N --seconds S
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import write_json
 
 
 def load_controller(spec: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -35,16 +34,6 @@ def load_controller(spec: str) -> Callable[[np.ndarray], np.ndarray]:
 
         return load_sb3_controller(path)
     raise ValueError(f"unknown controller kind {path.suffix!r} for {path}: use 'trot', a .zip or a .onnx")
-
-
-def write_json_atomic(path: str | os.PathLike[str], payload: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
-    return path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         f"mean distance {result['mean_distance_m']:.2f} m, mean return {result['mean_return']:.1f}"
     )
     if args.json:
-        write_json_atomic(args.json, result)
+        write_json(args.json, result)
         print(f"wrote {args.json}")
     if args.video:
         print(f"wrote {args.video}")
