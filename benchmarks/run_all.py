@@ -17,6 +17,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_sim", "sim", []),
     ("benchmarks.bench_policy", "policy", []),
     ("benchmarks.bench_bc", "bc", []),
+    ("benchmarks.bench_training", "training", []),
     ("benchmarks.bench_study", "study", []),
     ("benchmarks.bench_command_following", "command_following", []),
 ]
