@@ -91,19 +91,19 @@ def run_arm(
 
 
 def summarise(runs: list[dict[str, Any]], timesteps: int) -> str:
-    def stats(values: list[float | None]) -> str:
+    def stats(values: list[float | None], unit: str = "") -> str:
         got = [v for v in values if v is not None]
         if not got:
             return "not reached"
-        text = f"{np.mean(got):,.0f}" if max(got) > 100 else f"{np.mean(got):.3f}"
-        return text + (f" ({len(got)}/{len(values)} seeds)" if len(got) < len(values) else "")
+        text = f"{np.mean(got):,.0f}{unit}"
+        return text + (f" ({len(got)}/{len(values)} seeds reached it)" if len(got) < len(values) else "")
 
     by = {k: [r for r in runs if r["kind"] == k] for k in ("bcrl", "scratch")}
     trot_speed = float(np.mean([r["trot"]["mean_forward_speed_mps"] for r in runs]))
     trot_falls = float(np.mean([r["trot"]["falls"] for r in runs]))
     bc_runs = by["bcrl"]
     rows = [
-        "| arm | env steps to bar | wall-clock to bar (s) | final speed (m/s) | final falls /10 |",
+        "| arm | env steps to bar | wall-clock to bar | final speed (m/s) | final falls /10 |",
         "|---|---:|---:|---:|---:|",
     ]
     # BC only: the BC policy's own evaluation (t = 0 of the BC->RL run and its final eval).
@@ -117,17 +117,20 @@ def summarise(runs: list[dict[str, Any]], timesteps: int) -> str:
     for kind, label in (("bcrl", "BC -> RL"), ("scratch", "RL from scratch")):
         rs = by[kind]
         rows.append(
-            f"| {label} | {stats([r['steps_to_bar'] for r in rs])} | {stats([r['wall_to_bar_s'] for r in rs])} "
+            f"| {label} | {stats([r['steps_to_bar'] for r in rs])} | {stats([r['wall_to_bar_s'] for r in rs], ' s')} "
             f"| {np.mean([r['final']['mean_forward_speed_mps'] for r in rs]):.3f} "
             f"| {np.mean([r['final']['falls'] for r in rs]):.1f} |"
         )
     rows.append(f"| scripted trot (reference) | - | - | {trot_speed:.3f} | {trot_falls:.1f} |")
-    steps_bc = [r["steps_to_bar"] for r in by["bcrl"]]
-    steps_sc = [r["steps_to_bar"] for r in by["scratch"]]
-    speedup = "n/a"
-    if all(s is not None for s in steps_bc + steps_sc):
-        # A run at the bar from its first evaluation (t=0) counts as one evaluation interval.
-        speedup = f"{np.mean(steps_sc) / max(np.mean(steps_bc), EVAL['freq']):.1f}x"
+    # A run already at the bar at t = 0 is counted as one evaluation interval; a run that never
+    # reached it within the budget is counted as the budget, so the ratio is a lower bound then.
+    steps_bc = [
+        max(r["steps_to_bar"] if r["steps_to_bar"] is not None else timesteps, EVAL["freq"])
+        for r in by["bcrl"]
+    ]
+    steps_sc = [r["steps_to_bar"] if r["steps_to_bar"] is not None else timesteps for r in by["scratch"]]
+    bound = ">= " if any(r["steps_to_bar"] is None for r in by["scratch"]) else ""
+    speedup = f"{bound}{np.mean(steps_sc) / np.mean(steps_bc):.1f}x"
     final_ratio = np.mean([r["final"]["mean_forward_speed_mps"] for r in by["bcrl"]]) / trot_speed
     seeds = sorted({r["seed"] for r in runs})
     lines = [
@@ -144,10 +147,26 @@ def summarise(runs: list[dict[str, Any]], timesteps: int) -> str:
         *rows,
         "",
         f"- Env steps to the bar, scratch / BC -> RL: **{speedup}** (target >= 5x; a BC -> RL run already at the "
-        "bar at t = 0 is counted as one evaluation interval).",
+        f"bar at t = 0 counts as one evaluation interval, {EVAL['freq']:,} steps; a scratch run that never reached "
+        "the bar counts as the whole budget, which makes the ratio a lower bound).",
         f"- Final BC -> RL gait vs the scripted trot: **{final_ratio:.2f}x** the trot's speed (target >= 1.5x).",
         "",
         "![learning curves](benchmarks/study_curves.png)",
+        "",
+        "Reading the numbers:",
+        "",
+        "- BC alone already clears the bar: cloning 50 trot episodes (with DART action noise) gives a policy",
+        "  as fast as the trot with no falls, so BC -> RL starts where scratch arrives after 10^5+ steps.",
+        "- From scratch, PPO finds gaits as fast or faster, but they fall: the bar counts falls, and the",
+        "  scratch runs' final policies fell in several of 10 randomised episodes while BC -> RL kept the",
+        "  trot's robustness (the anti-forgetting measures: critic warm-up, small initial log-std, 0.1x actor",
+        "  learning rate, decaying BC loss).",
+        "- The 1.5x-the-trot target for the final gait is missed. What bounds it: the trot's stride tops out",
+        "  near 0.15 m/s at its fixed 0.4 s cycle, the policy's phase clock keeps that cadence, and the",
+        "  anti-forgetting measures deliberately slow how far PPO moves from the prior within 300k steps.",
+        "  Tried: commanding 0.3 m/s (the top of the command range) so the reward asks for more than the",
+        "  trot gives. Next to try: a longer budget, releasing the actor learning-rate scale after the BC",
+        "  term has decayed, and a faster gait clock.",
         "",
         "Per run:",
         "",
@@ -203,6 +222,9 @@ def main() -> None:
     parser.add_argument(
         "--smoke", action="store_true", help="seconds-long run of the whole script (tiny preset)"
     )
+    parser.add_argument(
+        "--from-json", type=Path, default=None, help="re-summarise a finished study_runs.json"
+    )
     args = parser.parse_args()
     preset, eval_cfg = "default", EVAL
     if args.smoke:  # checks the plumbing only; writes nothing to docs/
@@ -210,6 +232,11 @@ def main() -> None:
             "tiny",
             {"freq": 256, "episodes": 1, "seconds": 1.0, "final_episodes": 1, "final_seconds": 1.0},
         )
+    if args.from_json is not None:
+        runs = json.loads(args.from_json.read_text())
+        plot(runs, RESULTS_DIR / "study_curves.png")
+        print(write_result("study", summarise(runs, args.timesteps)).read_text())
+        return
     out = args.out / time.strftime("%Y%m%d-%H%M%S")
     runs = []
     for seed in args.seeds:
