@@ -103,12 +103,31 @@ def main() -> None:
     (exp_dir / "command_following.json").write_text(json.dumps(results, indent=2))
     print(path.read_text())
     if args.ship:
-        SHIP_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(exp_dir / "policy.onnx", SHIP_DIR / "pidog_walk.onnx")
-        shutil.copyfile(exp_dir / "eval.json", SHIP_DIR / "pidog_walk.eval.json")
-        shutil.copyfile(exp_dir / "config.json", SHIP_DIR / "pidog_walk.config.json")
-        (SHIP_DIR / "pidog_walk.command_following.json").write_text(json.dumps(results, indent=2))
-        print(f"shipped {SHIP_DIR / 'pidog_walk.onnx'}")
+        ship(exp_dir, results)
+
+
+def ship(exp_dir: Path, tracking: dict) -> None:
+    """models/policies/pidog_walk.*: the policy, its training config and evaluations."""
+    from pidog_learning.atomic import write_json
+    from pidog_learning.policy_runtime import OnnxPolicy
+    from pidog_sim.evaluation import evaluate
+
+    SHIP_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(exp_dir / "policy.onnx", SHIP_DIR / "pidog_walk.onnx")
+    shutil.copyfile(exp_dir / "config.json", SHIP_DIR / "pidog_walk.config.json")
+    shutil.copyfile(exp_dir / "eval.json", SHIP_DIR / "pidog_walk.training_eval.json")
+    # What a user gets by default: walk forward at the policy node's default 0.2 m/s command.
+    walk = evaluate(
+        OnnxPolicy(SHIP_DIR / "pidog_walk.onnx"), episodes=10, seconds=10.0, randomize=True, seed=2024
+    )
+    walk.update(
+        controller="models/policies/pidog_walk.onnx", command={"vx": 0.2, "wz": 0.0}, experiment=exp_dir.name
+    )
+    write_json(SHIP_DIR / "pidog_walk.eval.json", walk)
+    write_json(SHIP_DIR / "pidog_walk.command_following.json", tracking)
+    print(
+        f"shipped {SHIP_DIR / 'pidog_walk.onnx'}: {walk['mean_forward_speed_mps']:.3f} m/s, falls {walk['falls']}"
+    )
 
 
 if __name__ == "__main__":
