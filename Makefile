@@ -12,7 +12,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
 
-.PHONY: setup test lint type demo bench colcon clean
+.PHONY: setup test lint demo bench colcon clean
 
 setup: $(STAMP)
 

@@ -11,7 +11,8 @@ DEPLOY_MODULES = [
     "pidog_learning.policy_node",
     "pidog_learning.policy_runtime",
     "pidog_learning.safety",
-    "pidog_learning.launch_files",
+    "pidog_learning.teleop_gait_node",
+    "pidog_learning.keyboard_teleop",
 ]
 
 

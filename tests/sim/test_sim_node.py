@@ -106,6 +106,17 @@ def test_estop_makes_sim_ignore_commands(spawn_node, ros_probe) -> None:
     np.testing.assert_allclose(np.array(topics.joint_states[-1][1].position), STAND_POSE, atol=1e-3)
     assert "/estop" in node.log()
 
+    # A reset does not release the latched e-stop: commands are still ignored afterwards.
+    client = ros_probe.node.create_client(Trigger, "/sim/reset")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    assert ros_probe.spin_until(future.done, 10) and future.result().success
+    for _ in range(20):
+        pub.publish(joint_state_msg(ros_probe.node.get_clock().now().to_msg(), STAND_POSE + 0.3))
+        ros_probe.spin_for(0.02)
+    ros_probe.spin_for(0.3)
+    np.testing.assert_allclose(np.array(topics.joint_states[-1][1].position), STAND_POSE, atol=1e-3)
+
 
 def test_invalid_parameter_is_refused_with_its_name(spawn_node) -> None:
     node = spawn_node("pidog_sim.sim_node", {"rate_hz": 33.0})

@@ -8,7 +8,6 @@ ONNX and has policy_node run it against the same sim.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import signal
 import time
@@ -21,9 +20,6 @@ from pidog_description.spec import OBS_SLICES
 from pidog_learning.bag_import import RECORDED_TOPICS, import_bags
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-if importlib.util.find_spec("pidog_sim.sim_node") is None:
-    pytest.skip("pidog_sim.sim_node is not written yet", allow_module_level=True)
 
 # (seconds, vx m/s, wz rad/s); None = the operator lets go (no /cmd_vel at all).
 SCRIPT = ((1.0, None, None), (4.0, 0.2, 0.0), (3.0, 0.1, 0.8), (2.0, None, None))

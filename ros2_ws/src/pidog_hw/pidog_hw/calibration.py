@@ -98,6 +98,8 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
         raise CalibrationError(
             f"calibration file {path} does not exist (create it with pidog-calibrate)"
         ) from None
+    except OSError as exc:  # a directory, no permission, an I/O error: say which file
+        raise CalibrationError(f"cannot read calibration file {path}: {exc}") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

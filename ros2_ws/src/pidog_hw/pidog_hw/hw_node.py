@@ -218,10 +218,11 @@ class HwNode(Node):
         self._publish_joint_states()
 
     def _current_target(self) -> np.ndarray | None:
-        if self.sequence:
-            return self.sequence.popleft()
+        # The e-stop outranks everything, including a start-up sequence queued by a reconnect.
         if self.estopped:
             return self.hold_target
+        if self.sequence:
+            return self.sequence.popleft()
         return self.target
 
     def _drive(self) -> None:

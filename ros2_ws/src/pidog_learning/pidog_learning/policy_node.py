@@ -173,6 +173,9 @@ class PolicyNode(Node):
             OnnxPolicy(self.params.policy_path) if self.params.policy_path else None
         )
         self._pending_policy: OnnxPolicy | None = None
+        self._announcements = 0
+        self._newest_loaded = 0
+        self._reload_lock = threading.Lock()
         self.obs = ObservationBuilder(default_command=(self.params.default_vx, 0.0))
         self._last_cmd_vel: float | None = None  # monotonic time of the last /cmd_vel
         self.times = SensorTimes()
@@ -273,10 +276,12 @@ class PolicyNode(Node):
         self._tick_state_only()
 
     def _on_policy_announced(self, msg: String) -> None:
-        # Loading takes tens of ms: do it off the control thread, swap on the next tick.
-        threading.Thread(target=self._load_policy, args=(msg.data,), daemon=True).start()
+        # Loading takes tens of ms: do it off the control thread, swap on the next tick. Each
+        # announcement gets a number so a slow older load can never replace a newer policy.
+        self._announcements += 1
+        threading.Thread(target=self._load_policy, args=(msg.data, self._announcements), daemon=True).start()
 
-    def _load_policy(self, path: str) -> None:
+    def _load_policy(self, path: str, number: int) -> None:
         try:
             policy = OnnxPolicy(path)
         except PolicyLoadError as exc:
@@ -284,7 +289,12 @@ class PolicyNode(Node):
             current = self.policy.path if self.policy else "none"
             self.get_logger().warning(f"not switching policy (keeping {current}): {exc}")
             return
-        self._pending_policy = policy
+        with self._reload_lock:
+            if number < self._newest_loaded:
+                self.get_logger().info(f"skipping {path}: a newer announced policy is already loaded")
+                return
+            self._newest_loaded = number
+            self._pending_policy = policy
         self.get_logger().info(f"loaded new policy {path}")
 
     # --- control -----------------------------------------------------------------------------

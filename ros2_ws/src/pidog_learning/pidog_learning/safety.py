@@ -25,7 +25,7 @@ import numpy as np
 
 from pidog_description.kinematics import STAND_POSE
 from pidog_description.servo import ServoModel
-from pidog_description.spec import roll_pitch_from_gravity
+from pidog_description.spec import CONTROL_DT, roll_pitch_from_gravity
 
 
 class SafetyState(StrEnum):
@@ -44,14 +44,19 @@ class SafetyConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    dt: float = 0.02  # s, control period
+    dt: float = CONTROL_DT  # s, control period
     soft_start_s: float = 1.0
     sensor_timeout_s: float = 0.25  # s of wall time without a valid message
     max_tilt_rad: float = 0.8
     fall_recovery_s: float = 2.0  # upright this long ends a fall stop (with a soft start)
 
     def __post_init__(self) -> None:
-        _require(self.dt > 0 and math.isfinite(self.dt), "rate_hz", "must be positive", 1.0 / self.dt)
+        _require(
+            self.dt > 0 and math.isfinite(self.dt),
+            "rate_hz",
+            "must be positive",
+            1.0 / self.dt if self.dt else math.inf,
+        )
         _require(0 <= self.soft_start_s <= 30, "soft_start_s", "must be within [0, 30] s", self.soft_start_s)
         _require(
             0 < self.sensor_timeout_s <= 10,

@@ -20,6 +20,7 @@ from pidog_description.spec import (
     GAIT_PERIOD_S,
     OBS_DIM,
     build_observation,
+    clip_command,
     gravity_from_quaternion,
     observation_bounds,
     sanitize_action,
@@ -114,7 +115,7 @@ class PiDogEnv(gym.Env):
         options = options or {}
         self.sim.reset(self.np_random)
         if "command" in options:
-            self.command = np.asarray(options["command"], dtype=np.float64).reshape(2)
+            self.command = clip_command(options["command"])
         elif self.cfg["command_mode"] == "sample":
             ranges = self.cfg["command_ranges"]
             self.command = np.array(

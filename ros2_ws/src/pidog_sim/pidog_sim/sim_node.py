@@ -54,6 +54,7 @@ class SimNode(Node):
         self.seed = int(p["seed"])
         self.estop_behavior = p["estop_behavior"]
         self.publish_clock = bool(p["publish_clock"])
+        self.estopped = False
         self._reset_sim()
 
         latched = QoSProfile(
@@ -73,7 +74,7 @@ class SimNode(Node):
         )
 
     def _substeps_for(self, rate: float) -> int:
-        timestep = 0.002  # models/pidog.xml; checked against the loaded model below
+        timestep = 0.002  # models/pidog.xml's physics step; verified against the loaded model
         substeps = int(round(1.0 / (rate * timestep))) if rate > 0 else 0
         if substeps < 1 or abs(substeps * timestep * rate - 1.0) > 1e-6:
             raise ValueError(
@@ -85,8 +86,10 @@ class SimNode(Node):
         self.sim.reset(np.random.default_rng(self.seed))
         self.seed += 1
         self.target = STAND_POSE.copy()
-        self.estopped = False
-        self._restore_servos()
+        if self.estopped:  # a reset never releases a latched /estop: the robot stays stopped
+            self._apply_estop()
+        else:
+            self._restore_servos()
 
     # --- callbacks -------------------------------------------------------------------------
     def _on_command(self, msg: JointState) -> None:
@@ -103,14 +106,17 @@ class SimNode(Node):
     def _on_estop(self, msg: Bool) -> None:
         if msg.data and not self.estopped:
             self.get_logger().warning(f"/estop: commands ignored, servos {self.estop_behavior}")
-            self.target = self.sim.joint_estimate()
-            if self.estop_behavior == "limp":
-                self.sim.model.actuator_gainprm[:, 0] = 0.0
-                self.sim.model.actuator_biasprm[:, 1] = 0.0
+            self._apply_estop()
         elif not msg.data and self.estopped:
             self.get_logger().info("/estop released")
             self._restore_servos()
         self.estopped = bool(msg.data)
+
+    def _apply_estop(self) -> None:
+        self.target = self.sim.joint_estimate()
+        if self.estop_behavior == "limp":
+            self.sim.model.actuator_gainprm[:, 0] = 0.0
+            self.sim.model.actuator_biasprm[:, 1] = 0.0
 
     def _restore_servos(self) -> None:
         kp = self.sim.nominal_kp
