@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
@@ -33,6 +32,7 @@ from std_msgs.msg import Bool
 
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
 from pidog_description.messages import MessageError, imu_msg, joint_command_from_msg, joint_state_msg
+from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.servo import ServoModel
 
 from .calibration import resolve_calibration
@@ -429,21 +429,10 @@ def main(args: list[str] | None = None) -> None:
     try:
         node = HwNode()
     except ParameterError as exc:
-        print(f"hw_node: {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
+        refuse_start(f"hw_node: {exc}", exit_code=2)
     except (HardwareError, ValueError) as exc:
-        print(f"hw_node: cannot start: {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        raise SystemExit(1) from exc
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown_hardware()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        refuse_start(f"hw_node: cannot start: {exc}", exit_code=1)
+    spin_node(node, on_shutdown=node.shutdown_hardware)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ and loop statistics on /diagnostics. Deploy path: imports numpy, onnxruntime and
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
 from collections import deque
@@ -25,13 +24,13 @@ from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
 from pidog_description.messages import MessageError, imu_from_msg, joint_positions_from_msg, joint_state_msg
+from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.spec import CMD_TIMEOUT_S, COMMAND_LIMITS, CONTROL_HZ, action_to_target
 
 from .policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError
@@ -421,16 +420,8 @@ def main(args: list[str] | None = None) -> None:
     try:
         node = PolicyNode()
     except (ParameterError, SafetyConfigError, PolicyLoadError) as exc:
-        print(f"policy_node: error: {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        refuse_start(f"policy_node: error: {exc}")
+    spin_node(node)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from std_srvs.srv import Trigger
 
 from pidog_description import STAND_POSE
 from pidog_description.messages import MessageError, imu_msg, joint_command_from_msg, joint_state_msg
+from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.robot import BASE_FRAME_ID
 
 from .sim import PiDogSim
@@ -175,16 +176,8 @@ def main(args: list[str] | None = None) -> None:
     try:
         node = SimNode()
     except (ValueError, FileNotFoundError) as exc:
-        print(f"sim_node: {exc}", flush=True)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        refuse_start(f"sim_node: {exc}")
+    spin_node(node)
 
 
 if __name__ == "__main__":
