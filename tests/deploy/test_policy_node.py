@@ -122,9 +122,12 @@ def test_nan_and_malformed_inputs_are_ignored_and_the_watchdog_takes_over(
     assert wait_state(ros_probe, rec, "stale_sensors", 2), node.log()
     # Unknown joint names and missing joints: also refused.
     pub = ros_probe.node.create_publisher(JointState, "/joint_states", 10)
-    pub.publish(JointState(name=[f"joint{i}" for i in range(8)], position=[0.0] * 8))
-    pub.publish(JointState(name=list(JOINT_NAMES[:6]), position=[0.0] * 6))
-    ros_probe.spin_for(1.0)
+    # A new publisher must be discovered before its messages reach the node.
+    assert ros_probe.spin_until(lambda: pub.get_subscription_count() > 0, 10)
+    for _ in range(10):
+        pub.publish(JointState(name=[f"joint{i}" for i in range(8)], position=[0.0] * 8))
+        pub.publish(JointState(name=list(JOINT_NAMES[:6]), position=[0.0] * 6))
+        ros_probe.spin_for(0.1)
     assert rec.state == "stale_sensors"
     assert all(np.all(np.isfinite(q)) for _, q in rec.commands)
     log = node.log()

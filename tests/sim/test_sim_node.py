@@ -55,6 +55,7 @@ def test_sim_node_publishes_robot_topics_and_obeys_commands(spawn_node, ros_prob
 
     # Another process (this test) commands the knees down: the joints move by name.
     pub = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
+    assert ros_probe.spin_until(lambda: pub.get_subscription_count() > 0, 10)  # discovered
     target = STAND_POSE.copy()
     target[1::2] -= 0.4
     shuffled = [7, 6, 5, 4, 3, 2, 1, 0]  # order must not matter, names do
@@ -99,6 +100,7 @@ def test_estop_makes_sim_ignore_commands(spawn_node, ros_probe) -> None:
     ros_probe.node.create_publisher(Bool, "/estop", latched).publish(Bool(data=True))
     ros_probe.spin_for(0.5)
     pub = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
+    assert ros_probe.spin_until(lambda: pub.get_subscription_count() > 0, 10)  # so the test can fail
     for _ in range(20):
         pub.publish(joint_state_msg(ros_probe.node.get_clock().now().to_msg(), STAND_POSE + 0.3))
         ros_probe.spin_for(0.02)
