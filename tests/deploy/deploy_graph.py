@@ -10,16 +10,14 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
 from pidog_description.kinematics import STAND_POSE
 from pidog_description.messages import imu_msg, joint_positions_from_msg, joint_state_msg
+from pidog_description.node_runner import LATCHED_QOS
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
+LATCHED = LATCHED_QOS
 
 
 def roll_quaternion(roll: float) -> np.ndarray:

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from hw_facts import LEG_CHANNELS, TICK_US, expected_pulse_us, read_jsonl
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool
 
 from pidog_description.kinematics import LIE_POSE
+from pidog_description.node_runner import LATCHED_QOS
 from pidog_description.robot import JOINT_NAMES
 from pidog_hw.emulation import MaestroEmulator
 
@@ -42,9 +42,7 @@ class Listener:
         node.create_subscription(Imu, "/imu/data", lambda m: self._got("/imu/data", m), 50)
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.commands = node.create_publisher(JointState, "/joint_commands", 10)
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
+        latched = LATCHED_QOS
         self.estop = node.create_publisher(Bool, "/estop", latched)
 
     def _got(self, topic: str, msg) -> None:

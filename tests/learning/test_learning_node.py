@@ -8,15 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
+from pidog_description.node_runner import LATCHED_QOS
 from pidog_learning.policy_runtime import OnnxPolicy
 
 NODE = "pidog_learning.learning_node"
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
+LATCHED = LATCHED_QOS
 
 pytestmark = pytest.mark.ros
 

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 from nav_msgs.msg import Odometry
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool
@@ -15,6 +14,7 @@ from std_srvs.srv import Trigger
 
 from pidog_description import JOINT_NAMES, STAND_POSE
 from pidog_description.messages import joint_state_msg
+from pidog_description.node_runner import LATCHED_QOS
 
 pytestmark = pytest.mark.ros
 
@@ -32,6 +32,14 @@ class Topics:
         node.create_subscription(Imu, "/imu/data", lambda m: self.imu.append((time.monotonic(), m)), 50)
         node.create_subscription(Odometry, "/sim/ground_truth/odom", self.odom.append, 50)
         node.create_subscription(Clock, "/clock", self.clock.append, 50)
+
+
+def reset_sim(probe) -> None:
+    """Call /sim/reset and wait for its success."""
+    client = probe.node.create_client(Trigger, "/sim/reset")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    assert probe.spin_until(future.done, 10) and future.result().success
 
 
 def rate(samples: list[tuple[float, object]], window: float) -> float:
@@ -82,10 +90,7 @@ def test_sim_node_publishes_robot_topics_and_obeys_commands(spawn_node, ros_prob
     assert "rejected /joint_commands" in node.log()
 
     # The reset service puts the robot back at the stand pose.
-    client = ros_probe.node.create_client(Trigger, "/sim/reset")
-    assert client.wait_for_service(timeout_sec=10)
-    future = client.call_async(Trigger.Request())
-    assert ros_probe.spin_until(future.done, 10) and future.result().success
+    reset_sim(ros_probe)
     ros_probe.spin_for(0.3)
     np.testing.assert_allclose(np.array(topics.joint_states[-1][1].position), STAND_POSE, atol=1e-6)
 
@@ -94,9 +99,7 @@ def test_estop_makes_sim_ignore_commands(spawn_node, ros_probe) -> None:
     node = spawn_node("pidog_sim.sim_node", {"randomize": False})
     topics = Topics(ros_probe)
     assert ros_probe.spin_until(lambda: len(topics.joint_states) > 5, 30), node.log()
-    latched = QoSProfile(
-        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-    )
+    latched = LATCHED_QOS
     ros_probe.node.create_publisher(Bool, "/estop", latched).publish(Bool(data=True))
     ros_probe.spin_for(0.5)
     pub = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
@@ -109,10 +112,7 @@ def test_estop_makes_sim_ignore_commands(spawn_node, ros_probe) -> None:
     assert "/estop" in node.log()
 
     # A reset does not release the latched e-stop: commands are still ignored afterwards.
-    client = ros_probe.node.create_client(Trigger, "/sim/reset")
-    assert client.wait_for_service(timeout_sec=10)
-    future = client.call_async(Trigger.Request())
-    assert ros_probe.spin_until(future.done, 10) and future.result().success
+    reset_sim(ros_probe)
     for _ in range(20):
         pub.publish(joint_state_msg(ros_probe.node.get_clock().now().to_msg(), STAND_POSE + 0.3))
         ros_probe.spin_for(0.02)

@@ -91,7 +91,7 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
         timeout=60,
     )
     assert run.returncode != 0
-    assert "'output'" in run.stdout and "exists" in run.stdout
+    assert "'output'" in run.stdout + run.stderr and "exists" in run.stdout + run.stderr
     assert (existing / "metadata.yaml").read_text() == "precious"
 
 
@@ -112,5 +112,5 @@ def test_unknown_storage_is_refused(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert run.returncode != 0 and "'storage'" in run.stdout
+    assert run.returncode != 0 and "'storage'" in run.stdout + run.stderr
     assert not (tmp_path / "bag").exists()

@@ -93,11 +93,11 @@ def test_teleop_record_import_clone_and_deploy(tmp_path: Path, spawn_node, ros_p
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
 
+    from pidog_description.node_runner import LATCHED_QOS as LATCHED
     from pidog_learning.bc import train_bc
     from pidog_learning.config import resolve_config
     from pidog_learning.export import export_onnx
     from pidog_learning.networks import make_policy, policy_kwargs
-    from pidog_learning.policy_node import LATCHED
 
     gait.stop()  # one commander at a time on /joint_commands
     policy = make_policy(policy_kwargs(resolve_config("tiny")), use_camera=False)

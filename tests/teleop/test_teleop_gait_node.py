@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pidog_description.kinematics import STAND_POSE, joints_to_feet
+from pidog_description.node_runner import LATCHED_QOS
 from pidog_description.robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from pidog_description.spec import COMMAND_LIMITS, CONTROL_DT, GAIT_PERIOD_S
 from pidog_learning.teleop_gait_node import RampLimits, TeleopGait
@@ -155,14 +156,11 @@ def test_node_trots_turns_and_stands_still_after_the_timeout(spawn_node, ros_pro
 
 @pytest.mark.ros
 def test_estop_stops_publishing_and_release_restarts_from_standing(spawn_node, ros_probe) -> None:
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Bool
 
     spawn_node("pidog_learning.teleop_gait_node")
     driver = Driver(ros_probe)
-    latched = QoSProfile(
-        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-    )
+    latched = LATCHED_QOS
     estop = ros_probe.node.create_publisher(Bool, "/estop", latched)
     driver.connect()
     walking = driver.drive(0.2, 0.0, 1.0)

@@ -9,6 +9,12 @@ from typing import NoReturn
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+LATCHED_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+"""/estop, /learning/policy, node states: a late subscriber still gets the last value."""
 
 
 def refuse_start(message: str, exit_code: int = 2) -> NoReturn:
@@ -24,6 +30,11 @@ def spin_node(node: Node, on_shutdown: Callable[[], None] | None = None) -> None
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # rclpy's signal handler may invalidate the context while the executor builds its
+        # wait set (RCLError, a RuntimeError): a shutdown, not a failure.
+        if rclpy.ok():
+            raise
     finally:
         if on_shutdown is not None:
             on_shutdown()

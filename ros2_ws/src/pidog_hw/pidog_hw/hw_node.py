@@ -3,7 +3,7 @@
 Publishes /joint_states (the servo-model estimate from ``pidog_description.servo`` - the same
 model the sim uses - or, on a Maestro, its Get Position feedback) at ``rate_hz`` and /imu/data
 (SH3001 through a complementary filter) at ``imu_rate_hz``; applies /joint_commands by joint
-name; /estop (latched) holds the current pose or stops the pulses; faults go to /diagnostics.
+name; /estop (LATCHED_QOS) holds the current pose or stops the pulses; faults go to /diagnostics.
 
 Fault policy, in one place: a driver error is never retried inside a cycle. The next cycle
 writes fresh targets (that is the control loop, not a retry), every failure is counted and
@@ -26,13 +26,12 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool
 
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
 from pidog_description.messages import MessageError, imu_msg, joint_command_from_msg, joint_state_msg
-from pidog_description.node_runner import refuse_start, spin_node
+from pidog_description.node_runner import LATCHED_QOS, refuse_start, spin_node
 from pidog_description.servo import ServoModel
 
 from .calibration import resolve_calibration
@@ -85,14 +84,11 @@ class HwNode(Node):
         self.imu_calibration_note = ""
         self.last_rejection = ""
 
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
         self.joint_pub = self.create_publisher(JointState, "/joint_states", 10)
         self.imu_pub = self.create_publisher(Imu, "/imu/data", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, "/joint_commands", self._on_command, 10)
-        self.create_subscription(Bool, "/estop", self._on_estop, latched)
+        self.create_subscription(Bool, "/estop", self._on_estop, LATCHED_QOS)
         if self.imu is not None:
             self._calibrate_gyro()
             self.create_timer(1.0 / self.p.imu_rate_hz, self._imu_tick)

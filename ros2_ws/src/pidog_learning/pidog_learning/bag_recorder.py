@@ -26,8 +26,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from pidog_description.node_runner import refuse_start, spin_node
+
 from .bag_import import RECORDED_TOPICS, TYPESTORE
-from .teleop_gait_node import spin_until_shutdown
 
 STORAGES: dict[str, StoragePlugin] = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 DISCOVERY_PERIOD_S = 0.2
@@ -178,15 +179,8 @@ def main(args: list[str] | None = None) -> None:
     try:
         node = BagRecorder()
     except ParameterError as exc:
-        print(f"bag_recorder: {exc}", flush=True)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
-    try:
-        spin_until_shutdown(node)
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        refuse_start(f"bag_recorder: {exc}")
+    spin_node(node, on_shutdown=node.close)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
+from pidog_description.node_runner import refuse_start
 from pidog_description.spec import clip_command
 
 from .teleop_gait_node import CMD_VEL_TOPIC
@@ -162,9 +163,7 @@ def main(args: list[str] | None = None) -> None:
     try:
         node = KeyboardTeleop()
     except ValueError as exc:
-        print(f"keyboard_teleop: {exc}", flush=True)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
+        refuse_start(f"keyboard_teleop: {exc}")
     print(HELP, file=sys.stderr, flush=True)
     fd = sys.stdin.fileno()
     try:

@@ -32,8 +32,9 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
+
+from pidog_description.node_runner import LATCHED_QOS
 
 from .config import (
     DEFAULT_CONFIG,
@@ -48,9 +49,6 @@ from .config import (
 
 STATUS_TOPIC = "/learning/status"
 POLICY_TOPIC = "/learning/policy"
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 OPTIONAL_STRINGS = ("experiment_name", "pretrained_model", "expert_model")  # "" means unset
 NODE_DEFAULTS = {"progress_bar": False}  # a node's log is no terminal: no progress bars
 HEARTBEAT_S = 2.0
@@ -61,7 +59,7 @@ class LearningNode(Node):
         super().__init__("learning_node")
         self.config, self.resume = self._read_parameters()
         self.status_pub = self.create_publisher(String, STATUS_TOPIC, 10)
-        self.policy_pub = self.create_publisher(String, POLICY_TOPIC, LATCHED)
+        self.policy_pub = self.create_publisher(String, POLICY_TOPIC, LATCHED_QOS)
         self.stop_event = threading.Event()
         self.failed = False
         self._last_status: dict[str, Any] = {"phase": "starting"}

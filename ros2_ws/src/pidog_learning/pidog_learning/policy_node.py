@@ -25,20 +25,17 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
 from pidog_description.messages import MessageError, imu_from_msg, joint_positions_from_msg, joint_state_msg
-from pidog_description.node_runner import refuse_start, spin_node
+from pidog_description.node_runner import LATCHED_QOS, refuse_start, spin_node
 from pidog_description.spec import CMD_TIMEOUT_S, COMMAND_LIMITS, CONTROL_HZ, action_to_target
 
 from .policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError
 from .safety import SafetyConfig, SafetyConfigError, SafetyLayer, SafetyState, SensorTimes
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 WARN_EVERY_S = 2.0
 STATS_WINDOW = 500  # ticks (10 s at 50 Hz) behind the diagnostics percentiles
 
@@ -195,15 +192,15 @@ class PolicyNode(Node):
             )
 
         self.cmd_pub = self.create_publisher(JointState, "/joint_commands", 10)
-        self.state_pub = self.create_publisher(String, "~/state", LATCHED)
+        self.state_pub = self.create_publisher(String, "~/state", LATCHED_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Best effort subscriptions match reliable and best-effort sensor publishers alike.
         self.create_subscription(JointState, "/joint_states", self._on_joint_state, qos_profile_sensor_data)
         self.create_subscription(Imu, "/imu/data", self._on_imu, qos_profile_sensor_data)
         self.create_subscription(Twist, "/cmd_vel", self._on_cmd_vel, 10)
-        self.create_subscription(Bool, "/estop", self._on_estop, LATCHED)
+        self.create_subscription(Bool, "/estop", self._on_estop, LATCHED_QOS)
         if self.params.follow_learning:
-            self.create_subscription(String, "/learning/policy", self._on_policy_announced, LATCHED)
+            self.create_subscription(String, "/learning/policy", self._on_policy_announced, LATCHED_QOS)
 
         # The control timer follows ROS time (sim time under use_sim_time); the watchdog and the
         # diagnostics follow the wall clock, so a stopped simulator is still noticed.

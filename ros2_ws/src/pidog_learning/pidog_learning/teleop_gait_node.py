@@ -25,12 +25,12 @@ import rclpy
 from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32
 
 from pidog_description.gait import TrotGait, TrotParams
 from pidog_description.messages import MessageError, command_from_twist, joint_state_msg
+from pidog_description.node_runner import LATCHED_QOS, refuse_start, spin_node
 from pidog_description.spec import CMD_TIMEOUT_S, COMMAND_LIMITS, CONTROL_DT, GAIT_PERIOD_S
 
 CMD_VEL_TOPIC = "/cmd_vel"
@@ -130,13 +130,10 @@ class TeleopGaitNode(Node):
         self.estopped = False
         self._warned_lateral = False
 
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
         self.command_pub = self.create_publisher(JointState, JOINT_COMMANDS_TOPIC, 10)
         self.phase_pub = self.create_publisher(Float32, GAIT_PHASE_TOPIC, 10)
         self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, 10)
-        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, latched)
+        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, LATCHED_QOS)
         self.create_timer(CONTROL_DT, self._tick)
         self.get_logger().info(
             f"trotting from {CMD_VEL_TOPIC} at {1.0 / CONTROL_DT:g} Hz; vx {COMMAND_LIMITS['vx']} m/s, "
@@ -189,32 +186,13 @@ class TeleopGaitNode(Node):
         self.command_pub.publish(joint_state_msg(stamp, targets))
 
 
-def spin_until_shutdown(node: Node) -> None:
-    """Spin until Ctrl-C / SIGTERM / shutdown, which all count as a normal end."""
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # rclpy's signal handler may invalidate the context while the executor builds its
-        # wait set (RCLError, a RuntimeError): a shutdown, not a failure.
-        if rclpy.ok():
-            raise
-
-
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     try:
         node = TeleopGaitNode()
     except ParameterError as exc:
-        print(f"teleop_gait_node: {exc}", flush=True)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
-    try:
-        spin_until_shutdown(node)
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        refuse_start(f"teleop_gait_node: {exc}")
+    spin_node(node)
 
 
 if __name__ == "__main__":

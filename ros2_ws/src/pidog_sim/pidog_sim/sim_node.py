@@ -12,7 +12,6 @@ import numpy as np
 import rclpy
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool
@@ -20,7 +19,7 @@ from std_srvs.srv import Trigger
 
 from pidog_description import STAND_POSE
 from pidog_description.messages import MessageError, imu_msg, joint_command_from_msg, joint_state_msg
-from pidog_description.node_runner import refuse_start, spin_node
+from pidog_description.node_runner import LATCHED_QOS, refuse_start, spin_node
 from pidog_description.robot import BASE_FRAME_ID
 
 from .sim import PiDogSim
@@ -58,16 +57,13 @@ class SimNode(Node):
         self.estopped = False
         self._reset_sim()
 
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
         self.joint_pub = self.create_publisher(JointState, "/joint_states", 10)
         self.imu_pub = self.create_publisher(Imu, "/imu/data", 10)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.odom_pub = self.create_publisher(Odometry, "/sim/ground_truth/odom", 10)
         self.truth_joint_pub = self.create_publisher(JointState, "/sim/ground_truth/joint_states", 10)
         self.create_subscription(JointState, "/joint_commands", self._on_command, 10)
-        self.create_subscription(Bool, "/estop", self._on_estop, latched)
+        self.create_subscription(Bool, "/estop", self._on_estop, LATCHED_QOS)
         self.create_service(Trigger, "/sim/reset", self._on_reset)
         self.create_timer(self.sim.control_dt / rtf, self._tick)
         self.get_logger().info(
