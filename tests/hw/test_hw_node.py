@@ -67,6 +67,12 @@ class Listener:
             self.commands.publish(msg)
             self.probe.spin_for(0.05)
 
+    def command_once(self, joint_deg: list[float], names: list[str] | None = None) -> None:
+        """Publish exactly one command (the publisher is already matched), then let it arrive."""
+        msg = JointState(name=list(names or JOINT_NAMES), position=[math.radians(d) for d in joint_deg])
+        self.commands.publish(msg)
+        self.probe.spin_for(0.3)
+
     def status(self, name: str, predicate, timeout: float = 4.0) -> DiagnosticStatus:
         """The first fresh /diagnostics status called ``name`` that satisfies ``predicate``."""
         found: list[DiagnosticStatus] = []
@@ -115,8 +121,9 @@ def test_emulated_robot_hat_and_imu(spawn_node, ros_probe, tmp_path: Path) -> No
     assert np.allclose(io.last["/joint_states"].position, np.radians(COMMAND_DEG), atol=1e-6)
     assert list(io.last["/joint_states"].name) == list(JOINT_NAMES)
 
-    io.command([0.0] * 7, 0.3, names=list(JOINT_NAMES[:7]))  # rh_knee missing
-    io.command([0.0] * 7 + [150.0], 0.3)  # beyond the joint limit
+    # One message each, so the rejection count on /diagnostics is exact.
+    io.command_once([0.0] * 7, names=list(JOINT_NAMES[:7]))  # rh_knee missing
+    io.command_once([0.0] * 7 + [150.0])  # beyond the joint limit
     assert np.abs(latest_pulses(log) - expected_pulse_us(COMMAND_DEG)).max() <= TICK_US / 2 + 1e-6, (
         "targets not held"
     )
