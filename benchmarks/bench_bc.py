@@ -2,7 +2,7 @@
 
 Target (issue 4): in the randomised sim the BC policy reaches >= 50 % of the scripted trot's
 forward speed with no more falls than the trot, on the same evaluation seeds. The BC policy
-is evaluated as deployed: the exported ONNX file run by pidog_learning.policy_runtime.
+is evaluated as deployed: the exported ONNX file run by pidog_control.policy_runtime.
 
     python -m benchmarks.bench_bc       # writes docs/benchmarks/bc.md (+ bc_loss.png, bc_comparison.png)
 """
@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import RESULTS_DIR, machine_summary, write_result
+from pidog_control.policy_runtime import OnnxPolicy
 from pidog_learning.bc import train_bc
 from pidog_learning.config import resolve_config
 from pidog_learning.experts import collect_demonstrations, load_expert
 from pidog_learning.export import export_onnx
 from pidog_learning.networks import make_policy, policy_kwargs
 from pidog_learning.plots import plot_bc_losses, plot_eval_comparison
-from pidog_learning.policy_runtime import OnnxPolicy
 from pidog_sim.controllers import TrotController
 from pidog_sim.evaluation import evaluate
 

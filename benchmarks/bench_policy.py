@@ -32,6 +32,7 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from benchmarks.common import machine_summary, write_result  # noqa: E402
+from pidog_control.policy_runtime import OnnxPolicy  # noqa: E402
 from pidog_description.kinematics import STAND_POSE  # noqa: E402
 from pidog_description.spec import (  # noqa: E402
     ACTION_DIM,
@@ -41,7 +42,12 @@ from pidog_description.spec import (  # noqa: E402
     OBS_SLICES,
     policy_metadata,
 )
-from pidog_learning.policy_runtime import OnnxPolicy  # noqa: E402
+from pidog_description.topics import (  # noqa: E402
+    DIAGNOSTICS_TOPIC,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+)
 
 SEQ_STEP = 1e-4  # rad per sequence number on lf_hip
 SEQ_MOD = 1000  # wraps every 2 s at 500 Hz: far longer than any latency
@@ -133,7 +139,7 @@ def bench_node(workdir: Path, seconds: float) -> dict[str, float]:
     policy = copy_policy(workdir / "copy.onnx")
     log = open(workdir / "policy_node.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "pidog_learning.policy_node", "--ros-args"]
+        [sys.executable, "-u", "-m", "pidog_control.policy_node", "--ros-args"]
         + ["-p", f"policy_path:={policy}", "-p", "soft_start_s:=0.2", "-p", "diagnostics_period_s:=1.0"],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -147,8 +153,8 @@ def bench_node(workdir: Path, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     diag: dict[str, str] = {}
     state = {"seq": 0, "fast": False, "measure": False}
-    joint_pub = node.create_publisher(JointState, "/joint_states", 10)
-    imu_pub = node.create_publisher(Imu, "/imu/data", 10)
+    joint_pub = node.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
+    imu_pub = node.create_publisher(Imu, IMU_TOPIC, 10)
 
     def send_joints() -> None:
         seq = state["seq"] = (state["seq"] + 1) % SEQ_MOD
@@ -179,8 +185,8 @@ def bench_node(workdir: Path, seconds: float) -> dict[str, float]:
                 diag.update({kv.key: kv.value for kv in status.values})
 
     node.create_timer(CONTROL_DT, slow_tick)
-    node.create_subscription(JointState, "/joint_commands", on_command, 100)
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    node.create_subscription(JointState, JOINT_COMMANDS_TOPIC, on_command, 100)
+    node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, on_diag, 10)
 
     def spin(duration: float, until=None) -> bool:
         end = time.monotonic() + duration

@@ -1,26 +1,44 @@
-"""Simulation throughput: raw MuJoCo physics vs PiDogEnv.step vs SubprocVecEnv (2 workers).
+"""Simulation throughput: the raw physics bound vs the batched VecEnv vs PPO training.
 
-    python -m benchmarks.bench_sim [--steps N]
+    python -m benchmarks.bench_sim [--robots N] [--seconds S] [--with-demo]
 
-Target (issue 3): env steps/s >= 50 % of the raw physics bound (substeps x mj_step time).
+Measured side by side, on all cores (issue 11's targets):
+- raw physics bound: ``mj_step`` x substeps for N robots, each with its own MjModel/MjData,
+  on a pool of ``cores`` threads (the C call releases the GIL), replaying trot controls;
+- ``PiDogVecEnv.step`` with random actions, same N and threads: target >= 70 % of the bound;
+- PPO training env steps/s including updates, with the pipeline's default config: >= 50 %;
+- a scaling table over N x threads with memory per robot;
+- with ``--with-demo``: ``make demo``'s pipeline wall-clock (``pidog-train --config demo``).
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
-import pstats
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import mujoco
 import numpy as np
 
-from benchmarks.common import machine_summary, write_result
+from benchmarks.common import REPO, machine_summary, write_result
 
 
-def raw_physics_rate(steps: int) -> tuple[float, int]:
-    """mj_step alone, replaying the servo commands of a trot so contacts match the env run."""
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def trot_controls(steps: int = 500) -> np.ndarray:
+    """Servo targets of the scripted trot, so the raw bound sees the same contacts as training."""
     from pidog_sim import PiDogEnv
     from pidog_sim.controllers import TrotController
 
@@ -28,102 +46,164 @@ def raw_physics_rate(steps: int) -> tuple[float, int]:
     trot = TrotController()
     obs, _ = env.reset(seed=0)
     ctrls = []
-    for _ in range(500):
+    for _ in range(steps):
         obs, *_ = env.step(trot(obs))
-        ctrls.append(env.sim.data.ctrl.copy())
-    sim = env.sim
-    substeps = sim.config["physics_substeps"]
-    m, d = sim.model, sim.data
-    sim.reset(np.random.default_rng(0))
-    t = time.perf_counter()
-    for i in range(steps):
-        d.ctrl[:] = ctrls[i % len(ctrls)]
-        mujoco.mj_step(m, d, nstep=substeps)
-    return steps / (time.perf_counter() - t), substeps
+        ctrls.append(env.task.sim.servo_position[0].copy())
+    env.close()
+    return np.array(ctrls)
 
 
-def env_rate(steps: int) -> tuple[float, str]:
-    from pidog_sim import PiDogEnv
-    from pidog_sim.controllers import TrotController
+def raw_physics_rate(n: int, threads: int, seconds: float, ctrls: np.ndarray) -> float:
+    """Robot control steps/s of bare mj_step over n robots on a thread pool."""
+    from pidog_sim.model import load_model
 
-    env = PiDogEnv(randomize=True)
-    trot = TrotController()
-    obs, _ = env.reset(seed=0)
-    actions = []
-    for _ in range(200):  # precompute so the controller's cost is not counted as env cost
-        actions.append(trot(obs))
-        obs, *_ = env.step(actions[-1])
+    base = load_model()
+    substeps = 10
+    models = [mujoco.MjModel.from_xml_path(str(_model_path())) for _ in range(n)] if n > 1 else [base]
+    datas = [mujoco.MjData(m) for m in models]
+    for m, d in zip(models, datas, strict=True):
+        d.qpos[2] = float(m.body_pos[m.body("base_link").id][2])
+        mujoco.mj_forward(m, d)
+    chunks = [list(range(k, n, threads)) for k in range(threads)]
 
-    def run(n: int) -> float:
-        env.reset(seed=1)
-        t = time.perf_counter()
-        for i in range(n):
-            _, _, term, trunc, _ = env.step(actions[i % len(actions)])
-            if term or trunc:
-                env.reset()
-        return n / (time.perf_counter() - t)
+    def advance(chunk: list[int], ctrl: np.ndarray) -> None:
+        for i in chunk:
+            datas[i].ctrl[:] = ctrl
+            mujoco.mj_step(models[i], datas[i], nstep=substeps)
 
-    rate = run(steps)  # timed without the profiler, then profiled separately
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run(steps // 2)
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(8)
-    return rate, out.getvalue()
+    with ThreadPoolExecutor(threads) as pool:
+        steps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            ctrl = ctrls[steps % len(ctrls)]
+            list(pool.map(advance, chunks, [ctrl] * len(chunks)))
+            steps += 1
+        return steps * n / (time.perf_counter() - t0)
 
 
-def vec_rate(steps: int, n_envs: int) -> float:
-    from stable_baselines3.common.vec_env import SubprocVecEnv
+def _model_path() -> Path:
+    from pidog_sim.model import default_model_path
 
-    from pidog_sim import PiDogEnv
+    return default_model_path()
 
-    vec = SubprocVecEnv([lambda: PiDogEnv(randomize=True) for _ in range(n_envs)])
-    vec.seed(0)
-    vec.reset()
+
+def vec_env_rate(n: int, threads: int, seconds: float) -> tuple[float, float]:
+    """(robot steps/s of PiDogVecEnv.step with random actions, bytes of memory per robot)."""
+    from pidog_sim.vec_env import PiDogVecEnv
+
+    before = rss_bytes()
+    venv = PiDogVecEnv(n, physics_threads=threads, config={"command_mode": "sample"})
+    per_robot = (rss_bytes() - before) / n
+    venv.seed(0)
+    venv.reset()
     rng = np.random.default_rng(0)
-    actions = rng.uniform(-0.2, 0.2, (n_envs, 8)).astype(np.float32)
-    for _ in range(50):
-        vec.step(actions)
-    t = time.perf_counter()
-    for _ in range(steps // n_envs):
-        vec.step(actions)
-    rate = (steps // n_envs) * n_envs / (time.perf_counter() - t)
-    vec.close()
-    return rate
+    actions = rng.uniform(-0.3, 0.3, (64, n, 8))
+    for k in range(10):
+        venv.step(actions[k])
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        venv.step(actions[steps % 64])
+        steps += 1
+    rate = steps * n / (time.perf_counter() - t0)
+    venv.close()
+    return rate, per_robot
+
+
+def ppo_rate(rollouts: int) -> tuple[float, dict]:
+    """Env steps/s of the pipeline's PPO (default config) including its updates."""
+    import torch
+
+    from pidog_learning.config import resolve_config
+    from pidog_learning.ppo_finetune import build_ppo, make_vec_env
+
+    config = resolve_config("default", {"progress_bar": False})
+    torch.set_num_threads(int(config["torch_threads"]))
+    env = make_vec_env(config, seed=0)
+    model = build_ppo(config, env, None, {})
+    per_rollout = model.n_steps * model.n_envs
+    model.learn(per_rollout)  # warm-up: first rollout + update
+    t0 = time.perf_counter()
+    model.learn(per_rollout * rollouts, reset_num_timesteps=False)
+    rate = per_rollout * rollouts / (time.perf_counter() - t0)
+    env.close()
+    info = {
+        "n_envs": config["n_envs"],
+        "n_steps": config["ppo"]["n_steps"],
+        "batch_size": config["ppo"]["batch_size"],
+        "n_epochs": config["ppo"]["n_epochs"],
+        "physics_threads": env.physics_threads if hasattr(env, "physics_threads") else "?",
+    }
+    return rate, info
+
+
+def demo_wall_clock() -> float:
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "pidog_learning.train_cli", "--config", "demo", "--output-dir", out],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return time.perf_counter() - t0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=5000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--robots", type=int, default=None, help="N for the headline comparison (default: pipeline's n_envs)"
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing window per measurement")
+    parser.add_argument("--rollouts", type=int, default=3, help="PPO rollouts (+ updates) to time")
+    parser.add_argument("--with-demo", action="store_true", help="also time make demo's pipeline")
     args = parser.parse_args()
-    raw, substeps = raw_physics_rate(args.steps)
-    env, profile = env_rate(args.steps)
-    vec = vec_rate(args.steps, 2)
-    ratio = env / raw
+    from pidog_learning.config import DEFAULT_CONFIG
+
+    n = args.robots or int(DEFAULT_CONFIG["n_envs"])
+    threads = cores()
+    ctrls = trot_controls()
+    bound = raw_physics_rate(n, threads, args.seconds, ctrls)
+    vec, _ = vec_env_rate(n, threads, args.seconds)
+    ppo, ppo_info = ppo_rate(args.rollouts)
     lines = [
-        "## Simulation throughput (`python -m benchmarks.bench_sim`)",
+        "## Simulation and training throughput (`python -m benchmarks.bench_sim`)",
         "",
         f"Machine: {machine_summary()}",
         "",
-        "| what | control steps/s | notes |",
-        "|---|---:|---|",
-        f"| raw physics bound | {raw:,.0f} | {substeps} x `mj_step` (2 ms) per 20 ms control step |",
-        f"| `PiDogEnv.step`, 1 env | {env:,.0f} | {ratio:.0%} of the raw bound (target >= 50 %), randomisation on |",
-        f"| `SubprocVecEnv`, 2 workers | {vec:,.0f} | {vec / env:.2f}x one env on 2 cores |",
+        f"Headline, {n} robots on {threads} threads (robot control steps/s; 1 control step = 10 x 2 ms physics):",
         "",
-        f"Real-time factor of one env: {env / 50:,.0f}x (the policy runs at 50 Hz).",
+        "| what | steps/s | vs raw bound | target |",
+        "|---|---:|---:|---|",
+        f"| raw physics bound (`mj_step` x 10, {n} robots, {threads} threads) | {bound:,.0f} | 100 % | |",
+        f"| `PiDogVecEnv.step`, random actions | {vec:,.0f} | {vec / bound:.0%} | >= 70 % |",
+        f"| PPO training incl. updates, pipeline defaults ({ppo_info}) | {ppo:,.0f} | {ppo / bound:.0%} | >= 50 % |",
         "",
-        "Where the rest of `PiDogEnv.step` goes (cProfile, top functions by own time; the",
-        "profiler itself inflates the small Python calls):",
+        f"Real-time factor of the batch: {vec / 50:,.0f}x (each robot runs at 50 Hz).",
         "",
-        "```",
-        profile.strip(),
-        "```",
+        "Scaling (`PiDogVecEnv.step` robot steps/s; memory = resident-set growth per robot):",
         "",
+        "| robots | "
+        + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in range(1, threads + 1))
+        + " | memory/robot |",
+        "|---:|" + "---:|" * (threads + 1),
     ]
+    for robots in (1, 4, 16, 64, 256):
+        cells, memory = [], 0.0
+        for t in range(1, threads + 1):
+            rate, mem = vec_env_rate(robots, t, args.seconds)
+            cells.append(f"{rate:,.0f}")
+            memory = max(memory, mem)
+        lines.append(f"| {robots} | " + " | ".join(cells) + f" | {memory / 1e6:.2f} MB |")
+    if args.with_demo:
+        seconds = demo_wall_clock()
+        lines += [
+            "",
+            f"`make demo` pipeline (`pidog-train --config demo`), after set-up: {seconds / 60:.1f} min.",
+        ]
+    lines.append("")
     path = write_result("sim", "\n".join(lines))
-    print("\n".join(lines[:12]))
+    print("\n".join(lines))
     print(f"wrote {path}")
 
 

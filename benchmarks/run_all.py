@@ -18,8 +18,9 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_policy", "policy", []),
     ("benchmarks.bench_bc", "bc", []),
     ("benchmarks.bench_training", "training", []),
+    ("benchmarks.bench_steering", "steering", []),
     ("benchmarks.bench_study", "study", []),
-    ("benchmarks.bench_command_following", "command_following", []),
+    ("benchmarks.bench_cluster", "cluster", []),
 ]
 
 

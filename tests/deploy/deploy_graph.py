@@ -15,7 +15,14 @@ from std_msgs.msg import Bool, String
 
 from pidog_description.kinematics import STAND_POSE
 from pidog_description.messages import imu_msg, joint_positions_from_msg, joint_state_msg
-from pidog_description.node_runner import LATCHED_QOS
+from pidog_description.topics import (
+    ESTOP_TOPIC,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+    LATCHED_QOS,
+    STREAM_QOS,
+)
 
 LATCHED = LATCHED_QOS
 
@@ -33,8 +40,9 @@ class FakeSensors:
         self.roll = 0.0
         self.enabled = True
         self.corrupt = False  # NaN positions and NaN orientation
-        self.joint_pub = self.node.create_publisher(JointState, "/joint_states", 10)
-        self.imu_pub = self.node.create_publisher(Imu, "/imu/data", 10)
+        self.joints_instead: JointState | None = None  # sent in place of /joint_states (IMU stays good)
+        self.joint_pub = self.node.create_publisher(JointState, JOINT_STATES_TOPIC, STREAM_QOS)
+        self.imu_pub = self.node.create_publisher(Imu, IMU_TOPIC, STREAM_QOS)
         self.timer = self.node.create_timer(1.0 / rate_hz, self._publish)
 
     def _publish(self) -> None:
@@ -47,6 +55,8 @@ class FakeSensors:
         if self.corrupt:
             joints.position = [float("nan")] * 8
             imu.orientation.w = float("nan")
+        if self.joints_instead is not None:
+            joints = self.joints_instead
         self.joint_pub.publish(joints)
         self.imu_pub.publish(imu)
 
@@ -74,11 +84,11 @@ def record(probe, state_topic: str = "/policy_node/state") -> Recorder:
         rec.raw_commands.append(msg)
         rec.commands.append((time.monotonic(), joint_positions_from_msg(msg)))
 
-    probe.node.create_subscription(JointState, "/joint_commands", on_command, 50)
+    probe.node.create_subscription(JointState, JOINT_COMMANDS_TOPIC, on_command, 50)
     probe.node.create_subscription(String, state_topic, lambda m: rec.states.append(m.data), LATCHED)
     return rec
 
 
 def estop_publisher(probe):
-    pub = probe.node.create_publisher(Bool, "/estop", LATCHED)
+    pub = probe.node.create_publisher(Bool, ESTOP_TOPIC, LATCHED)
     return lambda value: pub.publish(Bool(data=value))

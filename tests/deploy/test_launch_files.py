@@ -27,6 +27,7 @@ CASES = [
     ("robot.launch.xml", {"policy_path": "POLICY", "i2c_bus": "emulated"}),
     ("teleop_record.launch.xml", {"bag_output": "TMP"}),
     ("teleop_record.launch.xml", {"use_sim": "false", "bag_output": "TMP", "i2c_bus": "emulated"}),
+    ("twin.launch.xml", {"policy_path": "POLICY"}),
 ]
 
 

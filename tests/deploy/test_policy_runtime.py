@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from onnx_policies import linear_policy, nan_policy, trot_policy
 
+from pidog_control.policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError
 from pidog_description.gait import TrotGait
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
 from pidog_description.spec import (
@@ -21,7 +22,6 @@ from pidog_description.spec import (
     policy_metadata,
     target_to_action,
 )
-from pidog_learning.policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError
 
 LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
 

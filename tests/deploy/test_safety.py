@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pidog_control.safety import SafetyConfig, SafetyConfigError, SafetyLayer, SafetyState, SensorTimes
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
 from pidog_description.robot import JOINT_UPPER, SERVO_MAX_SPEED
-from pidog_learning.safety import SafetyConfig, SafetyConfigError, SafetyLayer, SafetyState, SensorTimes
+from pidog_description.topics import JOINT_STATES_TOPIC
 
 DT = 0.02
 UPRIGHT = np.array([0.0, 0.0, -1.0])
@@ -72,7 +73,7 @@ def test_watchdog_fall_and_estop_stop_the_policy_and_recover_through_soft_start(
         before = cmd
         state, cmd = clock.tick(target=STAND_POSE - 0.3, fresh=False)
         silent_ticks += 1
-    assert state == SafetyState.STALE and "/joint_states" in layer.reason
+    assert state == SafetyState.STALE and JOINT_STATES_TOPIC in layer.reason
     assert silent_ticks == pytest.approx(0.1 / DT + 1, abs=1)
     for _ in range(5):
         _, held = clock.tick(target=STAND_POSE - 0.3, fresh=False)

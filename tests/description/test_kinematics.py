@@ -41,15 +41,22 @@ def sunfounder_servo_angles(coords_mm: list[tuple[float, float]]) -> list[float]
 
 def test_fk_inverts_ik_across_the_reachable_workspace() -> None:
     rng = np.random.default_rng(0)
-    checked = 0
+    radii, angles = [], []
     for _ in range(2000):
         radius = rng.uniform(MIN_REACH + 1e-4, MAX_REACH - 1e-4)
         angle = rng.uniform(-np.pi / 2, np.pi / 2)  # below the hip, any fore/aft angle
         y, z = radius * np.sin(angle), radius * np.cos(angle)
         hip, knee = leg_ik(y, z)
         assert leg_fk(hip, knee) == pytest.approx((y, z), abs=1e-9)
-        checked += 1
-    assert checked == 2000
+        # And the IK is SunFounder's (an independent transcription), not just FK's inverse.
+        ours = joint_rad_to_servo_deg(np.array([hip, knee] * 4))[:2]
+        theirs = sunfounder_servo_angles([(y * 1000.0, z * 1000.0)] * 4)[:2]
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+        radii.append(radius)
+        angles.append(angle)
+    # The samples did cover the workspace: both reach limits and both fore/aft extremes.
+    assert min(radii) - MIN_REACH < 1e-3 and MAX_REACH - max(radii) < 1e-3
+    assert min(angles) < -1.4 and max(angles) > 1.4
 
 
 def test_stand_pose_reproduces_sunfounder_stand_angles() -> None:

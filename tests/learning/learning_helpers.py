@@ -19,6 +19,14 @@ TINY = resolve_config("tiny")
 TINY_KWARGS = policy_kwargs(TINY)
 
 
+def tiny_vec_env(episode_seconds: float = 1.0):
+    """One batched simulated robot as the pipeline builds it (privileged critic columns included)."""
+    from pidog_learning.config import merge
+    from pidog_learning.ppo_finetune import make_vec_env
+
+    return make_vec_env(merge(TINY, {"n_envs": 1, "env": {"episode_seconds": episode_seconds}}), seed=0)
+
+
 def synthetic_demos(n_episodes: int = 6, steps: int = 100, seed: int = 0) -> Demonstrations:
     """Observations on very different scales; actions a smooth function of phase and state."""
     rng = np.random.default_rng(seed)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from learning_helpers import TINY, TINY_KWARGS, synthetic_demos
-from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pidog_learning.bc import (
     PretrainedModelError,
@@ -20,8 +19,7 @@ from pidog_learning.bc import (
 )
 from pidog_learning.networks import make_policy
 from pidog_learning.normalization import observation_stats
-from pidog_learning.ppo_finetune import build_ppo, start_from
-from pidog_sim.env import PiDogEnv
+from pidog_learning.ppo_finetune import build_ppo, make_vec_env, start_from
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +72,28 @@ def test_ppo_starts_with_exactly_the_bc_policy(trained, tmp_path: Path) -> None:
     assert set(raw) == {"state_dict", "metadata"}
     reloaded = load_bc_policy(path, TINY_KWARGS, use_camera=False)
 
-    env = DummyVecEnv([lambda: PiDogEnv(episode_seconds=1.0)])
+    env = make_vec_env(TINY, seed=0)  # the batched simulator, privileged critic on (TINY)
     try:
         model = build_ppo(TINY, env, None, {})
         start_from(model, reloaded, initial_log_std=-1.5)
         assert type(model.policy) is type(bc_policy)
+        assert model.policy.privileged_dim > 0
         obs = demos.observations[::7]
-        ppo_actions, _ = model.predict(obs, deterministic=True)
-        bc_actions, _ = bc_policy.predict(obs, deterministic=True)
+        rng = np.random.default_rng(0)
+        # The policy input carries privileged columns for the critic; the actions must not
+        # depend on them (they do not exist on the robot).
+        padded = [
+            np.hstack([obs, rng.normal(0, 5, (len(obs), model.policy.privileged_dim))]).astype(np.float32)
+            for _ in range(2)
+        ]
+        ppo_actions, _ = model.predict(padded[0], deterministic=True)
+        ppo_actions_other, _ = model.predict(padded[1], deterministic=True)
+        bc_actions, _ = bc_policy.predict(padded[1], deterministic=True)
         np.testing.assert_array_equal(ppo_actions, bc_actions)
+        np.testing.assert_array_equal(ppo_actions, ppo_actions_other)
+        with torch.no_grad():
+            values = [model.policy.predict_values(torch.as_tensor(p)) for p in padded]
+        assert not torch.allclose(values[0], values[1])  # ... while the critic reads them
         np.testing.assert_array_equal(model.policy.normalizer.std.numpy(), bc_policy.normalizer.std.numpy())
         assert torch.allclose(
             model.policy.log_std, torch.full((8,), -1.5)

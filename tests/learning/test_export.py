@@ -12,11 +12,11 @@ import pytest
 import torch
 from learning_helpers import TINY_KWARGS, synthetic_demos
 
+from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import OBS_DIM, metadata_mismatches
 from pidog_learning.bc import checkpoint_metadata, save_policy_weights, train_bc
 from pidog_learning.export import export_onnx, load_checkpoint_policy, main, policy_controller, torch_actions
 from pidog_learning.networks import make_policy
-from pidog_learning.policy_runtime import OnnxPolicy
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +50,23 @@ def test_onnx_matches_torch_within_1e_5(policy, tmp_path: Path) -> None:
     with torch.no_grad():
         torch_mean = policy.mean_actions(torch.as_tensor(obs)).numpy()
     assert np.max(np.abs(onnx_actions - np.clip(torch_mean, -1, 1))) <= 1e-5
-    sb3_actions, _ = policy.predict(obs, deterministic=True)  # what PPO would do, clipped by SB3
+    # What PPO would do, clipped by SB3 (its input carries the critic's privileged columns).
+    padded = np.hstack([obs, np.zeros((len(obs), policy.privileged_dim), np.float32)])
+    sb3_actions, _ = policy.predict(padded, deterministic=True)
     assert np.max(np.abs(onnx_actions - sb3_actions)) <= 1e-5
     assert np.all(np.abs(onnx_actions) <= 1.0)
+
+
+def test_privileged_critic_never_reaches_the_onnx(policy, tmp_path: Path) -> None:
+    assert policy.privileged_dim > 0  # the default configuration trains an asymmetric critic
+    path = export_onnx(policy, tmp_path / "policy.onnx", {"timesteps": 0})
+    graph = onnx.load(str(path)).graph
+    [obs_input] = graph.input  # the deployable observation and nothing else
+    assert [d.dim_value for d in obs_input.type.tensor_type.shape.dim][1:] == [OBS_DIM]
+    exported = sum(int(np.prod(t.dims)) for t in graph.initializer)
+    actor = sum(p.numel() for p in policy.mean_parameters()) + 2 * OBS_DIM  # + normaliser mean/std
+    critic = sum(p.numel() for p in policy.mlp_extractor.value_net.parameters())
+    assert exported <= actor < actor + critic  # no critic weight (nor privileged stats) inside
 
 
 def test_onnx_carries_the_robot_metadata_and_loads_in_the_policy_runtime(policy, tmp_path: Path) -> None:

@@ -1,36 +1,52 @@
-"""Measures against forgetting: critic warm-up freezes the actor; the actor takes smaller steps."""
+"""Fine-tuning: critic warm-up freezes the actor; the actor takes smaller steps; the BC term is in
+the loss; target_kl stops only the actor; resumed segments are seeded anew; the BC weight is a
+function of timesteps; the hand-over releases the actor."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
 import torch
-from learning_helpers import TINY, TINY_KWARGS, synthetic_demos
-from stable_baselines3.common.vec_env import DummyVecEnv
+from learning_helpers import TINY, TINY_KWARGS, synthetic_demos, tiny_vec_env
 
 from pidog_learning.bc import train_bc
 from pidog_learning.config import merge
 from pidog_learning.networks import make_policy
-from pidog_learning.ppo_finetune import AntiForgettingCallback, build_ppo, start_from
-from pidog_sim.env import PiDogEnv
+from pidog_learning.ppo_finetune import (
+    AntiForgettingCallback,
+    BCTerm,
+    build_ppo,
+    restore,
+    save_checkpoint,
+    segment_seed,
+    start_from,
+)
 
 
-@pytest.fixture
-def model():
-    demos = synthetic_demos()
+def bc_prior(demos, epochs: int):
+    """A tiny BC policy to start PPO from."""
     bc = make_policy(TINY_KWARGS, use_camera=False)
     train_bc(
         demos,
         bc,
-        epochs=2,
+        epochs=epochs,
         learning_rate=1e-3,
         batch_size=64,
         validation_fraction=0.2,
         seed=0,
         progress=False,
     )
+    return bc
+
+
+@pytest.fixture
+def model():
+    demos = synthetic_demos()
+    bc = bc_prior(demos, epochs=2)
     config = merge(TINY, {"finetune": {"actor_lr_scale": 0.25}})
-    env = DummyVecEnv([lambda: PiDogEnv(episode_seconds=1.0)])
+    env = tiny_vec_env()
     model = build_ppo(config, env, None, {})
     start_from(model, bc, initial_log_std=-3.0)
     yield model, demos
@@ -62,12 +78,149 @@ def test_critic_warmup_leaves_the_actor_untouched(model) -> None:
 def test_after_warmup_the_actor_learns_at_a_scaled_rate_with_the_bc_term(model) -> None:
     model, demos = model
     before = actor_state(model)
-    callback = AntiForgettingCallback(0, demos, bc_weight=0.5, bc_decay=0.9, batch_size=32, seed=0)
+    callback = AntiForgettingCallback(
+        0, demos, bc_weight=0.5, bc_decay=0.9, batch_size=32, seed=0, decay_timesteps=64
+    )
     model.learn(128, callback=callback)
     assert any(not torch.equal(a, b) for a, b in zip(actor_state(model), before, strict=True))
     groups = {g["name"]: g["lr"] for g in model.policy.optimizer.param_groups}
     assert groups["actor"] == pytest.approx(0.25 * groups["critic"])
     assert groups["critic"] == pytest.approx(TINY["learning_rate"])
-    # Two PPO updates after warm-up: the DAPG weight decayed once and its loss was computed.
-    assert callback.weight == pytest.approx(0.5 * 0.9)
+    # The second update trains on the rollout that ends at 128 timesteps: 2 x 64 of decay.
+    assert callback.weight == pytest.approx(0.5 * 0.9**2)
     assert callback.last_bc_loss is not None and np.isfinite(callback.last_bc_loss)
+
+
+def filled_model(demos, config_overrides: dict, seed: int = 0):
+    """A FinetunePPO whose rollout buffer holds one rollout (collected with the actor frozen)."""
+    bc = bc_prior(demos, epochs=1)
+    config = merge(TINY, config_overrides)
+    env = tiny_vec_env()
+    model = build_ppo(config, env, None, {}, seed=seed)
+    start_from(model, bc, initial_log_std=-1.0)
+    model.learn(64, callback=AntiForgettingCallback(10_000, None, 0.0, 0.9, 32, 0))
+    return model
+
+
+def snapshot(model) -> tuple[dict, dict]:
+    return copy.deepcopy(model.policy.state_dict()), copy.deepcopy(model.policy.optimizer.state_dict())
+
+
+def actor_update(model, state, returns_scale: float, demos, bc_weight: float) -> list[torch.Tensor]:
+    """Actor parameters after one train() from ``state`` with the critic's targets scaled."""
+    model.policy.load_state_dict(state[0])
+    model.policy.optimizer.load_state_dict(state[1])
+    buffer = model.rollout_buffer
+    original = buffer.returns.copy()
+    buffer.returns = original * returns_scale
+    model.bc_term = BCTerm(demos, batch_size=32, seed=3)
+    model.bc_term.weight = bc_weight
+    model.actor_frozen = False
+    np.random.seed(0)  # the minibatch order
+    model.train()
+    buffer.returns = original
+    return actor_state(model)
+
+
+def test_bc_term_is_in_the_loss_and_the_actor_step_ignores_the_critics_error() -> None:
+    """With the BC term added after clipping (an optimizer pre-hook) or one clipping norm for
+    actor and critic, a large value loss changes the actor's PPO:BC balance; here it must not."""
+    demos = synthetic_demos()
+    model = filled_model(demos, {"ppo": {"n_epochs": 3, "batch_size": 16, "max_grad_norm": 0.5}})
+    state = snapshot(model)
+    small = actor_update(model, state, 1.0, demos, bc_weight=1.0)
+    assert model.bc_term.last_loss is not None
+    huge = actor_update(model, state, 1000.0, demos, bc_weight=1.0)  # value loss ~1e6x larger
+    for a, b in zip(small, huge, strict=True):
+        torch.testing.assert_close(a, b)
+    without_bc = actor_update(model, state, 1.0, demos, bc_weight=0.0)
+    assert any(not torch.allclose(a, b) for a, b in zip(small, without_bc, strict=True)), (
+        "BC term had no effect"
+    )
+
+
+def test_target_kl_stops_the_actor_but_not_the_critic() -> None:
+    demos = synthetic_demos()
+    model = filled_model(demos, {"ppo": {"n_epochs": 4, "batch_size": 16, "target_kl": 1e-9}})
+    minibatches = 4 * (64 // 16)
+    steps: list[tuple[bool, bool]] = []
+    step = model._step
+
+    def counting_step(loss: torch.Tensor, critic_only: bool = False) -> None:
+        step(loss, critic_only)
+        steps.append(
+            (
+                any(p.grad is not None for p in model.policy.actor_parameters()),
+                model.policy.value_net.weight.grad is not None,
+            )
+        )
+
+    model._step = counting_step
+    model.actor_frozen = False
+    model.train()
+    assert len(steps) == minibatches, "the critic must train on every minibatch of every epoch"
+    assert all(critic for _, critic in steps)
+    assert steps[0][0] and not any(actor for actor, _ in steps[1:]), "the actor stops after the KL limit"
+    assert model.actor_epochs == 1
+
+
+def test_a_resumed_segment_does_not_replay_the_first_runs_episodes(tmp_path) -> None:
+    """SB3 re-seeds envs, torch and numpy with PPO's seed: the resumed segment gets its own."""
+    assert segment_seed(42, 0) == 42
+    assert segment_seed(42, 64) == segment_seed(42, 64) != segment_seed(42, 128)
+
+    def first_rollout(start: int, checkpoint=None):
+        env = tiny_vec_env()
+        model = build_ppo(TINY, env, None, {}, seed=segment_seed(TINY["seed"], start))
+        if checkpoint is not None:
+            restore(model, checkpoint)
+        model.learn(
+            64, reset_num_timesteps=False, callback=AntiForgettingCallback(10_000, None, 0.0, 0.9, 32, 0)
+        )
+        obs = model.rollout_buffer.observations.copy()
+        actions = model.rollout_buffer.actions.copy()
+        return model, obs, actions
+
+    first, obs0, act0 = first_rollout(0)
+    checkpoint = save_checkpoint(first, tmp_path / "latest.zip")
+    _, obs1, act1 = first_rollout(64, checkpoint)
+    assert not np.allclose(obs0[0], obs1[0]), "the resumed run starts the same episode again"
+    assert not np.allclose(act0 - act0.mean(), act1 - act1.mean()), "the resumed run replays its noise"
+    _, again, _ = first_rollout(0)
+    np.testing.assert_array_equal(obs0, again)  # and a fresh run is still reproducible
+
+
+def test_bc_weight_is_continuous_in_timesteps_across_an_n_envs_change() -> None:
+    callback = AntiForgettingCallback(1000, synthetic_demos(), 0.2, 0.9, 32, 0, decay_timesteps=4096)
+    # A run at 4 envs x 1024 steps, resumed at 41,960 timesteps with 8 envs x 1024.
+    before = list(range(1000 + 4096, 41_961, 4096))
+    after = [before[-1] + 8192 * k for k in range(1, 4)]
+    times = before + after
+    weights = [callback.bc_weight_at(t) for t in times]
+    for t0, t1, w0, w1 in zip(times[:-1], times[1:], weights[:-1], weights[1:], strict=True):
+        assert w1 == pytest.approx(w0 * 0.9 ** ((t1 - t0) / 4096)), "the weight follows timesteps only"
+    assert callback.bc_weight_at(1000) == 0.0 and callback.bc_weight_at(1001) == pytest.approx(0.2, rel=1e-3)
+
+
+def test_hand_over_releases_the_actor_once_the_bc_term_has_decayed(model) -> None:
+    model, demos = model
+    callback = AntiForgettingCallback(
+        0,
+        demos,
+        bc_weight=1.0,
+        bc_decay=0.5,
+        batch_size=32,
+        seed=0,
+        decay_timesteps=64,
+        handover_weight=0.4,
+        handover_lr_scale=1.0,
+        handover_log_std=-2.0,
+    )
+    model.learn(64, callback=callback)  # w(64) = 0.5: still the prior's turn
+    groups = {g["name"]: g["lr"] for g in model.policy.optimizer.param_groups}
+    assert not callback.handed_over and groups["actor"] == pytest.approx(0.25 * groups["critic"])
+    assert float(model.policy.log_std.detach().max()) < -2.5
+    model.learn(64, callback=callback, reset_num_timesteps=False)  # w(128) = 0.25 < 0.4
+    groups = {g["name"]: g["lr"] for g in model.policy.optimizer.param_groups}
+    assert callback.handed_over and groups["actor"] == pytest.approx(groups["critic"])
+    assert float(model.policy.log_std.detach().min()) >= -2.0 - 0.01  # raised, then PPO's to move

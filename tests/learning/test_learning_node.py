@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from std_msgs.msg import String
 
-from pidog_description.node_runner import LATCHED_QOS
-from pidog_learning.policy_runtime import OnnxPolicy
+from pidog_control.policy_runtime import OnnxPolicy
+from pidog_description.topics import LATCHED_QOS, LEARNING_POLICY_TOPIC, LEARNING_STATUS_TOPIC
 
 NODE = "pidog_learning.learning_node"
 LATCHED = LATCHED_QOS
@@ -23,9 +23,11 @@ def test_node_trains_reports_progress_and_announces_policies(spawn_node, ros_pro
     statuses: list[dict] = []
     policies: list[str] = []
     ros_probe.node.create_subscription(
-        String, "/learning/status", lambda m: statuses.append(json.loads(m.data)), 50
+        String, LEARNING_STATUS_TOPIC, lambda m: statuses.append(json.loads(m.data)), 50
     )
-    ros_probe.node.create_subscription(String, "/learning/policy", lambda m: policies.append(m.data), LATCHED)
+    ros_probe.node.create_subscription(
+        String, LEARNING_POLICY_TOPIC, lambda m: policies.append(m.data), LATCHED
+    )
     node = spawn_node(
         NODE,
         {
@@ -59,7 +61,7 @@ def test_node_trains_reports_progress_and_announces_policies(spawn_node, ros_pro
 
     # A late subscriber (a policy_node started now) still gets the newest policy: latched.
     late: list[str] = []
-    ros_probe.node.create_subscription(String, "/learning/policy", lambda m: late.append(m.data), LATCHED)
+    ros_probe.node.create_subscription(String, LEARNING_POLICY_TOPIC, lambda m: late.append(m.data), LATCHED)
     assert ros_probe.spin_until(lambda: bool(late), timeout=10), "the policy topic is not latched"
     assert late == [policies[-1]]
     assert node.alive(), "the node keeps serving the latched policy after training"
@@ -72,6 +74,11 @@ def test_node_trains_reports_progress_and_announces_policies(spawn_node, ros_pro
 def test_invalid_parameters_are_refused_at_start(
     spawn_node, tmp_path: Path, param: str, value: object
 ) -> None:
+    assert_refused_at_start(spawn_node, tmp_path, param, value, f"'{param}'")
+
+
+def assert_refused_at_start(spawn_node, tmp_path: Path, param: str, value: object, named: str) -> None:
+    """The node exits with status 2 naming ``named``, having written nothing."""
     out = tmp_path / "outputs"
     node = spawn_node(NODE, {"config": "tiny", "output_dir": str(out), param: value})
     deadline = time.monotonic() + 30
@@ -79,5 +86,22 @@ def test_invalid_parameters_are_refused_at_start(
         time.sleep(0.1)
     assert not node.alive(), f"node accepted {param}={value!r}:\n{node.log()}"
     assert node.proc.returncode == 2
-    assert f"'{param}'" in node.log()
+    assert named in node.log()
     assert not out.exists(), "a refused node must not start training"
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "named"),
+    [
+        ("set", ["ppo.n_stepz=3"], "ppo.n_stepz"),
+        ("set", ["ppo.n_steps=1"], "ppo.n_steps"),
+        ("config_file", "missing.yaml", "missing.yaml"),
+    ],
+)
+def test_set_and_config_file_are_checked_at_start(
+    spawn_node, tmp_path: Path, param: str, value: object, named: str
+) -> None:
+    """The node takes pidog-train's --set (string array) and --config FILE, with the same checks."""
+    if param == "config_file":
+        value = str(tmp_path / str(value))
+    assert_refused_at_start(spawn_node, tmp_path, param, value, named)

@@ -101,7 +101,7 @@ def test_episode_truncates_at_fixed_length_and_terminates_on_fall() -> None:
     assert env.step(np.zeros(8))[3] is True
     env = PiDogEnv(randomize=False)
     env.reset(seed=0)
-    env.sim.data.qpos[3:7] = [np.cos(0.75), np.sin(0.75), 0, 0]  # rolled 86 deg onto its side
+    env.sim.batch.qpos[0, 3:7] = [np.cos(0.75), np.sin(0.75), 0, 0]  # rolled 86 deg onto its side
     _, _, terminated, _, info = env.step(np.zeros(8))
     assert terminated and info["fell"]
 

@@ -1,4 +1,4 @@
-"""sim_node in its own process: topics, rates, commands by name, estop, reset, bad input."""
+"""sim_node in its own process: topics, rates, sim-time stamps, commands by name, estop, reset, bad input."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 from nav_msgs.msg import Odometry
+from rclpy.duration import Duration
+from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool
@@ -14,7 +16,19 @@ from std_srvs.srv import Trigger
 
 from pidog_description import JOINT_NAMES, STAND_POSE
 from pidog_description.messages import joint_state_msg
-from pidog_description.node_runner import LATCHED_QOS
+from pidog_description.spec import CONTROL_DT
+from pidog_description.topics import (
+    CLOCK_TOPIC,
+    ESTOP_TOPIC,
+    GROUND_TRUTH_ODOM_TOPIC,
+    IMU_FRAME_ID,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+    LATCHED_QOS,
+    SIM_RESET_SERVICE,
+    STREAM_QOS,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -27,42 +41,53 @@ class Topics:
         self.clock: list[Clock] = []
         node = probe.node
         node.create_subscription(
-            JointState, "/joint_states", lambda m: self.joint_states.append((time.monotonic(), m)), 50
+            JointState, JOINT_STATES_TOPIC, lambda m: self.joint_states.append((time.monotonic(), m)), 50
         )
-        node.create_subscription(Imu, "/imu/data", lambda m: self.imu.append((time.monotonic(), m)), 50)
-        node.create_subscription(Odometry, "/sim/ground_truth/odom", self.odom.append, 50)
-        node.create_subscription(Clock, "/clock", self.clock.append, 50)
+        node.create_subscription(Imu, IMU_TOPIC, lambda m: self.imu.append((time.monotonic(), m)), 50)
+        node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, self.odom.append, 50)
+        node.create_subscription(Clock, CLOCK_TOPIC, self.clock.append, 50)
 
 
 def reset_sim(probe) -> None:
     """Call /sim/reset and wait for its success."""
-    client = probe.node.create_client(Trigger, "/sim/reset")
+    client = probe.node.create_client(Trigger, SIM_RESET_SERVICE)
     assert client.wait_for_service(timeout_sec=10)
     future = client.call_async(Trigger.Request())
     assert probe.spin_until(future.done, 10) and future.result().success
 
 
-def rate(samples: list[tuple[float, object]], window: float) -> float:
-    end = samples[-1][0]
-    return sum(1 for t, _ in samples if t > end - window) / window
+def stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def per_sim_second(samples: list[tuple[float, object]]) -> float:
+    """Messages per second of sim time (their stamps), over all but the first and last second.
+
+    Counted on the sim's own time line, so a loaded machine that runs the sim slower than real
+    time still sees one message per control step; a dropped or doubled message shows.
+    """
+    stamps = np.array([stamp_s(m) for _, m in samples])
+    lo, hi = stamps[0] + 1.0, stamps[-1] - 1.0
+    assert hi - lo >= 1.0, f"only {stamps[-1] - stamps[0]:.2f} s of sim time"
+    return float(np.count_nonzero((stamps >= lo) & (stamps < hi)) / (hi - lo))
 
 
 def test_sim_node_publishes_robot_topics_and_obeys_commands(spawn_node, ros_probe) -> None:
     node = spawn_node("pidog_sim.sim_node", {"randomize": False})
     topics = Topics(ros_probe)
     assert ros_probe.spin_until(lambda: len(topics.imu) > 20, 30), node.log()
-    ros_probe.spin_for(2.0)
-    assert rate(topics.joint_states, 1.5) == pytest.approx(50, rel=0.2)
-    assert rate(topics.imu, 1.5) == pytest.approx(50, rel=0.2)
+    assert ros_probe.spin_until(lambda: stamp_s(topics.imu[-1][1]) - stamp_s(topics.imu[0][1]) > 4.0, 60)
+    assert per_sim_second(topics.joint_states) == pytest.approx(1 / CONTROL_DT, abs=1.0)
+    assert per_sim_second(topics.imu) == pytest.approx(1 / CONTROL_DT, abs=1.0)
     js = topics.joint_states[-1][1]
     assert list(js.name) == list(JOINT_NAMES)
     imu = topics.imu[-1][1]
-    assert imu.header.frame_id == "imu_link"
+    assert imu.header.frame_id == IMU_FRAME_ID
     assert imu.linear_acceleration.z == pytest.approx(9.81, abs=0.3)  # level robot, REP-103 z up
     assert imu.orientation_covariance[0] > 0 and len(topics.clock) > 10
 
     # Another process (this test) commands the knees down: the joints move by name.
-    pub = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
+    pub = ros_probe.node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
     assert ros_probe.spin_until(lambda: pub.get_subscription_count() > 0, 10)  # discovered
     target = STAND_POSE.copy()
     target[1::2] -= 0.4
@@ -77,16 +102,22 @@ def test_sim_node_publishes_robot_topics_and_obeys_commands(spawn_node, ros_prob
     moved = np.array(topics.joint_states[-1][1].position)
     np.testing.assert_allclose(moved, target, atol=1e-6)  # servo-model estimate reached the target
 
-    # Bad commands are rejected and the last valid target is held.
-    bad = joint_state_msg(ros_probe.node.get_clock().now().to_msg(), [np.nan] * 8)
-    unknown = joint_state_msg(
-        ros_probe.node.get_clock().now().to_msg(), [0.0] * 8, names=[f"j{i}" for i in range(8)]
-    )
+    # Bad commands are rejected and the last valid target is held. A new target goes out once,
+    # right before the bad ones: were a NaN target accepted, the servo model would freeze the
+    # joints where they are (it holds on NaN) and the new target would never be reached.
+    second = STAND_POSE.copy()
+    second[0::2] += 0.3
+    stamp = ros_probe.node.get_clock().now().to_msg()
+    bad = joint_state_msg(stamp, [np.nan] * 8)
+    half_bad = joint_state_msg(stamp, [*second[:7], np.inf])
+    unknown = joint_state_msg(stamp, [0.0] * 8, names=[f"j{i}" for i in range(8)])
     short = JointState(name=list(JOINT_NAMES[:4]), position=[0.0] * 4)
-    for m in (bad, unknown, short):
+    # Five messages, well inside both sides' keep-last-10 queues: none is dropped under load.
+    for m in (joint_state_msg(stamp, second), bad, half_bad, unknown, short):
         pub.publish(m)
-    ros_probe.spin_for(0.5)
-    np.testing.assert_allclose(np.array(topics.joint_states[-1][1].position), target, atol=1e-6)
+    assert pub.wait_for_all_acked(Duration(seconds=10)), "sim_node did not receive the commands"
+    ros_probe.spin_for(1.0)
+    np.testing.assert_allclose(np.array(topics.joint_states[-1][1].position), second, atol=1e-6)
     assert "rejected /joint_commands" in node.log()
 
     # The reset service puts the robot back at the stand pose.
@@ -100,16 +131,16 @@ def test_estop_makes_sim_ignore_commands(spawn_node, ros_probe) -> None:
     topics = Topics(ros_probe)
     assert ros_probe.spin_until(lambda: len(topics.joint_states) > 5, 30), node.log()
     latched = LATCHED_QOS
-    ros_probe.node.create_publisher(Bool, "/estop", latched).publish(Bool(data=True))
-    ros_probe.spin_for(0.5)
-    pub = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
+    ros_probe.node.create_publisher(Bool, ESTOP_TOPIC, latched).publish(Bool(data=True))
+    assert ros_probe.spin_until(lambda: "/estop: commands ignored" in node.log(), 30), node.log()
+    pub = ros_probe.node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
     assert ros_probe.spin_until(lambda: pub.get_subscription_count() > 0, 10)  # so the test can fail
     for _ in range(20):
         pub.publish(joint_state_msg(ros_probe.node.get_clock().now().to_msg(), STAND_POSE + 0.3))
         ros_probe.spin_for(0.02)
     ros_probe.spin_for(0.3)
     np.testing.assert_allclose(np.array(topics.joint_states[-1][1].position), STAND_POSE, atol=1e-3)
-    assert "/estop" in node.log()
+    assert ESTOP_TOPIC in node.log()
 
     # A reset does not release the latched e-stop: commands are still ignored afterwards.
     reset_sim(ros_probe)
@@ -118,6 +149,57 @@ def test_estop_makes_sim_ignore_commands(spawn_node, ros_probe) -> None:
         ros_probe.spin_for(0.02)
     ros_probe.spin_for(0.3)
     np.testing.assert_allclose(np.array(topics.joint_states[-1][1].position), STAND_POSE, atol=1e-3)
+
+
+def test_stamps_are_sim_time_and_agree_with_clock_for_a_use_sim_time_subscriber(
+    spawn_node, ros_probe
+) -> None:
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    # A consumer as policy_node runs in sim: its clock follows /clock.
+    consumer = rclpy.create_node(
+        "sim_time_consumer",
+        context=ros_probe.context,
+        parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, True)],
+    )
+    ros_probe.executor.add_node(consumer)
+    clock_values: set[int] = set()
+    seen: list[tuple[str, int, int]] = []  # (topic, stamp ns, consumer's clock ns on receipt)
+
+    def on_message(topic: str):
+        def record(msg) -> None:
+            seen.append(
+                (topic, Time.from_msg(msg.header.stamp).nanoseconds, consumer.get_clock().now().nanoseconds)
+            )
+
+        return record
+
+    consumer.create_subscription(
+        Clock, CLOCK_TOPIC, lambda m: clock_values.add(Time.from_msg(m.clock).nanoseconds), STREAM_QOS
+    )
+    for topic, kind in (
+        (JOINT_STATES_TOPIC, JointState),
+        (IMU_TOPIC, Imu),
+        (GROUND_TRUTH_ODOM_TOPIC, Odometry),
+    ):
+        consumer.create_subscription(kind, topic, on_message(topic), STREAM_QOS)
+    # Slower than real time, as on a loaded machine: sim time and wall time part at once.
+    node = spawn_node("pidog_sim.sim_node", {"randomize": False, "real_time_factor": 0.5})
+    assert ros_probe.spin_until(lambda: len(seen) > 300, 60), node.log()
+
+    assert consumer.get_clock().ros_time_is_active
+    dt_ns = round(CONTROL_DT * 1e9)
+    for topic in (JOINT_STATES_TOPIC, IMU_TOPIC, GROUND_TRUTH_ODOM_TOPIC):
+        stamps = [s for t, s, _ in seen if t == topic]
+        assert len(stamps) > 50, topic
+        assert set(stamps) <= clock_values, f"{topic} stamps that /clock never carried"
+        assert all(s % dt_ns == 0 for s in stamps), f"{topic} stamps are not sim control steps"
+        # Stamp and the consumer's sim clock agree to a few control steps (messages of a tick
+        # and its /clock arrive together); a wall-clock stamp would be ~1.7e9 s off.
+        lag = [(now - s) * 1e-9 for t, s, now in seen if t == topic and now > 0]
+        assert lag and max(abs(v) for v in lag) < 10 * CONTROL_DT, f"{topic}: stamp vs clock {max(lag):.3f} s"
+    consumer.destroy_node()
 
 
 def test_invalid_parameter_is_refused_with_its_name(spawn_node) -> None:

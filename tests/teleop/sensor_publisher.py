@@ -15,15 +15,16 @@ from sensor_msgs.msg import Imu, JointState
 
 from pidog_description.kinematics import STAND_POSE
 from pidog_description.messages import imu_msg, joint_state_msg
+from pidog_description.topics import CMD_VEL_TOPIC, IMU_TOPIC, JOINT_STATES_TOPIC
 
 
 def main() -> None:
     vx, wz = float(sys.argv[1]), float(sys.argv[2])
     rclpy.init()
     node = rclpy.create_node("sensor_publisher")
-    joints = node.create_publisher(JointState, "/joint_states", 10)
-    imu = node.create_publisher(Imu, "/imu/data", 10)
-    cmd = node.create_publisher(Twist, "/cmd_vel", 10)
+    joints = node.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
+    imu = node.create_publisher(Imu, IMU_TOPIC, 10)
+    cmd = node.create_publisher(Twist, CMD_VEL_TOPIC, 10)
     ticks = [0]
 
     def tick() -> None:

@@ -18,21 +18,24 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from pidog_control.teleop_gait_node import RampLimits, TeleopGait
 from pidog_description.kinematics import STAND_POSE
-from pidog_description.robot import IMU_FRAME_ID, JOINT_NAMES
+from pidog_description.robot import JOINT_NAMES
 from pidog_description.servo import ServoModel
 from pidog_description.spec import CMD_TIMEOUT_S, CONTROL_DT, clip_command
-from pidog_learning.teleop_gait_node import RampLimits, TeleopGait
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    GAIT_PHASE_TOPIC,
+    IMU_FRAME_ID,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+    TELEOP_RECORDED_TOPICS,
+)
 
 TS = get_typestore(Stores.ROS2_KILTED)
 T0_NS = 1_700_000_000_000_000_000  # a wall-clock-like start time
-TYPES = {
-    "/joint_states": "sensor_msgs/msg/JointState",
-    "/imu/data": "sensor_msgs/msg/Imu",
-    "/joint_commands": "sensor_msgs/msg/JointState",
-    "/cmd_vel": "geometry_msgs/msg/Twist",
-    "/gait/phase": "std_msgs/msg/Float32",
-}
+TYPES = TELEOP_RECORDED_TOPICS  # topic -> message type: what a teleop recording holds
 G = 9.80665
 
 
@@ -87,8 +90,8 @@ def make_recording(
 
     for k in range(int(cmd_vel_until_s * 10)):
         t = k * 0.1
-        streams["/cmd_vel"].times_ns.append(start_ns + round(t * 1e9))
-        streams["/cmd_vel"].values.append(command_at(t))
+        streams[CMD_VEL_TOPIC].times_ns.append(start_ns + round(t * 1e9))
+        streams[CMD_VEL_TOPIC].values.append(command_at(t))
 
     gait = TeleopGait(0.02, RampLimits())
     servo = ServoModel(STAND_POSE)
@@ -96,19 +99,19 @@ def make_recording(
     for k in range(n_ticks):
         t = k * CONTROL_DT
         tick_ns = start_ns + round(t * 1e9)
-        heard = [i for i, tt in enumerate(streams["/cmd_vel"].times_ns) if tt <= tick_ns]
-        fresh = bool(heard) and tick_ns - streams["/cmd_vel"].times_ns[heard[-1]] <= CMD_TIMEOUT_S * 1e9
-        requested = clip_command(streams["/cmd_vel"].values[heard[-1]]) if fresh else np.zeros(2)
+        heard = [i for i, tt in enumerate(streams[CMD_VEL_TOPIC].times_ns) if tt <= tick_ns]
+        fresh = bool(heard) and tick_ns - streams[CMD_VEL_TOPIC].times_ns[heard[-1]] <= CMD_TIMEOUT_S * 1e9
+        requested = clip_command(streams[CMD_VEL_TOPIC].values[heard[-1]]) if fresh else np.zeros(2)
         targets, phase = gait.tick(requested)
         jitter = int(rng.integers(-jitter_ns, jitter_ns + 1))
-        streams["/gait/phase"].times_ns.append(tick_ns + jitter)
-        streams["/gait/phase"].values.append(np.array([phase]))
-        streams["/joint_commands"].times_ns.append(tick_ns + jitter + 300_000)
-        streams["/joint_commands"].values.append(targets)
+        streams[GAIT_PHASE_TOPIC].times_ns.append(tick_ns + jitter)
+        streams[GAIT_PHASE_TOPIC].values.append(np.array([phase]))
+        streams[JOINT_COMMANDS_TOPIC].times_ns.append(tick_ns + jitter + 300_000)
+        streams[JOINT_COMMANDS_TOPIC].values.append(targets)
         # The servos move toward the new target during the next period; the estimate is
         # published by the robot's own 50 Hz loop, 7 ms after our tick.
-        streams["/joint_states"].times_ns.append(tick_ns + 7_000_000)
-        streams["/joint_states"].values.append(servo.step(targets, CONTROL_DT).copy())
+        streams[JOINT_STATES_TOPIC].times_ns.append(tick_ns + 7_000_000)
+        streams[JOINT_STATES_TOPIC].values.append(servo.step(targets, CONTROL_DT).copy())
     for k in range(int(duration_s * 100)):
         t = k * 0.01
         roll, pitch, droll, dpitch = rocking(t)
@@ -116,8 +119,8 @@ def make_recording(
         # Body rates for R = Ry(pitch) Rx(roll): w_body = (droll, dpitch cos roll, -dpitch sin roll).
         gyro = np.array([droll, dpitch * np.cos(roll), -dpitch * np.sin(roll)])
         up_body = np.array([-np.sin(pitch), np.cos(pitch) * np.sin(roll), np.cos(pitch) * np.cos(roll)])
-        streams["/imu/data"].times_ns.append(start_ns + 3_000_000 + round(t * 1e9))
-        streams["/imu/data"].values.append(np.concatenate([q, gyro, G * up_body]))
+        streams[IMU_TOPIC].times_ns.append(start_ns + 3_000_000 + round(t * 1e9))
+        streams[IMU_TOPIC].values.append(np.concatenate([q, gyro, G * up_body]))
     return Recording(streams)
 
 
@@ -137,7 +140,7 @@ def serialize(topic: str, t_ns: int, value: np.ndarray, names: tuple[str, ...] =
     """A ground-truth value as the CDR bytes its topic would carry."""
     msgtype = TYPES[topic]
     T = TS.types
-    if topic in ("/joint_states", "/joint_commands"):
+    if topic in (JOINT_STATES_TOPIC, JOINT_COMMANDS_TOPIC):
         msg = T[msgtype](
             header=_header(t_ns),
             name=list(names),
@@ -145,7 +148,7 @@ def serialize(topic: str, t_ns: int, value: np.ndarray, names: tuple[str, ...] =
             velocity=np.zeros(0),
             effort=np.zeros(0),
         )
-    elif topic == "/imu/data":
+    elif topic == IMU_TOPIC:
         Quaternion, Vector3 = T["geometry_msgs/msg/Quaternion"], T["geometry_msgs/msg/Vector3"]
         w, x, y, z = (float(v) for v in value[:4])
         cov = np.diag([1e-4, 1e-4, 1e-4]).ravel()
@@ -158,7 +161,7 @@ def serialize(topic: str, t_ns: int, value: np.ndarray, names: tuple[str, ...] =
             linear_acceleration=Vector3(*(float(v) for v in value[7:10])),
             linear_acceleration_covariance=cov,
         )
-    elif topic == "/cmd_vel":
+    elif topic == CMD_VEL_TOPIC:
         Vector3 = T["geometry_msgs/msg/Vector3"]
         lateral = float(value[2]) if len(value) > 2 else 0.0
         msg = T[msgtype](
@@ -169,6 +172,18 @@ def serialize(topic: str, t_ns: int, value: np.ndarray, names: tuple[str, ...] =
     return bytes(TS.serialize_cdr(msg, msgtype))
 
 
+def rclpy_serialized(topic: str, raw: bytes) -> bytes:
+    """The same message as rclpy serialises it (``rclpy.serialization.serialize_message``, as the
+    ROS 2 tutorials write bags from Python): rmw_fastrtps' bytes, alignment slack included."""
+    import importlib
+
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    package, _, name = TYPES[topic].split("/")
+    cls = getattr(importlib.import_module(f"{package}.msg"), name)
+    return serialize_message(deserialize_message(raw, cls))
+
+
 def write_bag(
     path: Path,
     recording: Recording | list[Recording],
@@ -177,10 +192,12 @@ def write_bag(
     types: dict[str, str] | None = None,
     mutate=None,
     reorder=None,
+    serializer: str = "rosbags",
 ) -> Path:
     """Write recordings (one after the other, in file order) to a rosbag2 bag.
 
     Messages of one recording are written in time order across topics, like a recorder would.
+    ``serializer`` is "rosbags" (its CDR writer) or "rclpy" (ROS 2's own serialisation).
     ``mutate(topic, index, t_ns, raw) -> (t_ns, raw) | None`` edits or drops single messages;
     ``reorder(items) -> items`` changes the write order of the (t_ns, topic, raw) list.
     """
@@ -194,6 +211,8 @@ def write_bag(
             stream = rec.streams[topic]
             for i, (t, v) in enumerate(zip(stream.times_ns, stream.values, strict=True)):
                 raw = serialize(topic, t, v) if types[topic] == TYPES[topic] else _foreign(types[topic])
+                if serializer == "rclpy" and types[topic] == TYPES[topic]:
+                    raw = rclpy_serialized(topic, raw)
                 edited = (t, raw) if mutate is None else mutate(topic, i, t, raw)
                 if edited is not None:
                     session.append((edited[0], topic, edited[1]))

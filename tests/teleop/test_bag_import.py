@@ -1,4 +1,4 @@
-"""Bag import: real rosbag2 bags (MCAP and sqlite3) written with rosbags -> demonstrations."""
+"""Bag import: real rosbag2 bags (MCAP and sqlite3), serialised by rosbags or by rclpy -> demonstrations."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_bags import T0_NS, TYPES, make_recording, serialize, write_bag
+from synthetic_bags import T0_NS, TS, TYPES, make_recording, rclpy_serialized, serialize, write_bag
 
 from pidog_description.kinematics import STAND_POSE
+from pidog_description.robot import JOINT_NAMES
 from pidog_description.spec import (
     ACTION_SCALE,
     CONTROL_DT,
@@ -19,7 +20,15 @@ from pidog_description.spec import (
     gravity_from_quaternion,
     target_to_action,
 )
-from pidog_learning.bag_import import BagImportError, import_bags
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    GAIT_PHASE_TOPIC,
+    IMU_FRAME_ID,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+)
+from pidog_learning.bag_import import BagImportError, deserialize, import_bags
 from pidog_learning.demonstrations import Demonstrations
 
 DT_NS = round(CONTROL_DT * 1e9)
@@ -27,18 +36,20 @@ DT_NS = round(CONTROL_DT * 1e9)
 
 def expected_samples(rec, cmd_timeout_s: float = 0.5) -> list[dict]:
     """The importer's contract, evaluated on the ground truth: one entry per grid step."""
-    cmd_times = rec.streams["/joint_commands"].times_ns
+    cmd_times = rec.streams[JOINT_COMMANDS_TOPIC].times_ns
     n = (cmd_times[-1] - cmd_times[0]) // DT_NS + 1
     out = []
     prev_action = np.zeros(8)
     for k in range(n):
         tau = cmd_times[0] + k * DT_NS
-        target = rec.latest("/joint_commands", tau + DT_NS // 2)
-        js, imu = rec.latest("/joint_states", tau), rec.latest("/imu/data", tau)
-        phase = rec.latest("/gait/phase", tau + DT_NS // 2)
-        heard = [t for t in rec.streams["/cmd_vel"].times_ns if t <= tau]
+        target = rec.latest(JOINT_COMMANDS_TOPIC, tau + DT_NS // 2)
+        js, imu = rec.latest(JOINT_STATES_TOPIC, tau), rec.latest(IMU_TOPIC, tau)
+        phase = rec.latest(GAIT_PHASE_TOPIC, tau + DT_NS // 2)
+        heard = [t for t in rec.streams[CMD_VEL_TOPIC].times_ns if t <= tau]
         fresh = heard and tau - heard[-1] <= cmd_timeout_s * 1e9
-        command = np.clip(rec.latest("/cmd_vel", tau)[:2], [-0.1, -1.0], [0.3, 1.0]) if fresh else np.zeros(2)
+        command = (
+            np.clip(rec.latest(CMD_VEL_TOPIC, tau)[:2], [-0.1, -1.0], [0.3, 1.0]) if fresh else np.zeros(2)
+        )
         action = target_to_action(target)
         out.append(
             {
@@ -73,10 +84,11 @@ def check_observations(demos: Demonstrations, expected: list[dict]) -> None:
         np.testing.assert_allclose(demos.actions[i], e["action"], atol=1e-6)
 
 
+@pytest.mark.parametrize("serializer", ["rosbags", "rclpy"])
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_import_matches_ground_truth(tmp_path: Path, storage: str) -> None:
+def test_import_matches_ground_truth(tmp_path: Path, storage: str, serializer: str) -> None:
     rec = make_recording()
-    bag = write_bag(tmp_path / "bag", rec, storage)
+    bag = write_bag(tmp_path / "bag", rec, storage, serializer=serializer)
     demos, report = import_bags([bag], output=tmp_path / "demos.npz")
 
     expected = expected_samples(rec)
@@ -89,7 +101,7 @@ def test_import_matches_ground_truth(tmp_path: Path, storage: str) -> None:
     assert bag_report.topics == TYPES
     assert bag_report.message_counts == {t: len(s.times_ns) for t, s in rec.streams.items()}
     assert bag_report.duration_s == pytest.approx(4.0, abs=0.05)
-    assert "/gait/phase" in bag_report.phase_source
+    assert GAIT_PHASE_TOPIC in bag_report.phase_source
     assert bag_report.clipped_actions == sum(e["clipped"] for e in expected if e["usable"])
     assert bag_report.held_actions == 0  # timer jitter does not make a step reuse a command
     # The commands the operator gave, clipped to the limits, then zero after the timeout.
@@ -120,10 +132,10 @@ def test_bare_storage_file_and_metadata_path_are_accepted(tmp_path: Path) -> Non
 
 def test_missing_phase_is_reconstructed_with_a_warning(tmp_path: Path) -> None:
     rec = make_recording(duration_s=2.0)
-    topics = tuple(t for t in TYPES if t != "/gait/phase")
+    topics = tuple(t for t in TYPES if t != GAIT_PHASE_TOPIC)
     demos, report = import_bags([write_bag(tmp_path / "bag", rec, "mcap", topics=topics)])
     assert "reconstructed" in report.bags[0].phase_source
-    assert any("/gait/phase" in w for w in report.warnings)
+    assert any(GAIT_PHASE_TOPIC in w for w in report.warnings)
     # One sample per control period from the episode start: phase = k * dt / period.
     k = np.arange(len(demos))
     angle = 2 * np.pi * np.mod(k * CONTROL_DT / GAIT_PERIOD_S, 1.0)
@@ -174,16 +186,16 @@ def test_corrupt_message_bytes_are_reported_and_skipped(tmp_path: Path) -> None:
     rec = make_recording(duration_s=2.0)
 
     def garble(topic, i, t, raw):
-        return (t, raw[: len(raw) // 2]) if topic == "/joint_states" and i == 50 else (t, raw)
+        return (t, raw[: len(raw) // 2]) if topic == JOINT_STATES_TOPIC and i == 50 else (t, raw)
 
     demos, report = import_bags([write_bag(tmp_path / "bag", rec, "mcap", mutate=garble)])
-    assert report.bags[0].invalid_messages == {"/joint_states": 1}
+    assert report.bags[0].invalid_messages == {JOINT_STATES_TOPIC: 1}
     assert report.dropped["invalid /joint_states message (non-finite or malformed)"] == 1
     assert report.episodes == 2  # the bad sample ends one episode; the next starts after it
 
 
 def test_required_topic_missing(tmp_path: Path) -> None:
-    topics = tuple(t for t in TYPES if t != "/imu/data")
+    topics = tuple(t for t in TYPES if t != IMU_TOPIC)
     bag = write_bag(tmp_path / "bag", make_recording(duration_s=1.0), "mcap", topics=topics)
     with pytest.raises(BagImportError, match=r"lacks messages on required topics \['/imu/data'\]"):
         import_bags([bag])
@@ -194,7 +206,7 @@ def test_unexpected_message_type(tmp_path: Path) -> None:
         tmp_path / "bag",
         make_recording(duration_s=1.0),
         "sqlite3",
-        types={"/imu/data": "std_msgs/msg/Float64"},
+        types={IMU_TOPIC: "std_msgs/msg/Float64"},
     )
     with pytest.raises(
         BagImportError, match="/imu/data has message type .*Float64.*expected sensor_msgs/msg/Imu"
@@ -214,7 +226,7 @@ def test_gap_splits_episodes(tmp_path: Path) -> None:
     gap = (T0_NS + 1_500_000_000, T0_NS + 2_000_000_000)  # half a second without IMU
 
     def drop_imu(topic, i, t, raw):
-        return None if topic == "/imu/data" and gap[0] <= t < gap[1] else (t, raw)
+        return None if topic == IMU_TOPIC and gap[0] <= t < gap[1] else (t, raw)
 
     demos, report = import_bags([write_bag(tmp_path / "bag", rec, "mcap", mutate=drop_imu)])
     dropped = report.dropped["gap over 0.1 s in /imu/data"]
@@ -254,7 +266,7 @@ def test_slightly_late_messages_are_sorted_and_counted(tmp_path: Path) -> None:
         items = list(items)
         swapped = 0
         for j in range(0, len(items) - 1, 25):
-            if items[j][1] == "/imu/data" and items[j + 1][0] > items[j][0]:
+            if items[j][1] == IMU_TOPIC and items[j + 1][0] > items[j][0]:
                 items[j], items[j + 1] = items[j + 1], items[j]
                 swapped += 1
         assert swapped > 0
@@ -270,10 +282,10 @@ def test_nan_fields_skip_samples(tmp_path: Path) -> None:
     rec = make_recording(duration_s=3.0)
     nan_at = {30, 31, 32}
     for i in nan_at:
-        rec.streams["/imu/data"].values[i] = rec.streams["/imu/data"].values[i].copy()
-        rec.streams["/imu/data"].values[i][5] = np.nan  # gyro y
+        rec.streams[IMU_TOPIC].values[i] = rec.streams[IMU_TOPIC].values[i].copy()
+        rec.streams[IMU_TOPIC].values[i][5] = np.nan  # gyro y
     demos, report = import_bags([write_bag(tmp_path / "bag", rec, "mcap")])
-    assert report.bags[0].invalid_messages == {"/imu/data": 3}
+    assert report.bags[0].invalid_messages == {IMU_TOPIC: 3}
     # IMU at 100 Hz, grid at 50 Hz: the three bad samples are "latest" for one or two grid steps.
     assert 1 <= report.dropped["invalid /imu/data message (non-finite or malformed)"] <= 2
     assert np.all(np.isfinite(demos.observations))
@@ -283,7 +295,7 @@ def test_clipped_targets_are_counted(tmp_path: Path) -> None:
     rec = make_recording(duration_s=2.0)
     wild = STAND_POSE + 2.0 * ACTION_SCALE  # twice the action range
     for i in range(40, 45):
-        rec.streams["/joint_commands"].values[i] = wild
+        rec.streams[JOINT_COMMANDS_TOPIC].values[i] = wild
     demos, report = import_bags([write_bag(tmp_path / "bag", rec, "mcap")])
     assert report.bags[0].clipped_actions == 5
     assert np.all(np.abs(demos.actions) <= 1.0)
@@ -293,7 +305,7 @@ def test_slow_command_source_is_reported(tmp_path: Path) -> None:
     rec = make_recording(duration_s=2.0)
 
     def every_other_command(topic, i, t, raw):
-        return None if topic == "/joint_commands" and i % 2 else (t, raw)
+        return None if topic == JOINT_COMMANDS_TOPIC and i % 2 else (t, raw)
 
     demos, report = import_bags([write_bag(tmp_path / "bag", rec, "mcap", mutate=every_other_command)])
     # 25 Hz commands on the 50 Hz grid: every other sample holds the previous target.
@@ -312,11 +324,11 @@ def test_cli_prints_report_and_writes_npz(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     for text in (
-        "/joint_states",
-        "/imu/data",
-        "/joint_commands",
-        "/cmd_vel",
-        "/gait/phase",
+        JOINT_STATES_TOPIC,
+        IMU_TOPIC,
+        JOINT_COMMANDS_TOPIC,
+        CMD_VEL_TOPIC,
+        GAIT_PHASE_TOPIC,
         "dropped",
         "samples",
     ):
@@ -339,8 +351,24 @@ def test_serialized_messages_are_what_ros_sends() -> None:
 
     rec = make_recording(duration_s=0.2)
     js = deserialize_message(
-        serialize("/joint_states", 5, rec.streams["/joint_states"].values[0]), JointState
+        serialize(JOINT_STATES_TOPIC, 5, rec.streams[JOINT_STATES_TOPIC].values[0]), JointState
     )
     assert list(js.name)[0] == "lf_hip" and len(js.position) == 8
-    imu = deserialize_message(serialize("/imu/data", 5, rec.streams["/imu/data"].values[0]), Imu)
-    assert imu.header.frame_id == "imu_link"
+    imu = deserialize_message(serialize(IMU_TOPIC, 5, rec.streams[IMU_TOPIC].values[0]), Imu)
+    assert imu.header.frame_id == IMU_FRAME_ID
+
+
+def test_rclpy_serialised_joint_states_are_the_bytes_rosbags_alone_refuses() -> None:
+    # What the "rclpy" bags above hold, so that test keeps covering the real problem: a JointState
+    # with empty velocity/effort as rclpy serialises it carries alignment slack at its end, which
+    # rosbags' own deserialize_cdr refuses and the importer reads like ROS 2 does.
+    from rosbags.serde import SerdeError
+
+    rec = make_recording(duration_s=0.2)
+    value = rec.streams[JOINT_STATES_TOPIC].values[0]
+    raw = rclpy_serialized(JOINT_STATES_TOPIC, serialize(JOINT_STATES_TOPIC, 5, value))
+    with pytest.raises(SerdeError, match="size mismatch"):
+        TS.deserialize_cdr(raw, TYPES[JOINT_STATES_TOPIC])
+    msg = deserialize(raw, TYPES[JOINT_STATES_TOPIC])
+    np.testing.assert_array_equal(msg.position, value)
+    assert len(msg.velocity) == 0 and len(msg.effort) == 0 and list(msg.name) == list(JOINT_NAMES)

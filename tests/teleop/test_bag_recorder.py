@@ -13,7 +13,8 @@ import pytest
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from pidog_learning.bag_import import RECORDED_TOPICS, import_bags
+from pidog_description.topics import CMD_VEL_TOPIC, JOINT_COMMANDS_TOPIC, TELEOP_RECORDED_TOPICS
+from pidog_learning.bag_import import import_bags
 
 HERE = Path(__file__).resolve().parent
 TS = get_typestore(Stores.ROS2_KILTED)
@@ -34,10 +35,10 @@ def record(
 ) -> str:
     """Record the gait node and a sensor process; stop the recorder with ``stop_signal``; its log."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    recorder = spawn_node("pidog_learning.bag_recorder", {"output": str(output), "storage": storage})
-    spawn_node("pidog_learning.teleop_gait_node")
+    recorder = spawn_node("pidog_control.bag_recorder", {"output": str(output), "storage": storage})
+    spawn_node("pidog_control.teleop_gait_node")
     spawn_node("sensor_publisher", extra_args=[str(VX), str(WZ)])
-    subscribed = wait_for(lambda: recorder.log().count("subscribed to") == len(RECORDED_TOPICS), 40)
+    subscribed = wait_for(lambda: recorder.log().count("subscribed to") == len(TELEOP_RECORDED_TOPICS), 40)
     assert subscribed, recorder.log()
     time.sleep(seconds)
     recorder.proc.send_signal(stop_signal)
@@ -57,16 +58,16 @@ def test_recorded_bag_is_a_real_rosbag2(
 
     with Reader(bag) as reader:
         topics = {c.topic: c for c in reader.connections}
-        assert {t: c.msgtype for t, c in topics.items()} == RECORDED_TOPICS
+        assert {t: c.msgtype for t, c in topics.items()} == TELEOP_RECORDED_TOPICS
         for conn in topics.values():
             # Definitions and hashes travel with the bag, for ros2 bag play on another machine.
             assert conn.msgdef.data and conn.digest.startswith("RIHS01_")
             assert conn.msgcount > 0
-        assert topics["/joint_commands"].msgcount >= 100  # 3 s at 50 Hz, minus start-up
+        assert topics[JOINT_COMMANDS_TOPIC].msgcount >= 100  # 3 s at 50 Hz, minus start-up
         raw_cmd_vel = []
         for conn, _t, raw in reader.messages():
             TS.deserialize_cdr(raw, conn.msgtype)  # every message is well-formed CDR of its type
-            if conn.topic == "/cmd_vel":
+            if conn.topic == CMD_VEL_TOPIC:
                 raw_cmd_vel.append(raw)
     # The bytes are those on the wire: exactly the CDR encoding of what was published.
     V3, Twist = TS.types["geometry_msgs/msg/Vector3"], TS.types["geometry_msgs/msg/Twist"]
@@ -85,7 +86,7 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     existing.mkdir()
     (existing / "metadata.yaml").write_text("precious")
     run = subprocess.run(
-        [sys.executable, "-m", "pidog_learning.bag_recorder", "--ros-args", "-p", f"output:={existing}"],
+        [sys.executable, "-m", "pidog_control.bag_recorder", "--ros-args", "-p", f"output:={existing}"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -101,7 +102,7 @@ def test_unknown_storage_is_refused(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "pidog_learning.bag_recorder",
+            "pidog_control.bag_recorder",
             "--ros-args",
             "-p",
             f"output:={tmp_path / 'bag'}",

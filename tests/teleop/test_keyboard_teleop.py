@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
+from pidog_control.keyboard_teleop import apply_key, split_keys
 from pidog_description.spec import COMMAND_LIMITS
-from pidog_learning.keyboard_teleop import apply_key, split_keys
+from pidog_description.topics import CMD_VEL_TOPIC, ESTOP_TOPIC, LATCHED_QOS
 
 STEPS = np.array([0.05, 0.25])
 
@@ -30,11 +32,14 @@ def test_keys_step_the_command_and_stay_within_limits() -> None:
 @pytest.mark.ros
 def test_stdin_keys_publish_twists(ros_probe) -> None:
     from geometry_msgs.msg import Twist
+    from std_msgs.msg import Bool
 
     got: list = []
-    ros_probe.node.create_subscription(Twist, "/cmd_vel", got.append, 50)
+    estops: list = []
+    ros_probe.node.create_subscription(Twist, CMD_VEL_TOPIC, got.append, 50)
+    ros_probe.node.create_subscription(Bool, ESTOP_TOPIC, estops.append, LATCHED_QOS)
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "pidog_learning.keyboard_teleop"],
+        [sys.executable, "-u", "-m", "pidog_control.keyboard_teleop"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -61,10 +66,21 @@ def test_stdin_keys_publish_twists(ros_probe) -> None:
         press("w" * 10, 0.3, -0.25)
         press(" ", 0.0, 0.0)
         press("w", 0.05, 0.0)
-        # Still repeating while no key is pressed, so the gait node does not time out.
+        # Still repeating while no key is pressed, so the gait node does not time out ...
         n = len(got)
         ros_probe.spin_for(0.6)
         assert len(got) - n >= 3 and got[-1].linear.x == pytest.approx(0.05)
+        # ... but only for hold_s (1 s) after the last key: a silent keyboard stops the robot.
+        silent_since = time.monotonic()
+        assert ros_probe.spin_until(lambda: got[-1].linear.x == 0.0, 5.0), "no decay to zero"
+        print(f"keyboard teleop: zero {time.monotonic() - silent_since + 0.6:.2f} s after the last key")
+        n = len(got)
+        ros_probe.spin_for(0.5)
+        assert len(got) - n >= 2 and got[-1].linear.x == 0.0, "keeps publishing the zero command"
+
+        proc.stdin.write(b"e")  # the e-stop key
+        proc.stdin.flush()
+        assert ros_probe.spin_until(lambda: estops and estops[-1].data is True, 10), "no /estop from 'e'"
         proc.stdin.write(b"q")
         proc.stdin.flush()
         assert proc.wait(timeout=15) == 0
@@ -79,6 +95,6 @@ def test_stdin_keys_publish_twists(ros_probe) -> None:
 @pytest.mark.ros
 def test_end_of_input_quits_cleanly() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "pidog_learning.keyboard_teleop"], input=b"ww", capture_output=True, timeout=60
+        [sys.executable, "-m", "pidog_control.keyboard_teleop"], input=b"ww", capture_output=True, timeout=60
     )
     assert run.returncode == 0, run.stdout + run.stderr

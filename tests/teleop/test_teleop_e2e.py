@@ -15,9 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rclpy.time import Time
 
 from pidog_description.spec import OBS_SLICES
-from pidog_learning.bag_import import RECORDED_TOPICS, import_bags
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    GROUND_TRUTH_ODOM_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    TELEOP_RECORDED_TOPICS,
+)
+from pidog_learning.bag_import import import_bags
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -33,30 +40,39 @@ def test_teleop_record_import_clone_and_deploy(tmp_path: Path, spawn_node, ros_p
     from geometry_msgs.msg import Twist
     from nav_msgs.msg import Odometry
 
-    poses: list[tuple[float, float, float]] = []  # (monotonic time, x, yaw)
+    poses: list[tuple[float, float, float]] = []  # (sim time, x, yaw): sim_node stamps with sim time
     ros_probe.node.create_subscription(
         Odometry,
-        "/sim/ground_truth/odom",
-        lambda m: poses.append((time.monotonic(), m.pose.pose.position.x, yaw(m.pose.pose.orientation))),
+        GROUND_TRUTH_ODOM_TOPIC,
+        lambda m: poses.append(
+            (
+                Time.from_msg(m.header.stamp).nanoseconds * 1e-9,
+                m.pose.pose.position.x,
+                yaw(m.pose.pose.orientation),
+            )
+        ),
         10,
     )
-    cmd_pub = ros_probe.node.create_publisher(Twist, "/cmd_vel", 10)
+    cmd_pub = ros_probe.node.create_publisher(Twist, CMD_VEL_TOPIC, 10)
     bag = tmp_path / "teleop_bag"
     sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 0})
-    gait = spawn_node("pidog_learning.teleop_gait_node")
-    recorder = spawn_node("pidog_learning.bag_recorder", {"output": str(bag)})
+    gait = spawn_node("pidog_control.teleop_gait_node")
+    recorder = spawn_node("pidog_control.bag_recorder", {"output": str(bag)})
     logs = lambda: "\n".join(f"--- {p.module}\n{p.log()}" for p in (sim, gait, recorder))  # noqa: E731
 
     ready = ros_probe.spin_until(
-        lambda: recorder.log().count("subscribed to") == len(RECORDED_TOPICS) and len(poses) > 10, 90
+        lambda: recorder.log().count("subscribed to") == len(TELEOP_RECORDED_TOPICS) and len(poses) > 10, 90
     )
     assert ready, logs()
 
-    starts = []  # monotonic start time of each SCRIPT line
+    # Each SCRIPT line lasts its seconds of sim time: a loaded machine runs the sim slower, and
+    # the operator's script stretches with it instead of getting shorter in sim terms.
+    starts = []  # sim time at the start of each SCRIPT line
     for seconds, vx, wz in SCRIPT:
-        starts.append(time.monotonic())
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
+        starts.append(poses[-1][0])
+        deadline = time.monotonic() + 10 * seconds + 30
+        while poses[-1][0] < starts[-1] + seconds:
+            assert time.monotonic() < deadline, f"sim time stalled\n{logs()}"
             if vx is not None:
                 msg = Twist()
                 msg.linear.x, msg.angular.z = vx, wz
@@ -93,7 +109,7 @@ def test_teleop_record_import_clone_and_deploy(tmp_path: Path, spawn_node, ros_p
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
 
-    from pidog_description.node_runner import LATCHED_QOS as LATCHED
+    from pidog_description.topics import LATCHED_QOS as LATCHED
     from pidog_learning.bc import train_bc
     from pidog_learning.config import resolve_config
     from pidog_learning.export import export_onnx
@@ -111,19 +127,20 @@ def test_teleop_record_import_clone_and_deploy(tmp_path: Path, spawn_node, ros_p
         seed=0,
         progress=False,
     )
-    assert result.val_loss[-1] < result.val_loss[0] or result.best_epoch > 0
+    # It learned something: the training loss fell (the validation split of a 10 s recording is
+    # a few dozen samples, too noisy to judge 5 epochs by).
+    assert result.train_loss[-1] < result.train_loss[0], result.train_loss
     onnx_path = export_onnx(policy, tmp_path / "policy.onnx", {"source": "teleop bag e2e"})
 
     states: list[str] = []
     commands: list[np.ndarray] = []
     ros_probe.node.create_subscription(String, "/policy_node/state", lambda m: states.append(m.data), LATCHED)
     ros_probe.node.create_subscription(
-        JointState, "/joint_commands", lambda m: commands.append(np.array(m.position)), 50
+        JointState, JOINT_COMMANDS_TOPIC, lambda m: commands.append(np.array(m.position)), 50
     )
-    node = spawn_node("pidog_learning.policy_node", {"policy_path": str(onnx_path), "soft_start_s": 0.5})
+    node = spawn_node("pidog_control.policy_node", {"policy_path": str(onnx_path), "soft_start_s": 0.5})
     assert ros_probe.spin_until(lambda: states and states[-1] == "running", 60), node.log()
     n = len(commands)
-    ros_probe.spin_for(2.0)
-    assert len(commands) - n > 50, node.log()
+    assert ros_probe.spin_until(lambda: len(commands) - n > 50, 30), node.log()  # a count, not a rate
     assert all(np.all(np.isfinite(q)) for q in commands[n:])
     assert node.alive()

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -81,15 +82,66 @@ def test_rclpy_and_message_types_import() -> None:
     assert out.stdout.strip() == "ok", out.stderr
 
 
-def test_colcon_builds_the_workspace(tmp_path: Path) -> None:
+WORKSPACE_SRC = REPO / "ros2_ws" / "src"
+ROBOT_SIDE = ("pidog_description", "pidog_control", "pidog_hw")
+TRAINING_SIDE = ("pidog_sim", "pidog_learning")
+# rosdep keys of training-only Python packages (DESIGN.md §1): none may reach the robot.
+TRAINING_KEYS = (
+    "torch",
+    "mujoco",
+    "stable-baselines3",
+    "stable_baselines3",
+    "gymnasium",
+    "onnx",
+    "matplotlib",
+    "tensorboard",
+)
+DEPEND_TAGS = ("depend", "exec_depend", "build_depend", "build_export_depend", "buildtool_depend")
+
+
+def manifest_dependencies(package: str) -> set[str]:
+    """What a package's package.xml makes colcon and rosdep install or build first (tests excluded)."""
+    root = ET.parse(WORKSPACE_SRC / package / "package.xml").getroot()
+    assert root.findtext("name") == package, f"{package}/package.xml names {root.findtext('name')}"
+    return {el.text.strip() for tag in DEPEND_TAGS for el in root.iter(tag)}
+
+
+def dependency_closure(packages: tuple[str, ...]) -> set[str]:
+    """Everything ``packages`` need, following the workspace's own packages transitively."""
+    workspace = {p.name for p in WORKSPACE_SRC.iterdir() if (p / "package.xml").exists()}
+    seen, todo = set(), list(packages)
+    while todo:
+        package = todo.pop()
+        for dep in manifest_dependencies(package) - seen:
+            seen.add(dep)
+            if dep in workspace:
+                todo.append(dep)
+    return seen
+
+
+def test_robot_side_manifests_need_nothing_from_training() -> None:
+    closure = dependency_closure(ROBOT_SIDE)
+    assert not closure & set(TRAINING_SIDE), (
+        f"the robot side depends on {sorted(closure & set(TRAINING_SIDE))}"
+    )
+    leaked = sorted(
+        d for d in closure if any(key in d.lower() for key in TRAINING_KEYS) and "onnxruntime" not in d
+    )
+    assert not leaked, f"the robot side depends on training packages {leaked}"
+    assert "pidog_description" in closure and "rclpy" in closure
+    # So the check can fail: the training side does reach pidog_sim.
+    assert "pidog_sim" in dependency_closure(("pidog_learning",))
+
+
+def colcon_build(base_paths: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     colcon = shutil.which("colcon") or str(Path(sys.executable).parent / "colcon")
-    result = subprocess.run(
+    return subprocess.run(
         [
             colcon,
             "build",
             "--symlink-install",
             "--base-paths",
-            str(REPO / "ros2_ws" / "src"),
+            str(base_paths),
             "--build-base",
             str(tmp_path / "build"),
             "--install-base",
@@ -100,10 +152,35 @@ def test_colcon_builds_the_workspace(tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
+
+
+def test_colcon_builds_the_workspace(tmp_path: Path) -> None:
+    result = colcon_build(WORKSPACE_SRC, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 packages finished" in result.stdout
+    assert "5 packages finished" in result.stdout
     # ros2 run looks for executables in <install>/<pkg>/lib/<pkg>/.
-    for pkg, exe in [("pidog_sim", "sim_node"), ("pidog_learning", "policy_node"), ("pidog_hw", "hw_node")]:
+    executables = [
+        ("pidog_sim", "sim_node"),
+        ("pidog_learning", "learning_node"),
+        ("pidog_control", "policy_node"),
+        ("pidog_control", "teleop_gait_node"),
+        ("pidog_hw", "hw_node"),
+    ]
+    for pkg, exe in executables:
         assert (tmp_path / "install" / pkg / "lib" / pkg / exe).exists(), f"{pkg} {exe} not installed"
+    assert not (tmp_path / "install" / "pidog_learning" / "lib" / "pidog_learning" / "policy_node").exists()
     share = tmp_path / "install" / "pidog_description" / "share"
     assert (share / "ament_index" / "resource_index" / "packages" / "pidog_description").exists()
+
+
+def test_colcon_builds_the_robot_side_alone(tmp_path: Path) -> None:
+    # The Pi's workspace: only the robot-side packages, a plain `colcon build`, no select flags.
+    src = tmp_path / "src"
+    for package in ROBOT_SIDE:
+        shutil.copytree(
+            WORKSPACE_SRC / package, src / package, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__")
+        )
+    result = colcon_build(src, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 packages finished" in result.stdout
+    assert (tmp_path / "install" / "pidog_control" / "lib" / "pidog_control" / "policy_node").exists()

@@ -13,22 +13,21 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
     ],
     install_requires=["setuptools"],
+    # More than one machine (pidog-sweep, --ray-address); same pin as requirements/ray.txt.
+    extras_require={"ray": ["ray==2.60.0"]},
     zip_safe=True,
     maintainer="PiDog sim-to-real team",
     maintainer_email="dev@pidog-sim2real.invalid",
-    description="Learning pipeline (demonstrations, behavioural cloning, PPO fine-tuning, ONNX export) and the deploy-side policy and teleop gait nodes.",
+    description="Learning pipeline: demonstrations, behavioural cloning, PPO fine-tuning, ONNX export, evaluation, rosbag import and learning_node (training side).",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "learning_node = pidog_learning.learning_node:main",
-            "policy_node = pidog_learning.policy_node:main",
-            "teleop_gait_node = pidog_learning.teleop_gait_node:main",
             "pidog-train = pidog_learning.train_cli:main",
             "pidog-export = pidog_learning.export:main",
             "pidog-eval = pidog_learning.eval_cli:main",
             "pidog-import-bag = pidog_learning.bag_import:main",
-            "bag_recorder = pidog_learning.bag_recorder:main",
-            "keyboard_teleop = pidog_learning.keyboard_teleop:main",
+            "pidog-sweep = pidog_learning.sweep:main",
         ],
     },
 )

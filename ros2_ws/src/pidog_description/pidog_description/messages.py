@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 from sensor_msgs.msg import Imu, JointState
 
-from .robot import IMU_FRAME_ID, JOINT_NAMES, N_JOINTS
+from .robot import JOINT_NAMES, N_JOINTS
 from .spec import clip_command
+from .topics import IMU_FRAME_ID
 
 _INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
 

@@ -9,12 +9,6 @@ from typing import NoReturn
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
-LATCHED_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-"""/estop, /learning/policy, node states: a late subscriber still gets the last value."""
 
 
 def refuse_start(message: str, exit_code: int = 2) -> NoReturn:

@@ -56,6 +56,12 @@ UPPER_LEG_LENGTH: float = 0.042
 LOWER_LEG_LENGTH: float = 0.076
 BODY_LENGTH: float = 0.117  # hip-to-hip, front to hind
 BODY_WIDTH: float = 0.098  # hip-to-hip, left to right
+# Link thickness (radii of the model's capsules/spheres, models/pidog.xml): the legs are
+# ~1 cm thick, which is what makes a fully folded knee put the foot through the upper leg.
+UPPER_LEG_RADIUS: float = 0.006
+LOWER_LEG_RADIUS: float = 0.005
+FOOT_RADIUS: float = 0.008
+TORSO_HALF_WIDTH: float = 0.035  # the legs hang outboard of it: BODY_WIDTH / 2 = 49 mm
 NOMINAL_MASS: float = 1.0  # kg incl. battery; not published, public models 0.64-1.28 kg
 BATTERY_MASS: float = 0.0908
 
@@ -75,6 +81,3 @@ STAND_FOOT_HIND_MM: tuple[float, float] = (5.0, 90.0)
 
 LIE_POSE_SERVO_DEG: tuple[float, ...] = (45, -45, -45, 45, 45, -45, -45, 45)
 """SunFounder's 'lie' pose, in servo degrees (mirrored right side)."""
-
-IMU_FRAME_ID: str = "imu_link"
-BASE_FRAME_ID: str = "base_link"

@@ -1,4 +1,8 @@
-"""Quaternion helpers (w, x, y, z; body -> world, REP-103) shared by the sim and the IMU filter."""
+"""Quaternion helpers (w, x, y, z; body -> world, REP-103) shared by the sim and the IMU filter.
+
+Every function works on one quaternion (shape (4,)) or a batch (shape (..., 4)): the batched
+simulator calls them once per control step for all its robots.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,29 @@ import numpy as np
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a * b."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack(
         [
             aw * bw - ax * bx - ay * by - az * bz,
             aw * bx + ax * bw + ay * bz - az * by,
             aw * by - ax * bz + ay * bw + az * bx,
             aw * bz + ax * by - ay * bx + az * bw,
-        ]
+        ],
+        axis=-1,
     )
 
 
 def quat_from_rotvec(rotvec: np.ndarray) -> np.ndarray:
     """Quaternion of a rotation vector (axis * angle, rad)."""
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * np.asarray(rotvec) / angle])
+    rotvec = np.asarray(rotvec, dtype=np.float64)
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    tiny = angle < 1e-12
+    # sin(a/2)/a -> 1/2 as a -> 0; the guard avoids 0/0 without changing larger angles.
+    scale = np.where(tiny, 0.5, np.sin(angle / 2) / np.where(tiny, 1.0, angle))
+    return np.concatenate([np.cos(angle / 2), scale * rotvec], axis=-1)
 
 
 def quat_from_roll_pitch(roll: float, pitch: float) -> np.ndarray:
@@ -36,11 +45,12 @@ def quat_from_roll_pitch(roll: float, pitch: float) -> np.ndarray:
 
 def up_in_body(q: np.ndarray) -> np.ndarray:
     """World +z expressed in body axes (third row of R(q))."""
-    w, x, y, z = (float(v) for v in q)
-    return np.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+    w, x, y, z = np.moveaxis(np.asarray(q, dtype=np.float64), -1, 0)
+    return np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=-1)
 
 
-def yaw_from_quaternion(q: np.ndarray) -> float:
-    """Heading (rad) of a body -> world quaternion."""
-    w, x, y, z = (float(v) for v in q)
-    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+def yaw_from_quaternion(q: np.ndarray) -> float | np.ndarray:
+    """Heading (rad) of a body -> world quaternion (a float, or an array for a batch)."""
+    w, x, y, z = np.moveaxis(np.asarray(q, dtype=np.float64), -1, 0)
+    yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return float(yaw) if np.ndim(yaw) == 0 else yaw

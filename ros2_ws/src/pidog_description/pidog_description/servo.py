@@ -51,6 +51,19 @@ def pulse_us_to_servo_deg(pulse_us: np.ndarray) -> np.ndarray:
     return lo + (np.asarray(pulse_us, dtype=np.float64) - p_lo) * (hi - lo) / (p_hi - p_lo)
 
 
+def rate_limit(position: np.ndarray, target: np.ndarray, max_step: np.ndarray) -> np.ndarray:
+    """One servo-model step: move ``position`` toward ``target`` by at most ``max_step`` (rad).
+
+    Non-finite targets hold the current position (NaN never reaches a servo) and targets are
+    clamped to the joint limits. Works on one robot (N_JOINTS,) or a batch (..., N_JOINTS): the
+    hardware node, sim_node and the batched simulator all step their servos through this.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    target = np.where(np.isfinite(target), target, position)
+    target = np.clip(target, JOINT_LOWER, JOINT_UPPER)
+    return position + np.clip(target - position, -max_step, max_step)
+
+
 class ServoModel:
     """Rate-limited, limit-clamped servo targets: the commanded pose and its estimate.
 
@@ -67,9 +80,5 @@ class ServoModel:
         self.position = np.clip(np.asarray(position, dtype=np.float64).copy(), JOINT_LOWER, JOINT_UPPER)
 
     def step(self, target: np.ndarray, dt: float) -> np.ndarray:
-        target = np.asarray(target, dtype=np.float64)
-        target = np.where(np.isfinite(target), target, self.position)
-        target = np.clip(target, JOINT_LOWER, JOINT_UPPER)
-        max_delta = self.max_speed * dt
-        self.position = self.position + np.clip(target - self.position, -max_delta, max_delta)
+        self.position = rate_limit(self.position, target, self.max_speed * dt)
         return self.position

@@ -47,7 +47,7 @@ ACTION_SCALE: np.ndarray = np.full(N_JOINTS, 0.7)
 """Radians of joint travel per unit action around the stand pose (covers the trot)."""
 
 COMMAND_LIMITS: dict[str, tuple[float, float]] = {
-    "vx": (-0.1, 0.3),  # m/s; PiDog has no hip abduction, so no lateral command
+    "vx": (-0.15, 0.3),  # m/s; PiDog has no hip abduction, so no lateral command
     "wz": (-1.0, 1.0),  # rad/s
 }
 
@@ -88,18 +88,20 @@ def gravity_from_quaternion(q_wxyz: np.ndarray) -> np.ndarray:
     return -up_in_body(q_wxyz)  # gravity points down
 
 
-def roll_pitch_from_gravity(gravity_body: np.ndarray) -> tuple[float, float]:
-    """Roll and pitch (rad) of the body from its gravity direction."""
-    gx, gy, gz = (float(v) for v in gravity_body)
-    roll = float(np.arctan2(-gy, -gz))
-    pitch = float(np.arctan2(gx, np.hypot(gy, gz)))
+def roll_pitch_from_gravity(gravity_body: np.ndarray) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
+    """Roll and pitch (rad) of the body from its gravity direction (floats, or arrays for a batch)."""
+    gx, gy, gz = np.moveaxis(np.asarray(gravity_body, dtype=np.float64), -1, 0)
+    roll = np.arctan2(-gy, -gz)
+    pitch = np.arctan2(gx, np.hypot(gy, gz))
+    if np.ndim(roll) == 0:
+        return float(roll), float(pitch)
     return roll, pitch
 
 
-def phase_features(phase: float) -> tuple[float, float]:
-    """Phase in cycles [0, 1) -> (sin, cos) clock features."""
-    angle = 2.0 * np.pi * phase
-    return float(np.sin(angle)), float(np.cos(angle))
+def phase_features(phase: float | np.ndarray) -> np.ndarray:
+    """Phase in cycles [0, 1) -> (sin, cos) clock features (shape (..., 2))."""
+    angle = 2.0 * np.pi * np.asarray(phase, dtype=np.float64)
+    return np.stack([np.sin(angle), np.cos(angle)], axis=-1)
 
 
 def build_observation(
@@ -107,23 +109,35 @@ def build_observation(
     gyro: np.ndarray,
     joint_pos: np.ndarray,
     last_action: np.ndarray,
-    phase: float,
+    phase: float | np.ndarray,
     command: np.ndarray,
 ) -> np.ndarray:
-    """Assemble the policy observation (float32, OBS_DIM) from deployable signals only."""
-    obs = np.empty(OBS_DIM, dtype=np.float32)
-    obs[OBS_SLICES["gravity"]] = gravity_body
-    obs[OBS_SLICES["gyro"]] = gyro
-    obs[OBS_SLICES["joint_pos"]] = np.asarray(joint_pos) - STAND_POSE
-    obs[OBS_SLICES["last_action"]] = last_action
-    obs[OBS_SLICES["phase"]] = phase_features(phase)
-    obs[OBS_SLICES["command"]] = command
+    """Assemble the policy observation (float32, OBS_DIM) from deployable signals only.
+
+    One robot (vectors, a float phase) or a batch (arrays with a leading batch dimension, a
+    phase per robot): the batched simulator and the policy node share this one function.
+    """
+    joint_pos = np.asarray(joint_pos, dtype=np.float64)
+    obs = np.empty((*joint_pos.shape[:-1], OBS_DIM), dtype=np.float32)
+    obs[..., OBS_SLICES["gravity"]] = gravity_body
+    obs[..., OBS_SLICES["gyro"]] = gyro
+    obs[..., OBS_SLICES["joint_pos"]] = joint_pos - STAND_POSE
+    obs[..., OBS_SLICES["last_action"]] = last_action
+    obs[..., OBS_SLICES["phase"]] = phase_features(phase)
+    obs[..., OBS_SLICES["command"]] = command
     return obs
 
 
 def sanitize_action(action: np.ndarray) -> np.ndarray:
-    """Clip to [-1, 1]; non-finite entries become 0 (the stand pose for that joint)."""
-    action = np.asarray(action, dtype=np.float64).reshape(ACTION_DIM)
+    """Clip to [-1, 1]; non-finite entries become 0 (the stand pose for that joint).
+
+    Shape (ACTION_DIM,) or a batch (..., ACTION_DIM): a bad entry only touches its own robot.
+    """
+    action = np.asarray(action, dtype=np.float64)
+    if action.ndim <= 1:
+        action = action.reshape(ACTION_DIM)
+    elif action.shape[-1] != ACTION_DIM:
+        raise ValueError(f"actions must have {ACTION_DIM} values per robot, got shape {action.shape}")
     finite = np.isfinite(action)
     if not finite.all():
         action = np.where(finite, action, 0.0)

@@ -7,9 +7,7 @@ test checks the two agree, so the URDF cannot drift from this package or the MJC
 from __future__ import annotations
 
 from .robot import (
-    BASE_FRAME_ID,
     HIP_POSITIONS,
-    IMU_FRAME_ID,
     JOINT_LOWER,
     JOINT_NAMES,
     JOINT_UPPER,
@@ -19,6 +17,7 @@ from .robot import (
     SERVO_STALL_TORQUE,
     UPPER_LEG_LENGTH,
 )
+from .topics import BASE_FRAME_ID, IMU_FRAME_ID
 
 _BODY = (0.15, 0.07, 0.044)  # torso box, m (matches models/pidog.xml)
 

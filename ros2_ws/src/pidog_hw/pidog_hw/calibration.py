@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import yaml
 from pidog_description.robot import JOINT_NAMES, N_JOINTS
 
 from .errors import CalibrationError
+from .latch import write_text_atomic
 
 FORMAT = "pidog_hw/calibration-v1"
 MAX_OFFSET_DEG: float = 20.0
@@ -110,7 +110,6 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
 def save_calibration(calibration: Calibration, path: str | os.PathLike[str]) -> Path:
     """Write atomically (temp file in the same folder, fsync, rename): never a half-written file."""
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "format": FORMAT,
         "units": "servo degrees (SunFounder convention)",
@@ -119,16 +118,7 @@ def save_calibration(calibration: Calibration, path: str | os.PathLike[str]) -> 
     text = "# PiDog servo calibration written by pidog-calibrate\n" + yaml.safe_dump(
         document, sort_keys=False
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
     return path
 
 

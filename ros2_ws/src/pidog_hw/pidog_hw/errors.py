@@ -42,6 +42,12 @@ class ChannelWriteError(HardwareError):
         self.causes = causes
 
 
+class McuResetError(HardwareError):
+    """The Robot HAT MCU stopped answering on every channel and answers again: it reset (or lost
+    power), so its PWM timers are back at power-on values and the servos had no pulses. Nothing
+    was written to it; the node decides whether to re-initialise or fault (``mcu_reset_action``)."""
+
+
 class SerialTimeoutError(HardwareError):
     """A serial device did not answer in time, or answered short."""
 

@@ -19,6 +19,7 @@ from typing import Any
 from .errors import DeviceNotFoundError, I2CError
 
 EMULATED_BUS = "emulated"
+TWIN_BUS = "twin"  # the emulators fed by the MuJoCo simulation (emulation/twin.py)
 
 
 @dataclass
@@ -50,7 +51,7 @@ def open_smbus(spec: str) -> Any:
         target = path = spec
     else:
         raise ValueError(
-            f"I2C bus must be a bus number like '1', a path like '/dev/i2c-1' or 'emulated', got {spec!r}"
+            f"I2C bus must be a bus number like '1', a path like '/dev/i2c-1', 'emulated' or 'twin', got {spec!r}"
         )
     try:
         return smbus2.SMBus(target)
@@ -125,6 +126,15 @@ class I2CDevice:
             value = self.bus.read_byte_data(self.address, register)
         except OSError as exc:
             raise self._fail("read", register, exc) from exc
+        self.stats.ok(self.name)
+        return int(value)
+
+    def read_byte(self) -> int:
+        """One byte read with no register pointer write (the Robot HAT MCU's ADC answer)."""
+        try:
+            value = self.bus.read_byte(self.address)
+        except OSError as exc:
+            raise self._fail("read", None, exc) from exc
         self.stats.ok(self.name)
         return int(value)
 

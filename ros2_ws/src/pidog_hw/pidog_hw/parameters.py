@@ -16,7 +16,7 @@ from rclpy.node import Node
 
 from pidog_description.robot import N_JOINTS
 
-from .i2c import EMULATED_BUS
+from .i2c import EMULATED_BUS, TWIN_BUS
 from .servo_backend import BACKENDS
 from .sh3001 import DEFAULT_AXES, parse_axes
 
@@ -24,11 +24,17 @@ IMU_BACKENDS = ("sh3001", "none")
 ESTOP_BEHAVIORS = ("hold", "limp")
 STARTUP_POSES = ("stand", "lie", "none")
 SHUTDOWN_POSES = ("lie", "limp", "hold")
+TIMEOUT_ACTIONS = ("lie", "limp", "stand")
+MCU_RESET_ACTIONS = ("fault", "recover")
 EMULATED_SERIAL = "emulated"
 
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "servo_backend": ("robot_hat", f"one of {BACKENDS}"),
-    "i2c_bus": ("1", "I2C bus number or /dev/i2c-N; 'emulated' = register-level emulator (TEST/DEMO ONLY)"),
+    "i2c_bus": (
+        "1",
+        "I2C bus number or /dev/i2c-N; 'emulated' = register-level emulator, 'twin' = emulators fed by "
+        "the MuJoCo simulation (TEST/DEMO ONLY)",
+    ),
     "i2c_address": (0, "Robot HAT MCU address; 0 = probe 0x14, 0x15, 0x16"),
     "serial_port": (
         "/dev/ttyACM0",
@@ -50,6 +56,32 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "startup_pose": ("stand", f"one of {STARTUP_POSES}; 'none' sends no pulse before the first command"),
     "shutdown_pose": ("lie", f"one of {SHUTDOWN_POSES}"),
     "emulator_log": ("", "JSON-lines transaction log of the emulated devices (TEST/DEMO ONLY)"),
+    "emulator_control": (
+        "",
+        "JSON file another process writes to change the emulated world (TEST/DEMO ONLY)",
+    ),
+    # --- fail-safe behaviour (docs/DEPLOY.md "What keeps the robot safe") ---
+    "start_armed": (False, "execute /joint_commands from the start without ~/arm (benches and demos only)"),
+    "command_timeout_s": (
+        0.3,
+        "armed and no valid /joint_commands for this long: disarm, stand, then lie/limp",
+    ),
+    "command_timeout_action": (
+        "lie",
+        f"after a command timeout, from the stand pose: one of {TIMEOUT_ACTIONS}",
+    ),
+    "state_file": (
+        "",
+        "where a latched e-stop is persisted; '' = ~/.local/state/pidog_hw/latch.json (none when emulated)",
+    ),
+    "fall_tilt_rad": (0.8, "roll/pitch tilt (rad) that latches 'fallen' (until ~/reset)"),
+    "fallen_limp_s": (2.0, "seconds fallen or lifted before the servos go limp; 0 = keep holding"),
+    "lift_detection": (True, "latch 'lifted' on free fall or a sustained upward acceleration (IMU)"),
+    "freefall_accel_mps2": (3.0, "specific force below this for 0.1 s = free fall, m/s^2"),
+    "lift_accel_mps2": (2.5, "upward acceleration sustained for 0.3 s = picked up, m/s^2"),
+    "battery_low_v": (6.4, "pack voltage (V) below which the robot lies down and stops; 0 = not monitored"),
+    "battery_low_s": (2.0, "seconds below battery_low_v before acting (servo current dips are brief)"),
+    "mcu_reset_action": ("fault", f"after a Robot HAT MCU reset: one of {MCU_RESET_ACTIONS}"),
 }
 
 
@@ -79,10 +111,30 @@ class HwParams:
     startup_pose: str
     shutdown_pose: str
     emulator_log: str
+    emulator_control: str
+    start_armed: bool
+    command_timeout_s: float
+    command_timeout_action: str
+    state_file: str
+    fall_tilt_rad: float
+    fallen_limp_s: float
+    lift_detection: bool
+    freefall_accel_mps2: float
+    lift_accel_mps2: float
+    battery_low_v: float
+    battery_low_s: float
+    mcu_reset_action: str
 
     @property
     def needs_i2c(self) -> bool:
         return self.servo_backend == "robot_hat" or self.imu_backend == "sh3001"
+
+    @property
+    def drives_hardware(self) -> bool:
+        """True when real servos are driven (not dry_run, not an emulated bus or port)."""
+        if self.servo_backend == "robot_hat":
+            return self.i2c_bus not in (EMULATED_BUS, TWIN_BUS)
+        return self.servo_backend == "maestro" and self.serial_port != EMULATED_SERIAL
 
 
 def _choice(name: str, value: Any, options: tuple[str, ...]) -> str:
@@ -101,6 +153,12 @@ def _number(name: str, value: Any, low: float, high: float, integer: bool = Fals
         raise ParameterError(f"parameter '{name}' must be {kind}, got {value!r}")
     if not low <= value <= high:
         raise ParameterError(f"parameter '{name}' must be in [{low:g}, {high:g}], got {value!r}")
+    return value
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"parameter '{name}' must be true or false, got {value!r}")
     return value
 
 
@@ -131,10 +189,6 @@ def declare_and_read(node: Node) -> HwParams:
         parse_axes(axes)
     except ValueError as exc:
         raise ParameterError(f"parameter 'imu_axes': {exc}") from exc
-    if not isinstance(raw["maestro_feedback"], bool):
-        raise ParameterError(
-            f"parameter 'maestro_feedback' must be true or false, got {raw['maestro_feedback']!r}"
-        )
     address = int(_number("i2c_address", raw["i2c_address"], 0, 0x77, integer=True))
     if 0 < address < 0x03:
         raise ParameterError(
@@ -148,7 +202,7 @@ def declare_and_read(node: Node) -> HwParams:
         serial_baud=int(_number("serial_baud", raw["serial_baud"], 1200, 4_000_000, integer=True)),
         serial_timeout_s=float(_number("serial_timeout_s", raw["serial_timeout_s"], 0.001, 1.0)),
         maestro_channels=channels,
-        maestro_feedback=raw["maestro_feedback"],
+        maestro_feedback=_bool("maestro_feedback", raw["maestro_feedback"]),
         reconnect_interval_s=float(_number("reconnect_interval_s", raw["reconnect_interval_s"], 0.0, 3600.0)),
         imu_backend=_choice("imu_backend", raw["imu_backend"], IMU_BACKENDS),
         imu_rate_hz=float(_number("imu_rate_hz", raw["imu_rate_hz"], rate, 500.0)),
@@ -161,6 +215,21 @@ def declare_and_read(node: Node) -> HwParams:
         startup_pose=_choice("startup_pose", raw["startup_pose"], STARTUP_POSES),
         shutdown_pose=_choice("shutdown_pose", raw["shutdown_pose"], SHUTDOWN_POSES),
         emulator_log=_text("emulator_log", raw["emulator_log"]),
+        emulator_control=_text("emulator_control", raw["emulator_control"]),
+        start_armed=_bool("start_armed", raw["start_armed"]),
+        command_timeout_s=float(_number("command_timeout_s", raw["command_timeout_s"], 0.05, 5.0)),
+        command_timeout_action=_choice(
+            "command_timeout_action", raw["command_timeout_action"], TIMEOUT_ACTIONS
+        ),
+        state_file=_text("state_file", raw["state_file"]),
+        fall_tilt_rad=float(_number("fall_tilt_rad", raw["fall_tilt_rad"], 0.2, 1.5)),
+        fallen_limp_s=float(_number("fallen_limp_s", raw["fallen_limp_s"], 0.0, 600.0)),
+        lift_detection=_bool("lift_detection", raw["lift_detection"]),
+        freefall_accel_mps2=float(_number("freefall_accel_mps2", raw["freefall_accel_mps2"], 0.5, 8.0)),
+        lift_accel_mps2=float(_number("lift_accel_mps2", raw["lift_accel_mps2"], 0.5, 20.0)),
+        battery_low_v=float(_number("battery_low_v", raw["battery_low_v"], 0.0, 8.4)),
+        battery_low_s=float(_number("battery_low_s", raw["battery_low_s"], 0.0, 600.0)),
+        mcu_reset_action=_choice("mcu_reset_action", raw["mcu_reset_action"], MCU_RESET_ACTIONS),
     )
     if params.needs_i2c and not params.i2c_bus:
         raise ParameterError(
@@ -170,11 +239,12 @@ def declare_and_read(node: Node) -> HwParams:
         raise ParameterError(
             "parameter 'serial_port' must name the Maestro's port for servo_backend 'maestro'"
         )
-    emulated = (params.needs_i2c and params.i2c_bus == EMULATED_BUS) or (
+    emulated = (params.needs_i2c and params.i2c_bus in (EMULATED_BUS, TWIN_BUS)) or (
         params.servo_backend == "maestro" and params.serial_port == EMULATED_SERIAL
     )
-    if params.emulator_log and not emulated:
-        raise ParameterError(
-            "parameter 'emulator_log' only applies with i2c_bus:=emulated or serial_port:=emulated"
-        )
+    for name in ("emulator_log", "emulator_control"):
+        if getattr(params, name) and not emulated:
+            raise ParameterError(
+                f"parameter '{name}' only applies with i2c_bus:=emulated, i2c_bus:=twin or serial_port:=emulated"
+            )
     return params

@@ -9,6 +9,15 @@ as the STM32-style "value - 1"; a pulse register value counts timer ticks.
 Differences from the stock SDK, on purpose: the MCU address is probed at 0x14/0x15/0x16 and
 start-up fails if none answers (no silent fall-back to 0x14); no I2C error is retried or
 swallowed; the pulse register is computed from the timer tick actually configured.
+
+Battery (robot-hat ``adc.py`` and ``utils.get_battery_voltage``): the pack is on ADC channel A4
+through a 3x divider; a conversion is the write ``[0x10 | (7 - 4), 0, 0]`` followed by two
+one-byte reads (MSB, LSB) of a 12-bit value over 0..3.3 V.
+
+MCU reset: the MCU's protocol has no way to read the PWM registers back, so a reset shows
+only as the MCU going silent (it does not answer while it boots). After a cycle in which no
+channel could be written, no channel is written again until the MCU answers a probe; then
+``McuResetError`` is raised (nothing written) and the node re-initialises or faults.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import numpy as np
 from pidog_description.robot import JOINT_NAMES, LEG_SERVO_CHANNELS, SERVO_PWM_HZ
 
 from .calibration import Calibration
-from .errors import ChannelWriteError, DeviceNotFoundError, HardwareError, I2CError
+from .errors import ChannelWriteError, DeviceNotFoundError, HardwareError, I2CError, McuResetError
 from .i2c import BusStats, I2CDevice, find_device
 from .servo_backend import ServoBackend
 
@@ -31,6 +40,9 @@ REG_PERIOD = 0x44
 CHANNELS_PER_TIMER = 4
 CLOCK_HZ = 72_000_000
 PERIOD_TICKS = 4095
+REG_ADC = 0x10
+BATTERY_ADC_CHANNEL = 4  # A4
+ADC_MAX, ADC_FULL_SCALE_V, BATTERY_DIVIDER = 4095, 3.3, 3.0
 
 # robot_hat.Servo: prescaler(CLOCK / FREQ / PERIOD) stores int(351.6) - 1 = 350; period(4095)
 # stores 4094. The timer then ticks every 351 / 72 MHz = 4.875 us and a frame lasts
@@ -61,6 +73,7 @@ class RobotHatServos(ServoBackend):
         self.requested_address = address
         self.stats = BusStats()
         self.device: I2CDevice | None = None
+        self.mcu_silent = False  # no channel answered in the last write cycle
 
     @property
     def description(self) -> str:
@@ -69,6 +82,13 @@ class RobotHatServos(ServoBackend):
 
     def open(self) -> None:
         self.device = self._find_mcu()
+        self.configure_timers()
+
+    def configure_timers(self) -> None:
+        """Write the leg timers' period and prescaler (at open, and after an MCU reset)."""
+        if self.device is None:
+            raise HardwareError("Robot HAT servos used before open()")
+        self.mcu_silent = False
         for timer in timers_for(LEG_SERVO_CHANNELS):
             self.device.write_u16_be(REG_PERIOD + timer, PERIOD_REGISTER)
             self.device.write_u16_be(REG_PRESCALER + timer, PRESCALER_REGISTER)
@@ -90,6 +110,18 @@ class RobotHatServos(ServoBackend):
     def _send_pulses(self, pulse_us: np.ndarray) -> None:
         if self.device is None:
             raise HardwareError("Robot HAT servos used before open()")
+        if self.mcu_silent:
+            # Writing channels into timers that may be back at power-on values could send any
+            # pulse width: ask whether the MCU is back, and if it is, report the reset instead.
+            if not self.device.probe():
+                raise I2CError(
+                    f"Robot HAT MCU at 0x{self.device.address:02X} still does not answer", self.device.address
+                )
+            raise McuResetError(
+                f"Robot HAT MCU at 0x{self.device.address:02X} on I2C bus {self.bus_label} stopped answering "
+                "and answers again: it reset (brownout or power loss); its PWM timers are unconfigured "
+                "and the servos lost their pulses"
+            )
         values = pulse_us_to_register(pulse_us)
         failed: list[int] = []
         causes: list[HardwareError] = []
@@ -100,6 +132,8 @@ class RobotHatServos(ServoBackend):
             except I2CError as exc:
                 failed.append(joint)
                 causes.append(exc)
+        if len(failed) == len(values):
+            self.mcu_silent = True
         if failed:
             names = ", ".join(f"{JOINT_NAMES[j]} (ch {LEG_SERVO_CHANNELS[j]})" for j in failed)
             raise ChannelWriteError(
@@ -107,6 +141,20 @@ class RobotHatServos(ServoBackend):
                 failed,
                 causes,
             )
+
+    def read_battery_voltage(self) -> float:
+        """Battery pack voltage (V) from ADC A4. Raises I2CError; nothing is retried."""
+        if self.device is None or self.mcu_silent:
+            raise HardwareError("Robot HAT MCU not available for an ADC read")
+        self.device.write_u16_be(REG_ADC | (7 - BATTERY_ADC_CHANNEL), 0)
+        msb, lsb = self.device.read_byte(), self.device.read_byte()
+        value = msb << 8 | lsb
+        if value > ADC_MAX:
+            raise I2CError(
+                f"Robot HAT MCU ADC A{BATTERY_ADC_CHANNEL} returned {value}, more than 12 bits",
+                self.device.address,
+            )
+        return value * ADC_FULL_SCALE_V / ADC_MAX * BATTERY_DIVIDER
 
     def status(self) -> dict[str, Any]:
         name = "Robot HAT MCU"

@@ -80,9 +80,13 @@ class ServoBackend(ABC):
     def _send_pulses(self, pulse_us: np.ndarray) -> None:
         """Send one pulse width per joint (us; 0 = stop pulses). Raise on any failure."""
 
-    def write_targets(self, q: np.ndarray) -> np.ndarray:
-        """Command all 8 joints (radians). Returns the pulse widths sent, in us."""
+    def write_targets(self, q: np.ndarray, enabled: np.ndarray | None = None) -> np.ndarray:
+        """Command all 8 joints (radians); joints where ``enabled`` is False get no pulse (used
+        to switch servos on one at a time). Returns the pulse widths sent, in us."""
         pulse_us, saturated = joint_targets_to_pulse_us(q, self.calibration)
+        if enabled is not None:
+            pulse_us = np.where(enabled, pulse_us, 0.0)
+            saturated = saturated & enabled
         self.counters["saturated"] += int(saturated.sum())
         self._count(self._send_pulses, pulse_us)
         self.last_pulse_us = pulse_us

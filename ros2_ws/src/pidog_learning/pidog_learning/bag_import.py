@@ -27,6 +27,7 @@ types, empty bag) raise ``BagImportError`` naming the bag and the problem.
 from __future__ import annotations
 
 import argparse
+import struct
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -37,8 +38,9 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
-from rosbags.typesys import Stores, get_typestore
+from rosbags.serde import SerdeError
 
+from pidog_control.bag_format import TYPESTORE
 from pidog_description.messages import (
     MessageError,
     command_from_twist,
@@ -58,25 +60,23 @@ from pidog_description.spec import (
     gravity_from_quaternion,
     target_to_action,
 )
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    GAIT_PHASE_TOPIC,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+    TELEOP_RECORDED_TOPICS,
+)
 
 from .demonstrations import Demonstrations
-from .teleop_gait_node import CMD_VEL_TOPIC, GAIT_PHASE_TOPIC, JOINT_COMMANDS_TOPIC
 
-JOINT_STATES_TOPIC = "/joint_states"
-IMU_TOPIC = "/imu/data"
-
+# A teleop recording (bag_recorder's default topics) needs everything but the phase, which the
+# importer can reconstruct from the time since the episode start.
+OPTIONAL_TOPICS: dict[str, str] = {GAIT_PHASE_TOPIC: TELEOP_RECORDED_TOPICS[GAIT_PHASE_TOPIC]}
 REQUIRED_TOPICS: dict[str, str] = {
-    JOINT_STATES_TOPIC: "sensor_msgs/msg/JointState",
-    IMU_TOPIC: "sensor_msgs/msg/Imu",
-    JOINT_COMMANDS_TOPIC: "sensor_msgs/msg/JointState",
-    CMD_VEL_TOPIC: "geometry_msgs/msg/Twist",
+    t: m for t, m in TELEOP_RECORDED_TOPICS.items() if t not in OPTIONAL_TOPICS
 }
-OPTIONAL_TOPICS: dict[str, str] = {GAIT_PHASE_TOPIC: "std_msgs/msg/Float32"}
-RECORDED_TOPICS: dict[str, str] = {**REQUIRED_TOPICS, **OPTIONAL_TOPICS}
-"""What a teleop recording holds: topic -> ROS 2 message type (bag_recorder's default)."""
-
-# Kilted is the stack's ROS 2; older rosbags releases stop at Jazzy (same definitions here).
-TYPESTORE = get_typestore(getattr(Stores, "ROS2_KILTED", Stores.ROS2_JAZZY))
 
 DT_NS: int = round(CONTROL_DT * 1e9)
 DEFAULT_MAX_GAP_S: float = 0.1  # five control periods without a sensor sample: the data is stale
@@ -209,7 +209,7 @@ def _check_topics(reader: Reader, path: Path) -> dict[str, str]:
         have = ", ".join(f"{t} ({counts[t]})" for t in sorted(available)) or "none"
         raise BagImportError(f"bag {path} lacks messages on required topics {missing}; it has: {have}")
     used: dict[str, str] = {}
-    for topic, expected in RECORDED_TOPICS.items():
+    for topic, expected in TELEOP_RECORDED_TOPICS.items():
         types = available.get(topic)
         if not types or counts[topic] == 0:
             continue
@@ -274,6 +274,27 @@ DECODERS: dict[str, tuple[int, Callable[[object], np.ndarray]]] = {
 }
 
 
+def deserialize(raw: bytes | memoryview, msgtype: str) -> object:
+    """One CDR message, read the way ROS 2 itself reads it: field by field, ignoring bytes after it.
+
+    rmw_fastrtps sizes a serialised message with alignment slack for empty sequences of 8-byte
+    values and leaves the slack at the end: a JointState with empty velocity/effort (what every
+    node of this stack publishes) serialised by ``rclpy.serialization.serialize_message`` ends in
+    8 spare bytes. ``ros2 bag play`` reads such bags; rosbags' ``deserialize_cdr`` refuses them
+    ("CDR message size mismatch"), so its size check is left out here. A message that is too
+    short still fails (SerdeError), and the decoders check every value they use.
+    """
+    if len(raw) < 4 or bytes(raw[:2]) not in (b"\x00\x00", b"\x00\x01"):
+        raise SerdeError(f"{msgtype}: invalid or unsupported CDR encapsulation")
+    msgdef = TYPESTORE.get_msgdef(msgtype)
+    read = msgdef.deserialize_cdr_le if raw[1] else msgdef.deserialize_cdr_be
+    try:
+        message, _end = read(raw[4:], 0, msgdef.cls, TYPESTORE)
+    except (struct.error, UnicodeDecodeError, ValueError) as exc:
+        raise SerdeError(f"could not deserialize {msgtype}: {exc}") from exc
+    return message
+
+
 @dataclass
 class _Stream:
     """One topic's decoded messages, sorted by time; invalid ones kept (NaN) so they are seen."""
@@ -297,7 +318,7 @@ def _decode(topic: str, msgtype: str, items: list[tuple[int, bytes]], report: Ba
     lateral = 0
     for i, (_, raw) in enumerate(items):
         try:
-            msg = TYPESTORE.deserialize_cdr(raw, msgtype)
+            msg = deserialize(raw, msgtype)
             values[i] = decoder(msg)
             valid[i] = True
         except Exception as exc:  # SerdeError for broken bytes, MessageError for bad values

@@ -3,23 +3,34 @@
 The top-level keys are the command-line options of ``pidog-train`` (underscored) and the ROS
 parameters of the learning node; nested groups are tuning knobs (``ppo.n_steps`` as a ROS
 parameter). ``resolve_config`` merges defaults <- preset <- explicit overrides and validates,
-so a bad value is reported by name before any work starts.
+so a bad value is reported by name before any work starts. Overrides come from config files
+(``load_config_file``: YAML/JSON, nested), ``--set KEY=VALUE`` (``parse_assignments``) and flags;
+every value is typed against the default it replaces.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 DEFAULT_CONFIG: dict[str, Any] = {
     # --- the user's guide flags (same meaning and defaults) ---------------------------------
     "n_demo_episodes": 50,
     "total_bc_epochs": 200,
-    "total_rl_timesteps": 500_000,  # 0 skips PPO fine-tuning
-    "n_envs": 4,
-    "visualize_freq": 50_000,  # timesteps between videos + curve refresh; 0 disables
+    # 0 skips PPO. The guide's 500k was sized for the old 400 steps/s loop; a steerable policy
+    # needs ~2M, which the batched simulator runs in ~10 min on 2 cores (docs/BENCHMARKS.md).
+    "total_rl_timesteps": 2_000_000,
+    # Simulated robots stepped as one batch (pidog_sim.vec_env.PiDogVecEnv); 64 with 128-step
+    # rollouts was the fastest setting on 2 cores (docs/benchmarks/training.md).
+    "n_envs": 64,
+    "visualize_freq": 500_000,  # timesteps between videos + curve refresh; 0 disables
     "learning_rate": 3e-4,  # PPO
     "use_camera": False,
     "output_dir": "outputs",
@@ -34,9 +45,17 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "no_bc_init": False,
     "demo_bag": [],  # rosbag2 recordings to import as the demonstrations instead of sim rollouts
     "progress_bar": True,
+    "physics_threads": 0,  # threads stepping the batch's physics; 0: every core
     "torch_threads": 1,  # per process: 2 cores are shared by the env workers and the learner
-    # Environment used for demonstrations, PPO and evaluation (PiDogEnv keyword arguments).
-    "env": {"episode_seconds": 20.0, "command_mode": "fixed", "forward_speed": 0.2},
+    # Environment used for demonstrations, PPO and evaluation: PiDogEnv keyword arguments, any
+    # key of pidog_sim.config.DEFAULT_SIM_CONFIG. The default task is steering: (vx, wz) drawn
+    # over the whole command range (standing, turning in place, arcs, backward), resampled within
+    # episodes; velocity tracking rewarded on the gait-cycle average.
+    "env": {
+        "episode_seconds": 20.0,
+        "command_mode": "sample",
+        "reward": {"track_vx": 2.0, "track_vx_sigma": 0.1, "track_wz": 2.0, "track_wz_sigma": 0.5},
+    },
     "demos": {
         "episode_seconds": 20.0,
         # DART: the executed action gets Gaussian noise of this std (action units) while the
@@ -44,15 +63,22 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "action_noise": 0.05,
         "drop_falls": True,  # an episode ending in a fall teaches falling: leave it out
     },
-    # initial_log_std: PPO's exploration noise at the start of fine-tuning, exp(-3) = 0.05 action
-    # units (0.035 rad), the DART noise of the demos: the trot tolerates it, while std 0.37
-    # (log-std -1) makes the stochastic policy fall in most episodes and PPO forgets the prior.
-    "policy": {"net_arch": [256, 256], "activation": "tanh", "initial_log_std": -3.0},
+    # initial_log_std: PPO's exploration noise at the start of fine-tuning, exp(-1.5) = 0.22
+    # action units. With 64 robots per batch and 8k-step updates PPO tolerates noise the old
+    # 4-env loop could not (it needed exp(-3) and barely moved); less noise left the gait at BC.
+    # privileged_critic: the critic also sees sim-only state (pidog_sim.task.PRIVILEGED_LAYOUT:
+    # true velocities, contacts, randomised physics); the actor and the ONNX never do.
+    "policy": {
+        "net_arch": [256, 256],
+        "activation": "tanh",
+        "initial_log_std": -1.5,
+        "privileged_critic": True,
+    },
     "bc": {"learning_rate": 1e-3, "batch_size": 256, "validation_fraction": 0.1, "weight_decay": 0.0},
     "ppo": {
-        "n_steps": 1024,  # per env and rollout
-        "batch_size": 256,
-        "n_epochs": 10,
+        "n_steps": 128,  # per robot and rollout: 64 x 128 = 8192 steps per update
+        "batch_size": 2048,
+        "n_epochs": 5,
         "gamma": 0.99,
         "gae_lambda": 0.95,
         "clip_range": 0.2,
@@ -61,25 +87,44 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "max_grad_norm": 0.5,
         # Early-stop an update that moves the policy too far; 0 disables. With the small
         # exploration std a few Adam steps already shift the mean by a lot of KL: keep it tight.
-        "target_kl": 0.02,
+        "target_kl": 0.05,
     },
     # Measures against forgetting the BC prior during PPO.
     "finetune": {
-        "critic_warmup_timesteps": 50_000,  # actor frozen while the random critic learns values
-        "actor_lr_scale": 0.1,  # actor steps at 0.1 x --learning-rate (see ppo_finetune.FinetunePPO)
+        "critic_warmup_timesteps": 100_000,  # actor frozen while the random critic learns values
+        "actor_lr_scale": 1.0,  # actor step / --learning-rate (see ppo_finetune.FinetunePPO)
         "bc_loss_weight": 0.1,  # DAPG-style BC term added to the PPO loss; 0 disables
-        "bc_loss_decay": 0.98,  # weight multiplier per PPO update
+        "bc_loss_decay": 0.9,  # weight multiplier per bc_loss_decay_timesteps after warm-up
+        # Fixed in timesteps (one default-size rollout: 128 steps x 64 robots), not per update,
+        # so the weight does not jump when --n-envs changes on resume.
+        "bc_loss_decay_timesteps": 8192,
         "bc_loss_batch_size": 256,
+        # Hand-over from the BC prior to PPO: once the BC weight has decayed below
+        # handover_bc_weight, the actor steps at handover_actor_lr_scale x the learning rate and
+        # its log-std is raised to at least handover_log_std. 0 disables the hand-over.
+        "handover_bc_weight": 0.0,
+        "handover_actor_lr_scale": 1.0,
+        "handover_log_std": -2.0,  # exp(-2) = 0.135 action units
     },
     "eval": {
-        "freq": 25_000,  # timesteps between evaluations (+ checkpoint + ONNX export); 0: only at the end
+        "freq": 250_000,  # timesteps between evaluations (+ checkpoint + ONNX export); 0: only at the end
         "episodes": 5,
         "seconds": 10.0,
         "final_episodes": 10,
         "final_seconds": 20.0,
         "video_seconds": 8.0,
         "seed": 1000,  # evaluation episodes use seeds other than training's
+        # Final command-tracking grid (pidog_sim.evaluation.TRACKING_GRID, >= 20 commands) per
+        # controller: episodes per command (0 skips it), their length and unscored start.
+        "tracking_episodes": 2,
+        "tracking_seconds": 8.0,
+        "tracking_settle_seconds": 2.0,
     },
+    # More than one machine (docs/CLUSTER.md): with an address, PPO's simulators run as Ray actors
+    # (pidog_learning.ray_vec_env) and the learner stays here. None: no Ray at all (the default).
+    # address: 'local' (a private Ray on this machine), 'auto' or a head's HOST:PORT.
+    # cpus_per_worker 0: a node's CPUs shared evenly by its workers.
+    "ray": {"address": None, "workers_per_node": 1, "cpus_per_worker": 0, "include_learner_node": False},
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -88,18 +133,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "n_demo_episodes": 20,
         "total_bc_epochs": 40,
-        "total_rl_timesteps": 200_000,
-        "n_envs": 2,
-        "visualize_freq": 100_000,
-        "ppo": {"n_steps": 1024, "batch_size": 256, "n_epochs": 5},
-        "finetune": {"critic_warmup_timesteps": 10_240},
+        "total_rl_timesteps": 600_000,
+        "visualize_freq": 300_000,
+        "finetune": {"critic_warmup_timesteps": 50_000},
         "eval": {
-            "freq": 25_000,
+            "freq": 200_000,
             "episodes": 3,
             "seconds": 8.0,
             "final_episodes": 5,
             "final_seconds": 10.0,
             "video_seconds": 6.0,
+            "tracking_episodes": 1,
         },
     },
     # Tests: seconds per run, still every phase and artifact.
@@ -115,7 +159,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "policy": {"net_arch": [32, 32]},
         "bc": {"batch_size": 64},
         "ppo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
-        "finetune": {"critic_warmup_timesteps": 64, "bc_loss_batch_size": 64},
+        "finetune": {"critic_warmup_timesteps": 64, "bc_loss_batch_size": 64, "bc_loss_decay_timesteps": 64},
         "eval": {
             "freq": 128,
             "episodes": 1,
@@ -123,35 +167,243 @@ PRESETS: dict[str, dict[str, Any]] = {
             "final_episodes": 1,
             "final_seconds": 1.0,
             "video_seconds": 0.4,
+            "tracking_episodes": 1,
+            "tracking_seconds": 0.6,
+            "tracking_settle_seconds": 0.2,
         },
     },
 }
 
 # Options that describe a run rather than its identity: may change when resuming.
 RESUMABLE_OVERRIDES: frozenset[str] = frozenset(
-    {"total_rl_timesteps", "n_envs", "visualize_freq", "progress_bar", "torch_threads", "eval"}
+    {
+        "total_rl_timesteps",
+        "n_envs",
+        "physics_threads",
+        "visualize_freq",
+        "progress_bar",
+        "torch_threads",
+        "eval",
+        "ray",  # where the simulators run, not what is learned
+    }
 )
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu")
+CONFIG_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
 
 
 class ConfigError(ValueError):
     """An option with a value that makes no sense; the message names the option."""
 
 
+# Groups whose keys are another component's keyword arguments: ``env`` goes to PiDogEnv (and
+# its sim config), which knows its own options and refuses unknown ones at preflight. Keys there
+# pass the merge; their types are checked against the sim's defaults where those exist.
+OPEN_GROUPS: frozenset[str] = frozenset({"env"})
+
+
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any] | None, where: str = "") -> dict[str, Any]:
-    """Deep-merge ``overrides`` into a copy of ``base``; unknown keys raise ConfigError."""
+    """Deep-merge ``overrides`` into a copy of ``base``, each value typed against the default it
+    replaces; unknown keys raise ConfigError (inside OPEN_GROUPS they pass through)."""
     merged = copy.deepcopy(dict(base))
     for key, value in (overrides or {}).items():
         name = f"{where}{key}"
         if key not in merged:
-            raise ConfigError(f"unknown option '{name}'; valid options: {sorted(merged)}")
-        if isinstance(merged[key], dict):
+            if name.split(".")[0] not in OPEN_GROUPS:
+                raise ConfigError(f"unknown option '{name}'; valid options: {sorted(merged)}")
+            merged[key] = _typed_open(name, value)
+        elif isinstance(merged[key], dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"option '{name}' must be a mapping, got {value!r}")
             merged[key] = merge(merged[key], value, where=f"{name}.")
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = typed(name, value, merged[key])
     return merged
+
+
+def typed(name: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of ``default`` (ints are accepted for floats, a list
+    for a tuple of the same length); raises ConfigError naming the option."""
+
+    def wrong(kind: str) -> ConfigError:
+        return ConfigError(f"option '{name}' must be {kind}, got {value!r}")
+
+    if default is None:
+        return copy.deepcopy(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise wrong("a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong("a number")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if isinstance(default, list | tuple):
+        if not isinstance(value, list | tuple):
+            raise wrong(f"a list like {list(default)!r}")
+        if isinstance(default, tuple):
+            if len(value) != len(default):
+                raise wrong(f"a list of {len(default)} values like {list(default)!r}")
+            return tuple(
+                typed(f"{name}[{i}]", v, d) for i, (v, d) in enumerate(zip(value, default, strict=True))
+            )
+        return [typed(f"{name}[{i}]", v, default[0]) for i, v in enumerate(value)] if default else list(value)
+    return copy.deepcopy(value)
+
+
+def combine(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge partial override dicts, later ones winning (no defaults, no checks yet)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+                out[key] = combine(out[key], value)
+            else:
+                out[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: JSON first (so 1e-4 is a number), then YAML (bare words, lists)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    return yaml.safe_load(text)
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+    """``["ppo.n_steps=256", "env.command_ranges.wz=[-1,1]"]`` -> nested overrides, each key
+    checked against the defaults and each value typed (ConfigError names the key)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(
+                f"--set expects KEY=VALUE with a dotted KEY such as ppo.n_steps=256, got {item!r}"
+            )
+        try:
+            value = parse_value(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"option '{key}': cannot parse value {text!r}: {exc}") from None
+        default = default_of(key)
+        if isinstance(default, str) or (default is None and key.split(".")[0] not in OPEN_GROUPS):
+            # Paths and names stay text: experiment_name=2024 is a name, not a number.
+            value = None if default is None and text.strip() in ("", "null", "~") else text
+        layer = unflatten({key: value})
+        merge(DEFAULT_CONFIG, layer)  # unknown key or wrong type: named now, before any work
+        overrides = combine(overrides, layer)
+    return overrides
+
+
+def default_of(key: str) -> Any:
+    """The default value of a dotted option (env keys: the sim's default), or None if it has none."""
+    node: Any = DEFAULT_CONFIG
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _env_default(key) if key.split(".")[0] in OPEN_GROUPS else None
+        node = node[part]
+    return node
+
+
+def _env_defaults() -> dict[str, Any]:
+    """PiDogEnv's options that have defaults: the sim config (also reachable as env.config.X)."""
+    from pidog_sim.config import DEFAULT_SIM_CONFIG  # training side only; imported when needed
+
+    return {**DEFAULT_SIM_CONFIG, "config": DEFAULT_SIM_CONFIG}
+
+
+def _env_default(key: str) -> Any:
+    node: Any = _env_defaults()
+    for part in key.split(".")[1:]:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _typed_open(name: str, value: Any) -> Any:
+    """A value under an open group, typed against the sim's default where there is one."""
+    if isinstance(value, Mapping):
+        return {k: _typed_open(f"{name}.{k}", v) for k, v in value.items()}
+    default = _env_default(name)
+    return (
+        copy.deepcopy(value)
+        if default is None or isinstance(default, Mapping)
+        else typed(name, value, default)
+    )
+
+
+def check_env_types(env: Mapping[str, Any], where: str = "env.") -> None:
+    """Type-check the ``env`` group against the sim's defaults where it has them (ranges and
+    unknown keys are the env's to judge, at preflight)."""
+    defaults = _env_defaults()
+
+    def walk(node: Mapping[str, Any], schema: Any, prefix: str) -> None:
+        for key, value in node.items():
+            default = schema.get(key) if isinstance(schema, Mapping) else None
+            if isinstance(value, Mapping):
+                walk(value, default, f"{prefix}{key}.")
+            elif default is not None and not isinstance(default, Mapping):
+                typed(f"{prefix}{key}", value, default)
+
+    walk(env, defaults, where)
+
+
+def read_structured_file(path: str | os.PathLike[str], what: str = "config file") -> Any:
+    """Parse a JSON (by suffix) or YAML file; ConfigError names ``what`` and the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{what} '{path}': cannot read it ({exc.strerror or exc})") from None
+    try:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{what} '{path}' is malformed: {exc}") from None
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A YAML or JSON file of nested overrides; ConfigError names the file when it is bad."""
+    path = Path(path)
+    data = read_structured_file(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"config file '{path}' must hold a mapping of options (e.g. 'ppo: {{n_steps: 256}}'), "
+            f"got {type(data).__name__}"
+        )
+    try:
+        merge(DEFAULT_CONFIG, data)
+    except ConfigError as exc:
+        raise ConfigError(f"config file '{path}': {exc}") from None
+    return dict(data)
+
+
+def config_source(spec: str) -> tuple[str | None, dict[str, Any]]:
+    """``--config`` value: a preset name -> (name, {}), a file -> (None, its overrides)."""
+    if spec in PRESETS:
+        return spec, {}
+    if Path(spec).suffix in CONFIG_FILE_SUFFIXES or Path(spec).exists():
+        return None, load_config_file(spec)
+    raise ConfigError(
+        f"--config {spec!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor a "
+        f"{'/'.join(CONFIG_FILE_SUFFIXES)} file"
+    )
 
 
 def resolve_config(preset: str = "default", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -233,10 +485,17 @@ def validate_config(config: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first option whose value makes no sense."""
     for name in ("n_demo_episodes", "total_bc_epochs", "n_envs", "torch_threads"):
         _int(config, name, 1)
-    for name in ("total_rl_timesteps", "visualize_freq", "seed"):
+    for name in ("total_rl_timesteps", "visualize_freq", "seed", "physics_threads"):
         _int(config, name, 0)
     _float(config, "learning_rate", 0.0, low_open=True)
-    for name in ("use_camera", "skip_bc", "no_bc_init", "progress_bar", "demos.drop_falls"):
+    for name in (
+        "use_camera",
+        "skip_bc",
+        "no_bc_init",
+        "progress_bar",
+        "demos.drop_falls",
+        "policy.privileged_critic",
+    ):
         _bool(config, name)
     for name in ("experiment_name", "pretrained_model", "expert_model"):
         _optional_str(config, name)
@@ -255,7 +514,11 @@ def validate_config(config: Mapping[str, Any]) -> None:
     if config["no_bc_init"] and config["pretrained_model"]:
         raise ConfigError("options 'no_bc_init' and 'pretrained_model' contradict each other: choose one")
 
-    # The env options are checked by PiDogEnv itself (pipeline preflight), not re-typed here.
+    # The env options' values are checked by PiDogEnv itself (pipeline preflight); here only
+    # their types, against the sim's defaults.
+    if not isinstance(config["env"], Mapping):
+        raise ConfigError(f"option 'env' must be a mapping of PiDogEnv options, got {config['env']!r}")
+    check_env_types(config["env"])
     _float(config, "demos.episode_seconds", 0.0, low_open=True)
     _float(config, "demos.action_noise", 0.0, 1.0)
 
@@ -289,6 +552,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "finetune.bc_loss_weight", 0.0)
     _float(config, "finetune.bc_loss_decay", 0.0, 1.0)
     _int(config, "finetune.bc_loss_batch_size", 1)
+    _int(config, "finetune.bc_loss_decay_timesteps", 1)
+    _float(config, "finetune.handover_bc_weight", 0.0)
+    _float(config, "finetune.handover_actor_lr_scale", 0.0, 1.0, low_open=True)
+    _float(config, "finetune.handover_log_std", -5.0, 1.0)
 
     _int(config, "eval.freq", 0)
     for name in ("eval.episodes", "eval.final_episodes"):
@@ -296,3 +563,12 @@ def validate_config(config: Mapping[str, Any]) -> None:
     for name in ("eval.seconds", "eval.final_seconds", "eval.video_seconds"):
         _float(config, name, 0.0, low_open=True)
     _int(config, "eval.seed", 0)
+    _int(config, "eval.tracking_episodes", 0)
+    _float(config, "eval.tracking_settle_seconds", 0.0)
+    _float(config, "eval.tracking_seconds", config["eval"]["tracking_settle_seconds"], low_open=True)
+
+    if "ray" in config:  # absent from experiments saved before it existed: no Ray, as then
+        _optional_str(config, "ray.address")
+        _int(config, "ray.workers_per_node", 1)
+        _int(config, "ray.cpus_per_worker", 0)
+        _bool(config, "ray.include_learner_node")

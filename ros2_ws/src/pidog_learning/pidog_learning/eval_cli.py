@@ -2,6 +2,12 @@
 
 pidog-eval --controller {trot|PATH.zip|PATH.onnx} --episodes N --seconds S
            [--no-randomize] [--seed K] [--json OUT.json] [--video OUT.mp4]
+pidog-eval --grid --controller trot --controller PATH.onnx [--episodes N] [--seconds S]
+
+Speeds are heading-frame forward velocities, means with a 95 % confidence interval over
+episodes. Episode k uses seed K + k, so controllers are compared on the same episodes.
+--grid runs the command-tracking grid (standing, forward, backward, turning in place, arcs)
+and prints achieved vx and wz per command, errors, falls and gait quality per controller.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ def load_controller(spec: str) -> Callable[[np.ndarray], np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"controller file not found: {path} (expected 'trot', a .zip or a .onnx)")
     if path.suffix == ".onnx":
-        from .policy_runtime import OnnxPolicy
+        from pidog_control.policy_runtime import OnnxPolicy
 
         return OnnxPolicy(path).act
     if path.suffix == ".zip":
@@ -40,64 +46,108 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="pidog-eval", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--controller", default="trot", help="'trot', PATH.zip (SB3) or PATH.onnx")
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--controller",
+        action="append",
+        default=None,
+        help="'trot', PATH.zip (SB3) or PATH.onnx; repeat to compare on the same episodes (default: trot)",
+    )
+    parser.add_argument(
+        "--grid", action="store_true", help="evaluate command tracking over the grid of (vx, wz) commands"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="episodes (per command with --grid); default 10, --grid 2"
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="episode length; default 10, --grid 8")
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=2.0,
+        help="--grid: seconds not scored at the start of each episode",
+    )
     parser.add_argument("--no-randomize", action="store_true", help="disable domain randomisation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--forward-speed", type=float, default=None, help="commanded forward speed, m/s")
-    parser.add_argument("--yaw-rate", type=float, default=0.0, help="commanded yaw rate, rad/s")
+    parser.add_argument("--yaw-rate", type=float, default=None, help="commanded yaw rate, rad/s")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
     parser.add_argument("--video", type=Path, default=None, help="film the first episode (MP4)")
     args = parser.parse_args(argv)
+    args.controller = args.controller or ["trot"]
+    if args.episodes is None:
+        args.episodes = 2 if args.grid else 10
+    if args.seconds is None:
+        args.seconds = 8.0 if args.grid else 10.0
     if args.episodes <= 0:
         parser.error(f"--episodes must be positive, got {args.episodes}")
     if args.seconds <= 0:
         parser.error(f"--seconds must be positive, got {args.seconds}")
+    if args.grid and args.seconds <= args.settle_seconds:
+        parser.error(f"--seconds ({args.seconds:g}) must exceed --settle-seconds ({args.settle_seconds:g})")
+    if args.grid and (args.video or args.forward_speed is not None or args.yaw_rate is not None):
+        parser.error(
+            "--grid chooses its own commands and films nothing: drop --video/--forward-speed/--yaw-rate"
+        )
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from pidog_sim.evaluation import evaluate
+    from pidog_sim.evaluation import evaluate, evaluate_tracking, tracking_table
 
     try:
-        controller = load_controller(args.controller)
+        controllers = {spec: load_controller(spec) for spec in args.controller}
     except (FileNotFoundError, ValueError) as exc:
         print(f"pidog-eval: {exc}", file=sys.stderr)
         return 2
-    env_kwargs: dict = {}
-    if args.forward_speed is not None or args.yaw_rate:
-        from pidog_sim.config import DEFAULT_SIM_CONFIG
+    randomized = "randomised" if not args.no_randomize else "nominal"
+    results: dict[str, dict] = {}
+    if args.grid:
+        for name, controller in controllers.items():
+            results[name] = evaluate_tracking(
+                controller,
+                seconds=args.seconds,
+                randomize=not args.no_randomize,
+                seed=args.seed,
+                settle_seconds=args.settle_seconds,
+                episodes_per_command=args.episodes,
+                progress=True,
+            )
+            results[name]["controller"] = name
+        print(
+            f"Command tracking, {args.episodes} {randomized} episode(s) of {args.seconds:g} s per command, "
+            f"first {args.settle_seconds:g} s not scored:\n"
+        )
+        print("\n".join(tracking_table(results)))
+    else:
+        command = None
+        if args.forward_speed is not None or args.yaw_rate is not None:
+            from pidog_sim.config import DEFAULT_SIM_CONFIG
 
-        vx = DEFAULT_SIM_CONFIG["forward_speed"] if args.forward_speed is None else args.forward_speed
-        env_kwargs["forward_speed"] = vx
-        if args.yaw_rate:
-            env_kwargs["config"] = {
-                "command_mode": "sample",
-                "command_ranges": {"vx": (vx, vx), "wz": (args.yaw_rate, args.yaw_rate)},
-            }
-    result = evaluate(
-        controller,
-        episodes=args.episodes,
-        seconds=args.seconds,
-        randomize=not args.no_randomize,
-        seed=args.seed,
-        video_path=args.video,
-        env_kwargs=env_kwargs,
-        progress=True,
-    )
-    result["controller"] = args.controller
-    print(
-        f"{args.controller}: {result['mean_forward_speed_mps']:.3f} ± {result['std_forward_speed_mps']:.3f} m/s "
-        f"over {result['episodes']} x {args.seconds:g} s episodes "
-        f"({'randomised' if not args.no_randomize else 'nominal'}), falls {result['falls']}, "
-        f"mean distance {result['mean_distance_m']:.2f} m, mean return {result['mean_return']:.1f}"
-    )
+            vx = DEFAULT_SIM_CONFIG["forward_speed"] if args.forward_speed is None else args.forward_speed
+            command = (vx, args.yaw_rate or 0.0)
+        for name, controller in controllers.items():
+            result = evaluate(
+                controller,
+                episodes=args.episodes,
+                seconds=args.seconds,
+                randomize=not args.no_randomize,
+                seed=args.seed,
+                video_path=args.video if len(controllers) == 1 else None,
+                progress=True,
+                command=command,
+            )
+            result["controller"] = name
+            results[name] = result
+            print(
+                f"{name}: {result['mean_forward_speed_mps']:.3f} ± {result['ci95_forward_speed_mps']:.3f} m/s "
+                f"(mean ± 95 % CI, heading frame) over {result['episodes']} x {args.seconds:g} s episodes "
+                f"({randomized}), falls {result['falls']}, mean yaw rate {result['mean_yaw_rate_radps']:+.3f} rad/s, "
+                f"mean return {result['mean_return']:.1f} ± {result['ci95_return']:.1f}"
+            )
     if args.json:
-        write_json(args.json, result)
+        write_json(args.json, results[args.controller[0]] if len(results) == 1 else results)
         print(f"wrote {args.json}")
-    if args.video:
+    if args.video and len(controllers) == 1 and not args.grid:
         print(f"wrote {args.video}")
     return 0
 

@@ -35,7 +35,7 @@ def load_expert(path: str | None) -> tuple[Controller, str, bool]:
         policy = load_checkpoint_policy(p)
         return policy_controller(policy), f"PPO checkpoint {p}", policy.uses_camera
     if p.suffix == ".onnx":
-        from .policy_runtime import OnnxPolicy
+        from pidog_control.policy_runtime import OnnxPolicy
 
         try:
             return OnnxPolicy(str(p)).act, f"ONNX policy {p}", False

@@ -1,7 +1,7 @@
 """ONNX export (normaliser in the graph, DESIGN.md §5 metadata), pickle-free checkpoint loading,
 and ``pidog-export CHECKPOINT -o policy.onnx``.
 
-The ONNX contract (read by pidog_learning.policy_runtime on the robot): input ``obs`` float32
+The ONNX contract (read by pidog_control.policy_runtime on the robot): input ``obs`` float32
 [batch, 26] raw observation (camera policies add ``image`` uint8 [batch, H, W, 3]); output
 ``action`` float32 [batch, 8], the deterministic action clipped to [-1, 1].
 """

@@ -5,13 +5,15 @@ can never contain something these tests silently skip:
 
     <launch>
       <arg name="..." default="..." description="..."/>          (no default: required)
+      <set_env name="..." value="..."/>                         (for the nodes after it)
       <node pkg="..." exec="..." name="..." output="screen" if="$(var x)" unless="$(var y)">
         <param name="..." value="..."/>
       </node>
     </launch>
 
 Substitutions: ``$(var NAME)`` and ``$(env NAME [default])``. The result is the graph
-``ros2 launch`` would start: which executables, under which names, with which parameters.
+``ros2 launch`` would start: which executables, under which names, with which parameters, and
+the environment it sets for them (``env``; applied to every node, as the files use it at the top).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class LaunchGraph:
     path: Path
     args: dict[str, LaunchArg]
     nodes: list[LaunchNode]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def parse_launch(path: str | os.PathLike[str], overrides: Mapping[str, str] | None = None) -> LaunchGraph:
@@ -77,6 +80,7 @@ def parse_launch(path: str | os.PathLike[str], overrides: Mapping[str, str] | No
     args: dict[str, LaunchArg] = {}
     values: dict[str, str] = {}
     nodes: list[LaunchNode] = []
+    env: dict[str, str] = {}
     for element in root:
         if element.tag == "arg":
             arg = _parse_arg(path, element, values)
@@ -91,12 +95,18 @@ def parse_launch(path: str | os.PathLike[str], overrides: Mapping[str, str] | No
             node = _parse_node(path, element, values)
             if node is not None:
                 nodes.append(node)
+        elif element.tag == "set_env":
+            if nodes:
+                raise LaunchFileError(f"{path}: <set_env> after a <node> would apply to some nodes only")
+            env[_required(path, element, "name")] = substitute(
+                path, _required(path, element, "value"), values
+            )
         else:
             raise LaunchFileError(f"{path}: unsupported element <{element.tag}>")
     unknown = sorted(set(overrides) - set(args))
     if unknown:
         raise LaunchFileError(f"{path}: unknown launch arguments {unknown}; it declares {sorted(args)}")
-    return LaunchGraph(path=path, args=args, nodes=nodes)
+    return LaunchGraph(path=path, args=args, nodes=nodes, env=env)
 
 
 def _parse_arg(path: Path, element: ET.Element, values: Mapping[str, str]) -> LaunchArg:

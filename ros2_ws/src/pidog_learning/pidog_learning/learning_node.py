@@ -3,8 +3,10 @@
     python -m pidog_learning.learning_node --ros-args -p config:=demo -p total_rl_timesteps:=100000
 
 Parameters are the pipeline's options (``pidog_learning.config``; nested knobs as dotted names
-such as ``ppo.n_steps``), plus ``config`` (preset) and ``resume`` (experiment folder). Their
-defaults are the chosen preset's; an invalid value is refused at start, naming the parameter.
+such as ``ppo.n_steps``), plus ``config`` (preset), ``config_file`` (YAML/JSON of nested
+overrides, as ``pidog-train --config FILE``), ``set`` (string array of ``KEY=VALUE``, as
+``pidog-train --set``) and ``resume`` (experiment folder). Their defaults are the preset's with
+the file and ``set`` applied; an invalid value is refused at start, naming the parameter.
 The pipeline runs in a worker thread (the simulators are in-process: DDS is for watching, not
 for stepping training). Topics:
 
@@ -34,22 +36,22 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
-from pidog_description.node_runner import LATCHED_QOS
+from pidog_description.topics import LATCHED_QOS, LEARNING_POLICY_TOPIC, LEARNING_STATUS_TOPIC, STREAM_QOS
 
 from .config import (
     DEFAULT_CONFIG,
     PRESETS,
     RESUMABLE_OVERRIDES,
     ConfigError,
+    combine,
     flatten,
+    load_config_file,
     merge,
+    parse_assignments,
     resolve_config,
     unflatten,
 )
 
-STATUS_TOPIC = "/learning/status"
-POLICY_TOPIC = "/learning/policy"
-OPTIONAL_STRINGS = ("experiment_name", "pretrained_model", "expert_model")  # "" means unset
 NODE_DEFAULTS = {"progress_bar": False}  # a node's log is no terminal: no progress bars
 HEARTBEAT_S = 2.0
 
@@ -58,8 +60,8 @@ class LearningNode(Node):
     def __init__(self) -> None:
         super().__init__("learning_node")
         self.config, self.resume = self._read_parameters()
-        self.status_pub = self.create_publisher(String, STATUS_TOPIC, 10)
-        self.policy_pub = self.create_publisher(String, POLICY_TOPIC, LATCHED_QOS)
+        self.status_pub = self.create_publisher(String, LEARNING_STATUS_TOPIC, STREAM_QOS)
+        self.policy_pub = self.create_publisher(String, LEARNING_POLICY_TOPIC, LATCHED_QOS)
         self.stop_event = threading.Event()
         self.failed = False
         self._last_status: dict[str, Any] = {"phase": "starting"}
@@ -73,7 +75,11 @@ class LearningNode(Node):
         preset = self.declare_parameter("config", "default").value
         if preset not in PRESETS:
             raise ConfigError(f"parameter 'config' must be one of {sorted(PRESETS)}, got {preset!r}")
-        base = merge(merge(DEFAULT_CONFIG, PRESETS[preset]), NODE_DEFAULTS)
+        config_file = self.declare_parameter("config_file", "").value
+        assignments = list(self.declare_parameter("set", Parameter.Type.STRING_ARRAY).value or [])
+        layers = [load_config_file(config_file)] if config_file else []
+        layers.append(parse_assignments(assignments))
+        base = merge(merge(merge(DEFAULT_CONFIG, PRESETS[preset]), NODE_DEFAULTS), combine(*layers))
         resume = self.declare_parameter("resume", "").value or None
         values: dict[str, Any] = {}
         # Dynamic typing: validate_config checks the types and names the option, so
@@ -84,12 +90,13 @@ class LearningNode(Node):
                 param = self.declare_parameter(name, Parameter.Type.STRING_ARRAY)  # typed: [] has no type
                 values[name] = list(param.value or [])
                 continue
-            if default is None:
+            optional = default is None  # an unset option (None) is the empty string as a parameter
+            if optional:
                 default = ""
             value = self.declare_parameter(
                 name, list(default) if isinstance(default, tuple) else default, descriptor
             ).value
-            if name in OPTIONAL_STRINGS and value == "":
+            if optional and value == "":
                 value = None
             values[name] = list(value) if isinstance(value, list | tuple) else value
         config = unflatten(values)

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 
 from pidog_description.spec import ACTION_DIM, OBS_DIM
 from pidog_sim.env import CAMERA_SHAPE
+from pidog_sim.task import PRIVILEGED_DIM
 
 from .normalization import NormalizedStateExtractor, ObservationNormalizer, StateImageExtractor
 
@@ -25,8 +27,45 @@ ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.Re
 POLICY_FORMAT = "pidog-actor-critic-v1"
 
 
+class SplitMlpExtractor(nn.Module):
+    """SB3's MlpExtractor with different inputs: the actor reads the first ``actor_dim``
+    features (the deployable observation), the critic all of them (plus privileged state)."""
+
+    def __init__(
+        self, actor_dim: int, critic_dim: int, hidden: list[int], activation: type[nn.Module]
+    ) -> None:
+        super().__init__()
+        self.actor_dim = actor_dim
+
+        def mlp(width: int) -> nn.Sequential:
+            layers: list[nn.Module] = []
+            for size in hidden:
+                layers += [nn.Linear(width, size), activation()]
+                width = size
+            return nn.Sequential(*layers)
+
+        self.policy_net = mlp(actor_dim)
+        self.value_net = mlp(critic_dim)
+        self.latent_dim_pi = self.latent_dim_vf = hidden[-1] if hidden else 0
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        return self.policy_net(features[:, : self.actor_dim])
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        return self.value_net(features)
+
+
 class PiDogPolicy(ActorCriticPolicy):
-    """Separate actor and critic MLPs on a shared (parameter-free for state) normaliser."""
+    """Separate actor and critic MLPs on a shared (parameter-free for state) normaliser.
+
+    ``privileged_dim`` > 0 makes the critic asymmetric: the observation then carries that
+    many sim-only values after the deployable ones (``pidog_sim.task.PRIVILEGED_LAYOUT``),
+    which only the critic reads. ``mean_actions`` (BC, the DAPG term, ONNX export) takes the
+    plain deployable observation, so nothing privileged can reach a deployed policy.
+    """
 
     def __init__(
         self,
@@ -35,11 +74,14 @@ class PiDogPolicy(ActorCriticPolicy):
         lr_schedule: Any,
         hidden_sizes: list[int] | None = None,
         activation: str = "tanh",
+        privileged_dim: int = 0,
         **kwargs: Any,
     ) -> None:
         if activation not in ACTIVATION_CLASSES:
             raise ValueError(f"activation must be one of {sorted(ACTIVATION_CLASSES)}, got {activation!r}")
         hidden = list(hidden_sizes or [256, 256])
+        self.hidden_sizes = hidden
+        self.privileged_dim = int(privileged_dim)
         extractor = (
             StateImageExtractor if isinstance(observation_space, spaces.Dict) else NormalizedStateExtractor
         )
@@ -50,7 +92,17 @@ class PiDogPolicy(ActorCriticPolicy):
             net_arch={"pi": hidden, "vf": hidden},
             activation_fn=ACTIVATION_CLASSES[activation],
             features_extractor_class=extractor,
+            features_extractor_kwargs={"privileged_dim": self.privileged_dim},
             **kwargs,
+        )
+
+    def _build_mlp_extractor(self) -> None:
+        if not self.privileged_dim:
+            super()._build_mlp_extractor()  # unchanged SB3 layout: old checkpoints still load
+            return
+        extractor = self.features_extractor
+        self.mlp_extractor = SplitMlpExtractor(
+            extractor.actor_dim, extractor.features_dim, self.hidden_sizes, self.activation_fn
         )
 
     def _build(self, lr_schedule: Any) -> None:
@@ -90,24 +142,37 @@ class PiDogPolicy(ActorCriticPolicy):
         """
         return [*self.mlp_extractor.policy_net.parameters(), *self.action_net.parameters()]
 
+    def predict(self, observation: Any, *args: Any, **kwargs: Any) -> tuple[np.ndarray, Any]:
+        """SB3's predict; a privileged policy also takes the plain deployable observation (the
+        actor ignores the privileged columns, so zeros stand in for them)."""
+        if self.privileged_dim and isinstance(observation, np.ndarray) and observation.shape[-1] == OBS_DIM:
+            pad = np.zeros((*observation.shape[:-1], self.privileged_dim), dtype=observation.dtype)
+            observation = np.concatenate([observation, pad], axis=-1)
+        return super().predict(observation, *args, **kwargs)
+
     def mean_actions(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-        """The deterministic action before clipping (the Gaussian mean)."""
-        features = self.extract_features(obs, self.pi_features_extractor)
+        """The deterministic action before clipping (the Gaussian mean), from the deployable
+        observation alone (extra privileged columns, if given, are ignored)."""
+        preprocessed = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
+        features = self.pi_features_extractor.actor_features(preprocessed)
         return self.action_net(self.mlp_extractor.forward_actor(features))
 
 
 def policy_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON-plain constructor arguments of PiDogPolicy for a pipeline config."""
-    return {
+    kwargs: dict[str, Any] = {
         "hidden_sizes": [int(n) for n in config["policy"]["net_arch"]],
         "activation": str(config["policy"]["activation"]),
         "log_std_init": float(config["policy"]["initial_log_std"]),
     }
+    if config["policy"].get("privileged_critic"):
+        kwargs["privileged_dim"] = PRIVILEGED_DIM
+    return kwargs
 
 
-def observation_space(use_camera: bool) -> spaces.Space:
+def observation_space(use_camera: bool, privileged_dim: int = 0) -> spaces.Space:
     """The policy's observation space (images channel-first, as SB3 feeds them)."""
-    state = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    state = spaces.Box(-np.inf, np.inf, (OBS_DIM + privileged_dim,), np.float32)
     if not use_camera:
         return state
     return spaces.Dict({"state": state, "image": spaces.Box(0, 255, (3, *CAMERA_SHAPE), np.uint8)})
@@ -119,7 +184,8 @@ def action_space() -> spaces.Box:
 
 def make_policy(kwargs: Mapping[str, Any], use_camera: bool) -> PiDogPolicy:
     """A fresh PiDogPolicy outside PPO (BC, export); same class and arguments PPO builds."""
-    return PiDogPolicy(observation_space(use_camera), action_space(), lambda _progress: 0.0, **kwargs)
+    space = observation_space(use_camera, int(kwargs.get("privileged_dim", 0)))
+    return PiDogPolicy(space, action_space(), lambda _progress: 0.0, **kwargs)
 
 
 def state_only_batch(policy: PiDogPolicy, states: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:

@@ -55,15 +55,59 @@ class ObservationNormalizer(nn.Module):
         return torch.clamp((obs - self.mean) / self.std, -NORM_CLIP, NORM_CLIP)
 
 
-class NormalizedStateExtractor(BaseFeaturesExtractor):
-    """Features = the normalised 26-value observation (the MLPs do the rest)."""
+class RunningNormalizer(nn.Module):
+    """Normalises with running mean/std updated from training minibatches (critic inputs).
 
-    def __init__(self, observation_space: spaces.Box) -> None:
-        super().__init__(observation_space, features_dim=int(observation_space.shape[0]))
-        self.normalizer = ObservationNormalizer(int(observation_space.shape[0]))
+    The privileged inputs of an asymmetric critic have no demonstrations to take stats from
+    (they exist only in simulation), so their scale is learned as PPO trains. Buffers: they
+    travel in every state_dict and checkpoint.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and len(x) > 1:
+            with torch.no_grad():  # Chan et al.'s parallel update of mean and variance
+                n = torch.tensor(float(len(x)))
+                batch_mean, batch_var = x.mean(dim=0), x.var(dim=0, unbiased=False)
+                total = self.count + n
+                delta = batch_mean - self.mean
+                self.mean += delta * n / total
+                self.var.copy_(
+                    (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+                )
+                self.count.copy_(total)
+        return torch.clamp((x - self.mean) / torch.sqrt(self.var + 1e-8), -NORM_CLIP, NORM_CLIP)
+
+
+class NormalizedStateExtractor(BaseFeaturesExtractor):
+    """Features = the normalised 26-value observation (the MLPs do the rest).
+
+    With ``privileged_dim`` > 0 the observation carries that many sim-only values after the
+    deployable ones; they are appended (normalised) to the features for the critic, and
+    ``actor_features`` leaves them out, so the actor never depends on them.
+    """
+
+    def __init__(self, observation_space: spaces.Box, privileged_dim: int = 0) -> None:
+        total = int(observation_space.shape[0])
+        super().__init__(observation_space, features_dim=total)
+        self.state_dim = total - privileged_dim
+        self.actor_dim = self.state_dim
+        self.normalizer = ObservationNormalizer(self.state_dim)
+        self.privileged_normalizer = RunningNormalizer(privileged_dim) if privileged_dim else None
+
+    def actor_features(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.normalizer(observations[:, : self.state_dim])
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.normalizer(observations)
+        features = self.actor_features(observations)
+        if self.privileged_normalizer is None:
+            return features
+        return torch.cat([features, self.privileged_normalizer(observations[:, self.state_dim :])], dim=1)
 
 
 class StateImageExtractor(BaseFeaturesExtractor):
@@ -72,14 +116,18 @@ class StateImageExtractor(BaseFeaturesExtractor):
     The image features enter through a learnable gate initialised at zero (as in ReZero /
     ControlNet): at first the policy is exactly the state-only policy, so BC on state-only
     demonstrations (bags and trot demos carry no images) transfers unchanged, and PPO opens
-    the gate where the image helps.
+    the gate where the image helps. Privileged values (``privileged_dim``) ride at the end of
+    the state vector, as in ``NormalizedStateExtractor``.
     """
 
-    def __init__(self, observation_space: spaces.Dict) -> None:
-        state_dim = int(observation_space["state"].shape[0])
-        super().__init__(observation_space, features_dim=state_dim + IMAGE_FEATURES)
+    def __init__(self, observation_space: spaces.Dict, privileged_dim: int = 0) -> None:
+        total = int(observation_space["state"].shape[0])
+        super().__init__(observation_space, features_dim=total + IMAGE_FEATURES)
+        self.state_dim = total - privileged_dim
+        self.actor_dim = self.state_dim + IMAGE_FEATURES
         channels = int(observation_space["image"].shape[0])  # channel-first (VecTransposeImage)
-        self.normalizer = ObservationNormalizer(state_dim)
+        self.normalizer = ObservationNormalizer(self.state_dim)
+        self.privileged_normalizer = RunningNormalizer(privileged_dim) if privileged_dim else None
         self.cnn = nn.Sequential(
             nn.Conv2d(channels, 16, kernel_size=8, stride=4),
             nn.ReLU(),
@@ -92,6 +140,14 @@ class StateImageExtractor(BaseFeaturesExtractor):
         self.image_head = nn.Sequential(nn.Linear(n_flat, IMAGE_FEATURES), nn.ReLU())
         self.image_gate = nn.Parameter(torch.zeros(IMAGE_FEATURES))
 
-    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+    def actor_features(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         image = self.image_head(self.cnn(observations["image"]))  # already scaled to [0, 1] by SB3
-        return torch.cat([self.normalizer(observations["state"]), self.image_gate * image], dim=1)
+        state = observations["state"][:, : self.state_dim]
+        return torch.cat([self.normalizer(state), self.image_gate * image], dim=1)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        features = self.actor_features(observations)
+        if self.privileged_normalizer is None:
+            return features
+        privileged = self.privileged_normalizer(observations["state"][:, self.state_dim :])
+        return torch.cat([features, privileged], dim=1)

@@ -29,7 +29,7 @@ from .bc import (
     save_policy_weights,
     train_bc,
 )
-from .config import RESUMABLE_OVERRIDES, ConfigError, merge, validate_config
+from .config import RESUMABLE_OVERRIDES, ConfigError, flatten, merge, validate_config
 from .demonstrations import DemonstrationError, Demonstrations
 from .experts import ExpertError, collect_demonstrations, load_expert
 from .export import export_onnx, load_checkpoint_policy, policy_controller
@@ -41,10 +41,12 @@ from .ppo_finetune import (
     ProgressCallback,
     TrainingInterrupted,
     build_ppo,
+    checkpoint_timesteps,
     finetune,
     make_vec_env,
     restore,
     save_checkpoint,
+    segment_seed,
     start_from,
 )
 from .report import write_report
@@ -130,11 +132,15 @@ def resume_target(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
 def resumed_config(exp_dir: Path, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The saved config with the options that may change on resume (budgets) overridden."""
     saved = json.loads((exp_dir / CONFIG_FILE).read_text())
-    for key, value in overrides.items():
-        if key not in RESUMABLE_OVERRIDES and saved.get(key) != value:
+    saved_flat = flatten(saved)
+    for name, value in flatten(overrides).items():
+        if name.split(".")[0] in RESUMABLE_OVERRIDES:
+            continue
+        # Compare as JSON (the saved config's form): a tuple and a list of the same values agree.
+        if json.loads(json.dumps(value)) != saved_flat.get(name):
             raise PipelineError(
-                f"option '{key}' cannot change when resuming ({exp_dir} used {saved.get(key)!r}, got {value!r}); "
-                f"only {sorted(RESUMABLE_OVERRIDES)} may"
+                f"option '{name}' cannot change when resuming ({exp_dir} used {saved_flat.get(name)!r}, "
+                f"got {value!r}); only {sorted(RESUMABLE_OVERRIDES)} may"
             )
     config = merge(saved, {k: v for k, v in overrides.items() if k in RESUMABLE_OVERRIDES})
     validate_config(config)
@@ -169,6 +175,40 @@ def preflight(config: Mapping[str, Any]) -> PiDogPolicy | None:
 
 
 # --- the pipeline ---------------------------------------------------------------------------------
+
+
+def select_policy(results: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """Deploy the better of BC and BC -> PPO, measured on the same (paired) evaluation episodes.
+
+    Fewer falls wins; with as many falls, the higher mean return (the training objective: speed
+    and yaw tracking, posture, effort). The paired difference and its 95 % CI are recorded so
+    the report can say whether the difference was measurable at all.
+    """
+    from pidog_sim.evaluation import paired_difference
+
+    bc, ft = results.get("bc"), results.get("finetuned")
+    if ft is None:
+        return "bc", {"reason": "PPO fine-tuning was skipped (--total-rl-timesteps 0)"}
+    diff = paired_difference(ft["per_episode_return"], bc["per_episode_return"])
+    speed = paired_difference(ft["per_episode_speed_mps"], bc["per_episode_speed_mps"])
+    record = {
+        "rule": "fewer falls, then higher mean return over the same evaluation episodes",
+        "falls": {"bc": bc["falls"], "finetuned": ft["falls"]},
+        "return_difference": diff,  # finetuned - bc, per episode, paired
+        "speed_difference_mps": speed,
+    }
+    measured = "a measured difference" if diff["significant"] else "within the noise (95 % CI includes 0)"
+    if ft["falls"] != bc["falls"]:
+        selected = "finetuned" if ft["falls"] < bc["falls"] else "bc"
+        record["reason"] = (
+            f"{'BC + PPO' if selected == 'finetuned' else 'BC'} fell less ({ft['falls']} vs {bc['falls']} falls for PPO vs BC)"
+        )
+    else:
+        selected = "finetuned" if diff["mean"] > 0 else "bc"
+        record["reason"] = (
+            f"equal falls; mean return PPO - BC = {diff['mean']:+.1f} ± {diff['ci95']:.1f} (95 % CI), {measured}"
+        )
+    return selected, record
 
 
 class Pipeline:
@@ -234,7 +274,7 @@ class Pipeline:
         """Evaluate what is deployed: the ONNX file (camera policies: the torch policy)."""
         if policy.uses_camera:
             return policy_controller(policy)
-        from .policy_runtime import OnnxPolicy
+        from pidog_control.policy_runtime import OnnxPolicy
 
         return OnnxPolicy(onnx_path).act
 
@@ -370,10 +410,13 @@ class Pipeline:
         checkpoint = self.resume_checkpoint or (
             self.path(LATEST_CHECKPOINT) if self.path(LATEST_CHECKPOINT).is_file() else None
         )
-        env = make_vec_env(cfg, seed=cfg["seed"] + (0 if checkpoint is None else 7919))
+        # One seed per segment for the envs, PPO (which re-seeds the envs) and the BC batches:
+        # a resumed run continues with new episodes and noise instead of replaying the first.
+        seed = segment_seed(cfg["seed"], 0 if checkpoint is None else checkpoint_timesteps(checkpoint))
+        env = make_vec_env(cfg, seed=seed)
         try:
             meta = checkpoint_metadata(self.kwargs, self.use_camera, {"experiment": self.dir.name})
-            model = build_ppo(cfg, env, self.path(TENSORBOARD_DIR), meta)
+            model = build_ppo(cfg, env, self.path(TENSORBOARD_DIR), meta, seed=seed)
             if checkpoint is not None:
                 restore(model, checkpoint)
                 self.reporter.status(
@@ -398,7 +441,11 @@ class Pipeline:
                     ft["bc_loss_weight"],
                     ft["bc_loss_decay"],
                     ft["bc_loss_batch_size"],
-                    cfg["seed"],
+                    seed,
+                    decay_timesteps=ft["bc_loss_decay_timesteps"],
+                    handover_weight=0.0 if cfg["no_bc_init"] else ft["handover_bc_weight"],
+                    handover_lr_scale=ft["handover_actor_lr_scale"],
+                    handover_log_std=ft["handover_log_std"],
                 ),
                 ProgressCallback(
                     lambda s: self.reporter.status(**s), self.history["rewards"], self.stop_event
@@ -476,35 +523,69 @@ class Pipeline:
         self._video(model.policy, f"ppo_{int(model.num_timesteps):09d}")
         self._save_history()
 
+    def _track(self, controller: Callable, camera: bool) -> dict[str, Any]:
+        """The command-tracking grid (paired: the same seeds for every controller)."""
+        from pidog_sim.evaluation import evaluate_tracking
+
+        ev = self.config["eval"]
+        return evaluate_tracking(
+            controller,
+            seconds=ev["tracking_seconds"],
+            randomize=True,
+            seed=ev["seed"],
+            settle_seconds=ev["tracking_settle_seconds"],
+            episodes_per_command=ev["tracking_episodes"],
+            env_kwargs=self._env_kwargs(camera),
+        )
+
     def finish(self, bc_policy: PiDogPolicy, final_policy: PiDogPolicy, finetuned: bool) -> dict[str, Path]:
         cfg = self.config
         self.reporter.status(phase="evaluating", message="final evaluation")
-        info = {"phase": "final", "timesteps": self.timesteps, "finetuned": finetuned}
-        if finetuned:
-            info["source_checkpoint"] = str(self.path(FINAL_CHECKPOINT).resolve())
-        policy_path = self._export(final_policy, self.path(POLICY_FILE), **info)
         from pidog_sim.controllers import TrotController
 
-        results = {"trot": self._evaluate(TrotController(), camera=False, final=True)}
-        results["bc"] = self._evaluate(
-            self._controller(bc_policy, self.path(BC_ONNX_FILE)), self.use_camera, final=True
-        )
+        controllers: dict[str, tuple[Callable, bool]] = {
+            "trot": (TrotController(), False),
+            "bc": (self._controller(bc_policy, self.path(BC_ONNX_FILE)), self.use_camera),
+        }
         if finetuned:
-            results["finetuned"] = self._evaluate(
-                self._controller(final_policy, policy_path), self.use_camera, final=True
+            ppo_path = self._export(
+                final_policy,
+                self.path(f"{POLICIES_DIR}/ppo_final.onnx"),
+                phase="ppo",
+                timesteps=self.timesteps,
+                source_checkpoint=str(self.path(FINAL_CHECKPOINT).resolve()),
             )
+            controllers["finetuned"] = (self._controller(final_policy, ppo_path), self.use_camera)
+        results = {name: self._evaluate(c, camera, final=True) for name, (c, camera) in controllers.items()}
+        tracking = {}
+        if cfg["eval"]["tracking_episodes"] > 0:
+            self.reporter.status(phase="evaluating", message="command tracking grid")
+            tracking = {name: self._track(c, camera) for name, (c, camera) in controllers.items()}
+        selected, selection = select_policy(results)
+        deployed = final_policy if selected == "finetuned" else bc_policy
+        info = {
+            "phase": "final",
+            "selected": selected,
+            "timesteps": self.timesteps if selected == "finetuned" else 0,
+            "finetuned": selected == "finetuned",
+        }
+        if selected == "finetuned":
+            info["source_checkpoint"] = str(self.path(FINAL_CHECKPOINT).resolve())
+        self._export(deployed, self.path(POLICY_FILE), **info)
         evaluation = {
             "policy": POLICY_FILE,
-            "selected": "finetuned" if finetuned else "bc",
+            "selected": selected,
+            "selection": selection,
             "timesteps": info["timesteps"],
             "obs_layout_version": OBS_LAYOUT_VERSION,
             "results": results,
+            "tracking": tracking,
         }
         write_json(self.path(EVAL_FILE), evaluation)
         plot_eval_comparison(results, self.path(PLOTS["comparison"]))
         if finetuned:
             self._save_history()
-        video = self._video(final_policy, "final")
+        video = self._video(deployed, "final")
         artifacts = self.artifacts()
         write_report(self.path(REPORT_FILE), self.dir, cfg, evaluation, artifacts, video)
         artifacts["report"] = self.path(REPORT_FILE)

@@ -8,33 +8,38 @@
 - A deliberate initial log-std (``policy.initial_log_std``): enough exploration to improve,
   not so much that the trot falls apart.
 - Small actor steps: the actor's parameter group steps at ``finetune.actor_lr_scale`` times
-  the learning rate (``FinetunePPO``), and ``ppo.target_kl`` stops an update early.
-- DAPG-style BC term: ``w_k * MSE(mean action, demo action)`` on a demo minibatch is added to
-  every PPO gradient step, with ``w_k = w_0 * decay^k`` over PPO updates ``k`` after warm-up.
-  It is added through an optimizer step pre-hook, so SB3's PPO.train is used unchanged.
+  the learning rate (``FinetunePPO``), and ``ppo.target_kl`` stops the actor's part of an
+  update early (the critic keeps training).
+- DAPG-style BC term: ``w(t) * MSE(mean action, demo action)`` on a demo minibatch is part of
+  the loss of every PPO minibatch (before backward and clipping), with
+  ``w(t) = w_0 * decay^((t - warm-up) / finetune.bc_loss_decay_timesteps)`` over timesteps t.
+- Hand-over: once w(t) falls below ``finetune.handover_bc_weight`` the actor's learning rate
+  and exploration are released (``handover_actor_lr_scale``, ``handover_log_std``).
+- Resume: a resumed segment is seeded by ``segment_seed`` (envs, torch, numpy, BC batches), so
+  it does not replay the first run's episodes and noise.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
+import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecTransposeImage
+from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
 from .atomic import atomic_output
 from .bc import bc_loss
 from .demonstrations import Demonstrations
 from .export import METADATA_ATTRIBUTE, read_checkpoint_data
 from .networks import PiDogPolicy, policy_kwargs
+from .progress import TrainingProgress
 
 
 class TrainingInterrupted(Exception):
@@ -49,28 +54,34 @@ class TrainingInterrupted(Exception):
 # --- environments -------------------------------------------------------------------------------
 
 
-def _make_env(env_kwargs: dict[str, Any], use_camera: bool, subprocess: bool, threads: int) -> gym.Env:
-    if subprocess:
-        # Ctrl-C belongs to the learner, which saves a checkpoint and then closes the workers;
-        # a worker dying on the same SIGINT would break that.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        torch.set_num_threads(threads)
-    from pidog_sim.env import PiDogEnv
-
-    return Monitor(PiDogEnv(randomize=True, use_camera=use_camera, **env_kwargs))
-
-
 def make_vec_env(config: Mapping[str, Any], seed: int) -> VecEnv:
-    """--n-envs PiDogEnv copies: SubprocVecEnv, or DummyVecEnv for one (no process overhead)."""
-    n = int(config["n_envs"])
-    kwargs = dict(config["env"])
-    use_camera = bool(config["use_camera"])
-    threads = int(config["torch_threads"])
+    """--n-envs simulated robots as one batched VecEnv (physics on --physics-threads threads).
 
-    fns: list[Callable[[], gym.Env]] = [lambda: _make_env(kwargs, use_camera, n > 1, threads)] * n
-    venv: VecEnv = SubprocVecEnv(fns) if n > 1 else DummyVecEnv(fns)
-    venv.seed(seed)  # env i gets seed + i at its first reset
-    if use_camera:
+    Robot i gets seed ``seed + i`` at its first reset (SB3's convention) and continues its own
+    random stream through automatic resets. With ``ray.address`` set the robots are simulated
+    by Ray actors on other machines (pidog_learning.ray_vec_env; Ray is imported only then).
+    """
+    threads = config["physics_threads"]
+    options = {
+        "randomize": True,
+        "use_camera": bool(config["use_camera"]),
+        "privileged": bool(config["policy"]["privileged_critic"]),
+        **dict(config["env"]),
+    }
+    ray_options = config.get("ray") or {}
+    venv: VecEnv
+    if ray_options.get("address"):
+        from .ray_vec_env import RayVecEnv
+
+        venv = RayVecEnv(int(config["n_envs"]), ray_options, **options)
+    else:
+        from pidog_sim.vec_env import PiDogVecEnv
+
+        venv = PiDogVecEnv(
+            int(config["n_envs"]), physics_threads=None if threads in (None, 0) else int(threads), **options
+        )
+    venv.seed(seed)
+    if config["use_camera"]:
         venv = VecTransposeImage(venv)  # channel-first images, as the policy's space declares
     return venv
 
@@ -95,15 +106,59 @@ def ppo_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class FinetunePPO(PPO):
-    """PPO whose actor parameter group steps ``actor_lr_scale`` times the learning rate.
+def segment_seed(seed: int, start_timesteps: int) -> int:
+    """The seed of a training segment that starts at ``start_timesteps``.
 
-    The exploration std is small (the trot tolerates little noise), so a full-size Adam step
-    moves the mean by about one std: KL and clip fraction explode on the first minibatch and
-    the prior is lost. The critic, untrained after BC, keeps the full learning rate.
+    A resumed run must not replay the first run's episodes and exploration noise: SB3 re-seeds
+    the envs, torch and numpy with the PPO seed, so both the envs and PPO get this seed, which
+    differs per resume point and is reproducible for the same one.
+    """
+    if start_timesteps == 0:
+        return int(seed)  # a fresh run keeps the user's --seed as is
+    return int(np.random.SeedSequence([int(seed), int(start_timesteps)]).generate_state(1)[0] >> 1)
+
+
+class BCTerm:
+    """The DAPG-style term ``weight * MSE(mean action, demo action)`` on a demo minibatch.
+
+    ``FinetunePPO.train`` adds it to the PPO loss of every minibatch, before ``backward()`` and
+    before gradient clipping, so ``weight`` really is the BC:PPO ratio of the actor's gradient.
+    """
+
+    def __init__(self, demos: Demonstrations, batch_size: int, seed: int) -> None:
+        self.obs = torch.as_tensor(demos.observations)
+        self.actions = torch.as_tensor(demos.actions)
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.weight = 0.0
+        self.last_loss: float | None = None
+
+    def loss(self, policy: PiDogPolicy) -> torch.Tensor | None:
+        if self.weight <= 0:
+            return None
+        idx = torch.randint(len(self.obs), (self.batch_size,), generator=self.generator)
+        loss = bc_loss(policy, self.obs[idx], self.actions[idx])
+        self.last_loss = float(loss.detach())
+        return self.weight * loss
+
+
+class FinetunePPO(PPO):
+    """PPO with our own update loop (``train``) for fine-tuning a BC prior.
+
+    - The actor parameter group steps ``actor_lr_scale`` times the learning rate: the
+      exploration std is small, so a full-size Adam step moves the mean by about one std.
+    - ``bc_term`` (if set) is part of the loss of every minibatch.
+    - Gradients are clipped per parameter group (actor, critic): the critic's error (value loss
+      10-225 early on) would otherwise shrink every actor step through one shared norm.
+    - ``target_kl`` stops only the actor: once the approximate KL of a minibatch passes
+      1.5 x target_kl, the remaining minibatches and epochs train the value function alone.
+    - ``actor_frozen`` (critic warm-up): value loss only, the actor is not touched.
     """
 
     actor_lr_scale: float = 1.0
+    actor_frozen: bool = False
+    bc_term: BCTerm | None = None
+    actor_epochs: int = 0  # of the last update: epochs in which the actor stepped (KL stop, warm-up)
 
     def _update_learning_rate(self, optimizers: Any) -> None:
         super()._update_learning_rate(optimizers)
@@ -111,20 +166,129 @@ class FinetunePPO(PPO):
             if group.get("name") == "actor":
                 group["lr"] *= self.actor_lr_scale
 
+    def _value_loss(self, values: torch.Tensor, batch: Any, clip_range_vf: float | None) -> torch.Tensor:
+        if clip_range_vf is not None:  # keep the new value within clip_range_vf of the old one
+            values = batch.old_values + torch.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
+        return torch.nn.functional.mse_loss(batch.returns, values)
+
+    def _step(self, loss: torch.Tensor, critic_only: bool = False) -> None:
+        optimizer = self.policy.optimizer
+        optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are not stepped
+        loss.backward()
+        for group in optimizer.param_groups:
+            if critic_only and group.get("name") == "actor":
+                # A camera policy's image encoder is shared with the critic but belongs to the
+                # actor: the value loss must not move it while the actor is frozen or stopped.
+                for param in group["params"]:
+                    param.grad = None
+                continue
+            torch.nn.utils.clip_grad_norm_(group["params"], self.max_grad_norm)
+        optimizer.step()
+
+    def train(self) -> None:
+        """One PPO update on the rollout buffer (SB3's algorithm, with the changes above)."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = float(self.clip_range(self._current_progress_remaining))
+        clip_range_vf = (
+            None
+            if self.clip_range_vf is None
+            else float(self.clip_range_vf(self._current_progress_remaining))
+        )
+        stats: dict[str, list[float]] = {
+            "policy_gradient_loss": [],
+            "value_loss": [],
+            "entropy_loss": [],
+            "approx_kl": [],
+            "clip_fraction": [],
+            "bc_loss": [],
+        }
+        actor_active = not self.actor_frozen
+        actor_epochs = 0
+        loss = torch.zeros(())
+        for _epoch in range(self.n_epochs):
+            stepped_actor = False
+            for batch in self.rollout_buffer.get(self.batch_size):
+                if not actor_active:
+                    value_loss = self._value_loss(
+                        self.policy.predict_values(batch.observations).flatten(), batch, clip_range_vf
+                    )
+                    stats["value_loss"].append(float(value_loss.detach()))
+                    loss = self.vf_coef * value_loss
+                    self._step(loss, critic_only=True)
+                    continue
+                values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions)
+                value_loss = self._value_loss(values.flatten(), batch, clip_range_vf)
+                stats["value_loss"].append(float(value_loss.detach()))
+                log_ratio = log_prob - batch.old_log_prob
+                with torch.no_grad():  # Schulman's low-variance estimator of KL(old || new)
+                    approx_kl = float(torch.mean(torch.expm1(log_ratio) - log_ratio))
+                stats["approx_kl"].append(approx_kl)
+                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                    # The actor moved far enough for this rollout; the critic has not converged.
+                    actor_active = False
+                    loss = self.vf_coef * value_loss
+                    self._step(loss, critic_only=True)
+                    continue
+                advantages = batch.advantages
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                ratio = torch.exp(log_ratio)
+                surrogate = torch.min(
+                    advantages * ratio, advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                )
+                policy_loss = -surrogate.mean()
+                entropy_loss = -torch.mean(entropy) if entropy is not None else torch.mean(log_prob)
+                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                bc = self.bc_term.loss(self.policy) if self.bc_term is not None else None
+                if bc is not None:
+                    loss = loss + bc
+                    stats["bc_loss"].append(float(self.bc_term.last_loss))
+                stats["policy_gradient_loss"].append(float(policy_loss.detach()))
+                stats["entropy_loss"].append(float(entropy_loss.detach()))
+                stats["clip_fraction"].append(float(torch.mean((torch.abs(ratio - 1) > clip_range).float())))
+                self._step(loss)
+                stepped_actor = True
+            actor_epochs += int(stepped_actor)
+            self._n_updates += 1
+        self.actor_epochs = actor_epochs
+
+        for name, values in stats.items():
+            if values:
+                self.logger.record(f"train/{name}", float(np.mean(values)))
+        self.logger.record("train/loss", float(loss.detach()))
+        self.logger.record("train/actor_epochs", actor_epochs)
+        self.logger.record(
+            "train/explained_variance",
+            float(
+                explained_variance(
+                    self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()
+                )
+            ),
+        )
+        self.logger.record("train/std", float(torch.exp(self.policy.log_std.detach()).mean()))
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+
 
 def build_ppo(
     config: Mapping[str, Any],
     env: VecEnv,
     tensorboard_dir: str | os.PathLike[str] | None,
     metadata: Mapping[str, Any],
-) -> PPO:
-    """PPO over PiDogPolicy; ``metadata`` is saved into every checkpoint as plain JSON."""
+    seed: int | None = None,
+) -> FinetunePPO:
+    """PPO over PiDogPolicy; ``metadata`` is saved into every checkpoint as plain JSON.
+
+    ``seed`` (default: the config's) seeds torch, numpy and the envs (SB3 re-seeds them);
+    a resumed run passes ``segment_seed`` so it does not replay the first run.
+    """
     model = FinetunePPO(
         PiDogPolicy,
         env,
         policy_kwargs=policy_kwargs(config),
         tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
-        seed=int(config["seed"]),
+        seed=int(config["seed"]) if seed is None else int(seed),
         device="cpu",
         verbose=0,
         **ppo_arguments(config),
@@ -140,6 +304,11 @@ def start_from(model: FinetunePPO, source: PiDogPolicy, initial_log_std: float) 
     model.policy.load_state_dict(source.state_dict(), strict=True)
     with torch.no_grad():
         model.policy.log_std.fill_(initial_log_std)
+
+
+def checkpoint_timesteps(checkpoint: str | os.PathLike[str]) -> int:
+    """Timesteps a checkpoint was saved at (plain JSON; nothing is unpickled)."""
+    return int(read_checkpoint_data(checkpoint).get("num_timesteps", 0))
 
 
 def restore(model: PPO, checkpoint: str | os.PathLike[str]) -> None:
@@ -161,7 +330,17 @@ def save_checkpoint(model: PPO, path: str | os.PathLike[str]) -> Path:
 
 
 class AntiForgettingCallback(BaseCallback):
-    """Critic warm-up (actor frozen) and the decaying DAPG-style BC term."""
+    """Critic warm-up (actor frozen), the decaying DAPG-style BC term, and the hand-over.
+
+    Everything is a function of the timestep count at the end of a rollout (saved in
+    checkpoints), so a resumed run continues it, whatever its --n-envs:
+
+    - warm-up: the actor is frozen while ``t <= warmup_timesteps``;
+    - BC weight: ``w0 * decay ** ((t - warmup) / decay_timesteps)`` (continuous in t);
+    - hand-over: once the weight is below ``handover_weight`` the actor steps at
+      ``handover_lr_scale`` x the learning rate, and at that moment its log-std is raised to at
+      least ``handover_log_std`` (more exploration; from then on PPO owns it).
+    """
 
     def __init__(
         self,
@@ -171,70 +350,80 @@ class AntiForgettingCallback(BaseCallback):
         bc_decay: float,
         batch_size: int,
         seed: int,
+        decay_timesteps: int = 4096,
+        handover_weight: float = 0.0,
+        handover_lr_scale: float = 1.0,
+        handover_log_std: float | None = None,
     ) -> None:
         super().__init__()
         self.warmup_timesteps = warmup_timesteps
         self.bc_weight0 = bc_weight if demos is not None and len(demos) else 0.0
         self.bc_decay = bc_decay
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.obs = torch.as_tensor(demos.observations) if demos is not None else None
-        self.actions = torch.as_tensor(demos.actions) if demos is not None else None
+        self.decay_timesteps = decay_timesteps
+        self.handover_weight = handover_weight
+        self.handover_lr_scale = handover_lr_scale
+        self.handover_log_std = handover_log_std
+        self.term = BCTerm(demos, batch_size, seed) if self.bc_weight0 > 0 else None
+        self.base_lr_scale: float | None = None  # the run's actor_lr_scale before any hand-over
         self.weight = 0.0
         self.frozen = False
-        self._hook: Any = None
-        self.last_bc_loss: float | None = None
+        self.handed_over = False
 
     @property
     def policy(self) -> PiDogPolicy:
         return self.model.policy
 
+    @property
+    def last_bc_loss(self) -> float | None:
+        return None if self.term is None else self.term.last_loss
+
     def _on_training_start(self) -> None:
-        if self.policy.uses_camera and self.bc_weight0 > 0:
+        if self.policy.uses_camera and self.term is not None:
             # Demonstrations carry no images; a BC term on black images would teach the
             # camera branch the wrong thing once its gate opens.
-            self.bc_weight0 = 0.0
-        self._hook = self.policy.optimizer.register_step_pre_hook(self._add_bc_gradient)
-        self._update_schedule()
+            self.bc_weight0, self.term = 0.0, None
+        if self.base_lr_scale is None:  # a second learn() must not take a released scale as base
+            self.base_lr_scale = self.model.actor_lr_scale
+        self.model.bc_term = self.term
+        self._update_schedule(self.model.num_timesteps, first=True)
 
     def _on_training_end(self) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
-        self._set_frozen(False)
+        self.model.actor_frozen = False
+        self.model.bc_term = None
 
     def _on_rollout_end(self) -> None:  # runs right before PPO.train() on this rollout
-        self._update_schedule()
+        self._update_schedule(self.model.num_timesteps)
         self.logger.record("finetune/actor_frozen", float(self.frozen))
         self.logger.record("finetune/bc_weight", self.weight)
+        self.logger.record("finetune/handed_over", float(self.handed_over))
         if self.last_bc_loss is not None:
             self.logger.record("finetune/bc_loss", self.last_bc_loss)
 
     def _on_step(self) -> bool:
         return True
 
-    def _update_schedule(self) -> None:
-        # Called with num_timesteps at the end of a rollout, right before PPO trains on it.
-        # Both follow num_timesteps (saved in checkpoints), so a resumed run continues them.
-        t = self.model.num_timesteps
-        self._set_frozen(t <= self.warmup_timesteps)  # experience up to the warm-up: critic only
-        rollout = self.model.n_steps * self.model.n_envs
-        updates_before = max(0, (t - self.warmup_timesteps - 1) // rollout)  # 0 for the first actor update
-        self.weight = 0.0 if self.frozen else self.bc_weight0 * self.bc_decay**updates_before
+    def bc_weight_at(self, timesteps: int) -> float:
+        """The BC weight for the update on the rollout that ends at ``timesteps``."""
+        if timesteps <= self.warmup_timesteps:
+            return 0.0
+        return self.bc_weight0 * self.bc_decay ** ((timesteps - self.warmup_timesteps) / self.decay_timesteps)
 
-    def _set_frozen(self, frozen: bool) -> None:
-        self.frozen = frozen
-        for param in self.policy.actor_parameters():
-            param.requires_grad_(not frozen)
+    def _past_handover(self, timesteps: int) -> bool:
+        return timesteps > self.warmup_timesteps and self.bc_weight_at(timesteps) < self.handover_weight
 
-    def _add_bc_gradient(self, _optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
-        if self.weight <= 0 or self.obs is None:
-            return
-        idx = torch.randint(len(self.obs), (self.batch_size,), generator=self.generator)
-        with torch.enable_grad():
-            loss = bc_loss(self.policy, self.obs[idx], self.actions[idx])
-            (self.weight * loss).backward()  # accumulates onto PPO's gradients: one joint step
-        self.last_bc_loss = float(loss.detach())
+    def _update_schedule(self, t: int, first: bool = False) -> None:
+        self.frozen = t <= self.warmup_timesteps  # experience up to the warm-up: critic only
+        self.model.actor_frozen = self.frozen
+        self.weight = self.bc_weight_at(t)
+        if self.term is not None:
+            self.term.weight = self.weight
+        handed_over = self._past_handover(t)
+        if handed_over and not first and not self.handed_over and self.handover_log_std is not None:
+            # Only at the crossing: a resumed run past it has the raised log-std in its checkpoint.
+            with torch.no_grad():
+                self.policy.log_std.clamp_(min=self.handover_log_std)
+        self.handed_over = handed_over
+        self.model.actor_lr_scale = self.handover_lr_scale if handed_over else self.base_lr_scale
 
 
 class PeriodicCallback(BaseCallback):
@@ -298,10 +487,10 @@ def finetune(
         try:
             model.learn(
                 total_timesteps=remaining,
-                callback=callbacks,
+                # Our bar counts env steps and shows their rate; off a terminal it logs lines.
+                callback=[*callbacks, TrainingProgress(show_bar=progress_bar)],
                 reset_num_timesteps=False,
                 tb_log_name="ppo",
-                progress_bar=progress_bar,
             )
         except KeyboardInterrupt:
             save_checkpoint(model, checkpoint_path)

@@ -14,26 +14,36 @@ LABELS = {"trot": "scripted trot (expert)", "bc": "BC only", "finetuned": "BC + 
 
 def _table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = [
-        "| controller | forward speed (m/s) | falls | mean distance (m) | mean return |",
+        "| controller | forward speed (m/s, mean ± 95 % CI) | falls | mean return (± 95 % CI) | mean distance (m) |",
         "|---|---|---|---|---|",
     ]
     for name, r in results.items():
         lines.append(
-            f"| {LABELS.get(name, name)} | {r['mean_forward_speed_mps']:.3f} ± {r['std_forward_speed_mps']:.3f} "
-            f"| {r['falls']}/{r['episodes']} | {r['mean_distance_m']:.2f} | {r['mean_return']:.1f} |"
+            f"| {LABELS.get(name, name)} | {r['mean_forward_speed_mps']:.3f} ± {_ci(r, 'ci95_forward_speed_mps')} "
+            f"| {r['falls']}/{r['episodes']} | {r['mean_return']:.1f} ± {_ci(r, 'ci95_return', '.1f')} "
+            f"| {r['mean_distance_m']:.2f} |"
         )
     return lines
+
+
+def _ci(result: Mapping[str, Any], key: str, fmt: str = ".3f") -> str:
+    value = result.get(key, float("nan"))
+    return "n/a" if value != value else format(value, fmt)  # nan: one episode has no interval
 
 
 def _verdict(results: Mapping[str, Mapping[str, Any]]) -> str:
     bc, ft = results.get("bc"), results.get("finetuned")
     if bc is None or ft is None:
         return "PPO fine-tuning was skipped (--total-rl-timesteps 0): the deployed policy is the BC policy."
-    delta = ft["mean_forward_speed_mps"] - bc["mean_forward_speed_mps"]
+    from pidog_sim.evaluation import paired_difference
+
+    speed = paired_difference(ft["per_episode_speed_mps"], bc["per_episode_speed_mps"])
     falls = ft["falls"] - bc["falls"]
+    measured = "measured" if speed["significant"] else "not distinguishable from 0 at this sample size"
     return (
-        f"Fine-tuning changed the forward speed by {delta:+.3f} m/s and the falls by {falls:+d} "
-        f"relative to BC only (same evaluation seeds)."
+        f"Fine-tuning changed the forward speed by {speed['mean']:+.3f} ± {_ci(speed, 'ci95')} m/s "
+        f"(paired over the same {ft['episodes']} episodes, 95 % CI: {measured}) and the falls by {falls:+d} "
+        "relative to BC only."
     )
 
 
@@ -49,14 +59,27 @@ def write_report(
     path = Path(path)
     results = evaluation["results"]
     first = next(iter(results.values()))
+    env = config["env"]
+    commanded = (
+        "sampled commands"
+        if env.get("command_mode") == "sample"
+        else f"commanded {env.get('forward_speed', 'the default')} m/s"
+    )
+    selection = evaluation.get("selection", {})
     lines = [
         f"# PiDog training report: {exp_dir.name}",
         "",
         f"Deployed policy: `{evaluation['policy']}` ({LABELS.get(evaluation['selected'], evaluation['selected'])}, "
         f"{evaluation['timesteps']} PPO timesteps, observation layout `{evaluation['obs_layout_version']}`).",
+    ]
+    if selection.get("rule"):
+        lines.append(f"Selected by measurement ({selection['rule']}): {selection['reason']}.")
+    elif selection.get("reason"):
+        lines.append(f"{selection['reason']}.")
+    lines += [
         "",
-        f"## Evaluation ({first['episodes']} randomised episodes of {first['seconds']:g} s, "
-        f"commanded {config['env']['forward_speed']:g} m/s)",
+        f"## Evaluation ({first['episodes']} randomised episodes of {first['seconds']:g} s, {commanded}; "
+        "speed = heading-frame forward velocity; the same episode seeds for every controller)",
         "",
         *_table(results),
         "",
@@ -65,6 +88,18 @@ def write_report(
         "![evaluation](plots/eval_comparison.png)",
         "",
     ]
+    tracking = evaluation.get("tracking") or {}
+    if tracking:
+        from pidog_sim.evaluation import tracking_table
+
+        t = next(iter(tracking.values()))
+        lines += [
+            f"## Command tracking ({len(t['commands'])} commands x {t['episodes'] // len(t['commands'])} randomised "
+            f"episode(s) of {t['seconds']:g} s, first {t['settle_seconds']:g} s not scored)",
+            "",
+            *tracking_table({LABELS.get(name, name): r for name, r in tracking.items()}),
+            "",
+        ]
     if "learning_curve" in artifacts:
         lines += ["## Learning curve", "", "![learning curve](plots/learning_curve.png)", ""]
     if "bc_loss" in artifacts:

@@ -2,7 +2,10 @@
 
 pidog-train --n-demo-episodes 50 --total-bc-epochs 200 --total-rl-timesteps 500000 --visualize-freq 50000
 pidog-train --config demo            # `make demo`: every artifact in about ten minutes
+pidog-train --config demo --config my.yaml --set ppo.n_steps=256 --set env.config.command_ranges.wz=[-1,1]
 pidog-train --resume outputs/NAME    # continue an interrupted run (Ctrl-C saves a checkpoint)
+
+Precedence: defaults <- preset <- --config files (in order) <- --set (in order) <- flags.
 """
 
 from __future__ import annotations
@@ -13,14 +16,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_CONFIG, PRESETS, ConfigError, resolve_config
+from .config import (
+    PRESETS,
+    ConfigError,
+    combine,
+    config_source,
+    default_of,
+    parse_assignments,
+    resolve_config,
+    unflatten,
+)
+from .ray_cluster import ClusterError  # Ray itself is imported only when --ray-address asks for it
 
 # flag -> (config key, type, help); defaults come from DEFAULT_CONFIG, never from here.
 VALUE_FLAGS: dict[str, tuple[str, type, str]] = {
     "--n-demo-episodes": ("n_demo_episodes", int, "expert episodes to record as demonstrations"),
     "--total-bc-epochs": ("total_bc_epochs", int, "behavioural-cloning epochs"),
     "--total-rl-timesteps": ("total_rl_timesteps", int, "PPO fine-tuning timesteps (0 skips PPO)"),
-    "--n-envs": ("n_envs", int, "parallel simulator processes for PPO (1: in-process)"),
+    "--n-envs": ("n_envs", int, "simulated robots stepped together as one batch for PPO"),
+    "--physics-threads": ("physics_threads", int, "threads stepping the batch's physics (0: every core)"),
     "--visualize-freq": (
         "visualize_freq",
         int,
@@ -40,6 +54,13 @@ VALUE_FLAGS: dict[str, tuple[str, type, str]] = {
         str,
         "collect demonstrations from this trained policy (.zip/.onnx) instead of the trot",
     ),
+    "--ray-address": (
+        "ray.address",
+        str,
+        "simulate PPO's robots on this Ray cluster (HOST:PORT of the head, 'auto' or 'local'); "
+        "needs requirements/ray.txt, see docs/CLUSTER.md",
+    ),
+    "--ray-workers-per-node": ("ray.workers_per_node", int, "Ray simulator workers per node"),
 }
 SWITCH_FLAGS: dict[str, tuple[str, str]] = {
     "--use-camera": ("use_camera", "add the head-camera image to the observation"),
@@ -53,11 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pidog-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--config", choices=sorted(PRESETS), default="default", help="preset of defaults (default: default)"
+        "--config",
+        action="append",
+        default=[],
+        metavar="PRESET|FILE",
+        help=f"a preset of defaults ({', '.join(sorted(PRESETS))}; default: default) or a YAML/JSON file "
+        "of nested overrides; repeatable, applied in order",
+    )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one option, nested keys dotted (ppo.n_steps=256, env.config.command_ranges.wz=[-1,1]); "
+        "VALUE is JSON/YAML, typed against the default; repeatable",
     )
     for flag, (key, kind, text) in VALUE_FLAGS.items():
         parser.add_argument(
-            flag, dest=key, type=kind, default=None, help=f"{text} (default: {DEFAULT_CONFIG[key]})"
+            flag, dest=key, type=kind, default=None, help=f"{text} (default: {default_of(key)})"
         )
     for flag, (key, text) in SWITCH_FLAGS.items():
         parser.add_argument(flag, dest=key, action="store_true", default=None, help=text)
@@ -84,7 +119,8 @@ def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
     keys = (
         [key for key, *_ in VALUE_FLAGS.values()] + [key for key, _ in SWITCH_FLAGS.values()] + ["demo_bag"]
     )
-    return {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    # Dotted keys (ray.address) are nested options.
+    return unflatten({key: getattr(args, key) for key in keys if getattr(args, key) is not None})
 
 
 def with_flag_names(message: str) -> str:
@@ -92,14 +128,42 @@ def with_flag_names(message: str) -> str:
     flags = {key: flag for flag, (key, *_rest) in {**VALUE_FLAGS, **SWITCH_FLAGS}.items()}
     flags["demo_bag"] = "--demo-bag"
     return re.sub(
-        r"'(\w+)'", lambda m: f"'{m[1]}' ({flags[m[1]]})" if m[1] in flags else m[0], message, count=1
+        r"'([\w.]+)'", lambda m: f"'{m[1]}' ({flags[m[1]]})" if m[1] in flags else m[0], message, count=1
+    )
+
+
+def config_layers(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(preset, overrides) from --config, --set and the flags; ConfigError names a bad key/file."""
+    presets: list[str] = []
+    files: list[dict[str, Any]] = []
+    for spec in args.config:
+        name, overrides = config_source(spec)
+        if name is not None:
+            presets.append(name)
+        else:
+            files.append(overrides)
+    if len(presets) > 1:
+        raise ConfigError(f"--config: give at most one preset, got {presets}")
+    return (presets[0] if presets else "default"), combine(
+        *files, parse_assignments(args.assignments), explicit_options(args)
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    overrides = explicit_options(args)
+    try:
+        preset, overrides = config_layers(args)
+        if args.resume is None:
+            config = resolve_config(preset, overrides)
+        ray_options = (config if args.resume is None else overrides).get("ray") or {}
+        if ray_options.get("address"):
+            # Join the cluster and check it can host the simulators now, not after demos and BC.
+            from .ray_vec_env import preflight as ray_preflight
+
+            ray_preflight(ray_options, config["n_envs"] if args.resume is None else None)
+    except (ConfigError, ClusterError) as exc:
+        parser.exit(2, f"pidog-train: error: {with_flag_names(str(exc))}\n")
 
     from .pipeline import PipelineError, Reporter, run_pipeline
     from .ppo_finetune import TrainingInterrupted
@@ -115,9 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                 resume=args.resume, resume_overrides=overrides, reporter=reporter
             )
         else:
-            config = resolve_config(args.config, overrides)
             exp_dir, artifacts = run_pipeline(config, reporter=reporter)
-    except (ConfigError, PipelineError) as exc:
+    except (ConfigError, PipelineError, ClusterError) as exc:
         parser.exit(2, f"pidog-train: error: {with_flag_names(str(exc))}\n")
     except TrainingInterrupted as exc:
         folder = exc.checkpoint.parent.parent

@@ -10,14 +10,21 @@ from typing import Any
 DEFAULT_SIM_CONFIG: dict[str, Any] = {
     "physics_substeps": 10,  # 10 x 2 ms = one 20 ms control step (50 Hz)
     "episode_seconds": 20.0,
-    # Velocity command, (vx m/s, wz rad/s). "fixed" uses forward_speed; "sample" draws per episode.
+    # Velocity command, (vx m/s, wz rad/s). "fixed": forward_speed, no turn. "sample": drawn from
+    # command_ranges at reset and again every command_resample_s, with some draws forced to the
+    # cases a user drives most: standing still, turning in place, walking straight.
     "command_mode": "fixed",
     "forward_speed": 0.2,
-    "command_ranges": {"vx": (0.0, 0.25), "wz": (-0.6, 0.6)},
+    "command_ranges": {"vx": (-0.15, 0.3), "wz": (-1.0, 1.0)},
+    "command_resample_s": (4.0, 8.0),
+    "command_special": {"stand": 0.1, "turn_in_place": 0.2, "straight": 0.2},
     # Termination.
     "max_tilt_rad": 0.9,  # roll or pitch beyond this is a fall
-    # Reward weights (per control step); the reward may use privileged sim state.
+    # Reward weights (per control step); the reward may use privileged sim state. Velocity
+    # tracking scores the average over the last track_window_s (one gait cycle): within a
+    # cycle the yaw rate swings by far more than the error worth correcting.
     "reward": {
+        "track_window_s": 0.4,
         "track_vx": 1.5,
         "track_vx_sigma": 0.08,
         "track_wz": 0.5,
@@ -27,6 +34,10 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "action_rate": 0.02,
         "energy": 0.002,
         "alive": 0.2,
+        "foot_slip": 0.0,  # stance feet sliding (m/s)^2
+        "foot_clearance": 0.0,  # swing feet below clearance_height while moving
+        "clearance_height": 0.02,  # m
+        "pose": 0.0,  # squared distance of the joints from the stand pose (rad^2)
     },
     # Domain randomisation (applied per episode when randomize=True).
     "randomization": {

@@ -13,25 +13,13 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from pidog_description.spec import (
-    ACTION_DIM,
-    COMMAND_LIMITS,
-    CONTROL_DT,
-    GAIT_PERIOD_S,
-    OBS_DIM,
-    build_observation,
-    clip_command,
-    gravity_from_quaternion,
-    observation_bounds,
-    sanitize_action,
-    sanitized_action_to_target,
-)
+from pidog_description.spec import ACTION_DIM, CONTROL_DT, OBS_DIM, clip_command, observation_bounds
 
 from .sim import PiDogSim
+from .task import WalkTask
 
 CAMERA_SHAPE = (64, 64)
 RENDER_SHAPE = (480, 640)
-COMMAND_MODES = ("fixed", "sample")
 
 
 class PiDogEnv(gym.Env):
@@ -54,10 +42,13 @@ class PiDogEnv(gym.Env):
         forward_speed: float | None = None,
         config: dict[str, Any] | None = None,
         model_path: str | None = None,
+        **sim_options: Any,
     ) -> None:
+        """``config`` and any further keyword (``reward=...``, ``command_ranges=...``) override
+        ``pidog_sim.config.DEFAULT_SIM_CONFIG``; an unknown option raises ValueError naming it."""
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        overrides = dict(config or {})
+        overrides = {**(config or {}), **sim_options}
         for key, value in (
             ("episode_seconds", episode_seconds),
             ("command_mode", command_mode),
@@ -65,12 +56,13 @@ class PiDogEnv(gym.Env):
         ):
             if value is not None:
                 overrides[key] = value
-        self.sim = PiDogSim(model_path=model_path, randomize=randomize, config=overrides)
-        self.cfg = self.sim.config
-        self._validate_config()
+        # The batched core with a batch of one: the same code as training's VecEnv.
+        self.task = WalkTask(1, randomize=randomize, config=overrides, model_path=model_path, threads=1)
+        self.sim = PiDogSim(batch=self.task.sim)
+        self.cfg = self.task.cfg
         self.render_mode = render_mode
         self.use_camera = use_camera
-        self.max_steps = int(round(self.cfg["episode_seconds"] / CONTROL_DT))
+        self.max_steps = self.task.max_steps
 
         state_space = spaces.Box(*observation_bounds(), (OBS_DIM,), np.float32)
         if use_camera:
@@ -83,66 +75,40 @@ class PiDogEnv(gym.Env):
 
         self._camera_renderer: mujoco.Renderer | None = None
         self._renderer: mujoco.Renderer | None = None
-        self.command = np.zeros(2)
-        self.phase = 0.0
-        self.last_action = np.zeros(ACTION_DIM)
-        self.steps = 0
-        self._start_x = 0.0
 
-    def _validate_config(self) -> None:
-        cfg = self.cfg
-        if abs(self.sim.control_dt - CONTROL_DT) > 1e-9:
-            raise ValueError(
-                f"physics_substeps={cfg['physics_substeps']} gives a {self.sim.control_dt * 1e3:.1f} ms control "
-                f"period; the policy runs at {CONTROL_DT * 1e3:.0f} ms"
-            )
-        if cfg["command_mode"] not in COMMAND_MODES:
-            raise ValueError(f"command_mode must be one of {COMMAND_MODES}, got {cfg['command_mode']!r}")
-        if not cfg["episode_seconds"] > 0:
-            raise ValueError(f"episode_seconds must be positive, got {cfg['episode_seconds']}")
-        lo, hi = COMMAND_LIMITS["vx"]
-        if not lo <= cfg["forward_speed"] <= hi:
-            raise ValueError(f"forward_speed must be within [{lo}, {hi}] m/s, got {cfg['forward_speed']}")
-        for name, (clo, chi) in cfg["command_ranges"].items():
-            if name not in COMMAND_LIMITS:
-                raise ValueError(f"command_ranges has unknown command '{name}'")
-            if not COMMAND_LIMITS[name][0] <= clo <= chi <= COMMAND_LIMITS[name][1]:
-                raise ValueError(f"command_ranges['{name}'] = {(clo, chi)} is outside {COMMAND_LIMITS[name]}")
+    @property
+    def command(self) -> np.ndarray:
+        return self.task.command[0].copy()
+
+    @property
+    def phase(self) -> float:
+        return float(self.task.phase[0])
+
+    @property
+    def last_action(self) -> np.ndarray:
+        return self.task.last_action[0].copy()
+
+    @property
+    def steps(self) -> int:
+        return int(self.task.steps[0])
 
     # --- gymnasium API ---------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
-        self.sim.reset(self.np_random)
-        if "command" in options:
-            self.command = clip_command(options["command"])
-        elif self.cfg["command_mode"] == "sample":
-            ranges = self.cfg["command_ranges"]
-            self.command = np.array(
-                [self.np_random.uniform(*ranges["vx"]), self.np_random.uniform(*ranges["wz"])]
-            )
-        else:
-            self.command = np.array([self.cfg["forward_speed"], 0.0])
-        self.phase = 0.0
-        self.last_action = np.zeros(ACTION_DIM)
-        self.steps = 0
-        self._start_x = float(self.sim.data.qpos[0])
+        command = clip_command(options["command"])[None] if "command" in options else None
+        robot_seed = int(self.np_random.integers(0, 2**63 - 1))
+        self.task.reset(np.array([0]), seeds=np.array([robot_seed]), commands=command)
         return self._observation(), self._info(fell=False)
 
     def step(self, action: np.ndarray):
-        action = sanitize_action(action)
-        prev_action = self.last_action
-        self.sim.step(sanitized_action_to_target(action))
-        self.last_action = action
-        self.phase = (self.phase + CONTROL_DT / GAIT_PERIOD_S) % 1.0
-        self.steps += 1
-        fell = self.sim.fallen()
-        forward, lateral = self.sim.heading_velocity()
-        reward, terms = self._reward(action, prev_action, fell, forward, lateral)
-        truncated = self.steps >= self.max_steps and not fell
-        info = self._info(fell=fell, forward=forward)
-        info["reward_terms"] = terms
-        return self._observation(), reward, fell, truncated, info
+        out = self.task.step(np.asarray(action, dtype=np.float64).reshape(1, ACTION_DIM))
+        fell = bool(out["terminated"][0])
+        info = self._info(fell=fell, forward=float(out["forward_speed"][0]))
+        info["yaw_rate"] = float(out["yaw_rate"][0])
+        info["unstable"] = bool(out["unstable"][0])
+        info["reward_terms"] = {name: float(value[0]) for name, value in out["terms"].items()}
+        return self._observation(), float(out["reward"][0]), fell, bool(out["truncated"][0]), info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -157,18 +123,11 @@ class PiDogEnv(gym.Env):
             if renderer is not None:
                 renderer.close()
         self._renderer = self._camera_renderer = None
+        self.task.close()
 
     # --- internals -------------------------------------------------------------------------
     def _observation(self):
-        quat, gyro, _accel = self.sim.imu()
-        state = build_observation(
-            gravity_body=gravity_from_quaternion(quat),
-            gyro=gyro,
-            joint_pos=self.sim.joint_estimate(),
-            last_action=self.last_action,
-            phase=self.phase,
-            command=self.command,
-        )
+        state = self.task.observe()[0]
         if not self.use_camera:
             return state
         if self._camera_renderer is None:
@@ -176,32 +135,12 @@ class PiDogEnv(gym.Env):
         self._camera_renderer.update_scene(self.sim.data, camera="head_camera")
         return {"state": state, "image": self._camera_renderer.render().copy()}
 
-    def _reward(
-        self, action: np.ndarray, prev_action: np.ndarray, fell: bool, vx: float, vy: float
-    ) -> tuple[float, dict[str, float]]:
-        w = self.cfg["reward"]
-        wz = float(self.sim.data.qvel[5])
-        gravity = gravity_from_quaternion(self.sim.data.qpos[3:7])
-        power = float(np.sum(np.abs(self.sim.data.actuator_force * self.sim.data.qvel[self.sim.dof_idx])))
-        terms = {
-            "track_vx": w["track_vx"]
-            * float(np.exp(-((vx - self.command[0]) ** 2) / w["track_vx_sigma"] ** 2)),
-            "track_wz": w["track_wz"]
-            * float(np.exp(-((wz - self.command[1]) ** 2) / w["track_wz_sigma"] ** 2)),
-            "upright": -w["upright"] * float(gravity[0] ** 2 + gravity[1] ** 2),
-            "lateral_velocity": -w["lateral_velocity"] * vy * vy,
-            "action_rate": -w["action_rate"] * float(np.sum((action - prev_action) ** 2)),
-            "energy": -w["energy"] * power,
-            "alive": 0.0 if fell else w["alive"],
-        }
-        return float(sum(terms.values())), terms
-
     def _info(self, fell: bool, forward: float | None = None) -> dict[str, Any]:
         if forward is None:
-            forward, _lateral = self.sim.heading_velocity()
+            forward = float(self.task.sim.heading_velocity()[0, 0])
         return {
             "forward_speed": forward,
-            "distance": float(self.sim.data.qpos[0]) - self._start_x,
+            "distance": float(self.task.distance()[0]),
             "fell": bool(fell),
-            "command": self.command.copy(),
+            "command": self.command,
         }

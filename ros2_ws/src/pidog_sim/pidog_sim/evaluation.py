@@ -1,18 +1,221 @@
-"""Roll out a controller in PiDogEnv and summarise how well it walks."""
+"""Roll out a controller in PiDogEnv and measure how well it walks and follows commands.
+
+- Speed is the heading-frame forward velocity (the reward's), averaged over the episode, not
+  world-x displacement / time: a slow yaw drift must not read as a slow walk.
+- Episode ``k`` of every evaluation uses seed ``seed + k``, so two controllers evaluated with the
+  same seed meet the same robots, pushes and commands: compare them with ``paired_difference``.
+- Every mean comes with a 95 % confidence interval (Student t over episodes).
+- ``evaluate_tracking`` runs a grid of (vx, wz) commands and reports achieved velocities, errors,
+  falls and gait quality: swing-foot clearance, stance-foot slip and cost of transport.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mujoco
 import numpy as np
 
+from pidog_description.robot import LEG_NAMES
+from pidog_description.rotations import yaw_from_quaternion
 from pidog_description.spec import CONTROL_DT
 
 from .env import PiDogEnv
 
 Controller = Callable[[np.ndarray], np.ndarray]
+GRAVITY = 9.81
+
+# (vx m/s, wz rad/s): standing, forward, backward, turning in place both ways, arcs.
+TRACKING_GRID: tuple[tuple[float, float], ...] = (
+    (0.0, 0.0),
+    (0.05, 0.0),
+    (0.1, 0.0),
+    (0.2, 0.0),
+    (0.3, 0.0),
+    (-0.05, 0.0),
+    (-0.1, 0.0),
+    (-0.15, 0.0),
+    (0.0, 0.3),
+    (0.0, -0.3),
+    (0.0, 0.6),
+    (0.0, -0.6),
+    (0.0, 1.0),
+    (0.0, -1.0),
+    (0.1, 0.3),
+    (0.1, -0.3),
+    (0.2, 0.5),
+    (0.2, -0.5),
+    (0.3, 0.3),
+    (0.3, -0.3),
+    (-0.1, 0.3),
+    (-0.1, -0.3),
+)
+# Below this commanded speed a row says nothing about the cost of transport (v -> 0).
+COT_MIN_SPEED = 0.05
+# A swing shorter than this is contact chatter, not a step.
+MIN_SWING_S = 0.04
+
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def t_quantile_975(dof: int) -> float:
+    """Two-sided 95 % Student t quantile (table to 30 degrees of freedom, then ~1.96 + 2.5/dof)."""
+    if dof < 1:
+        raise ValueError(f"a confidence interval needs at least 2 samples (dof >= 1), got dof {dof}")
+    return _T975[dof - 1] if dof <= len(_T975) else 1.96 + 2.5 / dof
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, half-width of the 95 % confidence interval); the half-width is nan for one sample."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1:
+        return float(x[0]), float("nan")
+    return float(x.mean()), float(t_quantile_975(x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """``a - b`` over paired episodes (same seeds): mean, 95 % CI half-width, and whether the
+    interval excludes 0 (a measured difference)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples must have the same length, got {a.size} and {b.size}")
+    mean, ci = mean_ci(a - b)
+    return {"mean": mean, "ci95": ci, "significant": bool(np.isfinite(ci) and abs(mean) > ci)}
+
+
+# --- gait quality -------------------------------------------------------------------------------
+
+
+@dataclass
+class GaitMeter:
+    """Swing-foot clearance, stance-foot slip and mechanical power from the MuJoCo state."""
+
+    model: mujoco.MjModel
+    clearances: list[float] = field(default_factory=list)  # m, peak height per swing
+    slip_speeds: list[float] = field(default_factory=list)  # m/s, horizontal speed of stance feet
+    powers: list[float] = field(default_factory=list)  # W, sum over joints of |torque x speed|
+
+    def __post_init__(self) -> None:
+        m = self.model
+        self._feet = np.array([m.geom(f"{leg}_foot").id for leg in LEG_NAMES])
+        self._radius = m.geom_size[self._feet, 0]
+        self._floor = m.geom("floor").id
+        self._swing_peak = np.full(len(self._feet), np.nan)  # nan: the foot is on the ground
+        self._swing_steps = np.zeros(len(self._feet), dtype=np.int64)
+        self._velocity = np.zeros(6)
+
+    def start(self) -> None:
+        """New window (after settling): swings that began before it are not counted."""
+        self._swing_peak[:] = np.nan
+        self._swing_steps[:] = 0
+
+    def update(self, data: mujoco.MjData, joint_torques: np.ndarray, joint_velocities: np.ndarray) -> None:
+        geoms = np.asarray(data.contact.geom[: data.ncon]).reshape(-1, 2)
+        on_floor = geoms[(geoms == self._floor).any(axis=1)].ravel()
+        contact = np.isin(self._feet, on_floor)
+        heights = data.geom_xpos[self._feet, 2] - self._radius
+        for i, geom in enumerate(self._feet):
+            if contact[i]:
+                if np.isfinite(self._swing_peak[i]) and self._swing_steps[i] * CONTROL_DT >= MIN_SWING_S:
+                    self.clearances.append(float(self._swing_peak[i]))
+                self._swing_peak[i] = np.nan
+                self._swing_steps[i] = 0
+                mujoco.mj_objectVelocity(
+                    self.model, data, mujoco.mjtObj.mjOBJ_GEOM, int(geom), self._velocity, 0
+                )
+                self.slip_speeds.append(float(np.hypot(self._velocity[3], self._velocity[4])))
+            else:
+                self._swing_peak[i] = max(np.nan_to_num(self._swing_peak[i], nan=0.0), float(heights[i]))
+                self._swing_steps[i] += 1
+        self.powers.append(float(np.sum(np.abs(joint_torques * joint_velocities))))
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "median_clearance_mm": float(np.median(self.clearances) * 1000)
+            if self.clearances
+            else float("nan"),
+            "mean_stance_slip_mps": float(np.mean(self.slip_speeds)) if self.slip_speeds else float("nan"),
+            "mean_power_w": float(np.mean(self.powers)) if self.powers else float("nan"),
+            "swings": len(self.clearances),
+        }
+
+
+# --- one episode ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Episode:
+    steps: int
+    fell: bool
+    total_return: float
+    distance: float
+    forward_speed: float  # heading-frame, mean over the scored window
+    yaw_rate: float  # heading change / time over the scored window
+    scored_steps: int
+
+
+def run_episode(
+    env: PiDogEnv,
+    controller: Controller,
+    seed: int,
+    command: tuple[float, float] | None = None,
+    settle_seconds: float = 0.0,
+    gait: GaitMeter | None = None,
+    frames: list[np.ndarray] | None = None,
+) -> Episode:
+    """One episode; the first ``settle_seconds`` are run but not scored."""
+    options = None if command is None else {"command": [float(command[0]), float(command[1])]}
+    obs, info = env.reset(seed=seed, options=options)
+    if hasattr(controller, "reset"):
+        controller.reset()
+    if gait is not None:
+        gait.start()
+    settle_steps = int(round(settle_seconds / CONTROL_DT))
+    total, steps, done, fell = 0.0, 0, False, False
+    forward: list[float] = []
+    yaws: list[float] = []
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(controller(obs))
+        total += reward
+        steps += 1
+        done = terminated or truncated
+        fell = fell or bool(info["fell"])
+        if steps > settle_steps:
+            forward.append(float(info["forward_speed"]))
+            yaws.append(yaw_from_quaternion(env.sim.base_quaternion()))
+            if gait is not None and not done:
+                gait.update(env.sim.data, env.sim.joint_torques(), env.sim.joint_velocities())
+        if frames is not None and steps % 2 == 0:  # 25 fps is plenty
+            frames.append(env.render())
+    heading = np.unwrap(yaws)
+    return Episode(
+        steps=steps,
+        fell=fell,
+        total_return=total,
+        distance=float(info["distance"]),
+        forward_speed=float(np.mean(forward)) if forward else float("nan"),
+        yaw_rate=float((heading[-1] - heading[0]) / (CONTROL_DT * (len(heading) - 1)))
+        if len(heading) > 1
+        else float("nan"),
+        scored_steps=len(forward),
+    )
+
+
+def _check_budget(episodes: int, seconds: float) -> None:
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    if seconds <= 0:
+        raise ValueError(f"seconds must be positive, got {seconds}")
+
+
+# --- walking at the configured command ---------------------------------------------------------
 
 
 def evaluate(
@@ -24,59 +227,61 @@ def evaluate(
     video_path: str | Path | None = None,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
+    command: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """Run ``episodes`` episodes of ``seconds`` each; the first one is filmed if ``video_path``."""
-    if episodes <= 0:
-        raise ValueError(f"episodes must be positive, got {episodes}")
-    if seconds <= 0:
-        raise ValueError(f"seconds must be positive, got {seconds}")
+    """Run ``episodes`` episodes of ``seconds`` each (seeds ``seed + k``: paired across
+    controllers); the first one is filmed if ``video_path``. ``command`` (vx, wz) holds for
+    every episode; by default the env's command mode decides."""
+    _check_budget(episodes, seconds)
     kwargs = dict(env_kwargs or {})
     kwargs.update(randomize=randomize, episode_seconds=seconds)
     if video_path is not None:
         kwargs["render_mode"] = "rgb_array"
     env = PiDogEnv(**kwargs)
-    speeds, distances, returns, durations, falls = [], [], [], [], 0
     frames: list[np.ndarray] = []
-    iterator = range(episodes)
+    iterator: Any = range(episodes)
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc="evaluating", unit="episode")
     try:
-        for ep in iterator:
-            obs, info = env.reset(seed=seed + ep)
-            if hasattr(controller, "reset"):
-                controller.reset()
-            total, steps, done = 0.0, 0, False
-            while not done:
-                obs, reward, terminated, truncated, info = env.step(controller(obs))
-                total += reward
-                steps += 1
-                done = terminated or truncated
-                if video_path is not None and ep == 0 and steps % 2 == 0:  # 25 fps is plenty
-                    frames.append(env.render())
-            duration = steps * CONTROL_DT
-            falls += int(info["fell"])
-            distances.append(info["distance"])
-            speeds.append(info["distance"] / duration)
-            returns.append(total)
-            durations.append(duration)
+        runs = [
+            run_episode(
+                env,
+                controller,
+                seed + k,
+                command,
+                frames=frames if video_path is not None and k == 0 else None,
+            )
+            for k in iterator
+        ]
     finally:
         env.close()
     if video_path is not None:
         write_video(video_path, frames, fps=int(round(0.5 / CONTROL_DT)))
+    speeds = [r.forward_speed for r in runs]
+    returns = [r.total_return for r in runs]
+    speed, speed_ci = mean_ci(speeds)
+    mean_return, return_ci = mean_ci(returns)
     return {
         "episodes": episodes,
         "seconds": seconds,
         "randomize": randomize,
         "seed": seed,
-        "mean_forward_speed_mps": float(np.mean(speeds)),
+        "speed_measure": "heading-frame forward velocity, mean over each episode",
+        "mean_forward_speed_mps": speed,
+        "ci95_forward_speed_mps": speed_ci,
         "std_forward_speed_mps": float(np.std(speeds)),
-        "falls": falls,
-        "mean_return": float(np.mean(returns)),
-        "mean_distance_m": float(np.mean(distances)),
-        "mean_episode_seconds": float(np.mean(durations)),
+        "falls": sum(r.fell for r in runs),
+        "mean_return": mean_return,
+        "ci95_return": return_ci,
+        "mean_distance_m": float(np.mean([r.distance for r in runs])),
+        "mean_episode_seconds": float(np.mean([r.steps * CONTROL_DT for r in runs])),
+        "mean_yaw_rate_radps": float(np.mean([r.yaw_rate for r in runs])),
         "per_episode_speed_mps": [float(s) for s in speeds],
+        "per_episode_return": [float(r) for r in returns],
+        "per_episode_fell": [bool(r.fell) for r in runs],
+        **({} if command is None else {"command": {"vx": float(command[0]), "wz": float(command[1])}}),
     }
 
 
@@ -94,57 +299,127 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int) -> Path:
     return path
 
 
+# --- following a grid of commands ---------------------------------------------------------------
+
+
 def evaluate_tracking(
     controller: Controller,
-    commands: list[tuple[float, float]],
+    commands: Sequence[tuple[float, float]] | None = None,
     seconds: float = 8.0,
     randomize: bool = True,
     seed: int = 0,
     settle_seconds: float = 2.0,
+    episodes_per_command: int = 1,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """How closely a controller follows velocity commands (vx m/s, wz rad/s).
+    """How closely a controller follows velocity commands (vx m/s, wz rad/s), and how it walks.
 
-    Each command gets one episode; the first ``settle_seconds`` (acceleration) are not scored.
-    Returns per-command achieved velocities and the mean absolute tracking errors.
+    Each command (default ``TRACKING_GRID``) gets ``episodes_per_command`` episodes with seeds
+    ``seed + i * episodes_per_command + k`` (paired across controllers); the first
+    ``settle_seconds`` of each are not scored. Per command: achieved heading-frame vx and yaw
+    rate (means and 95 % CIs over the non-fallen episodes), falls. Overall: mean |vx error| and
+    |wz error| over non-fallen episodes, falls, median swing-foot clearance (mm), mean
+    stance-foot slip (m/s), and cost of transport (mean mechanical power / (m g |vx|) over the
+    rows commanded at least COT_MIN_SPEED).
     """
+    commands = list(TRACKING_GRID if commands is None else commands)
+    if not commands:
+        raise ValueError("evaluate_tracking needs at least one command")
+    _check_budget(episodes_per_command, seconds)
     if seconds <= settle_seconds:
         raise ValueError(f"seconds ({seconds}) must exceed settle_seconds ({settle_seconds})")
-    env = PiDogEnv(randomize=randomize, episode_seconds=seconds)
-    rows = []
+    kwargs = {**(env_kwargs or {}), "randomize": randomize, "episode_seconds": seconds}
+    kwargs["command_mode"] = "fixed"  # the commanded value holds for the whole episode
+    env = PiDogEnv(**kwargs)
+    gait = GaitMeter(env.sim.model)
+    rows, vx_errors, wz_errors = [], [], []
+    cot_power, cot_weight_speed = 0.0, 0.0
+    iterator: Any = enumerate(commands)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, total=len(commands), desc="tracking", unit="command")
     try:
-        for i, (vx_cmd, wz_cmd) in enumerate(commands):
-            obs, _ = env.reset(seed=seed + i, options={"command": [vx_cmd, wz_cmd]})
-            if hasattr(controller, "reset"):
-                controller.reset()
-            vxs, wzs, fell, steps = [], [], False, 0
-            done = False
-            while not done:
-                obs, _, terminated, truncated, info = env.step(controller(obs))
-                steps += 1
-                if steps * CONTROL_DT > settle_seconds:
-                    vxs.append(info["forward_speed"])
-                    wzs.append(float(env.sim.data.qvel[5]))
-                fell = fell or info["fell"]
-                done = terminated or truncated
+        for i, (vx_cmd, wz_cmd) in iterator:
+            runs = []
+            for k in range(episodes_per_command):
+                powers_before = len(gait.powers)
+                run = run_episode(
+                    env,
+                    controller,
+                    seed + i * episodes_per_command + k,
+                    (vx_cmd, wz_cmd),
+                    settle_seconds,
+                    gait,
+                )
+                runs.append(run)
+                if not run.fell:
+                    vx_errors.append(abs(run.forward_speed - vx_cmd))
+                    wz_errors.append(abs(run.yaw_rate - wz_cmd))
+                    if abs(vx_cmd) >= COT_MIN_SPEED and len(gait.powers) > powers_before:
+                        mass = float(np.sum(env.sim.model.body_mass))  # this episode's randomised mass
+                        cot_power += float(np.mean(gait.powers[powers_before:]))
+                        cot_weight_speed += mass * GRAVITY * abs(run.forward_speed)
+            standing = [r for r in runs if not r.fell]
+            vx, vx_ci = mean_ci([r.forward_speed for r in standing])
+            wz, wz_ci = mean_ci([r.yaw_rate for r in standing])
             rows.append(
                 {
-                    "command_vx": vx_cmd,
-                    "command_wz": wz_cmd,
-                    "vx": float(np.mean(vxs)) if vxs else float("nan"),
-                    "wz": float(np.mean(wzs)) if wzs else float("nan"),
-                    "fell": bool(fell),
+                    "command_vx": float(vx_cmd),
+                    "command_wz": float(wz_cmd),
+                    "vx": vx,
+                    "wz": wz,
+                    "ci95_vx": vx_ci,
+                    "ci95_wz": wz_ci,
+                    "falls": len(runs) - len(standing),
+                    "episodes": len(runs),
+                    "fell": len(standing) < len(runs),
                 }
             )
     finally:
         env.close()
-    scored = [r for r in rows if not r["fell"]]
+    vx_err, vx_ci = mean_ci(vx_errors)
+    wz_err, wz_ci = mean_ci(wz_errors)
+    quality = gait.summary()
     return {
         "commands": rows,
-        "falls": sum(r["fell"] for r in rows),
-        "mean_abs_vx_error": float(np.mean([abs(r["vx"] - r["command_vx"]) for r in scored]))
-        if scored
-        else float("nan"),
-        "mean_abs_wz_error": float(np.mean([abs(r["wz"] - r["command_wz"]) for r in scored]))
-        if scored
-        else float("nan"),
+        "episodes": len(commands) * episodes_per_command,
+        "falls": sum(r["falls"] for r in rows),
+        "mean_abs_vx_error": vx_err,
+        "ci95_abs_vx_error": vx_ci,
+        "mean_abs_wz_error": wz_err,
+        "ci95_abs_wz_error": wz_ci,
+        "median_clearance_mm": quality["median_clearance_mm"],
+        "mean_stance_slip_mps": quality["mean_stance_slip_mps"],
+        "cost_of_transport": cot_power / cot_weight_speed if cot_weight_speed > 0 else float("nan"),
+        "seconds": seconds,
+        "settle_seconds": settle_seconds,
+        "randomize": randomize,
+        "seed": seed,
     }
+
+
+def tracking_table(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown: one summary row per controller, then achieved (vx, wz) per command."""
+    lines = [
+        "| controller | mean abs vx error (m/s) | mean abs wz error (rad/s) | falls | median swing clearance (mm) "
+        "| mean stance slip (m/s) | cost of transport |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['mean_abs_vx_error']:.3f} | {r['mean_abs_wz_error']:.3f} | {r['falls']}/{r['episodes']} "
+            f"| {r['median_clearance_mm']:.1f} | {r['mean_stance_slip_mps']:.3f} | {r['cost_of_transport']:.2f} |"
+        )
+    names = list(results)
+    lines += ["", "| command (vx m/s, wz rad/s) | " + " | ".join(f"{n}: vx, wz" for n in names) + " |"]
+    lines.append("|---|" + "---|" * len(names))
+    first = results[names[0]]["commands"]
+    for i, row in enumerate(first):
+        cells = []
+        for name in names:
+            r = results[name]["commands"][i]
+            cells.append(f"{r['vx']:+.3f}, {r['wz']:+.2f}" + (f" ({r['falls']} fell)" if r["falls"] else ""))
+        lines.append(f"| {row['command_vx']:+.2f}, {row['command_wz']:+.1f} | " + " | ".join(cells) + " |")
+    return lines

@@ -10,21 +10,62 @@ from __future__ import annotations
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
+from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from pidog_description import STAND_POSE
+from pidog_description.limits import clip_joint_targets
 from pidog_description.messages import MessageError, imu_msg, joint_command_from_msg, joint_state_msg
-from pidog_description.node_runner import LATCHED_QOS, refuse_start, spin_node
-from pidog_description.robot import BASE_FRAME_ID
+from pidog_description.node_runner import refuse_start, spin_node
+from pidog_description.topics import (
+    BASE_FRAME_ID,
+    CLOCK_TOPIC,
+    ESTOP_TOPIC,
+    GROUND_TRUTH_JOINT_STATES_TOPIC,
+    GROUND_TRUTH_ODOM_TOPIC,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+    LATCHED_QOS,
+    SIM_RESET_SERVICE,
+    STREAM_QOS,
+    WORLD_FRAME_ID,
+)
 
 from .sim import PiDogSim
 
 ESTOP_BEHAVIORS = ("hold", "limp")
+
+
+def ground_truth_odometry(sim: PiDogSim, stamp: TimeMsg) -> Odometry:
+    """The sim's privileged base pose and twist as /sim/ground_truth/odom (sim_node and the
+    register-level twin, pidog_hw.emulation.twin, publish the same message)."""
+    odom = Odometry()
+    odom.header.stamp = stamp
+    odom.header.frame_id = WORLD_FRAME_ID
+    odom.child_frame_id = BASE_FRAME_ID
+    x, y, z = sim.base_position()
+    w, qx, qy, qz = sim.base_quaternion()
+    pose = odom.pose.pose
+    pose.position.x, pose.position.y, pose.position.z = float(x), float(y), float(z)
+    pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (
+        float(w),
+        float(qx),
+        float(qy),
+        float(qz),
+    )
+    vx, vy, vz = sim.base_linear_velocity_world()
+    wx, wy, wz = sim.base_angular_velocity_body()
+    twist = odom.twist.twist
+    twist.linear.x, twist.linear.y, twist.linear.z = float(vx), float(vy), float(vz)
+    twist.angular.x, twist.angular.y, twist.angular.z = float(wx), float(wy), float(wz)
+    return odom
 
 
 class SimNode(Node):
@@ -57,14 +98,14 @@ class SimNode(Node):
         self.estopped = False
         self._reset_sim()
 
-        self.joint_pub = self.create_publisher(JointState, "/joint_states", 10)
-        self.imu_pub = self.create_publisher(Imu, "/imu/data", 10)
-        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
-        self.odom_pub = self.create_publisher(Odometry, "/sim/ground_truth/odom", 10)
-        self.truth_joint_pub = self.create_publisher(JointState, "/sim/ground_truth/joint_states", 10)
-        self.create_subscription(JointState, "/joint_commands", self._on_command, 10)
-        self.create_subscription(Bool, "/estop", self._on_estop, LATCHED_QOS)
-        self.create_service(Trigger, "/sim/reset", self._on_reset)
+        self.joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, STREAM_QOS)
+        self.imu_pub = self.create_publisher(Imu, IMU_TOPIC, STREAM_QOS)
+        self.clock_pub = self.create_publisher(Clock, CLOCK_TOPIC, STREAM_QOS)
+        self.odom_pub = self.create_publisher(Odometry, GROUND_TRUTH_ODOM_TOPIC, STREAM_QOS)
+        self.truth_joint_pub = self.create_publisher(JointState, GROUND_TRUTH_JOINT_STATES_TOPIC, STREAM_QOS)
+        self.create_subscription(JointState, JOINT_COMMANDS_TOPIC, self._on_command, STREAM_QOS)
+        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, LATCHED_QOS)
+        self.create_service(Trigger, SIM_RESET_SERVICE, self._on_reset)
         self.create_timer(self.sim.control_dt / rtf, self._tick)
         self.get_logger().info(
             f"simulating PiDog at {rate:g} Hz x{rtf:g} real time, randomize={bool(p['randomize'])}, seed={self.seed}"
@@ -91,7 +132,8 @@ class SimNode(Node):
     # --- callbacks -------------------------------------------------------------------------
     def _on_command(self, msg: JointState) -> None:
         try:
-            target = joint_command_from_msg(msg)
+            # Clipped exactly as hw_node clips (geometric joint limits, legs never touching).
+            target, _ = clip_joint_targets(joint_command_from_msg(msg))
         except MessageError as exc:
             self.get_logger().warning(
                 f"rejected /joint_commands: {exc}; holding last valid targets", throttle_duration_sec=2.0
@@ -128,12 +170,13 @@ class SimNode(Node):
 
     def _tick(self) -> None:
         self.sim.step(self.target)
-        stamp = self.get_clock().now().to_msg()
         if self.publish_clock:
-            clock = Clock()
-            t = self.sim.data.time
-            clock.clock.sec, clock.clock.nanosec = int(t), int(round((t % 1.0) * 1e9)) % 1_000_000_000
-            self.clock_pub.publish(clock)
+            # Everything this tick publishes carries the /clock value it publishes, so a
+            # use_sim_time consumer sees sensor stamps on the same time line as its own clock.
+            stamp = Time(nanoseconds=round(self.sim.data.time * 1e9)).to_msg()
+            self.clock_pub.publish(Clock(clock=stamp))
+        else:
+            stamp = self.get_clock().now().to_msg()
         quat, gyro, accel = self.sim.imu()
         self.joint_pub.publish(joint_state_msg(stamp, self.sim.joint_estimate()))
         self.imu_pub.publish(imu_msg(stamp, quat, gyro, accel))
@@ -142,29 +185,7 @@ class SimNode(Node):
                 stamp, self.sim.joint_positions(), self.sim.joint_velocities(), self.sim.joint_torques()
             )
         )
-        self.odom_pub.publish(self._odometry(stamp))
-
-    def _odometry(self, stamp) -> Odometry:
-        odom = Odometry()
-        odom.header.stamp = stamp
-        odom.header.frame_id = "world"
-        odom.child_frame_id = BASE_FRAME_ID
-        x, y, z = self.sim.base_position()
-        w, qx, qy, qz = self.sim.base_quaternion()
-        pose = odom.pose.pose
-        pose.position.x, pose.position.y, pose.position.z = float(x), float(y), float(z)
-        pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (
-            float(w),
-            float(qx),
-            float(qy),
-            float(qz),
-        )
-        vx, vy, vz = self.sim.base_linear_velocity_world()
-        wx, wy, wz = self.sim.base_angular_velocity_body()
-        twist = odom.twist.twist
-        twist.linear.x, twist.linear.y, twist.linear.z = float(vx), float(vy), float(vz)
-        twist.angular.x, twist.angular.y, twist.angular.z = float(wx), float(wy), float(wz)
-        return odom
+        self.odom_pub.publish(ground_truth_odometry(self.sim, stamp))
 
 
 def main(args: list[str] | None = None) -> None:

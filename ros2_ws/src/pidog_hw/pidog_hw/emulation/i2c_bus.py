@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .control import EmulatorControl
+
 BLOCK_MAX = 32  # smbus2.I2C_SMBUS_BLOCK_MAX
 
 
@@ -51,8 +53,14 @@ def _check_byte(name: str, value: int) -> int:
 class EmulatedI2CBus:
     """Emulated I2C bus with smbus2's method signatures (the subset our drivers use, and more)."""
 
-    def __init__(self, log_path: str | os.PathLike[str] | None = None, keep: int = 20000) -> None:
+    def __init__(
+        self,
+        log_path: str | os.PathLike[str] | None = None,
+        keep: int = 20000,
+        control_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.devices: dict[int, I2CTarget] = {}
+        self._control = EmulatorControl(control_path) if control_path else None
         self.transactions: deque[dict[str, Any]] = deque(maxlen=keep)
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -110,8 +118,13 @@ class EmulatedI2CBus:
             entry: dict[str, Any] = {"t": round(time.monotonic(), 6), "addr": address, "op": op}
             if register is not None:
                 entry["reg"] = register
+            if self._control is not None:
+                self._control.poll(self.devices)
             fault = self._take_fault(address, op, register)
             device = self.devices.get(address)
+            # A device that is booting (RobotHatMcu.reset) does not ACK its address.
+            if device is not None and not getattr(device, "answers", lambda: True)():
+                device = None
             if fault is not None or device is None:
                 code = fault.errno if fault is not None else errno.EREMOTEIO
                 entry.update(data=list(data), nack=True, injected=fault is not None)

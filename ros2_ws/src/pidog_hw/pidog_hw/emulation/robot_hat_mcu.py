@@ -5,26 +5,61 @@ our driver: writes are ``[register, high byte, low byte]``; channel pulse regist
 prescaler 0x40..0x43 and period 0x44..0x47 (timer = channel // 4), STM32-style "value - 1"
 prescaler/period, 72 MHz clock. It reports what the pins would output (pulse width in us,
 frame rate in Hz), and records a violation for anything the MCU would misread: a wrong length,
-an unknown register, a read (our driver never reads the MCU), or a channel written before its
-timer was configured.
+an unknown register, a read that no ADC conversion was asked for, or a channel written before
+its timer was configured.
+
+ADC (robot-hat ``adc.py``): writing ``[0x10 | (7 - channel), 0, 0]`` selects channel A0..A7 and
+the next reads return its 12-bit value (0..4095 over 0..3.3 V), MSB first (the SDK reads the two
+bytes as two one-byte reads). ``battery_v`` is the pack voltage, seen on A4 through the HAT's 3x
+divider (robot-hat ``utils.get_battery_voltage``).
+
+``reset(boot_s)`` models an MCU reset (a brownout when stalled servos pull the pack down): every
+register returns to its power-on value (timers unconfigured, no pulses) and the MCU does not
+answer on the bus (NACK) for ``boot_s`` while it boots.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 CLOCK_HZ = 72_000_000
 CHANNEL_BASE, PRESCALER_BASE, PERIOD_BASE = 0x20, 0x40, 0x44
+ADC_BASE, N_ADC = 0x10, 8
+ADC_FULL_SCALE_V, ADC_MAX = 3.3, 4095
+BATTERY_CHANNEL, BATTERY_DIVIDER = 4, 3.0
 N_CHANNELS, N_TIMERS = 16, 4
 
 
 class RobotHatMcu:
-    def __init__(self) -> None:
+    def __init__(self, battery_v: float = 7.8) -> None:
+        self.battery_v = battery_v
+        self.adc_inputs_v = [0.0] * N_ADC  # A0..A7 other than the battery input
+        self.violations: list[str] = []
+        self.writes = 0
+        self.resets = 0
+        self.booting_until = 0.0
+        self._power_on()
+
+    def _power_on(self) -> None:
         self.channel_value = [0] * N_CHANNELS
         self.prescaler: list[int | None] = [None] * N_TIMERS
         self.period: list[int | None] = [None] * N_TIMERS
-        self.violations: list[str] = []
-        self.writes = 0
+        self._adc_out = b""
+
+    def reset(self, boot_s: float = 0.05) -> None:
+        """Registers back to power-on values; no answer on the bus for ``boot_s``."""
+        self._power_on()
+        self.resets += 1
+        self.booting_until = time.monotonic() + boot_s
+
+    def answers(self) -> bool:
+        """False while the MCU boots after a reset (the bus NACKs it)."""
+        return time.monotonic() >= self.booting_until
+
+    def adc_value(self, channel: int) -> int:
+        volts = self.battery_v / BATTERY_DIVIDER if channel == BATTERY_CHANNEL else self.adc_inputs_v[channel]
+        return max(0, min(ADC_MAX, round(volts / ADC_FULL_SCALE_V * ADC_MAX)))
 
     def i2c_write(self, data: bytes) -> dict[str, Any] | None:
         if len(data) != 3:
@@ -41,6 +76,11 @@ class RobotHatMcu:
                 self.violations.append(f"channel {channel} written before timer {timer} was configured")
             self.channel_value[channel] = value
             return {"channel": channel, "value": value, "pulse_us": self.pulse_us(channel)}
+        if ADC_BASE <= register < ADC_BASE + N_ADC:
+            channel = 7 - (register - ADC_BASE)
+            value = self.adc_value(channel)
+            self._adc_out = bytes([value >> 8, value & 0xFF])
+            return {"adc_channel": channel, "adc_value": value}
         if PRESCALER_BASE <= register < PRESCALER_BASE + N_TIMERS:
             self.prescaler[register - PRESCALER_BASE] = value
             return {"timer": register - PRESCALER_BASE, "prescaler": value}
@@ -51,8 +91,14 @@ class RobotHatMcu:
         return {"violation": self.violations[-1]}
 
     def i2c_read(self, length: int) -> bytes:
-        self.violations.append(f"read of {length} bytes: the servo driver has no reason to read the MCU")
-        return bytes(length)
+        if length > len(self._adc_out):
+            self.violations.append(
+                f"read of {length} bytes with {len(self._adc_out)} ADC bytes pending: "
+                "the MCU only answers reads after an ADC channel is selected"
+            )
+            return bytes(length)
+        out, self._adc_out = self._adc_out[:length], self._adc_out[length:]
+        return out
 
     def tick_us(self, timer: int) -> float | None:
         psc = self.prescaler[timer]

@@ -1,4 +1,4 @@
-"""The policy node's safety layer: what may reach ``/joint_commands`` and when (numpy only).
+"""The policy node's safety layer: what may reach ``/joint_commands`` and when (no ROS node in here).
 
 One state per control tick, in priority order:
 
@@ -26,6 +26,7 @@ import numpy as np
 from pidog_description.kinematics import STAND_POSE
 from pidog_description.servo import ServoModel
 from pidog_description.spec import CONTROL_DT, roll_pitch_from_gravity
+from pidog_description.topics import ESTOP_TOPIC, IMU_TOPIC, JOINT_STATES_TOPIC
 
 
 class SafetyState(StrEnum):
@@ -92,9 +93,9 @@ class SensorTimes:
         """Names of the sensors older than ``timeout`` (empty when all are fresh)."""
         out = []
         if self.joints is not None and now - self.joints > timeout:
-            out.append(f"/joint_states ({now - self.joints:.2f} s old)")
+            out.append(f"{JOINT_STATES_TOPIC} ({now - self.joints:.2f} s old)")
         if self.imu is not None and now - self.imu > timeout:
-            out.append(f"/imu/data ({now - self.imu:.2f} s old)")
+            out.append(f"{IMU_TOPIC} ({now - self.imu:.2f} s old)")
         return out
 
     def ever_received(self) -> bool:
@@ -126,9 +127,11 @@ class SafetyLayer:
         """Advance one control tick and return the state for it."""
         self._ticks_in_state += 1
         if estop:
-            return self._enter(SafetyState.ESTOP, "/estop is true")
+            return self._enter(SafetyState.ESTOP, f"{ESTOP_TOPIC} is true")
         if not times.ever_received() or joint_pos is None or gravity is None:
-            missing = [n for n, t in (("/joint_states", times.joints), ("/imu/data", times.imu)) if t is None]
+            missing = [
+                n for n, t in ((JOINT_STATES_TOPIC, times.joints), (IMU_TOPIC, times.imu)) if t is None
+            ]
             return self._enter(SafetyState.WAITING, f"no valid {' and '.join(missing)} yet")
         stale = times.stale(now, self.config.sensor_timeout_s)
         if stale:

@@ -2,12 +2,15 @@
 
 Keys (arrow keys work too):   w / up  faster      s / down  slower
                               a / left  turn left  d / right turn right
-                              space / x stop       q / Ctrl-C quit
+                              space / x stop       e  E-STOP (latched)
+                              q / Ctrl-C quit      k  keep going (hold it)
 
 Each key changes the command by one step (``linear_step`` m/s, ``angular_step`` rad/s), clipped
-to ``spec.COMMAND_LIMITS``. The command is re-published at ``rate_hz`` so the teleop gait node,
-which stops after 0.5 s without ``/cmd_vel``, keeps walking while no key is pressed. Quitting
-publishes a zero command first.
+to ``spec.COMMAND_LIMITS``. The command is re-published at ``rate_hz`` and falls back to zero
+``hold_s`` (1 s) after the last key: a dropped SSH session or a walked-away operator stops the
+robot. Any key restarts that second; ``k`` changes nothing else, so holding it (auto-repeat)
+keeps the robot going at the current command. ``e`` publishes ``/estop`` true (latched; the
+robot stays stopped until ``/hw_node/reset``). Quitting publishes a zero command first.
 
 On a terminal the keys act at once (raw mode). When stdin is not a terminal (a pipe, a test)
 the same bytes are read from it, and end of input quits like ``q``.
@@ -28,11 +31,11 @@ import rclpy
 from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from std_msgs.msg import Bool
 
 from pidog_description.node_runner import refuse_start
 from pidog_description.spec import clip_command
-
-from .teleop_gait_node import CMD_VEL_TOPIC
+from pidog_description.topics import CMD_VEL_TOPIC, ESTOP_TOPIC, LATCHED_QOS, STREAM_QOS
 
 HELP = __doc__.split("\n\n")[1]
 
@@ -50,6 +53,7 @@ KEY_STEPS: dict[str, tuple[int, int] | None] = {
     "x": None,
 }
 QUIT_KEYS = frozenset({"q", "\x03"})  # q, Ctrl-C in raw mode
+ESTOP_KEYS = frozenset({"e"})
 
 
 def split_keys(data: str) -> list[str]:
@@ -103,11 +107,15 @@ class KeyboardTeleop(Node):
         self.declare_parameter("linear_step", 0.05, number)
         self.declare_parameter("angular_step", 0.25, number)
         self.declare_parameter("rate_hz", 10.0, number)
+        self.declare_parameter("hold_s", 1.0, number)
         steps = [self._positive("linear_step"), self._positive("angular_step")]
         self.steps = np.array(steps)
         self.period_s = 1.0 / self._positive("rate_hz")
+        self.hold_s = self._positive("hold_s")
         self.command = np.zeros(2)
-        self.publisher = self.create_publisher(Twist, CMD_VEL_TOPIC, 10)
+        self.last_key = time.monotonic()
+        self.publisher = self.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
+        self.estop_publisher = self.create_publisher(Bool, ESTOP_TOPIC, LATCHED_QOS)
         self.create_timer(self.period_s, self.publish)
 
     def _positive(self, name: str) -> float:
@@ -117,12 +125,25 @@ class KeyboardTeleop(Node):
         return float(value)
 
     def publish(self) -> None:
+        if self.command.any() and time.monotonic() - self.last_key > self.hold_s:
+            # Nobody is pressing anything (or the terminal is gone): stop, do not walk on.
+            self.command = np.zeros(2)
+            print(f"\rno key for {self.hold_s:g} s: stop", end="\r\n", file=sys.stderr, flush=True)
         self.publisher.publish(twist_from_command(self.command))
 
     def press(self, key: str) -> bool:
         """Apply one key; False when it asks to quit."""
         if key in QUIT_KEYS:
             return False
+        self.last_key = time.monotonic()
+        if key in ESTOP_KEYS:
+            self.command = np.zeros(2)
+            self.estop_publisher.publish(Bool(data=True))
+            self.publish()
+            print(
+                "\rE-STOP sent (latched): reset with /hw_node/reset", end="\r\n", file=sys.stderr, flush=True
+            )
+            return True
         new = apply_key(self.command, key, self.steps)
         if not np.array_equal(new, self.command):
             self.command = new

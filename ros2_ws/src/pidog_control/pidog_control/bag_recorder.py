@@ -1,6 +1,6 @@
 """bag_recorder: record topics into a real rosbag2 (MCAP or sqlite3), for machines without ros2bag.
 
-``python -m pidog_learning.bag_recorder --ros-args -p output:=my_bag -p storage:=mcap``
+``python -m pidog_control.bag_recorder --ros-args -p output:=my_bag -p storage:=mcap``
 
 Like ``ros2 bag record``: each topic is subscribed once a publisher shows up, with the
 publisher's reliability and durability, and its raw CDR bytes are written unchanged (raw
@@ -27,8 +27,9 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from pidog_description.node_runner import refuse_start, spin_node
+from pidog_description.topics import TELEOP_RECORDED_TOPICS
 
-from .bag_import import RECORDED_TOPICS, TYPESTORE
+from .bag_format import TYPESTORE
 
 STORAGES: dict[str, StoragePlugin] = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 DISCOVERY_PERIOD_S = 0.2
@@ -92,7 +93,7 @@ class BagRecorder(Node):
     def __init__(self) -> None:
         super().__init__("bag_recorder")
         self.declare_parameter("output", "")
-        self.declare_parameter("topics", list(RECORDED_TOPICS))
+        self.declare_parameter("topics", list(TELEOP_RECORDED_TOPICS))
         self.declare_parameter("storage", "mcap")
         output = self.get_parameter("output").value or default_output()
         topics = list(self.get_parameter("topics").value or [])

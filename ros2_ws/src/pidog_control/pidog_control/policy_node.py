@@ -1,11 +1,12 @@
 """policy_node: run ``policy.onnx`` at 50 Hz behind the safety layer (DESIGN.md §2, §4).
 
-    python -m pidog_learning.policy_node --ros-args -p policy_path:=/path/policy.onnx
+    python -m pidog_control.policy_node --ros-args -p policy_path:=/path/policy.onnx
 
 Subscribes /joint_states, /imu/data, /cmd_vel, /estop (latched) and, with
 ``follow_learning:=true``, /learning/policy (latched: absolute path of each newly exported
 policy, hot-reloaded). Publishes /joint_commands, its safety state on ~/state (latched String)
-and loop statistics on /diagnostics. Deploy path: imports numpy, onnxruntime and rclpy only.
+and loop statistics on /diagnostics. Robot side: imports numpy, onnxruntime and rclpy only.
+A NaN /cmd_vel means stop; no /cmd_vel for cmd_timeout_s means stand (command 0, 0).
 """
 
 from __future__ import annotations
@@ -25,13 +26,25 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
 from pidog_description.messages import MessageError, imu_from_msg, joint_positions_from_msg, joint_state_msg
-from pidog_description.node_runner import LATCHED_QOS, refuse_start, spin_node
+from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.spec import CMD_TIMEOUT_S, COMMAND_LIMITS, CONTROL_HZ, action_to_target
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    ESTOP_TOPIC,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+    LATCHED_QOS,
+    LEARNING_POLICY_TOPIC,
+    NODE_STATE_TOPIC,
+    SENSOR_QOS,
+    STREAM_QOS,
+)
 
 from .policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError
 from .safety import SafetyConfig, SafetyConfigError, SafetyLayer, SafetyState, SensorTimes
@@ -60,7 +73,8 @@ class PolicyNodeParams:
 
 NUMBER_DEFAULTS: dict[str, float] = {
     "rate_hz": CONTROL_HZ,
-    "default_vx": 0.2,
+    # Nothing moves without an operator: 0 until a /cmd_vel (or an explicit default_vx) says so.
+    "default_vx": 0.0,
     "soft_start_s": 1.0,
     "sensor_timeout_s": 0.25,
     "max_tilt_rad": 0.8,
@@ -191,16 +205,16 @@ class PolicyNode(Node):
                 f"rate_hz={self.params.rate_hz:g} but policies are trained at {CONTROL_HZ:g} Hz: expect a different gait"
             )
 
-        self.cmd_pub = self.create_publisher(JointState, "/joint_commands", 10)
-        self.state_pub = self.create_publisher(String, "~/state", LATCHED_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.cmd_pub = self.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
+        self.state_pub = self.create_publisher(String, NODE_STATE_TOPIC, LATCHED_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, STREAM_QOS)
         # Best effort subscriptions match reliable and best-effort sensor publishers alike.
-        self.create_subscription(JointState, "/joint_states", self._on_joint_state, qos_profile_sensor_data)
-        self.create_subscription(Imu, "/imu/data", self._on_imu, qos_profile_sensor_data)
-        self.create_subscription(Twist, "/cmd_vel", self._on_cmd_vel, 10)
-        self.create_subscription(Bool, "/estop", self._on_estop, LATCHED_QOS)
+        self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_state, SENSOR_QOS)
+        self.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS)
+        self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, STREAM_QOS)
+        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, LATCHED_QOS)
         if self.params.follow_learning:
-            self.create_subscription(String, "/learning/policy", self._on_policy_announced, LATCHED_QOS)
+            self.create_subscription(String, LEARNING_POLICY_TOPIC, self._on_policy_announced, LATCHED_QOS)
 
         # The control timer follows ROS time (sim time under use_sim_time); the watchdog and the
         # diagnostics follow the wall clock, so a stopped simulator is still noticed.
@@ -217,14 +231,14 @@ class PolicyNode(Node):
 
     # --- inputs ------------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        self._accept(msg, "rejected_joint_states", "/joint_states", self._take_joint_state)
+        self._accept(msg, "rejected_joint_states", JOINT_STATES_TOPIC, self._take_joint_state)
 
     def _take_joint_state(self, msg: JointState) -> None:
         self.obs.set_joints(joint_positions_from_msg(msg))
         self.times.joints = time.monotonic()
 
     def _on_imu(self, msg: Imu) -> None:
-        self._accept(msg, "rejected_imu", "/imu/data", self._take_imu)
+        self._accept(msg, "rejected_imu", IMU_TOPIC, self._take_imu)
 
     def _take_imu(self, msg: Imu) -> None:
         orientation, gyro, _accel = imu_from_msg(msg)
@@ -254,10 +268,17 @@ class PolicyNode(Node):
     def _on_cmd_vel(self, msg: Twist) -> None:
         vx, wz = float(msg.linear.x), float(msg.angular.z)
         self._last_cmd_vel = time.monotonic()
+        if not (math.isfinite(vx) and math.isfinite(wz)):
+            # A broken teleop sends NaN: stop altogether rather than keep turning on the other axis.
+            self.obs.set_command(0.0, 0.0)
+            self._warn_throttled(
+                (CMD_VEL_TOPIC, "non-finite"), f"{CMD_VEL_TOPIC} is not finite (vx={vx}, wz={wz}): stopping"
+            )
+            return
         self.obs.set_command(vx, wz)
         if not np.allclose(self.obs.command, [vx, wz]):
             self.get_logger().warning(
-                f"/cmd_vel (vx={vx:g} m/s, wz={wz:g} rad/s) clipped to {self.obs.command.tolist()} "
+                f"{CMD_VEL_TOPIC} (vx={vx:g} m/s, wz={wz:g} rad/s) clipped to {self.obs.command.tolist()} "
                 f"(limits {COMMAND_LIMITS})",
                 throttle_duration_sec=WARN_EVERY_S,
             )
@@ -265,9 +286,9 @@ class PolicyNode(Node):
     def _on_estop(self, msg: Bool) -> None:
         # rclpy ties a severity to each call site, hence one call per severity.
         if msg.data and not self.estop:
-            self.get_logger().warning("/estop engaged: no more joint commands")
+            self.get_logger().warning(f"{ESTOP_TOPIC} engaged: no more joint commands")
         elif not msg.data and self.estop:
-            self.get_logger().info("/estop released")
+            self.get_logger().info(f"{ESTOP_TOPIC} released")
         self.estop = bool(msg.data)
         self._tick_state_only()
 
@@ -303,7 +324,9 @@ class PolicyNode(Node):
         ):
             self._last_cmd_vel = None
             self.obs.set_command(0.0, 0.0)
-            self.get_logger().info(f"no /cmd_vel for {self.params.cmd_timeout_s:g} s: commanding a stop")
+            self.get_logger().info(
+                f"no {CMD_VEL_TOPIC} for {self.params.cmd_timeout_s:g} s: commanding a stop"
+            )
         if self._pending_policy is not None:
             self.policy, self._pending_policy = self._pending_policy, None
             self.counts["reloads"] += 1

@@ -30,14 +30,16 @@ from std_msgs.msg import Bool, Float32
 
 from pidog_description.gait import TrotGait, TrotParams
 from pidog_description.messages import MessageError, command_from_twist, joint_state_msg
-from pidog_description.node_runner import LATCHED_QOS, refuse_start, spin_node
+from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.spec import CMD_TIMEOUT_S, COMMAND_LIMITS, CONTROL_DT, GAIT_PERIOD_S
-
-CMD_VEL_TOPIC = "/cmd_vel"
-JOINT_COMMANDS_TOPIC = "/joint_commands"
-GAIT_PHASE_TOPIC = "/gait/phase"
-ESTOP_TOPIC = "/estop"
-
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    ESTOP_TOPIC,
+    GAIT_PHASE_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    LATCHED_QOS,
+    STREAM_QOS,
+)
 
 # Commands smaller than this are "stand still": a joystick at rest rarely reads exactly 0.
 COMMAND_DEADBAND: np.ndarray = np.array([1e-3, 1e-3])  # m/s, rad/s
@@ -130,9 +132,9 @@ class TeleopGaitNode(Node):
         self.estopped = False
         self._warned_lateral = False
 
-        self.command_pub = self.create_publisher(JointState, JOINT_COMMANDS_TOPIC, 10)
-        self.phase_pub = self.create_publisher(Float32, GAIT_PHASE_TOPIC, 10)
-        self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, 10)
+        self.command_pub = self.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
+        self.phase_pub = self.create_publisher(Float32, GAIT_PHASE_TOPIC, STREAM_QOS)
+        self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, STREAM_QOS)
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, LATCHED_QOS)
         self.create_timer(CONTROL_DT, self._tick)
         self.get_logger().info(

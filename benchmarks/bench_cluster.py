@@ -1,0 +1,295 @@
+"""Cluster costs (issue 15): what Ray adds per rollout batch and per sweep trial, and a scaling model.
+
+    python -m benchmarks.bench_cluster [--steps 300]
+
+Measured on this machine (a private local Ray, so every number is a real Ray round trip over
+loopback, but the learner and the remote simulators share the same cores):
+- physics + task per robot-step: ``PiDogVecEnv.step`` on one physics thread (median step
+  times throughout: the machine is shared), fitted as
+  ``t(n) = a + b*n`` over batch sizes n;
+- the same batches through ``RayVecEnv`` (one actor, one CPU): Ray's cost per batch step
+  (actions out, observations/rewards/dones/infos back);
+- the learner: SB3's per-step work around ``env.step`` (policy forward on the batch, buffer)
+  and the PPO update per sample, with the pipeline's default network and PPO settings;
+- a sweep trial's fixed cost: a fresh Ray worker importing the pipeline, and ``ray.init``.
+Then the scaling model (docs/CLUSTER.md) turns them into expected PPO env steps/s for N nodes
+of C cores, and the BC->RL study's wall-clock through Ray vs directly is estimated from the
+per-trial cost rather than re-run (the study takes ~50 min). Results: docs/benchmarks/cluster.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import machine_summary, write_result
+
+BATCHES = (1, 4, 16)
+STUDY_TRIALS = 6  # 3 seeds x 2 arms
+STUDY_DIRECT_S = 50 * 60  # README: the study takes ~50 min on 2 cores
+
+
+def per_step(step: Callable[[], Any], steps: int, warmup: int = 10) -> float:
+    """Median seconds per call: other jobs on a shared machine add spikes, not a shift."""
+    for _ in range(warmup):
+        step()
+    times = np.empty(steps)
+    for i in range(steps):
+        start = time.perf_counter()
+        step()
+        times[i] = time.perf_counter() - start
+    return float(np.median(times))
+
+
+def env_options(config: dict[str, Any]) -> dict[str, Any]:
+    return {"randomize": True, "privileged": bool(config["policy"]["privileged_critic"]), **config["env"]}
+
+
+def measure_envs(config: dict[str, Any], steps: int) -> tuple[dict[int, float], dict[int, float]]:
+    """Seconds per batch step, in-process and through one Ray actor, per batch size."""
+    from pidog_learning.ray_vec_env import RayVecEnv
+    from pidog_sim.vec_env import PiDogVecEnv
+
+    local, remote = {}, {}
+    rng = np.random.default_rng(0)
+    for n in BATCHES:
+        actions = rng.uniform(-0.3, 0.3, (n, 8)).astype(np.float32)
+        env = PiDogVecEnv(n, physics_threads=1, **env_options(config))
+        env.seed(0)
+        env.reset()
+        local[n] = per_step(lambda env=env, a=actions: env.step(a), steps)
+        env.close()
+        env = RayVecEnv(n, {"address": "local", "cpus_per_worker": 1}, **env_options(config))
+        env.seed(0)
+        env.reset()
+        remote[n] = per_step(lambda env=env, a=actions: env.step(a), steps)
+        env.close()  # the private Ray goes with its last VecEnv
+    return local, remote
+
+
+def measure_learner(config: dict[str, Any]) -> dict[str, Any]:
+    """SB3's collection overhead per batch step and the PPO update per sample (default settings)."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from pidog_learning.ppo_finetune import build_ppo, make_vec_env
+
+    torch.set_num_threads(int(config["torch_threads"]))
+    n_envs, n_steps = int(config["n_envs"]), int(config["ppo"]["n_steps"])
+    env = make_vec_env(config, seed=0)
+    model = build_ppo(config, env, None, {})
+    marks: dict[str, float] = {}
+
+    class Clock(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            marks["start"] = time.perf_counter()
+
+        def _on_rollout_end(self) -> None:
+            marks["collected"] = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            return True
+
+    model.learn(total_timesteps=n_steps * n_envs, callback=Clock())
+    marks["updated"] = time.perf_counter()
+    actions = np.zeros((n_envs, 8), np.float32)
+    obs = env.reset()
+    env_step = per_step(lambda: env.step(actions), n_steps // 4)
+    env.close()
+    # The forward pass SB3 makes per batch step, for larger batches (learner(n) in the model).
+    forward = {}
+    for n in (4, 64, 256):
+        batch = torch.as_tensor(np.repeat(obs[:1], n, axis=0))
+        with torch.no_grad():
+            forward[n] = per_step(lambda b=batch: model.policy(b), 100)
+    _, forward_per_robot = fit(forward)
+    collect_step = (marks["collected"] - marks["start"]) / n_steps
+    samples = n_steps * n_envs
+    return {
+        "n_envs": n_envs,
+        "n_steps": n_steps,
+        "n_epochs": int(config["ppo"]["n_epochs"]),
+        "batch_size": int(config["ppo"]["batch_size"]),
+        "net_arch": "x".join(str(n) for n in config["policy"]["net_arch"]),
+        "torch_threads": int(config["torch_threads"]),
+        "collect_step_s": collect_step,
+        "env_step_s": env_step,
+        "learner_step_s": max(collect_step - env_step, 0.0),
+        "forward_per_robot_s": forward_per_robot,
+        "update_s": marks["updated"] - marks["collected"],
+        "update_per_sample_s": (marks["updated"] - marks["collected"]) / samples,
+    }
+
+
+def measure_trial_overhead() -> dict[str, float]:
+    """ray.init of a private Ray; a fresh worker importing the pipeline vs a plain interpreter."""
+    start = time.perf_counter()
+    cold = subprocess.run(
+        [sys.executable, "-c", "import pidog_learning.pipeline"], check=True, capture_output=True
+    )
+    direct_import = time.perf_counter() - start
+    del cold
+    from pidog_learning.ray_cluster import connect, import_ray, shutdown
+
+    start = time.perf_counter()
+    started = connect("local")
+    init_s = time.perf_counter() - start
+    ray = import_ray()
+
+    def load() -> float:
+        import pidog_learning.pipeline  # noqa: F401 - the import is what is timed
+
+        return time.perf_counter()
+
+    task = ray.remote(max_calls=1)(load).options(num_cpus=1)
+    cold_task = []
+    for _ in range(2):
+        start = time.perf_counter()
+        ray.get(task.remote())
+        cold_task.append(time.perf_counter() - start)
+    warm = ray.remote(lambda: None)
+    ray.get(warm.remote())
+    start = time.perf_counter()
+    ray.get([warm.remote() for _ in range(20)])
+    warm_task = (time.perf_counter() - start) / 20
+    shutdown(started)
+    return {
+        "ray_init_s": init_s,
+        "cold_trial_task_s": float(np.median(cold_task)),
+        "direct_import_s": direct_import,
+        "warm_task_s": warm_task,
+    }
+
+
+def fit(batches: dict[int, float]) -> tuple[float, float]:
+    """t(n) = a + b*n by least squares -> (a, b)."""
+    n = np.array(list(batches), float)
+    t = np.array(list(batches.values()))
+    b, a = np.polyfit(n, t, 1)
+    return float(max(a, 0.0)), float(b)
+
+
+def throughput(nodes: int, cores: int, robots_per_core: int, m: dict[str, float]) -> tuple[float, int]:
+    """Expected PPO env steps/s (collection + update) for N nodes of C cores (docs/CLUSTER.md)."""
+    n_envs = robots_per_core * nodes * cores
+    per_worker = n_envs / nodes
+    physics = m["a"] + m["b"] * per_worker / cores  # each node steps its robots on C threads
+    transfer = m["ray_a"] + m["ray_b"] * per_worker if nodes > 1 else 0.0
+    learner = m["learner_step_s"] + m["forward_per_robot_s"] * (n_envs - m["learner_n_envs"])
+    step = physics + transfer + learner
+    return n_envs / (step + m["update_per_sample_s"] * n_envs), n_envs
+
+
+def report(
+    local: dict[int, float], remote: dict[int, float], learner: dict[str, Any], trial: dict[str, float]
+) -> str:
+    a, b = fit(local)
+    overhead = {n: remote[n] - local[n] for n in BATCHES}
+    # Payloads of a few kB: the round trip hardly grows with the batch, and on a shared machine
+    # the noise exceeds the growth; the model takes the mean and a non-negative slope.
+    ray_a, ray_b = float(np.mean(list(overhead.values()))), max(fit(overhead)[1], 0.0)
+    m = {"a": a, "b": b, "ray_a": ray_a, "ray_b": ray_b, "learner_n_envs": learner["n_envs"], **learner}
+    lines = [
+        "## Cluster: Ray's costs and the scaling model",
+        "",
+        "`python -m benchmarks.bench_cluster` (a few minutes). Model and how to run a cluster:",
+        "[docs/CLUSTER.md](../CLUSTER.md). Machine: " + machine_summary() + ".",
+        "",
+        "### Per-step costs (one physics thread; local Ray over loopback)",
+        "",
+        "| robots per batch | in-process step (ms) | through Ray, 1 actor (ms) | Ray's share (ms) | in-process robot-steps/s | via Ray robot-steps/s |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in BATCHES:
+        lines.append(
+            f"| {n} | {local[n] * 1e3:.3f} | {remote[n] * 1e3:.3f} | {overhead[n] * 1e3:.3f} "
+            f"| {n / local[n]:,.0f} | {n / remote[n]:,.0f} |"
+        )
+    lines += [
+        "",
+        f"- physics + task: **{b * 1e3:.3f} ms per robot-step** plus {a * 1e3:.3f} ms per batch step (fit `a + b*n`).",
+        f"- Ray, per batch step: **{ray_a * 1e3:.3f} ms** (mean over the batch sizes; growth per robot"
+        f" {ray_b * 1e6:.1f} µs): actions out, observations, rewards, dones and infos back, inline in the task"
+        " messages. Here the actor shares the learner's 2 cores; on a cluster it has its own.",
+        f"- learner (SB3 around `env.step`: policy forward on the batch, rollout buffer), {learner['n_envs']} robots:"
+        f" **{learner['learner_step_s'] * 1e3:.3f} ms per batch step**, plus"
+        f" {learner['forward_per_robot_s'] * 1e6:.1f} µs per extra robot (policy forward, measured to 256).",
+        f"- PPO update (the default config: {learner['n_steps']} x {learner['n_envs']} samples,"
+        f" {learner['n_epochs']} epochs, minibatch {learner['batch_size']}, {learner['net_arch']} actor and"
+        f" critic, {learner['torch_threads']} torch thread(s)): {learner['update_s']:.2f} s per rollout,"
+        f" **{learner['update_per_sample_s'] * 1e6:.0f} µs per sample**.",
+        "",
+        "### A sweep trial's fixed cost",
+        "",
+        f"- `ray.init` of a private local Ray: {trial['ray_init_s']:.1f} s, once per sweep.",
+        f"- a trial task on a fresh worker (`max_calls=1`) importing the pipeline: {trial['cold_trial_task_s']:.1f} s;"
+        f" the same imports in a plain interpreter: {trial['direct_import_s']:.1f} s; a warm no-op task:"
+        f" {trial['warm_task_s'] * 1e3:.2f} ms.",
+    ]
+    per_trial = trial["cold_trial_task_s"]
+    ray_total = STUDY_DIRECT_S + trial["ray_init_s"] + STUDY_TRIALS * per_trial
+    lines += [
+        f"- the BC->RL study (6 trials, ~{STUDY_DIRECT_S / 60:.0f} min directly on 2 cores) through `pidog-sweep` on"
+        f" this machine: estimated {ray_total / 60:.1f} min, i.e. +{(ray_total / STUDY_DIRECT_S - 1) * 100:.1f} %"
+        " (same CPUs, two 1-CPU trials side by side instead of one 2-thread run at a time; estimated from the"
+        " costs above, not re-run).",
+        "",
+        "### Projected PPO throughput (env steps/s, collection + update)",
+        "",
+        "One simulator worker per node using all C cores, 4 robots per core; the learner on its own machine."
+        " `1 node` is the in-process path (no Ray). Model: `n_envs / (a + b*n/(N*C) + ray(n/N) + learner(n)"
+        " + u*n)`; see docs/CLUSTER.md.",
+        "",
+        "| nodes x cores | robots | steps/s | steps/s if the update ran 8x faster |",
+        "|---|---:|---:|---:|",
+    ]
+    fast = {**m, "update_per_sample_s": m["update_per_sample_s"] / 8}
+    for nodes, cores in ((1, 2), (1, 16), (2, 16), (4, 16), (8, 16), (16, 16), (8, 64)):
+        rate, n_envs = throughput(nodes, cores, 4, m)
+        lines.append(
+            f"| {nodes} x {cores} | {n_envs} | {rate:,.0f} | {throughput(nodes, cores, 4, fast)[0]:,.0f} |"
+        )
+    lines += [
+        "",
+        f"The learner's update (one process, one torch thread) bounds PPO at 1/u = {1 / m['update_per_sample_s']:,.0f}"
+        " samples/s however many nodes simulate, and its per-step work (policy forward, buffer) adds to every"
+        " batch step: remote simulators pay off once a node's physics for its robots costs more than Ray's"
+        f" ~{ray_a * 1e3:.0f} ms round trip, and past a few nodes a faster learner (torch threads, a GPU; the last column is a"
+        " what-if, not measured) buys more than more simulators. Sweeps scale with trials instead: one trial"
+        " per `num_cpus` CPUs, N*C/num_cpus at a time.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=300, help="timed batch steps per measurement")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
+    from pidog_learning.config import resolve_config
+
+    # The pipeline's defaults (what pidog-train runs), physics on one thread so costs are per core.
+    config = resolve_config("default", {"progress_bar": False, "physics_threads": 1})
+    local, remote = measure_envs(config, args.steps)
+    print("env steps", local, remote, flush=True)
+    learner = measure_learner(config)
+    print("learner", learner, flush=True)
+    trial = measure_trial_overhead()
+    print("trial", trial, flush=True)
+    path = write_result("cluster", report(local, remote, learner, trial))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

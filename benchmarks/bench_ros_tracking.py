@@ -1,0 +1,170 @@
+"""Steering through the ROS graph: sim_node + policy_node driven by /cmd_vel from this process.
+
+    python -m benchmarks.bench_ros_tracking [--policy models/policies/pidog_walk.onnx] [--seconds 8]
+
+The deploy path as the robot runs it (policy_node with onnxruntime at 50 Hz on sim time,
+sim_node as the robot, DDS between three processes) follows a subset of the tracking grid:
+forward, backward, turning in place both ways and arcs. Velocities come from sim_node's
+ground-truth odometry over the sim-time window after a settling time, and are compared with
+the same policy, commands, seed and settling evaluated in-process (pidog_sim.evaluation,
+nominal physics in both). Target: within 10 % (or 0.02 m/s, 0.05 rad/s where the figure is
+near zero). Results: docs/benchmarks/ros_tracking.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO, machine_summary, write_result
+
+COMMANDS = [(0.2, 0.0), (-0.1, 0.0), (0.0, 0.6), (0.0, -0.6), (0.2, 0.5), (0.1, -0.3)]
+SETTLE_S = 2.0
+
+
+def start(module: str, params: dict[str, object], log: Path) -> subprocess.Popen:
+    args = [sys.executable, "-u", "-m", module, "--ros-args"]
+    for key, value in params.items():
+        args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT, env=os.environ.copy())
+
+
+def through_ros(policy: Path, seconds: float, seed: int) -> list[dict[str, float]]:
+    import rclpy
+    from geometry_msgs.msg import Twist, Vector3
+    from nav_msgs.msg import Odometry
+    from std_srvs.srv import Trigger
+
+    from pidog_description.topics import CMD_VEL_TOPIC, GROUND_TRUTH_ODOM_TOPIC, STREAM_QOS
+
+    logs = Path(tempfile.mkdtemp(prefix="pidog-ros-tracking-"))
+    procs = [
+        start("pidog_sim.sim_node", {"randomize": False, "seed": seed}, logs / "sim_node.log"),
+        start(
+            "pidog_control.policy_node",
+            {"policy_path": str(policy), "use_sim_time": True, "default_vx": 0.0},
+            logs / "policy_node.log",
+        ),
+    ]
+    rclpy.init()
+    node = rclpy.create_node("ros_tracking_operator")
+    samples: list[tuple[float, float, float, float]] = []
+
+    def on_odom(msg: Odometry) -> None:
+        q = msg.pose.pose.orientation
+        yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+        if samples:
+            yaw = samples[-1][3] + math.remainder(yaw - samples[-1][3], 2 * math.pi)
+        t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        samples.append((t, msg.pose.pose.position.x, msg.pose.pose.position.y, yaw))
+
+    node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, on_odom, STREAM_QOS)
+    twist = node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
+    reset = node.create_client(Trigger, "/sim/reset")
+    command = {"now": (0.0, 0.0)}
+    node.create_timer(0.05, lambda: twist.publish(Twist(linear=Vector3(x=command["now"][0]), angular=Vector3(z=command["now"][1]))))
+
+    def spin_until(predicate, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not predicate():
+            rclpy.spin_once(node, timeout_sec=0.02)
+        return predicate()
+
+    rows = []
+    try:
+        if not spin_until(lambda: len(samples) > 50 and twist.get_subscription_count() > 0, 60):
+            raise RuntimeError(f"sim_node/policy_node did not come up; logs in {logs}")
+        for vx, wz in COMMANDS:
+            reset.wait_for_service(timeout_sec=10)
+            future = reset.call_async(Trigger.Request())
+            spin_until(future.done, 10)
+            samples.clear()
+            command["now"] = (vx, wz)
+            spin_until(lambda: len(samples) > 0 and samples[-1][0] >= seconds, seconds * 20 + 30)
+            window = np.array([s for s in samples if SETTLE_S <= s[0] <= seconds])
+            t, x, y, yaw = window.T
+            heading = np.unwrap(yaw)
+            # Heading-frame forward speed: displacement along the current heading, per step.
+            fwd = np.diff(x) * np.cos(heading[:-1]) + np.diff(y) * np.sin(heading[:-1])
+            rows.append(
+                {"command_vx": vx, "command_wz": wz, "vx": float(fwd.sum() / (t[-1] - t[0])),
+                 "wz": float((heading[-1] - heading[0]) / (t[-1] - t[0]))}
+            )
+            command["now"] = (0.0, 0.0)
+            print(rows[-1], flush=True)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return rows
+
+
+def in_process(policy: Path, seconds: float, seed: int) -> list[dict[str, float]]:
+    from pidog_control.policy_runtime import OnnxPolicy
+    from pidog_sim.evaluation import evaluate_tracking
+
+    result = evaluate_tracking(
+        OnnxPolicy(policy).act, COMMANDS, seconds=seconds, randomize=False, seed=seed, settle_seconds=SETTLE_S
+    )
+    return result["commands"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policy", type=Path, default=REPO / "models" / "policies" / "pidog_walk.onnx")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(60 + os.getpid() % 30))
+    ros = through_ros(args.policy, args.seconds, args.seed)
+    local = in_process(args.policy, args.seconds, args.seed)
+
+    def close(a: float, b: float, floor: float) -> bool:
+        return abs(a - b) <= max(0.1 * abs(b), floor)
+
+    lines = [
+        "## Steering through the ROS graph (`python -m benchmarks.bench_ros_tracking`)",
+        "",
+        f"Machine: {machine_summary()}",
+        "",
+        f"`{args.policy.relative_to(REPO) if args.policy.is_relative_to(REPO) else args.policy}` in `policy_node` "
+        f"(onnxruntime, 50 Hz, sim time) on `sim_node` (nominal physics), driven by `/cmd_vel` from a third process; "
+        f"velocities from `/sim/ground_truth/odom` over sim time {SETTLE_S:.0f}-{args.seconds:.0f} s after each "
+        "`/sim/reset`, against the same policy evaluated in-process (nominal physics). Within 10 % (or 0.02 m/s / "
+        "0.05 rad/s near zero) counts as a match.",
+        "",
+        "| command (vx, wz) | ROS graph vx, wz | in-process vx, wz | match |",
+        "|---|---|---|---|",
+    ]
+    matches = 0
+    for r, l in zip(ros, local, strict=True):
+        ok = close(r["vx"], l["vx"], 0.02) and close(r["wz"], l["wz"], 0.05)
+        matches += ok
+        lines.append(
+            f"| {r['command_vx']:+.2f}, {r['command_wz']:+.1f} | {r['vx']:+.3f}, {r['wz']:+.2f} "
+            f"| {l['vx']:+.3f}, {l['wz']:+.2f} | {'yes' if ok else '**no**'} |"
+        )
+    lines += ["", f"{matches} of {len(ros)} commands match.", ""]
+    path = write_result("ros_tracking", "\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

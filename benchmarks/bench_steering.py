@@ -1,0 +1,187 @@
+"""Steering (issue 12): the policy `pidog-train` trains by default, on a grid of commands.
+
+    python -m benchmarks.bench_steering [--experiment DIR | --seed 0] [--episodes 2] [--ship]
+
+Without ``--experiment`` it runs ``pidog-train`` with its defaults (plus --seed and an output
+folder) as a subprocess and times it: the wall-clock target is <= 15 min on 2 cores. Then the
+scripted gait, the BC policy and the deployed policy (both as their ONNX files, as the robot
+runs them) follow ``pidog_sim.evaluation.TRACKING_GRID`` (standing, forward, backward, turning
+in place, arcs) in the randomised sim, ``--episodes`` paired episodes per command, and we
+report tracking errors, falls, gait quality, top forward speed and the turn-in-place rate.
+``--ship`` copies the deployed policy with its evaluations to models/policies/pidog_walk.*.
+Results: docs/benchmarks/steering.md and docs/benchmarks/steering.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import REPO, RESULTS_DIR, machine_summary, write_result
+
+SHIP_DIR = REPO / "models" / "policies"
+TARGETS = {"vx_error": 0.03, "wz_error": 0.15, "turn_in_place": 0.6, "top_speed_ratio": 1.5}
+
+
+def train_defaults(seed: int, out: Path) -> tuple[Path, float]:
+    name = f"steering_seed{seed}"
+    t0 = time.monotonic()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pidog_learning.train_cli",
+            "--seed",
+            str(seed),
+            "--output-dir",
+            str(out),
+            "--experiment-name",
+            name,
+        ],
+        cwd=REPO,
+        check=True,
+    )
+    return out / name, time.monotonic() - t0
+
+
+def summary(result: dict[str, Any]) -> dict[str, float]:
+    """Top forward speed, turn-in-place rate (mean |wz| at vx=0, |wz cmd|=1) from a grid result."""
+    rows = result["commands"]
+    # Achieved vx is averaged over a command's non-fallen episodes (NaN if all fell).
+    top = max(r["vx"] for r in rows if r["command_wz"] == 0.0 and np.isfinite(r["vx"]))
+    turns = [
+        abs(r["wz"]) for r in rows if r["command_vx"] == 0.0 and abs(r["command_wz"]) == 1.0 and not r["fell"]
+    ]
+    return {"top_speed": top, "turn_in_place": sum(turns) / len(turns) if turns else float("nan")}
+
+
+def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, r in results.items():
+        rows = r["commands"]
+        axes[0].scatter([x["command_vx"] for x in rows], [x["vx"] for x in rows], label=name, s=18)
+        axes[1].scatter([x["command_wz"] for x in rows], [x["wz"] for x in rows], label=name, s=18)
+    for ax, (lo, hi), unit in ((axes[0], (-0.2, 0.35), "vx (m/s)"), (axes[1], (-1.1, 1.1), "wz (rad/s)")):
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"commanded {unit}")
+        ax.set_ylabel(f"achieved {unit}")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("Command tracking on the randomised sim (mean over the scored window)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--experiment", type=Path, default=None, help="evaluate this finished experiment")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--episodes", type=int, default=2, help="paired episodes per grid command")
+    parser.add_argument("--out", type=Path, default=None, help="where to train (default: a temp dir)")
+    parser.add_argument("--ship", action="store_true")
+    args = parser.parse_args()
+
+    from pidog_control.policy_runtime import OnnxPolicy
+    from pidog_sim.controllers import TrotController
+    from pidog_sim.evaluation import TRACKING_GRID, evaluate_tracking, tracking_table
+
+    wall = None
+    out_root = args.out or Path(tempfile.mkdtemp(prefix="pidog-steering-"))
+    if args.experiment is None:
+        exp_dir, wall = train_defaults(args.seed, out_root)
+    else:
+        exp_dir = args.experiment
+    controllers = {
+        "scripted gait": TrotController(),
+        "BC": OnnxPolicy(exp_dir / "bc_policy.onnx").act,
+        "deployed (policy.onnx)": OnnxPolicy(exp_dir / "policy.onnx").act,
+    }
+    results = {}
+    for name, controller in controllers.items():
+        results[name] = evaluate_tracking(
+            controller,
+            TRACKING_GRID,
+            seconds=8.0,
+            seed=1000,
+            episodes_per_command=args.episodes,
+            progress=True,
+        )
+        print(
+            name,
+            {k: results[name][k] for k in ("mean_abs_vx_error", "mean_abs_wz_error", "falls")},
+            flush=True,
+        )
+    stats = {name: summary(r) for name, r in results.items()}
+    gait_top = stats["scripted gait"]["top_speed"]
+    deployed = results["deployed (policy.onnx)"]
+    dstats = stats["deployed (policy.onnx)"]
+    selected = json.loads((exp_dir / "eval.json").read_text()).get("selected", "?")
+    check = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    lines = [
+        "## Steering (`python -m benchmarks.bench_steering`)",
+        "",
+        f"Machine: {machine_summary()}",
+        "",
+        f"Policy trained by `pidog-train` with its defaults (seed {args.seed})"
+        + (f" in {wall / 60:.1f} min wall-clock (target <= 15 min)" if wall else f" ({exp_dir})")
+        + f"; the pipeline deployed the {selected} policy. Randomised sim, {len(TRACKING_GRID)} commands x "
+        f"{args.episodes} paired episodes of 8 s, the first 2 s not scored; velocities are heading-frame forward "
+        "speed and world yaw rate averaged over the scored window.",
+        "",
+        *tracking_table(results),
+        "",
+        "| target | deployed | scripted gait | BC | verdict |",
+        "|---|---:|---:|---:|---|",
+        f"| mean abs vx error <= {TARGETS['vx_error']} m/s | {deployed['mean_abs_vx_error']:.3f} "
+        f"| {results['scripted gait']['mean_abs_vx_error']:.3f} | {results['BC']['mean_abs_vx_error']:.3f} "
+        f"| {check(deployed['mean_abs_vx_error'] <= TARGETS['vx_error'])} |",
+        f"| mean abs wz error <= {TARGETS['wz_error']} rad/s | {deployed['mean_abs_wz_error']:.3f} "
+        f"| {results['scripted gait']['mean_abs_wz_error']:.3f} | {results['BC']['mean_abs_wz_error']:.3f} "
+        f"| {check(deployed['mean_abs_wz_error'] <= TARGETS['wz_error'])} |",
+        f"| turn in place (abs wz at cmd 0, +-1 rad/s) >= {TARGETS['turn_in_place']} rad/s or 90 % of the gait's "
+        f"| {dstats['turn_in_place']:.2f} | {stats['scripted gait']['turn_in_place']:.2f} | {stats['BC']['turn_in_place']:.2f} "
+        f"| {check(dstats['turn_in_place'] >= min(TARGETS['turn_in_place'], 0.9 * stats['scripted gait']['turn_in_place']))} |",
+        f"| top forward speed >= 1.5x the scripted gait's | {dstats['top_speed']:.3f} m/s ({dstats['top_speed'] / gait_top:.2f}x) "
+        f"| {gait_top:.3f} m/s | {stats['BC']['top_speed']:.3f} m/s "
+        f"| {check(dstats['top_speed'] >= TARGETS['top_speed_ratio'] * gait_top)} |",
+        f"| 0 falls over the grid | {deployed['falls']} | {results['scripted gait']['falls']} | {results['BC']['falls']} "
+        f"| {check(deployed['falls'] == 0)} |",
+        "",
+        "![commanded vs achieved](benchmarks/steering.png)",
+        "",
+    ]
+    if wall:
+        lines.insert(6, "")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    plot(results, RESULTS_DIR / "steering.png")
+    path = write_result("steering", "\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {path}")
+    if args.ship:
+        SHIP_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(exp_dir / "policy.onnx", SHIP_DIR / "pidog_walk.onnx")
+        shutil.copyfile(exp_dir / "eval.json", SHIP_DIR / "pidog_walk.training_eval.json")
+        shutil.copyfile(exp_dir / "config.json", SHIP_DIR / "pidog_walk.config.json")
+        (SHIP_DIR / "pidog_walk.steering.json").write_text(json.dumps(results, indent=1) + "\n")
+        print(f"shipped {exp_dir / 'policy.onnx'} -> {SHIP_DIR / 'pidog_walk.onnx'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+"""The batched PiDog simulation core: N robots, one process, physics on all cores.
+
+Training (an SB3 VecEnv of N robots), ``PiDogEnv`` and ``sim_node`` (batches of one) all run
+this class; there is no second copy of the servo model, latency, IMU noise, pushes or
+randomisation.
+
+One control step:
+1. targets (N, 8) enter a per-robot latency queue (0-2 steps, randomised);
+2. the servo model rate-limits them (``pidog_description.servo.rate_limit``, as on the robot);
+3. random pushes are scheduled per robot and written as ``xfrc_applied`` rows;
+4. ``mujoco.rollout`` advances every robot by ``physics_substeps`` MuJoCo steps on a pool of
+   threads, in C with the GIL released, each robot with its own randomised ``MjModel``;
+5. robots whose physics diverged (MuJoCo resets a diverging ``MjData``; we see its clock jump)
+   or whose state is non-finite are reported, so the caller resets them and the batch goes on.
+
+Everything but the physics is numpy over the batch. All privileged signals (feet, contacts,
+actuator forces) come from sensors in ``models/pidog.xml``, so the whole batch's readings
+arrive from one rollout call as arrays: a GPU backend (MJX, MuJoCo Warp) could replace step 4
+without touching anything above it.
+
+Determinism: each robot owns a random stream (``BatchRandom``) and every control step starts
+the constraint solver from a zero warm-start, so robot i of a batch of N follows exactly the
+trajectory of a batch of one with the same seed and targets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mujoco
+import numpy as np
+from mujoco import rollout
+
+from pidog_description import JOINT_NAMES, STAND_POSE
+from pidog_description.robot import JOINT_LOWER, JOINT_UPPER, N_JOINTS, SERVO_MAX_SPEED
+from pidog_description.rotations import quat_from_rotvec, quat_multiply, yaw_from_quaternion
+from pidog_description.servo import rate_limit
+from pidog_description.spec import gravity_from_quaternion, roll_pitch_from_gravity
+
+from .batch_random import BatchRandom
+from .config import merge_config
+from .model import load_model
+
+FEET = ("lf", "rf", "lh", "rh")
+FALL_GEOMS = ("torso", "battery", "head")
+_STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
+_CONTROL_SPEC = mujoco.mjtState.mjSTATE_CTRL.value | mujoco.mjtState.mjSTATE_XFRC_APPLIED.value
+
+
+def default_threads() -> int:
+    """Physics threads: every core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class BatchSim:
+    """N PiDogs with their own randomised models; arrays in, arrays out."""
+
+    def __init__(
+        self,
+        n: int,
+        model_path: str | None = None,
+        randomize: bool = True,
+        config: dict[str, Any] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.n = _positive_int(n, "n_envs (number of simulated robots)")
+        self.threads = _positive_int(default_threads() if threads is None else threads, "physics_threads")
+        self.config = merge_config(config)
+        substeps = self.config["physics_substeps"]
+        self.substeps = _positive_int(substeps, "physics_substeps")
+        self.randomize = bool(randomize)
+        base_model = load_model(model_path)
+        self.models = [base_model] + [_copy_model(base_model) for _ in range(self.n - 1)]
+        m = base_model
+        self.control_dt = m.opt.timestep * self.substeps
+        self.rng = BatchRandom(self.n)
+        self._index_model(m)
+
+        # Physics buffers: state in, state and sensors per substep out (the last one is "now").
+        self.nstate = mujoco.mj_stateSize(m, _STATE_SPEC)
+        self.state = np.zeros((self.n, self.nstate))
+        self.sensordata = np.zeros((self.n, m.nsensordata))
+        self._out_state = np.zeros((self.n, self.substeps, self.nstate))
+        self._out_sensors = np.zeros((self.n, self.substeps, m.nsensordata))
+        self._control = np.zeros((self.n, self.substeps, m.nu + 6 * m.nbody))
+        self._warmstart = np.zeros((self.n, m.nv))  # cold solver start: batch-independent results
+        # A thread pool of 0 runs on the calling thread: no hand-off cost for one thread.
+        pool_threads = 0 if self.threads == 1 else self.threads
+        self._pool = rollout.Rollout(nthread=pool_threads)
+        self._thread_data = [mujoco.MjData(m) for _ in range(max(1, pool_threads))]
+        self._aux = mujoco.MjData(m)  # reset-time sensor readings and rendering syncs
+
+        # Nominal values that randomisation scales from (identical in every copy).
+        self._nominal_mass = m.body_mass.copy()
+        self._nominal_inertia = m.body_inertia.copy()
+        self._nominal_friction = m.geom_friction.copy()
+        self._nominal_forcerange = m.actuator_forcerange.copy()
+        self.nominal_kp = m.actuator_gainprm[:, 0].copy()
+        self._template = self._stand_state(m)
+
+        # Per-robot state above the physics.
+        lat_hi = int(self.config["randomization"]["latency_steps"][1])
+        self.servo_position = np.tile(STAND_POSE, (self.n, 1))
+        self.servo_max_speed = np.full((self.n, N_JOINTS), SERVO_MAX_SPEED)
+        self._history = np.tile(STAND_POSE, (self.n, lat_hi + 1, 1))  # [:, k] = target k steps ago
+        self.latency_steps = np.zeros(self.n, dtype=np.int64)
+        self.mass_scale = np.ones(self.n)
+        self.friction = np.full(self.n, float(m.geom_friction[0, 0]))
+        self.servo_strength = np.ones((self.n, N_JOINTS))
+        self.gyro_bias = np.zeros((self.n, 3))
+        self.gyro_noise = np.zeros(self.n)
+        self.gravity_noise = np.zeros(self.n)
+        self._next_push = np.full(self.n, np.inf)
+        self._push_end = np.full(self.n, -np.inf)
+        self._push_force = np.zeros((self.n, 3))
+        self.unstable_resets = 0
+        self.reset(np.arange(self.n), seeds=np.arange(self.n))
+
+    # --- set-up ----------------------------------------------------------------------------
+    def _index_model(self, m: mujoco.MjModel) -> None:
+        joint_ids = [m.joint(name).id for name in JOINT_NAMES]
+        qpos_idx = np.array([m.jnt_qposadr[j] for j in joint_ids])
+        dof_idx = np.array([m.jnt_dofadr[j] for j in joint_ids])
+        # FULLPHYSICS state = [time, qpos, qvel, ...]: column offsets into self.state.
+        self._t_col = 0
+        self._qpos0 = 1
+        self._qvel0 = 1 + m.nq
+        self.nq, self.nv = m.nq, m.nv
+        self.joint_qpos_cols = self._qpos0 + qpos_idx
+        self.joint_qvel_cols = self._qvel0 + dof_idx
+        self.base_id = m.body("base_link").id
+        self._xfrc_col = m.nu + 6 * self.base_id
+
+        def sensor(name: str) -> slice:
+            sid = m.sensor(name).id
+            return slice(int(m.sensor_adr[sid]), int(m.sensor_adr[sid] + m.sensor_dim[sid]))
+
+        self._s_quat = sensor("imu_quat")
+        self._s_gyro = sensor("imu_gyro")
+        self._s_accel = sensor("imu_accel")
+        self._s_foot_pos = [sensor(f"{leg}_foot_pos") for leg in FEET]
+        self._s_foot_vel = [sensor(f"{leg}_foot_vel") for leg in FEET]
+        self._s_force = [sensor(f"{name}_force") for name in JOINT_NAMES]
+        self._s_foot_contact = [sensor(f"{leg}_foot_contact") for leg in FEET]
+        self._s_fall_contact = [sensor(f"{geom}_contact") for geom in FALL_GEOMS]
+        self._foot_pos_cols = np.concatenate([np.arange(s.start, s.stop) for s in self._s_foot_pos])
+        self._foot_vel_cols = np.concatenate([np.arange(s.start, s.stop) for s in self._s_foot_vel])
+        self._force_cols = np.array([s.start for s in self._s_force])
+        self._foot_contact_cols = np.array([s.start for s in self._s_foot_contact])
+        self._fall_contact_cols = np.array([s.start for s in self._s_fall_contact])
+
+    def _stand_state(self, m: mujoco.MjModel) -> np.ndarray:
+        d = self._aux
+        mujoco.mj_resetData(m, d)
+        d.qpos[2] = float(m.body_pos[self.base_id][2])
+        state = np.zeros(self.nstate)
+        mujoco.mj_getState(m, d, state, _STATE_SPEC)
+        return state
+
+    # --- episodes --------------------------------------------------------------------------
+    def reset(
+        self,
+        robots: np.ndarray,
+        seeds: np.ndarray | None = None,
+        initial_pose: np.ndarray | None = None,
+    ) -> None:
+        """Reset ``robots`` (indices) to the stand pose (or ``initial_pose``), re-randomised.
+
+        ``seeds`` restarts those robots' random streams first; without it they continue.
+        """
+        robots = np.atleast_1d(np.asarray(robots, dtype=np.int64))
+        if robots.size == 0:
+            return
+        if seeds is not None:
+            self.rng.seed(robots, np.broadcast_to(np.asarray(seeds), robots.shape))
+        pose = np.broadcast_to(
+            STAND_POSE if initial_pose is None else np.asarray(initial_pose, dtype=np.float64),
+            (robots.size, N_JOINTS),
+        )
+        pose = np.clip(pose, JOINT_LOWER, JOINT_UPPER)
+        self._randomize(robots)
+        state = np.tile(self._template, (robots.size, 1))
+        state[:, self.joint_qpos_cols] = pose
+        self.state[robots] = state
+        self.servo_position[robots] = pose
+        self._history[robots] = pose[:, None, :]
+        # Sensors of the fresh state (the first observation): one forward pass per reset robot,
+        # outside the hot path (a robot resets once per episode).
+        for i in robots:
+            self._forward(int(i), self._aux)
+            self.sensordata[i] = self._aux.sensordata
+
+    def _randomize(self, robots: np.ndarray) -> None:
+        r = self.config["randomization"]
+        k = robots.size
+        u = self.rng.uniform
+        if self.randomize:
+            mass_scale = u(robots, *r["mass_scale"])[:, 0]
+            friction = u(robots, *r["friction"])[:, 0]
+            strength = u(robots, *r["servo_strength"], k=N_JOINTS)
+            self.servo_max_speed[robots] = SERVO_MAX_SPEED * u(robots, *r["servo_speed"], k=N_JOINTS)
+            self.gyro_bias[robots] = u(robots, -r["imu_gyro_bias"], r["imu_gyro_bias"], k=3)
+            self.gyro_noise[robots] = r["imu_gyro_noise"]
+            self.gravity_noise[robots] = r["imu_gravity_noise"]
+            lo, hi = r["latency_steps"]
+            self.latency_steps[robots] = self.rng.integers(robots, int(lo), int(hi))
+            self._next_push[robots] = u(robots, *r["push_interval_s"])[:, 0]
+        else:
+            mass_scale = np.ones(k)
+            friction = np.full(k, self._nominal_friction[0, 0])
+            strength = np.ones((k, N_JOINTS))
+            self.servo_max_speed[robots] = SERVO_MAX_SPEED
+            self.gyro_bias[robots] = 0.0
+            self.gyro_noise[robots] = 0.0
+            self.gravity_noise[robots] = 0.0
+            self.latency_steps[robots] = 0
+            self._next_push[robots] = np.inf
+        self._push_end[robots] = -np.inf
+        self._push_force[robots] = 0.0
+        self.mass_scale[robots] = mass_scale
+        self.friction[robots] = friction
+        self.servo_strength[robots] = strength
+        # Writing into each robot's MjModel is per robot by nature (MJX would hold these as
+        # batched arrays); it happens at reset only.
+        for row, i in enumerate(robots):
+            m = self.models[i]
+            m.body_mass[:] = self._nominal_mass
+            m.body_inertia[:] = self._nominal_inertia
+            m.body_mass[self.base_id] *= mass_scale[row]
+            m.body_inertia[self.base_id] *= mass_scale[row]
+            m.geom_friction[:] = self._nominal_friction
+            if self.randomize:
+                m.geom_friction[:, 0] = friction[row]
+            m.actuator_forcerange[:] = self._nominal_forcerange * strength[row][:, None]
+
+    # --- stepping --------------------------------------------------------------------------
+    def step(self, targets: np.ndarray) -> np.ndarray:
+        """Advance every robot one control period toward joint ``targets`` (N, 8), rad.
+
+        Returns a bool mask of robots whose physics went unstable during this step; their
+        state is not trustworthy: reset them (``reset``) before using their readings.
+        """
+        targets = np.asarray(targets, dtype=np.float64).reshape(self.n, N_JOINTS)
+        rows = np.arange(self.n)
+        self._history[:, 1:] = self._history[:, :-1]
+        self._history[:, 0] = targets
+        delayed = self._history[rows, self.latency_steps]
+        self.servo_position = rate_limit(self.servo_position, delayed, self.servo_max_speed * self.control_dt)
+        self._control[:, :, :N_JOINTS] = self.servo_position[:, None, :]
+        self._schedule_pushes()
+        self._control[:, :, self._xfrc_col : self._xfrc_col + 3] = self._push_force[:, None, :]
+
+        expected_time = self.state[:, self._t_col] + self.control_dt
+        self._pool.rollout(
+            self.models,
+            self._thread_data,
+            self.state,
+            self._control,
+            control_spec=_CONTROL_SPEC,
+            skip_checks=True,
+            nstep=self.substeps,
+            initial_warmstart=self._warmstart,
+            state=self._out_state,
+            sensordata=self._out_sensors,
+            chunk_size=max(1, self.n // (4 * self.threads)),
+        )
+        self.state[:] = self._out_state[:, -1]
+        self.sensordata[:] = self._out_sensors[:, -1]
+        # MuJoCo resets an MjData whose accelerations blow up (its clock restarts at 0).
+        unstable = ~np.isfinite(self.state).all(axis=1) | (
+            np.abs(self.state[:, self._t_col] - expected_time) > 0.5 * self.control_dt
+        )
+        self.unstable_resets += int(unstable.sum())
+        return unstable
+
+    def _schedule_pushes(self) -> None:
+        r = self.config["randomization"]
+        t = self.state[:, self._t_col]
+        start = np.flatnonzero(t >= self._next_push)
+        if start.size:
+            angle = self.rng.uniform(start, 0.0, 2.0 * np.pi)[:, 0]
+            force = self.rng.uniform(start, *r["push_force_n"])[:, 0]
+            self._push_force[start] = force[:, None] * np.stack(
+                [np.cos(angle), np.sin(angle), np.zeros_like(angle)], axis=1
+            )
+            self._push_end[start] = t[start] + r["push_duration_s"]
+            self._next_push[start] = t[start] + self.rng.uniform(start, *r["push_interval_s"])[:, 0]
+        ended = (t >= self._push_end) & (t < self._next_push)
+        ended[start] = False
+        self._push_force[ended] = 0.0
+
+    # --- what the robot can sense ----------------------------------------------------------
+    def imu(self, robots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(orientation wxyz, gyro rad/s, accel m/s^2) of ``robots`` (default all), noisy, biased.
+
+        Draws noise for those robots only, so a robot's readings never depend on its batch.
+        """
+        rows = np.arange(self.n) if robots is None else np.asarray(robots, dtype=np.int64)
+        s = self.sensordata[rows]
+        noise = self.rng.normal(rows, k=6)
+        gyro = s[:, self._s_gyro] + self.gyro_bias[rows] + self.gyro_noise[rows, None] * noise[:, :3]
+        # A small random tilt of the filter's estimate: rotation vector with the given std.
+        rotvec = self.gravity_noise[rows, None] * noise[:, 3:]
+        quat = quat_multiply(s[:, self._s_quat], quat_from_rotvec(rotvec))
+        return quat, gyro, s[:, self._s_accel]
+
+    def joint_estimate(self, robots: np.ndarray | None = None) -> np.ndarray:
+        """The servo-model joint estimate (what the real PiDog reports: it has no encoders)."""
+        return self.servo_position.copy() if robots is None else self.servo_position[robots]
+
+    # --- privileged state (reward, evaluation, ground truth) -------------------------------
+    @property
+    def time(self) -> np.ndarray:
+        return self.state[:, self._t_col]
+
+    @property
+    def qpos(self) -> np.ndarray:
+        """(N, nq) writable view of the generalised positions (tests, tools: set a pose)."""
+        return self.state[:, self._qpos0 : self._qpos0 + self.nq]
+
+    @property
+    def qvel(self) -> np.ndarray:
+        """(N, nv) writable view of the generalised velocities."""
+        return self.state[:, self._qvel0 : self._qvel0 + self.nv]
+
+    def joint_positions(self) -> np.ndarray:
+        return self.state[:, self.joint_qpos_cols]
+
+    def joint_velocities(self) -> np.ndarray:
+        return self.state[:, self.joint_qvel_cols]
+
+    def joint_torques(self) -> np.ndarray:
+        return self.sensordata[:, self._force_cols]
+
+    def base_position(self) -> np.ndarray:
+        return self.state[:, self._qpos0 : self._qpos0 + 3]
+
+    def base_quaternion(self) -> np.ndarray:
+        return self.state[:, self._qpos0 + 3 : self._qpos0 + 7]
+
+    def base_linear_velocity_world(self) -> np.ndarray:
+        return self.state[:, self._qvel0 : self._qvel0 + 3]
+
+    def base_angular_velocity_body(self) -> np.ndarray:
+        return self.state[:, self._qvel0 + 3 : self._qvel0 + 6]
+
+    def heading_velocity(self) -> np.ndarray:
+        """(N, 2): forward and lateral base velocity in the heading (yaw-only) frame, m/s."""
+        yaw = yaw_from_quaternion(self.base_quaternion())
+        v = self.base_linear_velocity_world()
+        c, s = np.cos(yaw), np.sin(yaw)
+        return np.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], axis=1)
+
+    def yaw_rate(self) -> np.ndarray:
+        """World-frame yaw rate (rad/s): body angular velocity projected on world up."""
+        up = -gravity_from_quaternion(self.base_quaternion())
+        return np.sum(self.base_angular_velocity_body() * up, axis=1)
+
+    def gravity_body(self) -> np.ndarray:
+        return gravity_from_quaternion(self.base_quaternion())
+
+    def tilt(self) -> tuple[np.ndarray, np.ndarray]:
+        return roll_pitch_from_gravity(self.gravity_body())
+
+    def foot_positions(self) -> np.ndarray:
+        """(N, 4, 3) world positions of the feet (LF, RF, LH, RH)."""
+        return self.sensordata[:, self._foot_pos_cols].reshape(self.n, 4, 3)
+
+    def foot_velocities(self) -> np.ndarray:
+        """(N, 4, 3) world linear velocities of the feet."""
+        return self.sensordata[:, self._foot_vel_cols].reshape(self.n, 4, 3)
+
+    def foot_contacts(self) -> np.ndarray:
+        """(N, 4) bool: foot touches the floor."""
+        return self.sensordata[:, self._foot_contact_cols] > 0
+
+    def body_touches_ground(self) -> np.ndarray:
+        return (self.sensordata[:, self._fall_contact_cols] > 0).any(axis=1)
+
+    def fallen(self) -> np.ndarray:
+        roll, pitch = self.tilt()
+        limit = self.config["max_tilt_rad"]
+        return (np.abs(roll) > limit) | (np.abs(pitch) > limit) | self.body_touches_ground()
+
+    def physical_parameters(self, robots: np.ndarray) -> list[np.ndarray]:
+        """The randomised physics of ``robots``: mass scale, friction, servo strength (8),
+        latency steps, push force (3); each (k, size)."""
+        return [
+            self.mass_scale[robots, None],
+            self.friction[robots, None],
+            self.servo_strength[robots],
+            self.latency_steps[robots, None].astype(np.float64),
+            self._push_force[robots],
+        ]
+
+    # --- one robot's full MjData (rendering, ROS ground truth) ------------------------------
+    def _forward(self, i: int, data: mujoco.MjData) -> None:
+        m = self.models[i]
+        mujoco.mj_resetData(m, data)
+        mujoco.mj_setState(m, data, self.state[i], _STATE_SPEC)
+        data.ctrl[:] = self.servo_position[i]
+        mujoco.mj_forward(m, data)
+
+    def sync_data(self, i: int, data: mujoco.MjData) -> mujoco.MjData:
+        """Fill ``data`` with robot ``i``'s current state (positions, contacts, sensors)."""
+        self._forward(i, data)
+        return data
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _copy_model(model: mujoco.MjModel) -> mujoco.MjModel:
+    import copy
+
+    return copy.copy(model)

@@ -1,0 +1,271 @@
+"""The walking task over a batch: commands, observation, reward, termination.
+
+``WalkTask`` sits on ``BatchSim`` and is the one implementation behind the SB3 VecEnv
+(N robots, automatic resets) and ``PiDogEnv`` (a batch of one). Every method works on arrays
+over the batch; the observation is built by ``pidog_description.spec.build_observation`` (the
+same function the policy node and the bag importer use) from signals the robot has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pidog_description import STAND_POSE
+from pidog_description.spec import (
+    ACTION_DIM,
+    COMMAND_LIMITS,
+    CONTROL_DT,
+    GAIT_PERIOD_S,
+    build_observation,
+    gravity_from_quaternion,
+    sanitize_action,
+    sanitized_action_to_target,
+)
+
+from .batch import BatchSim
+
+COMMAND_MODES = ("fixed", "sample")
+
+PRIVILEGED_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("base_velocity", 3),  # heading frame: forward, lateral, vertical (m/s)
+    ("base_height", 1),  # m above the floor
+    ("velocity_average", 2),  # the tracking window's forward speed and yaw rate
+    ("foot_contact", 4),
+    ("joint_velocity", 8),  # true, rad/s
+    ("servo_lag", 8),  # true joint angle minus the servo-model estimate, rad
+    ("mass_scale", 1),
+    ("friction", 1),
+    ("servo_strength", 8),  # stall torque multipliers
+    ("latency_steps", 1),
+    ("push_force", 3),  # N, world frame
+)
+"""What only the simulator knows, for an asymmetric critic. Never part of the policy input:
+the actor and the exported ONNX see the deployable observation alone."""
+PRIVILEGED_DIM: int = sum(size for _name, size in PRIVILEGED_LAYOUT)
+
+
+class WalkTask:
+    """Follow a commanded (vx, wz) on N randomised simulated PiDogs."""
+
+    def __init__(
+        self,
+        n: int,
+        randomize: bool = True,
+        config: dict[str, Any] | None = None,
+        model_path: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.sim = BatchSim(n, model_path=model_path, randomize=randomize, config=config, threads=threads)
+        self.n = self.sim.n
+        self.cfg = self.sim.config
+        validate_task_config(self.cfg, self.sim.control_dt)
+        self.max_steps = int(round(self.cfg["episode_seconds"] / CONTROL_DT))
+        self.window = max(1, int(round(self.cfg["reward"]["track_window_s"] / CONTROL_DT)))
+        self.command = np.zeros((self.n, 2))
+        self.phase = np.zeros(self.n)
+        self.last_action = np.zeros((self.n, ACTION_DIM))
+        self.steps = np.zeros(self.n, dtype=np.int64)
+        self.start_xy = np.zeros((self.n, 2))
+        self.next_command_step = np.zeros(self.n, dtype=np.int64)
+        self._vel_history = np.zeros((self.n, self.window, 2))  # (forward, yaw rate) ring buffer
+        self.fixed_command = np.zeros(self.n, dtype=bool)  # a reset with an explicit command keeps it
+        self.reset(np.arange(self.n), seeds=np.arange(self.n))
+
+    # --- episodes --------------------------------------------------------------------------
+    def reset(
+        self,
+        robots: np.ndarray,
+        seeds: np.ndarray | None = None,
+        commands: np.ndarray | None = None,
+        initial_pose: np.ndarray | None = None,
+    ) -> None:
+        """Start new episodes for ``robots``; ``commands`` (k, 2) pins their command."""
+        robots = np.atleast_1d(np.asarray(robots, dtype=np.int64))
+        if robots.size == 0:
+            return
+        self.sim.reset(robots, seeds=seeds, initial_pose=initial_pose)
+        self.phase[robots] = 0.0
+        self.last_action[robots] = 0.0
+        self.steps[robots] = 0
+        self.start_xy[robots] = self.sim.base_position()[robots, :2]
+        self._vel_history[robots] = 0.0
+        self.fixed_command[robots] = commands is not None
+        if commands is not None:
+            self.command[robots] = np.broadcast_to(np.asarray(commands, dtype=np.float64), (robots.size, 2))
+        else:
+            self._new_commands(robots)
+
+    def _new_commands(self, robots: np.ndarray) -> None:
+        cfg = self.cfg
+        if cfg["command_mode"] == "fixed":
+            self.command[robots] = (cfg["forward_speed"], 0.0)
+            self.next_command_step[robots] = np.iinfo(np.int64).max
+            return
+        rng = self.sim.rng
+        ranges = cfg["command_ranges"]
+        draws = rng.uniform(robots, k=4)  # vx, wz, which special case, resample time
+        vx = ranges["vx"][0] + (ranges["vx"][1] - ranges["vx"][0]) * draws[:, 0]
+        wz = ranges["wz"][0] + (ranges["wz"][1] - ranges["wz"][0]) * draws[:, 1]
+        special = cfg["command_special"]
+        p_stand, p_turn, p_straight = special["stand"], special["turn_in_place"], special["straight"]
+        u = draws[:, 2]
+        stand = u < p_stand
+        turn = (u >= p_stand) & (u < p_stand + p_turn)
+        straight = (u >= p_stand + p_turn) & (u < p_stand + p_turn + p_straight)
+        vx = np.where(stand | turn, 0.0, vx)
+        wz = np.where(stand | straight, 0.0, wz)
+        self.command[robots] = np.stack([vx, wz], axis=1)
+        lo, hi = cfg["command_resample_s"]
+        seconds = lo + (hi - lo) * draws[:, 3]
+        self.next_command_step[robots] = self.steps[robots] + np.maximum(1, np.round(seconds / CONTROL_DT))
+
+    # --- stepping --------------------------------------------------------------------------
+    def step(self, actions: np.ndarray) -> dict[str, Any]:
+        """Apply (N, 8) actions for one control period; returns arrays over the batch.
+
+        Keys: reward, terminated (fell), truncated (time limit), unstable (physics diverged:
+        also terminated), forward_speed, yaw_rate, terms (dict of reward terms).
+        """
+        actions = sanitize_action(np.asarray(actions).reshape(self.n, ACTION_DIM))
+        unstable = self.sim.step(sanitized_action_to_target(actions))
+        prev_action = self.last_action
+        self.last_action = actions
+        self.phase = (self.phase + CONTROL_DT / GAIT_PERIOD_S) % 1.0
+        self.steps += 1
+        velocity = self.sim.heading_velocity()
+        yaw_rate = self.sim.yaw_rate()
+        self._vel_history[np.arange(self.n), self.steps % self.window] = np.stack(
+            [velocity[:, 0], yaw_rate], axis=1
+        )
+        fell = self.sim.fallen() | unstable
+        reward, terms = self._reward(actions, prev_action, fell, velocity, yaw_rate)
+        if unstable.any():  # nothing about a diverged robot is worth learning from
+            reward[unstable] = 0.0
+        truncated = (self.steps >= self.max_steps) & ~fell
+        resample = np.flatnonzero((self.steps >= self.next_command_step) & ~self.fixed_command)
+        if resample.size:
+            self._new_commands(resample)
+        return {
+            "reward": reward,
+            "terminated": fell,
+            "truncated": truncated,
+            "unstable": unstable,
+            "forward_speed": velocity[:, 0],
+            "yaw_rate": yaw_rate,
+            "terms": terms,
+        }
+
+    def observe(self, robots: np.ndarray | None = None) -> np.ndarray:
+        """Policy observations (k, OBS_DIM) of ``robots`` (default all), float32."""
+        rows = np.arange(self.n) if robots is None else np.asarray(robots, dtype=np.int64)
+        quat, gyro, _accel = self.sim.imu(rows)
+        return build_observation(
+            gravity_body=gravity_from_quaternion(quat),
+            gyro=gyro,
+            joint_pos=self.sim.joint_estimate(rows),
+            last_action=self.last_action[rows],
+            phase=self.phase[rows],
+            command=self.command[rows],
+        )
+
+    def privileged(self, robots: np.ndarray | None = None) -> np.ndarray:
+        """(k, PRIVILEGED_DIM) float32 privileged state of ``robots`` (default all), PRIVILEGED_LAYOUT order."""
+        rows = np.arange(self.n) if robots is None else np.asarray(robots, dtype=np.int64)
+        sim = self.sim
+        heading = sim.heading_velocity()[rows]
+        parts = [
+            heading,
+            sim.base_linear_velocity_world()[rows, 2:3],
+            sim.base_position()[rows, 2:3],
+            self.averaged_velocity()[rows],
+            sim.foot_contacts()[rows].astype(np.float64),
+            sim.joint_velocities()[rows],
+            sim.joint_positions()[rows] - sim.servo_position[rows],
+            *sim.physical_parameters(rows),
+        ]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def averaged_velocity(self) -> np.ndarray:
+        """(N, 2) forward speed and yaw rate averaged over the tracking window (so far)."""
+        filled = np.minimum(self.steps, self.window)[:, None]
+        return self._vel_history.sum(axis=1) / np.maximum(filled, 1)
+
+    def distance(self) -> np.ndarray:
+        """(N,) displacement since reset along the start heading's x axis (world x at reset)."""
+        return self.sim.base_position()[:, 0] - self.start_xy[:, 0]
+
+    def _reward(
+        self,
+        action: np.ndarray,
+        prev_action: np.ndarray,
+        fell: np.ndarray,
+        velocity: np.ndarray,
+        yaw_rate: np.ndarray,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        w = self.cfg["reward"]
+        sim = self.sim
+        avg = self.averaged_velocity()
+        gravity = sim.gravity_body()
+        power = np.sum(np.abs(sim.joint_torques() * sim.joint_velocities()), axis=1)
+        contact = sim.foot_contacts()
+        foot_vel = sim.foot_velocities()
+        foot_speed_xy = np.linalg.norm(foot_vel[:, :, :2], axis=2)
+        foot_height = sim.foot_positions()[:, :, 2]
+        terms = {
+            "track_vx": w["track_vx"]
+            * np.exp(-((avg[:, 0] - self.command[:, 0]) ** 2) / w["track_vx_sigma"] ** 2),
+            "track_wz": w["track_wz"]
+            * np.exp(-((avg[:, 1] - self.command[:, 1]) ** 2) / w["track_wz_sigma"] ** 2),
+            "upright": -w["upright"] * (gravity[:, 0] ** 2 + gravity[:, 1] ** 2),
+            "lateral_velocity": -w["lateral_velocity"] * velocity[:, 1] ** 2,
+            "action_rate": -w["action_rate"] * np.sum((action - prev_action) ** 2, axis=1),
+            "energy": -w["energy"] * power,
+            "alive": np.where(fell, 0.0, w["alive"]),
+            "foot_slip": -w["foot_slip"] * np.sum(contact * foot_speed_xy**2, axis=1),
+            "foot_clearance": -w["foot_clearance"]
+            * np.sum(
+                ~contact * (np.minimum(foot_height - w["clearance_height"], 0.0) ** 2) * foot_speed_xy, axis=1
+            )
+            / max(w["clearance_height"], 1e-6) ** 2,
+            "pose": -w["pose"] * np.sum((sim.joint_positions() - STAND_POSE) ** 2, axis=1),
+        }
+        return sum(terms.values()), terms
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
+    """Raise ValueError naming the first sim/task option whose value makes no sense."""
+    if abs(control_dt - CONTROL_DT) > 1e-9:
+        raise ValueError(
+            f"physics_substeps={cfg['physics_substeps']} gives a {control_dt * 1e3:.1f} ms control "
+            f"period; the policy runs at {CONTROL_DT * 1e3:.0f} ms"
+        )
+    if cfg["command_mode"] not in COMMAND_MODES:
+        raise ValueError(f"command_mode must be one of {COMMAND_MODES}, got {cfg['command_mode']!r}")
+    if not cfg["episode_seconds"] > 0:
+        raise ValueError(f"episode_seconds must be positive, got {cfg['episode_seconds']}")
+    lo, hi = COMMAND_LIMITS["vx"]
+    if not lo <= cfg["forward_speed"] <= hi:
+        raise ValueError(f"forward_speed must be within [{lo}, {hi}] m/s, got {cfg['forward_speed']}")
+    for name, bounds in cfg["command_ranges"].items():
+        if name not in COMMAND_LIMITS:
+            raise ValueError(f"command_ranges has unknown command '{name}'")
+        clo, chi = bounds
+        if not COMMAND_LIMITS[name][0] <= clo <= chi <= COMMAND_LIMITS[name][1]:
+            raise ValueError(f"command_ranges['{name}'] = {(clo, chi)} is outside {COMMAND_LIMITS[name]}")
+    rlo, rhi = cfg["command_resample_s"]
+    if not 0 < rlo <= rhi:
+        raise ValueError(f"command_resample_s must be (low, high) with 0 < low <= high, got {(rlo, rhi)}")
+    special = cfg["command_special"]
+    if any(not 0.0 <= p <= 1.0 for p in special.values()) or sum(special.values()) > 1.0:
+        raise ValueError(f"command_special probabilities must be in [0, 1] and sum to <= 1, got {special}")
+    window = cfg["reward"]["track_window_s"]
+    if not CONTROL_DT <= window <= 5.0:
+        raise ValueError(f"reward.track_window_s must be between {CONTROL_DT} and 5 s, got {window}")
+    for name in ("track_vx_sigma", "track_wz_sigma"):
+        if not cfg["reward"][name] > 0:
+            raise ValueError(f"reward.{name} must be positive, got {cfg['reward'][name]}")

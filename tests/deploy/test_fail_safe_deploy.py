@@ -1,0 +1,88 @@
+"""Fail-safe deploy graph (issue 18): limits are the same in sim and on the (emulated) robot, and
+the robot launch keeps its DDS traffic apart from simulations on the same network."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from deploy_graph import FakeSensors, record
+from sensor_msgs.msg import JointState
+from test_policy_node import FAST, NODE, command_echo_policy, command_seen
+
+from pidog_description.limits import clip_joint_targets
+from pidog_description.robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from pidog_learning.launch_files import parse_launch
+
+LAUNCH_DIR = Path(__file__).resolve().parents[2] / "launch"
+# Hips swung into each other on the left, a right knee folded through its upper leg, a hip
+# beyond the servo range: every kind of clipping at once.
+OUT_OF_RANGE = np.radians([120.0, -100.0, 10.0, 20.0, -120.0, 60.0, 30.0, -95.0])
+
+
+def test_robot_launch_runs_on_its_own_dds_domain() -> None:
+    robot = parse_launch(LAUNCH_DIR / "robot.launch.xml", {"policy_path": "/p.onnx"})
+    sim = parse_launch(LAUNCH_DIR / "sim_policy.launch.xml", {"policy_path": "/p.onnx"})
+    assert robot.env["ROS_DOMAIN_ID"] != sim.env.get("ROS_DOMAIN_ID", "0"), (
+        "a sim_policy launch on defaults must not reach the robot"
+    )
+    moved = parse_launch(LAUNCH_DIR / "robot.launch.xml", {"policy_path": "/p.onnx", "domain_id": "7"})
+    assert moved.env["ROS_DOMAIN_ID"] == "7"
+
+
+@pytest.mark.ros
+def test_out_of_range_command_gives_the_same_clipped_pose_in_sim_and_on_the_robot(
+    spawn_node, ros_probe
+) -> None:
+    expected, clipped = clip_joint_targets(OUT_OF_RANGE)
+    assert clipped.sum() >= 5
+    assert not np.allclose(expected, np.clip(OUT_OF_RANGE, JOINT_LOWER, JOINT_UPPER)), (
+        "the geometric limits must matter for this command"
+    )
+    # Both publish /joint_states; tell them apart by the publisher.
+    streams: dict[bytes, list[np.ndarray]] = defaultdict(list)
+
+    def on_state(msg: JointState, info) -> None:
+        gid = info["publisher_gid"]
+        streams[bytes(gid["data"] if isinstance(gid, dict) else gid)].append(np.array(msg.position))
+
+    ros_probe.node.create_subscription(JointState, "/joint_states", on_state, 50)
+    spawn_node("pidog_sim.sim_node", {"rate_hz": 50.0, "randomize": False, "seed": 0})
+    spawn_node(
+        "pidog_hw.hw_node",
+        {
+            "i2c_bus": "emulated",
+            "imu_backend": "none",
+            "startup_pose": "none",
+            "start_armed": True,
+            "shutdown_pose": "limp",
+        },
+    )
+    assert ros_probe.spin_until(lambda: len(streams) == 2, 60), "no /joint_states from sim_node and hw_node"
+    commands = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
+    msg = JointState(name=list(JOINT_NAMES), position=OUT_OF_RANGE.tolist())
+    end = time.monotonic() + 5.0  # hw_node switches servos on one by one and slews at 60 deg/s
+    while time.monotonic() < end:
+        commands.publish(msg)
+        ros_probe.spin_for(0.02)
+    finals = [positions[-1] for positions in streams.values()]
+    for final in finals:
+        np.testing.assert_allclose(final, expected, atol=math.radians(0.5))
+    np.testing.assert_allclose(finals[0], finals[1], atol=math.radians(0.5))
+
+
+@pytest.mark.ros
+def test_policy_node_gives_the_policy_a_zero_command_until_an_operator_drives(
+    tmp_path: Path, spawn_node, ros_probe
+) -> None:
+    rec = record(ros_probe)
+    FakeSensors(ros_probe)
+    node = spawn_node(NODE, {"policy_path": command_echo_policy(tmp_path / "echo.onnx"), **FAST})
+    assert ros_probe.spin_until(lambda: rec.state == "running", 20), node.log()
+    ros_probe.spin_for(1.0)
+    seen = [command_seen(q) for _, q in rec.commands[-20:]]
+    np.testing.assert_allclose(seen, 0.0, atol=1e-3, err_msg="started without /cmd_vel: it must not walk")

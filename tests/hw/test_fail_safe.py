@@ -1,0 +1,285 @@
+"""hw_node fails safe (issue 18), each behaviour tested with hw_node as its own process over DDS
+on the register-level emulated I2C bus; the emulated world (battery, MCU reset, IMU motion) is
+changed through the emulator's control file, the way the physical world would change under it.
+
+Timing assertions compare emulator-log timestamps (CLOCK_MONOTONIC, shared by all processes)
+with generous margins: the machine running the tests is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from hw_facts import LEG_CHANNELS, TICK_US, expected_pulse_us, read_jsonl
+from hw_io import Listener, channel_writes, latest_pulses
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+
+from pidog_description.kinematics import LIE_POSE, STAND_POSE
+from pidog_description.robot import JOINT_NAMES
+from pidog_hw.emulation import write_control
+
+pytestmark = pytest.mark.ros
+COMMAND_DEG = [20.0, -30.0, 25.0, -35.0, 40.0, -20.0, 45.0, -15.0]
+STAND_US = expected_pulse_us(np.degrees(STAND_POSE).tolist())
+LIE_US = expected_pulse_us(np.degrees(LIE_POSE).tolist())
+COMMAND_US = expected_pulse_us(COMMAND_DEG)
+SEQUENCE_US_PER_TICK = 60.0 * 0.02 * 2000.0 / 180.0  # 60 deg/s at 50 Hz, in pulse microseconds
+
+
+def near(pulses: np.ndarray, expected: np.ndarray, tol: float = TICK_US) -> bool:
+    return bool(np.abs(pulses - expected).max() <= tol)
+
+
+def hw_params(tmp_path: Path, **extra) -> dict:
+    params = {
+        "i2c_bus": "emulated",
+        "emulator_log": str(tmp_path / "i2c.jsonl"),
+        "emulator_control": str(tmp_path / "world.json"),
+        "imu_calibration_s": 0.0,
+        "shutdown_pose": "limp",
+    }
+    params.update(extra)
+    return params
+
+
+def wait_pulses(io: Listener, log: Path, expected: np.ndarray, timeout: float = 8.0) -> None:
+    assert io.probe.spin_until(lambda: near(latest_pulses(log), expected), timeout), (
+        f"pulses {latest_pulses(log).round(1).tolist()}, expected {expected.round(1).tolist()}"
+    )
+
+
+def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_probe, tmp_path: Path) -> None:
+    log = tmp_path / "i2c.jsonl"
+    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, command_timeout_action="lie"))
+    io = Listener(ros_probe)
+    io.wait_state("disarmed", timeout=30.0)  # stood up by itself, then waits for an operator
+    assert io.last["/hw_node/armed"].data is False
+    wait_pulses(io, log, STAND_US)
+
+    io.command(COMMAND_DEG, 1.0)
+    assert near(latest_pulses(log), STAND_US), "a disarmed hw_node must not execute /joint_commands"
+    assert "/joint_commands ignored: disarmed" in node.log()
+
+    assert io.arm().success
+    assert ros_probe.spin_until(lambda: io.last["/hw_node/armed"].data, 5.0)
+    intruder = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
+    ros_probe.spin_until(lambda: intruder.get_subscription_count() > 0, 5.0)
+    io.command(COMMAND_DEG, 3.0)  # slewed onto the command at sequence speed
+    wait_pulses(io, log, COMMAND_US, timeout=3.0)
+    intruding = JointState(name=list(JOINT_NAMES), position=[0.0] * 8)
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:  # a second source (a sim launch on the same domain) joins
+        intruder.publish(intruding)
+        io.command(COMMAND_DEG, 0.02)
+    assert near(latest_pulses(log), COMMAND_US), "commands from a second publisher are not executed"
+    assert "a second /joint_commands publisher" in node.log()
+
+    # The first source dies (policy_node crashed mid-walk).
+    last_command = io.last_publish
+    io.wait_state("moving_to_pose", timeout=3.0)
+    moved = [
+        e
+        for e in channel_writes(log)
+        if e["t"] > last_command
+        and abs(e["pulse_us"] - COMMAND_US[LEG_CHANNELS.index(e["channel"])]) > TICK_US
+    ]
+    reaction = moved[0]["t"] - last_command
+    print(f"command watchdog: legs ramping to stand {reaction:.3f} s after the last command")
+    assert reaction < 0.5 + 0.25, "ramp to stand within ~0.5 s (0.3 s timeout + a loaded machine's margin)"
+    status = io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.ERROR)
+    assert "command timeout" in status.message
+    io.wait_state("disarmed", timeout=10.0)
+    assert near(latest_pulses(log), LIE_US), "command_timeout_action lie: stand, then lie down"
+    writes = channel_writes(log)
+    after = [e for e in writes if e["t"] > last_command]
+    for channel in LEG_CHANNELS:  # never faster than the sequence speed on the way down
+        pulses = [e["pulse_us"] for e in after if e["channel"] == channel]
+        assert np.abs(np.diff(pulses)).max() <= SEQUENCE_US_PER_TICK + TICK_US
+    assert [e for e in read_jsonl(log) if "violation" in e] == []
+
+
+ESTOP_ONCE = """
+import sys, time, rclpy
+from std_msgs.msg import Bool
+from pidog_description.topics import LATCHED_QOS
+rclpy.init()
+node = rclpy.create_node("estop_once")
+pub = node.create_publisher(Bool, "/estop", LATCHED_QOS)
+end = time.monotonic() + 20
+while pub.get_subscription_count() == 0 and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.05)
+pub.publish(Bool(data=True))
+time.sleep(0.5)  # like `ros2 topic pub --once`: publish, then exit
+sys.exit(0 if pub.get_subscription_count() else 3)
+"""
+
+
+def test_one_shot_estop_latches_survives_restart_and_needs_reset(
+    spawn_node, ros_probe, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "latch.json"
+    log = tmp_path / "i2c.jsonl"
+    params = hw_params(tmp_path, state_file=str(state_file), estop_behavior="hold", shutdown_pose="lie")
+    node = spawn_node("pidog_hw.hw_node", params)
+    io = Listener(ros_probe)
+    io.wait_state("disarmed", timeout=30.0)
+    assert io.arm().success
+    io.command(COMMAND_DEG, 3.0)
+    wait_pulses(io, log, COMMAND_US, timeout=2.0)
+
+    once = subprocess.run([sys.executable, "-c", ESTOP_ONCE], timeout=60, capture_output=True, text=True)
+    assert once.returncode == 0, once.stderr
+    io.wait_state("estop", timeout=5.0)
+    count = len(channel_writes(log))
+    io.command(COMMAND_DEG[::-1], 1.0)  # the publisher is gone; commands keep coming
+    assert len(channel_writes(log)) == count, "hold: nothing is written while e-stopped"
+    io.estop.publish(Bool(data=False))  # a stray false from anyone does not release it
+    ros_probe.spin_for(0.5)
+    assert io.states[-1] == "estop" and "does not release the latched e-stop" in node.log()
+    refused = io.arm()
+    assert not refused.success and "e-stop" in refused.message
+
+    assert node.stop() == 0
+    tail = channel_writes(log)[count:]
+    assert [e["pulse_us"] for e in tail] == [0.0] * 8, "exit while e-stopped: stop the pulses, no lie-down"
+
+    log2 = tmp_path / "i2c_restart.jsonl"
+    io.states.clear()
+    node = spawn_node("pidog_hw.hw_node", {**params, "emulator_log": str(log2)})
+    io.wait_state("estop", timeout=30.0)  # the latch survived the restart
+    ros_probe.spin_for(1.0)
+    assert channel_writes(log2) == [], "a restart under a latched e-stop sends no pulse"
+    assert "e-stop latched before this start" in node.log()
+
+    answer = io.reset()
+    assert answer.success, answer.message
+    io.wait_state("disarmed", timeout=15.0)  # released into the stand pose, slowly, not walking
+    writes = channel_writes(log2)
+    first = {e["channel"]: e["pulse_us"] for e in writes[:8]}
+    assert any(v == 0.0 for v in first.values()), "servos switched on one at a time"
+    on = {}
+    for e in writes:
+        if e["pulse_us"] and e["channel"] not in on:
+            on[e["channel"]] = e["pulse_us"]
+    assert near(np.array([on[c] for c in LEG_CHANNELS]), LIE_US), "pose unknown after a restart: fold first"
+    assert near(latest_pulses(log2), STAND_US)
+    assert io.last["/hw_node/armed"].data is False
+    assert '"estop": null' in state_file.read_text()
+
+
+def test_low_battery_and_mcu_reset(spawn_node, ros_probe, tmp_path: Path) -> None:
+    log, world = tmp_path / "i2c.jsonl", tmp_path / "world.json"
+    spawn_node(
+        "pidog_hw.hw_node", hw_params(tmp_path, battery_low_s=0.5, imu_backend="none", estop_behavior="limp")
+    )
+    io = Listener(ros_probe)
+    io.wait_state("disarmed", timeout=30.0)
+    io.wait_for("/battery_state")
+    assert io.last["/battery_state"].voltage == pytest.approx(7.8, abs=0.01)
+    assert io.status("pidog_hw: battery", lambda s: s.level == DiagnosticStatus.OK).message == "7.80 V"
+
+    write_control(world, battery_v=6.1)  # below battery_low_v 6.4 V
+    io.wait_state("low_battery", timeout=5.0)
+    assert ros_probe.spin_until(lambda: (latest_pulses(log) == 0).all(), 8.0), "lie down, then limp"
+    lie_writes = [e for e in channel_writes(log) if e["pulse_us"]][-8:]
+    assert near(
+        np.array([{e["channel"]: e["pulse_us"] for e in lie_writes}[c] for c in LEG_CHANNELS]), LIE_US
+    )
+    refused = io.reset()
+    assert not refused.success and "battery 6.10 V" in refused.message
+    write_control(world, battery_v=7.8)
+    ros_probe.spin_for(1.0)
+    assert io.reset().success
+    io.wait_state("disarmed", timeout=10.0)
+
+    count = len(read_jsonl(log))
+    write_control(world, mcu_reset_boot_s=0.3)  # a brownout resets the Robot HAT MCU
+    io.wait_state("mcu_reset", timeout=5.0)
+    status = io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.ERROR)
+    assert "stopped answering and answers again: it reset" in status.message
+    entries = read_jsonl(log)[count:]
+    assert any(e.get("nack") for e in entries), "the MCU did not answer while it booted"
+    assert [e for e in entries if "violation" in e] == [], "no channel written before its timer is set up"
+    assert "prescaler" in str(entries), "timers re-initialised"
+    assert ros_probe.spin_until(lambda: (latest_pulses(log) == 0).all(), 3.0), "mcu_reset_action fault: limp"
+    assert io.reset().success
+    io.wait_state("disarmed", timeout=10.0)
+    assert near(latest_pulses(log), STAND_US)
+
+    io.estop.publish(Bool(data=True))  # estop_behavior limp: the pulses stop
+    io.wait_state("estop", timeout=5.0)
+    assert ros_probe.spin_until(lambda: (latest_pulses(log) == 0).all(), 3.0)
+
+
+def test_pick_up_and_fall_stop_the_legs(spawn_node, ros_probe, tmp_path: Path) -> None:
+    log, world = tmp_path / "i2c.jsonl", tmp_path / "world.json"
+    spawn_node("pidog_hw.hw_node", hw_params(tmp_path, fallen_limp_s=0.6))
+    io = Listener(ros_probe)
+    io.wait_state("disarmed", timeout=30.0)
+    assert io.arm().success
+    io.command(COMMAND_DEG, 3.0)
+    wait_pulses(io, log, COMMAND_US, timeout=2.0)
+
+    write_control(world, imu_specific_force=[0.0, 0.0, 0.0])  # dropped / swung up: free fall
+    end = time.monotonic() + 3.0
+    while io.states[-1] != "lifted" and time.monotonic() < end:
+        io.command(COMMAND_DEG[::-1], 0.05)
+    assert io.states[-1] == "lifted"
+    stopped_at = time.monotonic()
+    io.command(COMMAND_DEG[::-1], 0.4)
+    moved = [e for e in channel_writes(log) if e["t"] > stopped_at and e["pulse_us"]]
+    assert moved == [], "legs stop: no new pulse while lifted"
+    assert ros_probe.spin_until(lambda: (latest_pulses(log) == 0).all(), 3.0), "limp after fallen_limp_s"
+
+    write_control(world, imu_specific_force=[0.0, 0.0, 9.81])  # put down
+    ros_probe.spin_for(0.5)
+    assert io.reset().success
+    io.wait_state("disarmed", timeout=10.0)
+
+    write_control(world, imu_specific_force=[0.0, 0.0, 9.81 + 4.0])  # lifted briskly
+    io.wait_state("lifted", timeout=3.0)
+    write_control(world, imu_specific_force=[0.0, 0.0, 9.81])
+    ros_probe.spin_for(0.5)
+    assert io.reset().success
+
+    tilt = 1.2  # rad, on its side
+    write_control(world, imu_specific_force=[0.0, 9.81 * math.sin(tilt), 9.81 * math.cos(tilt)])
+    io.wait_state("fallen", timeout=5.0)
+    refused = io.reset()
+    assert not refused.success and "still tilted" in refused.message
+
+
+def test_second_ctrl_c_during_lie_down_still_stops_the_pulses(spawn_node, ros_probe, tmp_path: Path) -> None:
+    log = tmp_path / "i2c.jsonl"
+    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, shutdown_pose="lie", imu_backend="none"))
+    io = Listener(ros_probe)
+    io.wait_state("disarmed", timeout=30.0)
+    node.proc.send_signal(signal.SIGINT)
+    ros_probe.spin_until(lambda: not near(latest_pulses(log), STAND_US), 5.0)  # lying down
+    node.proc.send_signal(signal.SIGINT)
+    node.proc.wait(timeout=15)
+    writes = channel_writes(log)
+    assert [e["pulse_us"] for e in writes[-8:]] == [0.0] * 8, "pulses stopped"
+    before = np.array([{e["channel"]: e["pulse_us"] for e in writes[-16:-8]}[c] for c in LEG_CHANNELS])
+    assert not near(before, LIE_US), "the second Ctrl-C cut the lie-down short"
+    assert "interrupted during lie-down: stopping the pulses now" in node.log()
+
+
+def test_bad_fail_safe_parameters_are_refused(spawn_node) -> None:
+    node = spawn_node(
+        "pidog_hw.hw_node",
+        {"servo_backend": "dry_run", "imu_backend": "none", "command_timeout_action": "walk"},
+    )
+    node.proc.wait(timeout=30)
+    assert node.proc.returncode == 2
+    assert "parameter 'command_timeout_action' must be one of ['lie', 'limp', 'stand']" in node.log()
+    assert JOINT_NAMES  # the joint order the log helpers assume

@@ -1,0 +1,152 @@
+"""The batched core and its SB3 VecEnv: batching changes nothing but speed.
+
+- robot i of a batch of N follows the trajectory of a batch of one with the same seed and
+  actions, bit for bit (through automatic resets too);
+- a bad action or a diverging simulation in one robot never touches the others;
+- bad sizes are refused with the option's name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pidog_description.spec import OBS_DIM, OBS_SLICES
+from pidog_sim.batch import BatchSim
+from pidog_sim.task import WalkTask
+from pidog_sim.vec_env import PiDogVecEnv
+
+SAMPLE = {"command_mode": "sample", "episode_seconds": 1.5}
+
+
+def random_actions(steps: int, n: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-0.5, 0.5, (steps, n, 8))
+
+
+def run_vec(n: int, seeds: list[int], actions: np.ndarray, threads: int) -> tuple[np.ndarray, ...]:
+    venv = PiDogVecEnv(n, physics_threads=threads, config=SAMPLE)
+    venv._seeds = list(seeds)
+    obs = [venv.reset()]
+    states, rewards, dones = [], [], []
+    for step_actions in actions:
+        venv.step_async(step_actions)
+        o, r, d, _ = venv.step_wait()
+        obs.append(o)
+        states.append(venv.task.sim.state.copy())
+        rewards.append(r)
+        dones.append(d)
+    venv.close()
+    return np.array(obs), np.array(states), np.array(rewards), np.array(dones)
+
+
+def test_robot_in_a_batch_follows_the_trajectory_of_a_batch_of_one() -> None:
+    n, steps = 6, 160  # 1.5 s episodes: every robot resets at least once (or falls sooner)
+    seeds = [100 + i for i in range(n)]
+    actions = random_actions(steps, n)
+    obs_n, state_n, reward_n, done_n = run_vec(n, seeds, actions, threads=2)
+    assert done_n.any(axis=0).all(), "every robot should have finished an episode"
+    for i in (0, 3, 5):
+        obs_1, state_1, reward_1, done_1 = run_vec(1, [seeds[i]], actions[:, i : i + 1], threads=1)
+        np.testing.assert_allclose(state_n[:, i], state_1[:, 0], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(obs_n[:, i], obs_1[:, 0], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(reward_n[:, i], reward_1[:, 0], rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(done_n[:, i], done_1[:, 0])
+    # Different seeds really are different robots.
+    assert not np.allclose(state_n[:, 0], state_n[:, 1])
+
+
+def test_non_finite_action_for_one_robot_never_touches_the_others() -> None:
+    n, steps = 4, 60
+    actions = random_actions(steps, n)
+    poisoned = actions.copy()
+    poisoned[10:, 2] = np.nan
+    poisoned[20:30, 2, 3] = np.inf
+    _, clean_states, _, _ = run_vec(n, [0, 1, 2, 3], actions, threads=2)
+    obs, states, rewards, _ = run_vec(n, [0, 1, 2, 3], poisoned, threads=2)
+    others = [0, 1, 3]
+    np.testing.assert_array_equal(states[:, others], clean_states[:, others])
+    assert np.isfinite(states).all() and np.isfinite(obs).all() and np.isfinite(rewards).all()
+    # Robot 2's NaN actions mean "stand pose": its last action in the observation is zero.
+    np.testing.assert_array_equal(obs[-1, 2, OBS_SLICES["last_action"]], 0.0)
+
+
+def test_diverging_physics_resets_that_robot_counts_it_and_the_batch_goes_on(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # MuJoCo logs the divergence warning to MUJOCO_LOG.TXT in the cwd
+    n = 3
+    actions = random_actions(40, n)
+    venv = PiDogVecEnv(n, physics_threads=2, config={"episode_seconds": 5.0})
+    venv.seed(5)
+    venv.reset()
+    reference = PiDogVecEnv(n, physics_threads=2, config={"episode_seconds": 5.0})
+    reference.seed(5)
+    reference.reset()
+    for t, step_actions in enumerate(actions):
+        if t == 20:
+            venv.task.sim.qvel[1, :] = 1e30  # an exploded state, as a bad contact would give
+        obs, _, dones, infos = venv.step(step_actions)
+        ref_obs, _, _, _ = reference.step(step_actions)
+        assert np.isfinite(obs).all()
+        if t == 20:
+            assert dones[1] and infos[1].get("unstable"), "the diverged robot must end its episode"
+            assert not dones[0] and not dones[2]
+    assert venv.unstable_resets == 1
+    np.testing.assert_array_equal(obs[[0, 2]], ref_obs[[0, 2]])
+    # The reset robot is back on its feet and walks on with the batch.
+    assert venv.task.sim.base_position()[1, 2] > 0.05
+    venv.close()
+    reference.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"n": 0}, "n_envs"), ({"n": -3}, "n_envs"), ({"n": 2, "threads": 0}, "physics_threads")],
+)
+def test_bad_sizes_are_refused_by_name(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        BatchSim(**kwargs)
+
+
+def test_vec_env_follows_sb3_conventions() -> None:
+    venv = PiDogVecEnv(3, physics_threads=1, config={"episode_seconds": 0.2})
+    venv.seed(0)
+    obs = venv.reset()
+    assert obs.shape == (3, OBS_DIM) and obs.dtype == np.float32
+    for _ in range(9):
+        obs, rewards, dones, infos = venv.step(np.zeros((3, 8)))
+        assert not dones.any()
+    obs, rewards, dones, infos = venv.step(np.zeros((3, 8)))
+    assert dones.all() and rewards.shape == (3,)
+    for i, info in enumerate(infos):
+        assert info["TimeLimit.truncated"] is True
+        assert info["episode"]["l"] == 10
+        assert info["terminal_observation"].shape == (OBS_DIM,)
+        # The returned observation starts a new episode: the gait clock is back at phase 0.
+        np.testing.assert_allclose(obs[i, OBS_SLICES["phase"]], [0.0, 1.0], atol=1e-6)
+        assert not np.allclose(info["terminal_observation"][OBS_SLICES["phase"]], [0.0, 1.0])
+    assert set(venv.reward_term_means()) >= {"track_vx", "track_wz", "alive"}
+    venv.close()
+
+
+def test_sampled_commands_cover_standing_turning_in_place_and_change_within_episodes() -> None:
+    task = WalkTask(64, config={"command_mode": "sample", "command_resample_s": (0.2, 0.4)}, threads=1)
+    first = task.command.copy()
+    seen = [first]
+    for _ in range(25):
+        task.step(np.zeros((64, 8)))
+        seen.append(task.command.copy())
+    seen = np.concatenate(seen)
+    assert not np.allclose(task.command, first), "commands are resampled within the episode"
+    standing = np.all(seen == 0.0, axis=1)
+    in_place = (seen[:, 0] == 0.0) & (seen[:, 1] != 0.0)
+    assert standing.any() and in_place.any()
+    assert seen[:, 0].min() < -0.05 and seen[:, 0].max() > 0.2  # backward and fast forward
+    assert seen[:, 1].min() < -0.7 and seen[:, 1].max() > 0.7
+    task.close()
+
+
+@pytest.mark.parametrize(("option", "value"), [("n_envs", 0), ("physics_threads", -1)])
+def test_pipeline_refuses_bad_batch_sizes_by_name(option: str, value: int) -> None:
+    from pidog_learning.config import ConfigError, resolve_config
+
+    with pytest.raises(ConfigError, match=option):
+        resolve_config("default", {option: value})

@@ -1,0 +1,88 @@
+"""Evaluation: heading-frame speed, paired episodes, confidence intervals, the tracking grid and
+gait quality, measured on the real MuJoCo sim."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pidog_description.spec import ACTION_DIM
+from pidog_sim.controllers import TrotController
+from pidog_sim.evaluation import (
+    TRACKING_GRID,
+    evaluate,
+    evaluate_tracking,
+    mean_ci,
+    paired_difference,
+    tracking_table,
+)
+
+
+def test_confidence_interval_and_paired_difference() -> None:
+    mean, ci = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and ci == pytest.approx(4.303 / np.sqrt(3), rel=1e-3)
+    assert np.isnan(mean_ci([1.0])[1])
+    diff = paired_difference([1.0, 2.0, 3.0, 4.0], [0.5, 1.4, 2.6, 3.5])
+    assert diff["mean"] == pytest.approx(0.5) and diff["significant"]
+    assert not paired_difference([1.0, 2.0, 3.0], [2.0, 1.0, 3.0])["significant"]
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference([1.0], [1.0, 2.0])
+
+
+def test_speed_is_measured_along_the_heading_not_along_world_x() -> None:
+    """An arc covers distance at walking speed while its world-x displacement stays small."""
+    result = evaluate(TrotController(), episodes=1, seconds=15.0, randomize=False, seed=0, command=(0.1, 0.3))
+    displacement_speed = abs(result["mean_distance_m"]) / result["mean_episode_seconds"]
+    assert result["mean_yaw_rate_radps"] > 0.15  # more than half a circle in 15 s
+    assert result["mean_forward_speed_mps"] > 0.03
+    assert result["mean_forward_speed_mps"] > 2.0 * displacement_speed
+
+
+def test_episodes_are_paired_and_reproducible_with_a_confidence_interval() -> None:
+    first = evaluate(TrotController(), episodes=3, seconds=2.0, randomize=True, seed=7)
+    again = evaluate(TrotController(), episodes=3, seconds=2.0, randomize=True, seed=7)
+    assert first["per_episode_speed_mps"] == again["per_episode_speed_mps"]
+    assert first["per_episode_return"] == again["per_episode_return"]
+    assert np.isfinite(first["ci95_forward_speed_mps"]) and first["ci95_forward_speed_mps"] > 0
+    other = evaluate(TrotController(), episodes=3, seconds=2.0, randomize=True, seed=8)
+    assert other["per_episode_return"] != first["per_episode_return"]
+    same = paired_difference(first["per_episode_return"], again["per_episode_return"])
+    assert same["mean"] == 0.0 and not same["significant"]
+
+
+def test_tracking_grid_covers_every_kind_of_command() -> None:
+    grid = np.array(TRACKING_GRID)
+    assert len(grid) >= 20
+    assert any((grid[:, 0] == 0) & (grid[:, 1] == 0))  # standing
+    assert any(grid[:, 0] < 0)  # backward
+    assert any((grid[:, 0] == 0) & (grid[:, 1] > 0)) and any((grid[:, 0] == 0) & (grid[:, 1] < 0))  # in place
+    assert any((grid[:, 0] != 0) & (grid[:, 1] != 0))  # arcs
+
+
+def test_tracking_reports_velocities_errors_and_gait_quality() -> None:
+    commands = [(0.15, 0.0), (-0.1, 0.0), (0.0, 0.6)]
+    trot = evaluate_tracking(
+        TrotController(), commands, seconds=5.0, randomize=False, seed=0, settle_seconds=1.0
+    )
+    rows = trot["commands"]
+    assert [(r["command_vx"], r["command_wz"]) for r in rows] == commands
+    assert rows[0]["vx"] > 0.08 and rows[1]["vx"] < -0.05 and rows[2]["wz"] > 0.15
+    assert trot["falls"] == 0 and trot["episodes"] == 3
+    errors_vx = np.mean([abs(r["vx"] - r["command_vx"]) for r in rows])
+    assert trot["mean_abs_vx_error"] == pytest.approx(errors_vx)
+    assert 5.0 < trot["median_clearance_mm"] < 40.0  # the trot lifts its feet ~20 mm
+    assert 0.0 < trot["mean_stance_slip_mps"] < 0.2
+    assert 0.5 < trot["cost_of_transport"] < 50.0
+    table = "\n".join(tracking_table({"trot": trot}))
+    assert "| trot |" in table and "-0.10, +0.0" in table
+
+    # Standing on the stand pose: no swings, (almost) no slip, nothing transported.
+    stand = evaluate_tracking(
+        lambda obs: np.zeros(ACTION_DIM, dtype=np.float32),
+        [(0.0, 0.0)],
+        seconds=3.0,
+        randomize=False,
+        settle_seconds=1.0,
+    )
+    assert np.isnan(stand["median_clearance_mm"]) and stand["mean_stance_slip_mps"] < 0.01
+    assert np.isnan(stand["cost_of_transport"])  # commanded below COT_MIN_SPEED: no CoT

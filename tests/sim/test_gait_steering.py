@@ -1,0 +1,70 @@
+"""The steering trot in the MuJoCo sim: it turns left for +wz and right for -wz (in place and in
+arcs) and walks backward for vx < 0. Rates are measured over long windows of sim time (heading
+change and heading-frame distance per second), not per step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pidog_description.rotations import yaw_from_quaternion
+from pidog_description.spec import CONTROL_DT
+from pidog_sim.controllers import TrotController
+from pidog_sim.env import PiDogEnv
+
+SETTLE_S = 2.0
+WINDOW_S = 8.0
+
+
+def steer(command: tuple[float, float], randomize: bool, seed: int = 0) -> tuple[float, float, bool]:
+    """(mean heading-frame forward speed m/s, mean yaw rate rad/s, fell) over WINDOW_S after SETTLE_S."""
+    env = PiDogEnv(randomize=randomize, episode_seconds=SETTLE_S + WINDOW_S)
+    trot = TrotController()
+    obs, _ = env.reset(seed=seed, options={"command": list(command)})
+    yaws, forward, fell = [], [], False
+    for step in range(int(round((SETTLE_S + WINDOW_S) / CONTROL_DT))):
+        obs, _, terminated, truncated, info = env.step(trot(obs))
+        if (step + 1) * CONTROL_DT > SETTLE_S:
+            yaws.append(yaw_from_quaternion(env.sim.data.qpos[3:7]))
+            forward.append(info["forward_speed"])
+        fell = fell or info["fell"]
+        if terminated or truncated:
+            break
+    env.close()
+    heading = np.unwrap(yaws)
+    return (
+        float(np.mean(forward)),
+        float((heading[-1] - heading[0]) / (CONTROL_DT * (len(heading) - 1))),
+        fell,
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "min_vx", "max_vx", "min_wz", "max_wz"),
+    [
+        ((0.0, 0.6), -0.05, 0.05, 0.15, 1.0),  # turn in place, left
+        ((0.0, -0.6), -0.05, 0.05, -1.0, -0.15),  # turn in place, right
+        ((0.15, 0.3), 0.03, 0.3, 0.05, 1.0),  # forward arc, left
+        ((0.15, -0.3), 0.03, 0.3, -1.0, -0.05),  # forward arc, right
+        ((-0.1, 0.0), -0.3, -0.05, -0.1, 0.1),  # straight backward
+        ((0.2, 0.0), 0.08, 0.3, -0.1, 0.1),  # straight forward
+    ],
+)
+def test_trot_steers_in_the_nominal_sim(command, min_vx, max_vx, min_wz, max_wz) -> None:
+    vx, wz, fell = steer(command, randomize=False)
+    assert not fell
+    assert min_vx <= vx <= max_vx, f"command {command}: vx {vx:.3f} m/s"
+    assert min_wz <= wz <= max_wz, f"command {command}: wz {wz:.3f} rad/s"
+
+
+@pytest.mark.parametrize("command", [(0.0, 0.6), (0.0, -0.6), (-0.1, 0.0)])
+def test_trot_steers_the_right_way_in_the_randomised_sim(command: tuple[float, float]) -> None:
+    """Randomised mass, friction, servos, latency and pushes: the direction holds on average."""
+    runs = [steer(command, randomize=True, seed=seed) for seed in range(4)]
+    vx = np.mean([r[0] for r in runs])
+    wz = np.mean([r[1] for r in runs])
+    assert sum(r[2] for r in runs) <= 1, f"falls in {runs}"
+    if command[1] != 0:
+        assert np.sign(wz) == np.sign(command[1]) and abs(wz) >= 0.12, f"command {command}: wz {wz:.3f}"
+    else:
+        assert vx <= -0.05, f"command {command}: vx {vx:.3f}"

@@ -1,0 +1,90 @@
+"""Issue 17: the deploy path closed around physics. The shipped policy drives hw_node, whose
+drivers write I2C registers that the twin turns into simulated servo motion and whose IMU reads
+come from the simulated IMU site; compared with the same policy through sim_node, both judged
+by ground-truth odometry on sim time. Then the mistakes the twin exists for, one at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twin_graph import Run, run_sim_node, run_twin
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+WINDOW_S = 7.0  # sim-time seconds of each measured window (after 1 s of settling)
+FAULT_WINDOW_S = 5.0  # the faults are blatant: a shorter look keeps tests/twin near 90 s
+# One run each, so the bounds include the shipped policy's own run-to-run spread over DDS
+# (measured on this graph, sim_node against itself: turn 1.68-2.22 rad, forward 0.68-1.42 m in
+# two clusters). Twin / sim_node over 9 pairs: turn 0.81-1.23 (mean ~0.98), forward 0.69-1.55
+# (0.39 once, over a 14 s window in which the twin walked a circle: docs/TWIN.md, "Open").
+# The issue's 15 % holds on average, not pair by pair; a steadier policy can tighten these.
+TURN_TOLERANCE = 0.3
+FORWARD_BAND = (0.5, 2.0)
+REFERENCE: dict[str, Run] = {}  # the sim_node run, shared with the fault cases
+
+
+def reference(spawn_node, probe) -> Run:
+    if "sim" not in REFERENCE:  # the fault cases run on their own (-k): measure it here
+        REFERENCE["sim"] = run_sim_node(spawn_node, probe, WINDOW_S, turn=False)
+    return REFERENCE["sim"]
+
+
+def test_shipped_policy_walks_and_turns_through_hw_node_and_the_twin_like_through_sim_node(
+    tmp_path: Path, spawn_node, ros_probe
+) -> None:
+    sim = REFERENCE["sim"] = run_sim_node(spawn_node, ros_probe, WINDOW_S)
+    twin = run_twin(spawn_node, ros_probe, tmp_path, WINDOW_S)
+    report = f"sim_node: {sim}\ntwin:     {twin}"
+    print(report)
+    assert not sim.fell and not twin.fell, report
+    assert sim.forward_m > 0.3 and sim.yaw_rad > 0.5, f"the reference itself does not walk and turn\n{report}"
+    assert twin.yaw_rad == pytest.approx(sim.yaw_rad, rel=TURN_TOLERANCE), report
+    assert FORWARD_BAND[0] * sim.forward_m <= twin.forward_m <= FORWARD_BAND[1] * sim.forward_m, report
+    # Through the driver's registers, remap and filter, the IMU still tells the truth.
+    assert min(twin.gyro_corr) > 0.8, report
+
+
+# Each mistake, how it is injected, and how the twin shows it.
+FAULTS: dict[str, dict[str, Any]] = {
+    # The left-front hip servo turns the other way (a sign flipped in the servo map).
+    "flipped_servo_sign": {"control": {"servo_reversed": ["lf_hip"]}},
+    # The left-hind hip and knee plugs swapped (channels 0 and 1).
+    "swapped_channels": {"control": {"servo_channels": {"lh_hip": 1, "lh_knee": 0}}},
+    # The chip's axes taken as the body's (no remap): gravity reads along body -x, hw_node
+    # sees the robot on its nose, latches 'fallen' and refuses to arm.
+    "imu_axes_not_remapped": {"hw_params": {"imu_axes": "x,y,z"}},
+    # The remap turned by 180 deg about the vertical: up is right, forward and left reversed,
+    # so roll and pitch (and their rates) read with the wrong sign. The forward sign is the
+    # part of the default remap inferred from the SDK, not measured (docs/HARDWARE.md).
+    "imu_axes_forward_reversed": {"hw_params": {"imu_axes": "y,-z,-x"}},
+}
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f != "imu_axes_forward_reversed"])
+def test_a_wiring_or_remap_mistake_stops_the_robot_walking(
+    fault: str, tmp_path: Path, spawn_node, ros_probe
+) -> None:
+    ref = reference(spawn_node, ros_probe)
+    run = run_twin(spawn_node, ros_probe, tmp_path, FAULT_WINDOW_S, turn=False, **FAULTS[fault])
+    report = f"{fault}: {run}\nsim_node reference: {ref}"
+    print(report)
+    # Fell (now or while standing up), or under half the reference's speed (the reference
+    # measured 0.68-1.41 m in 7 s).
+    assert run.fell or run.forward_m / FAULT_WINDOW_S < 0.5 * ref.forward_m / WINDOW_S, (
+        f"the twin did not catch it\n{report}"
+    )
+
+
+def test_a_reversed_imu_forward_axis_shows_as_imu_rates_against_the_ground_truth(
+    tmp_path: Path, spawn_node, ros_probe
+) -> None:
+    """The shipped policy walks with roll and pitch reversed (it hardly uses their sign:
+    measured, not assumed), so walking cannot catch this mistake; the twin's ground truth can:
+    /imu/data's roll and pitch rates run against the body's true ones."""
+    run = run_twin(
+        spawn_node, ros_probe, tmp_path, FAULT_WINDOW_S, turn=False, **FAULTS["imu_axes_forward_reversed"]
+    )
+    print(f"imu_axes_forward_reversed: {run}")
+    assert run.gyro_corr is not None and max(run.gyro_corr) < -0.5, f"the twin did not catch it\n{run}"

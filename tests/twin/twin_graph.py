@@ -1,0 +1,214 @@
+"""Test-side graph for the twin tests: the shipped policy driven over DDS through sim_node, or
+through hw_node on the register-level twin (``i2c_bus:=twin``), judged by ground-truth odometry
+on sim time. The test is the operator: it arms hw_node and sends /cmd_vel."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import Twist, Vector3
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import Imu
+from std_msgs.msg import String
+from std_srvs.srv import SetBool
+
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    GROUND_TRUTH_ODOM_TOPIC,
+    IMU_TOPIC,
+    LATCHED_QOS,
+    SENSOR_QOS,
+    STREAM_QOS,
+)
+
+# The deploy tests' recorders (policy state) and ground-truth odometry sampler: one copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
+from deploy_graph import record  # noqa: E402
+from test_shipped_policy import Odom  # noqa: E402
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "policies" / "pidog_walk.onnx"
+FORWARD = (0.2, 0.0)  # (vx m/s, wz rad/s) as test_shipped_policy drives it
+LEFT = (0.05, 1.0)
+POLICY_PARAMS = {"policy_path": str(SHIPPED), "default_vx": 0.0}  # as robot.launch.xml
+TWIN_HW_PARAMS: dict[str, Any] = {
+    "i2c_bus": "twin",
+    "startup_pose": "stand",  # the real start-up: lying unpowered, servos on one by one, rise
+    "shutdown_pose": "limp",  # nobody watches the lie-down after a test
+}
+
+
+@dataclass
+class Run:
+    """What one graph did: forward progress along its heading (m) and yaw change (rad) over the
+    windows, and whether the robot ended up fallen (ground truth), with hw_node's state."""
+
+    forward_m: float  # walked_distance over the forward window
+    yaw_rad: float | None  # yaw change over the turn window
+    fell: bool
+    note: str = ""
+    # Correlation of /imu/data's roll and pitch rates with the ground truth's over the forward
+    # window (hw_node runs only): +1 = the driver's IMU tells the truth.
+    gyro_corr: tuple[float, float] | None = None
+
+    def __str__(self) -> str:
+        yaw = "n/a" if self.yaw_rad is None else f"{self.yaw_rad:+.3f} rad"
+        corr = (
+            ""
+            if self.gyro_corr is None
+            else f", IMU roll/pitch rate vs truth r={self.gyro_corr[0]:+.2f}/{self.gyro_corr[1]:+.2f}"
+        )
+        return f"forward {self.forward_m:+.3f} m, yaw {yaw}, fell={self.fell}{corr} {self.note}".strip()
+
+
+def window_note(w: np.ndarray) -> str:
+    """The forward window's heading change and its net progress along the starting heading."""
+    progress = np.cos(w[0, 3]) * (w[-1, 1] - w[0, 1]) + np.sin(w[0, 3]) * (w[-1, 2] - w[0, 2])
+    quarters = " ".join(f"{walked_distance(q):.2f}" for q in np.array_split(w, 4))
+    return (
+        f"(forward window: yaw {w[-1, 3] - w[0, 3]:+.2f} rad, net progress {progress:+.3f} m, "
+        f"walked by quarter {quarters} m)"
+    )
+
+
+def walked_distance(w: np.ndarray) -> float:
+    """Distance walked along the body's heading at each instant (m), summed over the window:
+    an odometer, so a gait that veers still counts what it walked, and sway does not."""
+    heading = 0.5 * (w[1:, 3] + w[:-1, 3])
+    return float((np.cos(heading) * np.diff(w[:, 1]) + np.sin(heading) * np.diff(w[:, 2])).sum())
+
+
+class Operator:
+    """Sends /cmd_vel at 20 Hz and measures the ground truth over sim-time windows."""
+
+    def __init__(self, probe, logs) -> None:
+        self.probe = probe
+        self.logs = logs
+        self.odom = Odom(probe)
+        self.tilt: list[tuple[float, float]] = []  # (sim time, tilt of the body's up axis, rad)
+        # (arrival time, wx, wy) of /imu/data and of the ground truth: the two run on different
+        # clocks (wall and sim), so they are paired by when they arrive here.
+        self.imu_rates: list[tuple[float, float, float]] = []
+        self.true_rates: list[tuple[float, float, float]] = []
+        probe.node.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS)
+        probe.node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, self._on_tilt, STREAM_QOS)
+        self.twist_pub = probe.node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
+        self.command: tuple[float, float] | None = None
+        probe.node.create_timer(0.05, self._send)
+
+    def _on_imu(self, msg: Imu) -> None:
+        self.imu_rates.append((time.monotonic(), msg.angular_velocity.x, msg.angular_velocity.y))
+
+    def gyro_correlation(self, since: float) -> tuple[float, float]:
+        """Correlation of /imu/data's x and y rates with the ground truth's since ``since``."""
+        imu = np.array([r for r in self.imu_rates if r[0] >= since])
+        truth = np.array([r for r in self.true_rates if r[0] >= since])
+        assert len(imu) > 50 and len(truth) > 50, "no /imu/data or ground truth to compare"
+        return tuple(
+            float(np.corrcoef(imu[:, axis], np.interp(imu[:, 0], truth[:, 0], truth[:, axis]))[0, 1])
+            for axis in (1, 2)
+        )
+
+    def _on_tilt(self, msg) -> None:
+        w = msg.twist.twist.angular
+        self.true_rates.append((time.monotonic(), w.x, w.y))
+        q = msg.pose.pose.orientation
+        up_z = 1.0 - 2.0 * (q.x * q.x + q.y * q.y)  # world z of the body's z axis
+        self.tilt.append(
+            (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, math.acos(max(-1, min(1, up_z))))
+        )
+
+    def _send(self) -> None:
+        if self.command is not None:
+            vx, wz = self.command
+            self.twist_pub.publish(Twist(linear=Vector3(x=vx), angular=Vector3(z=wz)))
+
+    def drive(self, cmd: tuple[float, float] | None, seconds: float, settle: float = 1.0) -> np.ndarray:
+        """Send ``cmd`` for ``settle`` + ``seconds`` of sim time; the odometry after settling."""
+        assert self.probe.spin_until(lambda: self.twist_pub.get_subscription_count() > 0, 10), self.logs()
+        self.command = cmd
+        t0 = self.odom.now
+        # Sim time, not wall time: a loaded machine runs the sim slower, never the test shorter.
+        assert self.probe.spin_until(
+            lambda: self.odom.now >= t0 + settle + seconds, 10 * (settle + seconds) + 30
+        ), f"sim time stalled at {self.odom.now:.2f} s\n{self.logs()}"
+        return self.odom.window(t0 + settle, t0 + settle + seconds)
+
+    def fell_since(self, t0: float, limit: float = 0.8) -> bool:
+        return any(tilt > limit for t, tilt in self.tilt if t >= t0)
+
+
+def run_sim_node(spawn_node, probe, seconds: float, turn: bool = True) -> Run:
+    """The reference: the shipped policy through sim_node (use_sim_time), forward then left."""
+    rec = record(probe)
+    sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 0})
+    policy = spawn_node("pidog_control.policy_node", {**POLICY_PARAMS, "use_sim_time": True})
+    logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
+    op = Operator(probe, logs)
+    assert probe.spin_until(lambda: rec.state == "running", 60), logs()
+    t0 = op.odom.now
+    forward = op.drive(FORWARD, seconds)
+    yaw = None
+    if turn:
+        left = op.drive(LEFT, seconds)
+        yaw = float(left[-1, 3] - left[0, 3])
+    run = Run(walked_distance(forward), yaw, op.fell_since(t0), window_note(forward))
+    sim.stop()
+    policy.stop()
+    return run
+
+
+def run_twin(
+    spawn_node,
+    probe,
+    tmp_path: Path,
+    seconds: float,
+    turn: bool = True,
+    hw_params: dict[str, Any] | None = None,
+    control: dict[str, Any] | None = None,
+) -> Run:
+    """The shipped policy through hw_node on the twin: hw_node stands the robot up, policy_node
+    starts, the operator arms hw_node and drives. ``control``: twin faults written to the
+    emulator control file before hw_node starts (pidog_hw.emulation.twin)."""
+    params = {**TWIN_HW_PARAMS, **(hw_params or {})}
+    if control:
+        path = tmp_path / "twin_control.json"
+        path.write_text(json.dumps({"seq": 1, **control}))
+        params["emulator_control"] = str(path)
+    states: list[str] = []
+    probe.node.create_subscription(String, "/hw_node/state", lambda m: states.append(m.data), LATCHED_QOS)
+    hw = spawn_node("pidog_hw.hw_node", params)
+    logs = lambda: f"--- hw_node\n{hw.log()}"  # noqa: E731
+    op = Operator(probe, logs)
+    # Stand-up done, or a fault latched at start (a twin that shows the mistake before arming).
+    assert probe.spin_until(lambda: states and states[-1] != "moving_to_pose", 60), logs()
+    rec = record(probe)
+    policy = spawn_node("pidog_control.policy_node", POLICY_PARAMS)
+    logs = lambda: f"--- hw_node\n{hw.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
+    op.logs = logs
+    assert probe.spin_until(lambda: rec.state is not None and rec.state != "waiting_for_sensors", 60), logs()
+    if states[-1] == "disarmed":  # a robot that stands: the policy runs before it is armed
+        assert probe.spin_until(lambda: rec.state == "running", 30), logs()
+    client = probe.node.create_client(SetBool, "/hw_node/arm")
+    assert client.wait_for_service(timeout_sec=10), logs()
+    future = client.call_async(SetBool.Request(data=True))
+    assert probe.spin_until(future.done, 10), logs()
+    armed = future.result()
+    t0 = op.odom.now
+    forward = op.drive(FORWARD, seconds)
+    gyro_corr = op.gyro_correlation(since=time.monotonic() - 0.8 * seconds)
+    yaw = None
+    if turn:
+        left = op.drive(LEFT, seconds)
+        yaw = float(left[-1, 3] - left[0, 3])
+    note = f"{window_note(forward)} arm: {armed.message}; hw_node state {states[-1] if states else '?'}"
+    run = Run(walked_distance(forward), yaw, op.fell_since(t0), note, gyro_corr)
+    policy.stop()
+    hw.stop()
+    return run
