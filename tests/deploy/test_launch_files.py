@@ -28,6 +28,7 @@ CASES = [
     ("teleop_record.launch.xml", {"bag_output": "TMP"}),
     ("teleop_record.launch.xml", {"use_sim": "false", "bag_output": "TMP", "i2c_bus": "emulated"}),
     ("twin.launch.xml", {"policy_path": "POLICY"}),
+    ("sysid_record.launch.xml", {"bag_output": "TMP"}),
 ]
 
 

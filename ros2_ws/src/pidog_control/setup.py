@@ -24,6 +24,8 @@ setup(
             "teleop_gait_node = pidog_control.teleop_gait_node:main",
             "keyboard_teleop = pidog_control.keyboard_teleop:main",
             "bag_recorder = pidog_control.bag_recorder:main",
+            "excitation = pidog_control.excitation:main",
+            "pidog-excite = pidog_control.excitation:main",
         ],
     },
 )

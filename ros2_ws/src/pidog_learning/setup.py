@@ -27,6 +27,7 @@ setup(
             "pidog-export = pidog_learning.export:main",
             "pidog-eval = pidog_learning.eval_cli:main",
             "pidog-import-bag = pidog_learning.bag_import:main",
+            "pidog-sysid = pidog_learning.sysid:main",
             "pidog-sweep = pidog_learning.sweep:main",
         ],
     },

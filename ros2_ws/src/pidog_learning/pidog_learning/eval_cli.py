@@ -1,13 +1,15 @@
 """pidog-eval: how well does a controller walk in the simulated PiDog?
 
 pidog-eval --controller {trot|PATH.zip|PATH.onnx} --episodes N --seconds S
-           [--no-randomize] [--seed K] [--json OUT.json] [--video OUT.mp4]
+           [--no-randomize] [--seed K] [--json OUT.json] [--video OUT.mp4] [--viewer]
 pidog-eval --grid --controller trot --controller PATH.onnx [--episodes N] [--seconds S]
 
 Speeds are heading-frame forward velocities, means with a 95 % confidence interval over
 episodes. Episode k uses seed K + k, so controllers are compared on the same episodes.
 --grid runs the command-tracking grid (standing, forward, backward, turning in place, arcs)
 and prints achieved vx and wz per command, errors, falls and gait quality per controller.
+--viewer watches the episodes live in MuJoCo's viewer (real time); in its window the arrow
+keys set the command (up/down: vx, left/right: wz) and space stops: driving a policy without ROS.
 """
 
 from __future__ import annotations
@@ -69,8 +71,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--forward-speed", type=float, default=None, help="commanded forward speed, m/s")
     parser.add_argument("--yaw-rate", type=float, default=None, help="commanded yaw rate, rad/s")
+    parser.add_argument(
+        "--robot-params",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="robot parameters file (pidog-sysid): nominal physics from it, randomisation centred on it",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
     parser.add_argument("--video", type=Path, default=None, help="film the first episode (MP4)")
+    parser.add_argument(
+        "--viewer",
+        action="store_true",
+        help="watch live in MuJoCo's viewer (arrows: vx/wz, space: stop); without a display it says so",
+    )
     args = parser.parse_args(argv)
     args.controller = args.controller or ["trot"]
     if args.episodes is None:
@@ -83,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--seconds must be positive, got {args.seconds}")
     if args.grid and args.seconds <= args.settle_seconds:
         parser.error(f"--seconds ({args.seconds:g}) must exceed --settle-seconds ({args.settle_seconds:g})")
+    if args.grid and args.viewer:
+        parser.error("--viewer watches a plain evaluation's episodes: drop --grid")
     if args.grid and (args.video or args.forward_speed is not None or args.yaw_rate is not None):
         parser.error(
             "--grid chooses its own commands and films nothing: drop --video/--forward-speed/--yaw-rate"
@@ -99,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"pidog-eval: {exc}", file=sys.stderr)
         return 2
+    env_kwargs = None
+    if args.robot_params is not None:
+        from pidog_sim.robot_params import RobotParamsError, load_override
+
+        try:
+            env_kwargs = load_override(args.robot_params)
+        except RobotParamsError as exc:
+            print(f"pidog-eval: {exc}", file=sys.stderr)
+            return 2
     randomized = "randomised" if not args.no_randomize else "nominal"
     results: dict[str, dict] = {}
     if args.grid:
@@ -110,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 settle_seconds=args.settle_seconds,
                 episodes_per_command=args.episodes,
+                env_kwargs=env_kwargs,
                 progress=True,
             )
             results[name]["controller"] = name
@@ -125,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
 
             vx = DEFAULT_SIM_CONFIG["forward_speed"] if args.forward_speed is None else args.forward_speed
             command = (vx, args.yaw_rate or 0.0)
+        viewer = None
+        if args.viewer:
+            from pidog_sim.model import load_model
+            from pidog_sim.viewer import LiveViewer
+
+            viewer = LiveViewer.open(load_model(), "pidog-eval", key_control=True)
         for name, controller in controllers.items():
             result = evaluate(
                 controller,
@@ -133,10 +165,14 @@ def main(argv: list[str] | None = None) -> int:
                 randomize=not args.no_randomize,
                 seed=args.seed,
                 video_path=args.video if len(controllers) == 1 else None,
+                env_kwargs=env_kwargs,
                 progress=True,
                 command=command,
+                viewer=viewer,
             )
             result["controller"] = name
+            if viewer is not None:  # the commands the keyboard applied: (sim time s, vx, wz)
+                result["viewer_commands"] = [list(entry) for entry in viewer.key_log]
             results[name] = result
             print(
                 f"{name}: {result['mean_forward_speed_mps']:.3f} ± {result['ci95_forward_speed_mps']:.3f} m/s "
@@ -144,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"({randomized}), falls {result['falls']}, mean yaw rate {result['mean_yaw_rate_radps']:+.3f} rad/s, "
                 f"mean return {result['mean_return']:.1f} ± {result['ci95_return']:.1f}"
             )
+        if viewer is not None:
+            viewer.close()
     if args.json:
         write_json(args.json, results[args.controller[0]] if len(results) == 1 else results)
         print(f"wrote {args.json}")

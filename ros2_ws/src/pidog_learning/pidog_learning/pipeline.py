@@ -231,6 +231,7 @@ class Pipeline:
         self.use_camera = bool(config["use_camera"])
         self.history = self._load_history()
         self.timesteps = 0  # PPO timesteps behind the final policy
+        self.viewer: Any | None = None  # pidog-train --viewer: a LiveViewer showing each video rollout
 
     # -- helpers --
     def path(self, name: str) -> Path:
@@ -294,6 +295,7 @@ class Pipeline:
             self.config["eval"]["video_seconds"],
             self.config["eval"]["seed"],
             self._env_kwargs(self.use_camera),
+            viewer=self.viewer,
         )
         return path
 
@@ -626,8 +628,10 @@ def run_pipeline(
     resume_overrides: Mapping[str, Any] | None = None,
     reporter: Reporter | None = None,
     stop_event: threading.Event | None = None,
+    viewer: Any | None = None,
 ) -> tuple[Path, dict[str, Path]]:
     """Run (or resume) the whole pipeline; returns (experiment folder, artifact paths).
+    ``viewer`` (a ``pidog_sim.viewer.LiveViewer``) shows each periodic video rollout live.
 
     Raises PipelineError (and ConfigError) for bad input before any training,
     TrainingInterrupted after saving a checkpoint on Ctrl-C or a stop request.
@@ -651,6 +655,7 @@ def run_pipeline(
         phase="starting", experiment_dir=str(exp_dir.resolve()), total_timesteps=config["total_rl_timesteps"]
     )
     pipeline = Pipeline(config, exp_dir, pretrained, checkpoint, reporter, stop_event)
+    pipeline.viewer = viewer
     try:
         return exp_dir, pipeline.run()
     except (DemonstrationError, ExpertError) as exc:

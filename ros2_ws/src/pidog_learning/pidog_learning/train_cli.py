@@ -105,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="import demonstrations from rosbag2 recordings",
     )
     parser.add_argument(
+        "--robot-params",
+        dest="robot_params",
+        default=None,
+        metavar="FILE",
+        help="robot parameters file (pidog-sysid): nominal physics from it, randomisation centred on it",
+    )
+    parser.add_argument(
+        "--viewer",
+        action="store_true",
+        help="show each periodic evaluation rollout (--visualize-freq) live in MuJoCo's viewer, "
+        "besides the MP4s; without a display it says so",
+    )
+    parser.add_argument(
         "--resume",
         type=Path,
         default=None,
@@ -144,9 +157,15 @@ def config_layers(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             files.append(overrides)
     if len(presets) > 1:
         raise ConfigError(f"--config: give at most one preset, got {presets}")
-    return (presets[0] if presets else "default"), combine(
-        *files, parse_assignments(args.assignments), explicit_options(args)
-    )
+    layers = [*files, parse_assignments(args.assignments), explicit_options(args)]
+    if getattr(args, "robot_params", None):
+        from pidog_sim.robot_params import RobotParamsError, load_override
+
+        try:  # into the env config, so the saved experiment config records what was used
+            layers.append({"env": load_override(args.robot_params)})
+        except RobotParamsError as exc:
+            raise ConfigError(f"--robot-params: {exc}") from None
+    return (presets[0] if presets else "default"), combine(*layers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,19 +192,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{state.get('phase')}] {state['message']}", flush=True)
 
     reporter = Reporter(on_status=say)
+    viewer = None
+    if args.viewer:
+        from pidog_sim.model import load_model
+        from pidog_sim.viewer import LiveViewer
+
+        viewer = LiveViewer.open(load_model(), "pidog-train")
     try:
         if args.resume is not None:
             exp_dir, artifacts = run_pipeline(
-                resume=args.resume, resume_overrides=overrides, reporter=reporter
+                resume=args.resume, resume_overrides=overrides, reporter=reporter, viewer=viewer
             )
         else:
-            exp_dir, artifacts = run_pipeline(config, reporter=reporter)
+            exp_dir, artifacts = run_pipeline(config, reporter=reporter, viewer=viewer)
     except (ConfigError, PipelineError, ClusterError) as exc:
         parser.exit(2, f"pidog-train: error: {with_flag_names(str(exc))}\n")
     except TrainingInterrupted as exc:
         folder = exc.checkpoint.parent.parent
         print(f"\n{exc}\ncontinue with: pidog-train --resume {folder}", file=sys.stderr)
         return 130
+    finally:
+        if viewer is not None:
+            viewer.close()
     print(f"\nArtifacts in {exp_dir.resolve()}:")
     width = max(len(name) for name in artifacts)
     for name, path in artifacts.items():

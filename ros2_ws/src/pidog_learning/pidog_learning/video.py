@@ -18,8 +18,10 @@ def record_rollout(
     seconds: float,
     seed: int,
     env_kwargs: Mapping[str, Any] | None = None,
+    viewer: Any | None = None,
 ) -> dict[str, Any]:
-    """Film one randomised episode of ``controller`` to an MP4 (written atomically by evaluate).
+    """Film one randomised episode of ``controller`` to an MP4 (written atomically by evaluate),
+    shown live as well in ``viewer`` (a ``pidog_sim.viewer.LiveViewer``, pidog-train --viewer).
 
     Returns the episode's evaluation summary (speed, fall) so a caption can quote it.
     """
@@ -31,6 +33,7 @@ def record_rollout(
         seed=seed,
         video_path=Path(path),
         env_kwargs=dict(env_kwargs or {}),
+        viewer=viewer,
     )
     summary["video"] = str(Path(path))
     return summary

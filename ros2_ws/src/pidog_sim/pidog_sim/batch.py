@@ -109,7 +109,10 @@ class BatchSim:
         self._template = self._stand_state(m)
 
         # Per-robot state above the physics.
-        lat_hi = int(self.config["randomization"]["latency_steps"][1])
+        lat_hi = max(
+            int(self.config["randomization"]["latency_steps"][1]),
+            int(self.config["nominal"]["latency_steps"]),
+        )
         self.servo_position = np.tile(STAND_POSE, (self.n, 1))
         self.servo_max_speed = np.full((self.n, N_JOINTS), SERVO_MAX_SPEED)
         self._history = np.tile(STAND_POSE, (self.n, lat_hi + 1, 1))  # [:, k] = target k steps ago
@@ -202,6 +205,7 @@ class BatchSim:
 
     def _randomize(self, robots: np.ndarray) -> None:
         r = self.config["randomization"]
+        nom = self.config["nominal"]
         k = robots.size
         u = self.rng.uniform
         if self.randomize:
@@ -209,21 +213,27 @@ class BatchSim:
             friction = u(robots, *r["friction"])[:, 0]
             strength = u(robots, *r["servo_strength"], k=N_JOINTS)
             self.servo_max_speed[robots] = SERVO_MAX_SPEED * u(robots, *r["servo_speed"], k=N_JOINTS)
-            self.gyro_bias[robots] = u(robots, -r["imu_gyro_bias"], r["imu_gyro_bias"], k=3)
+            self.gyro_bias[robots] = np.asarray(nom["imu_gyro_bias"], dtype=np.float64) + u(
+                robots, -r["imu_gyro_bias"], r["imu_gyro_bias"], k=3
+            )
             self.gyro_noise[robots] = r["imu_gyro_noise"]
             self.gravity_noise[robots] = r["imu_gravity_noise"]
             lo, hi = r["latency_steps"]
             self.latency_steps[robots] = self.rng.integers(robots, int(lo), int(hi))
             self._next_push[robots] = u(robots, *r["push_interval_s"])[:, 0]
         else:
-            mass_scale = np.ones(k)
-            friction = np.full(k, self._nominal_friction[0, 0])
-            strength = np.ones((k, N_JOINTS))
-            self.servo_max_speed[robots] = SERVO_MAX_SPEED
-            self.gyro_bias[robots] = 0.0
+            # Nominal: the model's values, or a robot parameters file's (config "nominal").
+            mass_scale = np.full(k, float(nom["mass_scale"]))
+            nominal_friction = nom["friction"]
+            friction = np.full(
+                k, self._nominal_friction[0, 0] if nominal_friction is None else nominal_friction
+            )
+            strength = np.full((k, N_JOINTS), float(nom["servo_strength"]))
+            self.servo_max_speed[robots] = SERVO_MAX_SPEED * float(nom["servo_speed"])
+            self.gyro_bias[robots] = np.asarray(nom["imu_gyro_bias"], dtype=np.float64)
             self.gyro_noise[robots] = 0.0
             self.gravity_noise[robots] = 0.0
-            self.latency_steps[robots] = 0
+            self.latency_steps[robots] = int(nom["latency_steps"])
             self._next_push[robots] = np.inf
         self._push_end[robots] = -np.inf
         self._push_force[robots] = 0.0
@@ -239,7 +249,7 @@ class BatchSim:
             m.body_mass[self.base_id] *= mass_scale[row]
             m.body_inertia[self.base_id] *= mass_scale[row]
             m.geom_friction[:] = self._nominal_friction
-            if self.randomize:
+            if self.randomize or nom["friction"] is not None:
                 m.geom_friction[:, 0] = friction[row]
             m.actuator_forcerange[:] = self._nominal_forcerange * strength[row][:, None]
 

@@ -39,6 +39,17 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "clearance_height": 0.02,  # m
         "pose": 0.0,  # squared distance of the joints from the stand pose (rad^2)
     },
+    # The robot's physical parameters without randomisation (randomize=False), and the centre
+    # the IMU gyro bias is randomised around; a robot parameters file (pidog_sim.robot_params,
+    # identified by pidog-sysid) sets these and centres the ranges below on them.
+    "nominal": {
+        "servo_strength": 1.0,  # stall torque multiplier
+        "servo_speed": 1.0,  # max speed multiplier
+        "latency_steps": 0,
+        "mass_scale": 1.0,
+        "friction": None,  # None: the model's
+        "imu_gyro_bias": (0.0, 0.0, 0.0),  # rad/s
+    },
     # Domain randomisation (applied per episode when randomize=True).
     "randomization": {
         "mass_scale": (0.85, 1.2),  # torso mass multiplier (total mass ~0.85-1.15 kg)

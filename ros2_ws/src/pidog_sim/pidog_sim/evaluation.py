@@ -169,8 +169,10 @@ def run_episode(
     settle_seconds: float = 0.0,
     gait: GaitMeter | None = None,
     frames: list[np.ndarray] | None = None,
+    viewer: Any | None = None,
 ) -> Episode:
-    """One episode; the first ``settle_seconds`` are run but not scored."""
+    """One episode; the first ``settle_seconds`` are run but not scored. ``viewer`` (a
+    ``pidog_sim.viewer.LiveViewer``) shows it live and may set the command from its keyboard."""
     options = None if command is None else {"command": [float(command[0]), float(command[1])]}
     obs, info = env.reset(seed=seed, options=options)
     if hasattr(controller, "reset"):
@@ -182,7 +184,11 @@ def run_episode(
     forward: list[float] = []
     yaws: list[float] = []
     while not done:
+        if viewer is not None:
+            viewer.drive(env)
         obs, reward, terminated, truncated, info = env.step(controller(obs))
+        if viewer is not None:
+            viewer.show(env)
         total += reward
         steps += 1
         done = terminated or truncated
@@ -228,10 +234,12 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
     command: tuple[float, float] | None = None,
+    viewer: Any | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes of ``seconds`` each (seeds ``seed + k``: paired across
     controllers); the first one is filmed if ``video_path``. ``command`` (vx, wz) holds for
-    every episode; by default the env's command mode decides."""
+    every episode; by default the env's command mode decides. ``viewer`` (a LiveViewer) shows
+    every episode live."""
     _check_budget(episodes, seconds)
     kwargs = dict(env_kwargs or {})
     kwargs.update(randomize=randomize, episode_seconds=seconds)
@@ -252,6 +260,7 @@ def evaluate(
                 seed + k,
                 command,
                 frames=frames if video_path is not None and k == 0 else None,
+                viewer=viewer,
             )
             for k in iterator
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
+from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.time import Time
@@ -26,6 +27,7 @@ from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.topics import (
     BASE_FRAME_ID,
     CLOCK_TOPIC,
+    CMD_VEL_TOPIC,
     ESTOP_TOPIC,
     GROUND_TRUTH_JOINT_STATES_TOPIC,
     GROUND_TRUTH_ODOM_TOPIC,
@@ -78,6 +80,8 @@ class SimNode(Node):
         self.declare_parameter("seed", 0)
         self.declare_parameter("publish_clock", True)
         self.declare_parameter("estop_behavior", "hold")
+        self.declare_parameter("robot_params", "")  # a pidog-sysid parameters file; "" = defaults
+        self.declare_parameter("viewer", False)
         p = {name: self.get_parameter(name).value for name in self._parameters}
         rate, rtf = float(p["rate_hz"]), float(p["real_time_factor"])
         if not rtf > 0:
@@ -90,7 +94,7 @@ class SimNode(Node):
         self.sim = PiDogSim(
             model_path=p["model_path"] or None,
             randomize=bool(p["randomize"]),
-            config={"physics_substeps": substeps},
+            config={"physics_substeps": substeps, **self._robot_params(p["robot_params"])},
         )
         self.seed = int(p["seed"])
         self.estop_behavior = p["estop_behavior"]
@@ -106,10 +110,33 @@ class SimNode(Node):
         self.create_subscription(JointState, JOINT_COMMANDS_TOPIC, self._on_command, STREAM_QOS)
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, LATCHED_QOS)
         self.create_service(Trigger, SIM_RESET_SERVICE, self._on_reset)
+        # Live viewer (issue 16): its own thread, fed without waiting; /cmd_vel only for its overlay.
+        self.cmd_vel = np.zeros(2)
+        self.viewer = None
+        if bool(p["viewer"]):
+            from .viewer import LiveViewer
+
+            self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, STREAM_QOS)
+            self.viewer = LiveViewer.open(self.sim.model, "sim_node", say=self.get_logger().warning)
+            if self.viewer is not None:
+                self.get_logger().info(
+                    "viewer open: ground-truth heading (green), /cmd_vel vx (blue), wz (orange)"
+                )
         self.create_timer(self.sim.control_dt / rtf, self._tick)
         self.get_logger().info(
             f"simulating PiDog at {rate:g} Hz x{rtf:g} real time, randomize={bool(p['randomize'])}, seed={self.seed}"
         )
+
+    @staticmethod
+    def _robot_params(path: str) -> dict:
+        if not path:
+            return {}
+        from .robot_params import RobotParamsError, load_override
+
+        try:
+            return load_override(path)
+        except RobotParamsError as exc:
+            raise ValueError(f"parameter 'robot_params': {exc}") from None
 
     def _substeps_for(self, rate: float) -> int:
         timestep = 0.002  # models/pidog.xml's physics step; verified against the loaded model
@@ -141,6 +168,9 @@ class SimNode(Node):
             return
         if not self.estopped:
             self.target = target
+
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        self.cmd_vel = np.array([msg.linear.x, msg.angular.z], dtype=np.float64)
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data and not self.estopped:
@@ -186,6 +216,14 @@ class SimNode(Node):
             )
         )
         self.odom_pub.publish(ground_truth_odometry(self.sim, stamp))
+        if self.viewer is not None:
+            self.viewer.submit(self.sim.batch, 0, self.cmd_vel)
+
+    def destroy_node(self) -> None:
+        if self.viewer is not None:
+            self.viewer.close()
+            self.viewer = None
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:

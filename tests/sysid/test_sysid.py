@@ -1,0 +1,93 @@
+"""pidog-sysid: identification from a bag recorded with known, non-default parameters, and the
+bags it must refuse or skip (issue 14)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pidog_control.excitation import excitation_trajectory
+from pidog_description import STAND_POSE
+from pidog_description.topics import IMU_TOPIC, JOINT_COMMANDS_TOPIC
+from pidog_learning import sysid
+from pidog_sim import robot_params
+
+GYRO_BIAS = (0.01, -0.02, 0.005)
+HIDDEN = {
+    "nominal": {"servo_strength": 0.7, "latency_steps": 2, "mass_scale": 1.15, "imu_gyro_bias": GYRO_BIAS},
+    "randomization": {"latency_steps": (0, 2)},
+}
+
+
+@pytest.fixture(scope="module")
+def excitation_bag(tmp_path_factory) -> Path:
+    """The excitation routine driving the simulator with hidden, non-default parameters."""
+    targets, _ = excitation_trajectory(1.0)
+    return sysid.simulate_bag(tmp_path_factory.mktemp("bags") / "excite", targets, HIDDEN)
+
+
+@pytest.mark.slow
+def test_cli_identifies_strength_latency_and_gyro_bias(excitation_bag: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "robot_params.yaml"
+    code = sysid.main(
+        [str(excitation_bag), "--out", str(out), "--fit", "servo_strength", "latency_steps"]
+        + ["--known", "mass_scale=1.15", "--population", "8", "--generations", "8", "--max-windows", "8"]
+        + ["--threads", "2", "--no-progress", "--accept-unconverged"]
+    )
+    assert code == 0, capsys.readouterr().err
+    doc = robot_params.load(out)  # what it wrote is a valid parameters file
+    p, fit = doc["parameters"], doc["fit"]
+    # Latency: exact here (target: within one control step), from the per-latency profile.
+    assert abs(p["latency_steps"]["value"] - 2) <= 1
+    assert fit["latency_profile"][2] == min(fit["latency_profile"].values())
+    np.testing.assert_allclose(p["imu_gyro_bias"]["value"], GYRO_BIAS, atol=0.005)
+    # Servo strength with the mass known (weighed): target within 15 % (measured: within 2 %
+    # over seeds 0-2). Strength and mass together are not separable yet (docs/SYSID.md).
+    assert p["servo_strength"]["value"] == pytest.approx(0.7, rel=0.15)
+    assert fit["quality"]["gyro"]["r2"] > 0.8 and fit["quality"]["accel"]["r2"] > 0.8
+    assert fit["windows"] >= 3 and fit["bags"] == [str(excitation_bag)]
+    assert (tmp_path / "robot_params.png").stat().st_size > 10_000
+    # The file drives the simulator: nominal latency 2, strength from the fit.
+    override = robot_params.load_override(out)
+    assert override["nominal"]["latency_steps"] == p["latency_steps"]["value"]
+
+
+def test_unconverged_fit_writes_nothing(excitation_bag: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "robot_params.yaml"
+    code = sysid.main(
+        [str(excitation_bag), "--out", str(out), "--fit", "servo_strength", "mass_scale"]
+        + ["--population", "4", "--generations", "1", "--max-windows", "2", "--threads", "2", "--no-progress"]
+    )
+    assert code == 3
+    assert "did not converge" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bad_bags_are_skipped_or_refused_by_name(tmp_path: Path, capsys) -> None:
+    moving, _ = excitation_trajectory(0.3)
+    no_imu = sysid.simulate_bag(tmp_path / "no_imu", moving, topics=(JOINT_COMMANDS_TOPIC,))
+    still = sysid.simulate_bag(tmp_path / "still", np.tile(STAND_POSE, (200, 1)))
+    short = sysid.simulate_bag(tmp_path / "short", moving[:50])
+    other = sysid.simulate_bag(
+        tmp_path / "other_robot", moving[:200], joint_names=tuple(f"j{i}" for i in range(8))
+    )
+    series, report = sysid.load_bags([no_imu, still, short, other, tmp_path / "missing"], min_seconds=2.0)
+    assert series == []
+    assert f"{IMU_TOPIC}" in report.skipped[str(no_imu)]
+    assert "no motion" in report.skipped[str(still)]
+    assert "too short" in report.skipped[str(short)]
+    assert "another robot" in report.skipped[str(other)]
+    assert "not found" in report.skipped[str(tmp_path / "missing")]
+    with pytest.raises(sysid.SysidError, match="no usable bag: .*no_imu"):
+        sysid.identify([no_imu, still], progress=False)
+    code = sysid.main([str(still), "--out", str(tmp_path / "p.yaml"), "--no-progress"])
+    assert code == 2 and "no motion" in capsys.readouterr().err
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_series_marks_non_finite_and_gaps(excitation_bag: Path) -> None:
+    s = sysid.read_series(excitation_bag)
+    assert s.ok.all() and len(s.ok) == len(excitation_trajectory(1.0)[0])
+    np.testing.assert_allclose(s.commands, excitation_trajectory(1.0)[0])  # each sample's own step

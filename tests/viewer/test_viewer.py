@@ -1,0 +1,183 @@
+"""Live viewer (issue 16) under a real X server: sim_node and pidog-eval open a window that shows
+the robot, the overlay follows /cmd_vel, keys drive the policy's command, closing the window
+leaves the node running, and without a display there is one clear line and a normal exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import Twist
+from sensor_msgs.msg import JointState
+from xdisplay import arrow_pixels, robot_pixels
+
+from pidog_description.topics import CMD_VEL_TOPIC, JOINT_STATES_TOPIC, STREAM_QOS
+
+EVAL = [sys.executable, "-u", "-m", "pidog_learning.eval_cli"]
+NO_VIEWER = "live viewer off, videos are written instead"
+
+
+def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.mark.ros
+def test_sim_node_viewer_shows_robot_and_cmd_vel_and_survives_closing(
+    on_display, spawn_node, ros_probe
+) -> None:
+    before = on_display.screenshot()
+    assert robot_pixels(before) == 0
+    node = spawn_node("pidog_sim.sim_node", {"viewer": True, "randomize": False})
+    window = on_display.find_window("MuJoCo", 40)
+    assert window, node.log()
+    assert wait_for(lambda: "viewer open" in node.log(), 20), node.log()
+    # The robot is drawn (its orange lower legs), with the green ground-truth heading arrow.
+    assert wait_for(lambda: robot_pixels(on_display.screenshot()) > 300, 20), node.log()
+    shot = on_display.screenshot()
+    assert arrow_pixels(shot, "green") > 100
+    assert arrow_pixels(shot, "blue") < 50  # no /cmd_vel yet: no commanded-velocity arrow
+
+    pub = ros_probe.node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
+    twist = Twist()
+    twist.linear.x = 0.25
+
+    def blue_arrow() -> bool:
+        pub.publish(twist)
+        ros_probe.spin_for(0.3)
+        return arrow_pixels(on_display.screenshot(), "blue") > 100
+
+    assert wait_for(blue_arrow, 20, step=0.0), "the /cmd_vel arrow never appeared"
+
+    # Closing the window stops the viewer only: the node keeps publishing.
+    on_display.close_window(window)
+    assert wait_for(lambda: on_display.find_window("MuJoCo", 0.1) is None, 15)
+    states: list[JointState] = []
+    ros_probe.node.create_subscription(JointState, JOINT_STATES_TOPIC, states.append, 50)
+    assert ros_probe.spin_until(lambda: len(states) > 20, 20), node.log()
+    assert node.alive(), node.log()
+    assert node.stop() == 0, node.log()
+
+
+def test_eval_viewer_shows_robot_and_keys_drive_the_command(on_display, tmp_path: Path) -> None:
+    out_json = tmp_path / "eval.json"
+    log = (tmp_path / "eval.log").open("w")
+    proc = subprocess.Popen(
+        [*EVAL, "--viewer", "--episodes", "1", "--seconds", "7", "--no-randomize", "--json", str(out_json)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
+    try:
+        window = on_display.find_window("MuJoCo", 40)
+        assert window, (tmp_path / "eval.log").read_text()
+        assert wait_for(lambda: robot_pixels(on_display.screenshot()) > 300, 20)
+        for key in ("Left", "space", "Up"):
+            on_display.run("xdotool", "key", "--window", window, key)
+            time.sleep(0.4)
+        assert proc.wait(90) == 0, (tmp_path / "eval.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    text = (tmp_path / "eval.log").read_text()
+    result = json.loads(out_json.read_text())
+    applied = [(round(vx, 3), round(wz, 3)) for _, vx, wz in result["viewer_commands"]]
+    assert len(applied) == 3, text
+    assert applied[0][1] == pytest.approx(0.2)  # left: turn left 0.2 rad/s more
+    assert applied[1:] == [(0.0, 0.0), (0.05, 0.0)]  # space stops, up: 0.05 m/s forward
+    assert "viewer: command vx=+0.05 m/s wz=+0.00 rad/s" in text
+    times = [t for t, _, _ in result["viewer_commands"]]
+    assert np.all(np.diff(times) >= 0) and times[-1] < 7.0
+
+
+@pytest.mark.parametrize(
+    "display, reason", [(None, "no display"), (":4321", "failed to start")], ids=["unset", "no-server"]
+)
+def test_eval_viewer_without_display_says_so_and_exits_normally(
+    display: str | None, reason: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    if display:
+        env["DISPLAY"] = display
+        env["MUJOCO_GL"] = "glfw"
+    out = subprocess.run(
+        [
+            *EVAL,
+            "--viewer",
+            "--episodes",
+            "1",
+            "--seconds",
+            "1",
+            "--no-randomize",
+            "--json",
+            str(tmp_path / "e.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if NO_VIEWER in line]
+    assert len(lines) == 1 and reason in lines[0] and lines[0].startswith("pidog-eval: "), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.ros
+def test_sim_node_viewer_without_display_keeps_running(spawn_node, ros_probe, monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    node = spawn_node("pidog_sim.sim_node", {"viewer": True, "randomize": False})
+    states: list[JointState] = []
+    ros_probe.node.create_subscription(JointState, JOINT_STATES_TOPIC, states.append, 50)
+    assert ros_probe.spin_until(lambda: len(states) > 20, 30), node.log()
+    assert sum(NO_VIEWER in line for line in node.log().splitlines()) == 1, node.log()
+    assert "no display" in node.log()
+    assert node.stop() == 0, node.log()
+
+
+ROLLOUT = """
+import sys
+from pidog_learning.video import record_rollout
+from pidog_sim.controllers import TrotController
+from pidog_sim.model import load_model
+from pidog_sim.viewer import LiveViewer
+
+viewer = LiveViewer.open(load_model(), "pidog-train")
+assert viewer is not None
+summary = record_rollout(TrotController(), sys.argv[1], 1.0, 0, viewer=viewer)
+shown = viewer.data.time
+viewer.close()
+print(f"shown up to {shown:.2f} s; video {summary['video']}")
+"""
+
+
+def test_training_rollouts_show_in_the_viewer_and_still_write_videos(on_display, tmp_path: Path) -> None:
+    """pidog-train --viewer hands its viewer to each periodic rollout (pipeline._video ->
+    record_rollout -> evaluate); the rollout is shown live and still filmed."""
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pidog_learning.train_cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "--viewer" in help_text
+    video = tmp_path / "rollout.mp4"
+    out = subprocess.run(
+        [sys.executable, "-c", ROLLOUT, str(video)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    shown = float(out.stdout.split("shown up to ")[1].split(" s")[0])
+    assert shown > 0.6, out.stdout  # the viewer followed the rollout to (nearly) its end
+    assert video.stat().st_size > 10_000
