@@ -54,7 +54,8 @@ def evaluate(exp_dir: Path, episodes: int) -> dict[str, Any]:
     from pidog_sim.evaluation import TRACKING_GRID, evaluate_tracking
 
     out = {}
-    for name, file in (("bc", "bc_policy.onnx"), ("final", "policy.onnx")):
+    # "ppo": the fine-tuned policy itself (policy.onnx is the better of BC and PPO, so it can be BC).
+    for name, file in (("bc", "bc_policy.onnx"), ("ppo", "policies/ppo_final.onnx")):
         out[name] = evaluate_tracking(
             OnnxPolicy(exp_dir / file).act,
             TRACKING_GRID,
@@ -87,19 +88,23 @@ def run_seed(seed: int, preset: str, out: Path, episodes: int) -> dict[str, Any]
     scratch = evaluate(scratch_dir, episodes)
     return {
         "seed": seed,
-        "bcrl": {"dir": str(bcrl_dir), "time": bcrl_time, "ppo_steps": ppo_steps, "eval": bcrl["final"]},
+        "bcrl": {"dir": str(bcrl_dir), "time": bcrl_time, "ppo_steps": ppo_steps, "eval": bcrl["ppo"]},
         "bc": {"eval": bcrl["bc"]},
         "scratch": {
             "dir": str(scratch_dir),
             "time": scratch_time,
             "ppo_steps": scratch_steps,
-            "eval": scratch["final"],
+            "eval": scratch["ppo"],
         },
     }
 
 
 def summarise(runs: list[dict[str, Any]], preset: str, episodes: int) -> str:
-    arms = (("bc", "BC alone"), ("bcrl", "BC -> RL"), ("scratch", "RL from scratch (same wall-clock)"))
+    arms = (
+        ("bc", "BC alone"),
+        ("bcrl", "BC -> RL (its PPO policy)"),
+        ("scratch", "RL from scratch (same wall-clock)"),
+    )
     lines = [
         "## The BC -> RL study (`python -m benchmarks.bench_study`)",
         "",
@@ -151,6 +156,40 @@ def summarise(runs: list[dict[str, Any]], preset: str, episodes: int) -> str:
     return "\n".join(lines)
 
 
+def bc_vs_ppo_section(dirs: list[Path], episodes: int) -> str:
+    """BC alone vs its fine-tuned PPO policy for finished full-budget runs (one per seed)."""
+    rows, wins = [], 0
+    for exp_dir in dirs:
+        result = evaluate(exp_dir, episodes)
+        config = json.loads((exp_dir / "config.json").read_text())
+        bc, ppo = result["bc"], result["ppo"]
+        win = (
+            ppo["mean_abs_vx_error"] < bc["mean_abs_vx_error"]
+            and ppo["mean_abs_wz_error"] < bc["mean_abs_wz_error"]
+        )
+        wins += win
+        rows.append(
+            f"| {config['seed']} | {config['total_rl_timesteps']:,} | {bc['mean_abs_vx_error']:.3f} / {ppo['mean_abs_vx_error']:.3f} "
+            f"| {bc['mean_abs_wz_error']:.3f} / {ppo['mean_abs_wz_error']:.3f} | {bc['falls']} / {ppo['falls']} "
+            f"| {'yes' if win else 'no'} |"
+        )
+    return "\n".join(
+        [
+            "",
+            "### At the full budget (`pidog-train` defaults; `python -m benchmarks.bench_study --bc-vs-ppo DIR...`)",
+            "",
+            f"Each run's BC policy and its PPO policy on the tracking grid, {episodes} paired episode(s) per command.",
+            "",
+            "| seed | PPO steps | abs vx error BC / PPO (m/s) | abs wz error BC / PPO (rad/s) | falls BC / PPO | PPO better on both |",
+            "|---:|---:|---:|---:|---:|---|",
+            *rows,
+            "",
+            f"BC -> RL (PPO) tracks better than BC alone on both errors in {wins} of {len(dirs)} seeds at the full budget.",
+            "",
+        ]
+    )
+
+
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -183,9 +222,36 @@ def main() -> None:
     parser.add_argument(
         "--from-json", type=Path, default=None, help="re-summarise a finished study_runs.json"
     )
+    parser.add_argument(
+        "--reevaluate", action="store_true", help="with --from-json: evaluate its policies again"
+    )
+    parser.add_argument(
+        "--bc-vs-ppo",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="append BC alone vs PPO for these finished experiment folders to study.md",
+    )
     args = parser.parse_args()
+    if args.bc_vs_ppo:
+        path = RESULTS_DIR / "study.md"
+        text = path.read_text() if path.exists() else ""
+        write_result("study", text.rstrip("\n") + "\n" + bc_vs_ppo_section(args.bc_vs_ppo, args.episodes))
+        print((RESULTS_DIR / "study.md").read_text())
+        return
     if args.from_json is not None:
         runs = json.loads(args.from_json.read_text())
+        if args.reevaluate:
+            for run in runs:
+                bcrl = evaluate(Path(run["bcrl"]["dir"]), args.episodes)
+                scratch = evaluate(Path(run["scratch"]["dir"]), args.episodes)
+                run["bc"]["eval"], run["bcrl"]["eval"], run["scratch"]["eval"] = (
+                    bcrl["bc"],
+                    bcrl["ppo"],
+                    scratch["ppo"],
+                )
+            args.from_json.write_text(json.dumps(runs, indent=1))
     else:
         out = args.out / time.strftime("%Y%m%d-%H%M%S")
         out.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,12 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_bc", "bc", []),
     ("benchmarks.bench_training", "training", []),
     ("benchmarks.bench_steering", "steering", []),
+    ("benchmarks.bench_ros_tracking", "ros_tracking", []),
     ("benchmarks.bench_study", "study", []),
     ("benchmarks.bench_cluster", "cluster", []),
+    ("benchmarks.bench_robustness", "robustness", []),
+    ("benchmarks.bench_sysid", "sysid", []),
+    ("benchmarks.bench_twin", "twin", []),
 ]
 
 

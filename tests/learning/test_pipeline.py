@@ -107,7 +107,8 @@ def test_eval_report_plots_videos_tensorboard(full_run) -> None:
     assert set(evaluation["tracking"]) == {"trot", "bc", "finetuned"}
     assert all(len(t["commands"]) >= 20 for t in evaluation["tracking"].values())
     assert "## Command tracking" in report and "mean abs wz error" in report
-    for png in ("bc_loss", "learning_curve", "eval_comparison"):
+    assert "plots/command_tracking.png" in report  # commanded vs achieved over time
+    for png in ("bc_loss", "learning_curve", "eval_comparison", "command_tracking"):
         image = imageio.imread(exp / "plots" / f"{png}.png")
         assert image.ndim == 3 and image.shape[0] > 100
     for video in ("bc", "final", "ppo_000000256"):

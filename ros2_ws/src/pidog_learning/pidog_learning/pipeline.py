@@ -34,7 +34,7 @@ from .demonstrations import DemonstrationError, Demonstrations
 from .experts import ExpertError, collect_demonstrations, load_expert
 from .export import export_onnx, load_checkpoint_policy, policy_controller
 from .networks import PiDogPolicy, make_policy, policy_kwargs
-from .plots import plot_bc_losses, plot_eval_comparison, plot_learning_curve
+from .plots import plot_bc_losses, plot_command_tracking, plot_eval_comparison, plot_learning_curve
 from .ppo_finetune import (
     AntiForgettingCallback,
     PeriodicCallback,
@@ -70,6 +70,7 @@ PLOTS = {
     "bc_loss": "plots/bc_loss.png",
     "learning_curve": "plots/learning_curve.png",
     "comparison": "plots/eval_comparison.png",
+    "command_tracking": "plots/command_tracking.png",
 }
 VIDEOS_DIR = "videos"
 TENSORBOARD_DIR = "tensorboard"
@@ -587,6 +588,14 @@ class Pipeline:
         plot_eval_comparison(results, self.path(PLOTS["comparison"]))
         if finetuned:
             self._save_history()
+        if not self.use_camera:  # commanded vs achieved over time, for the report
+            from pidog_sim.evaluation import command_sequence
+
+            deployed_controller = controllers["finetuned" if selected == "finetuned" else "bc"][0]
+            series = command_sequence(
+                deployed_controller, seed=cfg["eval"]["seed"], env_kwargs=self.config["env"]
+            )
+            plot_command_tracking(series, self.path(PLOTS["command_tracking"]))
         video = self._video(deployed, "final")
         artifacts = self.artifacts()
         write_report(self.path(REPORT_FILE), self.dir, cfg, evaluation, artifacts, video)

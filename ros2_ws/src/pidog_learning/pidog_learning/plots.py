@@ -102,3 +102,17 @@ def plot_eval_comparison(results: Mapping[str, Mapping[str, Any]], path: str | o
     fig.suptitle("Final evaluation (randomised sim, same seeds for all)")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_command_tracking(series: Mapping[str, Sequence[float]], path: str | os.PathLike[str]) -> Path:
+    """Commanded vs achieved forward speed and yaw rate over one driven episode."""
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    for ax, key, unit in ((axes[0], "vx", "m/s"), (axes[1], "wz", "rad/s")):
+        ax.plot(series["t"], series[f"command_{key}"], "k--", lw=1.2, label="commanded")
+        ax.plot(series["t"], series[key], color="tab:blue", lw=1.2, label="achieved (gait-cycle average)")
+        ax.set_ylabel(f"{key} ({unit})")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[1].set_xlabel("sim time (s)")
+    fig.suptitle("Deployed policy driven through a command sequence (randomised sim)")
+    return save_figure(fig, path)

@@ -100,6 +100,15 @@ def write_report(
             *tracking_table({LABELS.get(name, name): r for name, r in tracking.items()}),
             "",
         ]
+    if "command_tracking" in artifacts:
+        lines += [
+            "## Driven through a command sequence",
+            "",
+            "The deployed policy, commanded forward, turning in place both ways, an arc, fast, backward, stop:",
+            "",
+            "![commanded vs achieved](plots/command_tracking.png)",
+            "",
+        ]
     if "learning_curve" in artifacts:
         lines += ["## Learning curve", "", "![learning curve](plots/learning_curve.png)", ""]
     if "bc_loss" in artifacts:

@@ -21,7 +21,7 @@ import numpy as np
 
 from pidog_description.robot import LEG_NAMES
 from pidog_description.rotations import yaw_from_quaternion
-from pidog_description.spec import CONTROL_DT
+from pidog_description.spec import CONTROL_DT, OBS_SLICES
 
 from .env import PiDogEnv
 
@@ -306,6 +306,74 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int) -> Path:
             writer.append_data(frame)
     tmp.replace(path)
     return path
+
+
+# --- a driven sequence of commands ---------------------------------------------------------------
+
+# What an operator does in a minute: walk, turn in place both ways, arc, back up, stop.
+COMMAND_SEQUENCE: tuple[tuple[float, float, float], ...] = (
+    (3.0, 0.2, 0.0),
+    (3.0, 0.0, 0.6),
+    (3.0, 0.0, -0.6),
+    (3.0, 0.15, 0.4),
+    (3.0, 0.3, 0.0),
+    (3.0, -0.1, 0.0),
+    (2.0, 0.0, 0.0),
+)
+"""(seconds, vx m/s, wz rad/s) segments."""
+
+
+def command_sequence(
+    controller: Controller,
+    segments: Sequence[tuple[float, float, float]] = COMMAND_SEQUENCE,
+    randomize: bool = True,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+) -> dict[str, list[float]]:
+    """One episode whose command changes segment by segment, as a person driving would.
+
+    Returns time series (sim time s, commanded vx/wz, achieved heading-frame vx and world yaw
+    rate averaged over the gait-cycle window the reward uses) for a commanded-vs-achieved plot.
+    """
+    total = float(sum(seconds for seconds, _vx, _wz in segments))
+    kwargs = {**(env_kwargs or {}), "randomize": randomize, "episode_seconds": total, "command_mode": "fixed"}
+    env = PiDogEnv(**kwargs)
+    series: dict[str, list[float]] = {
+        "t": [],
+        "command_vx": [],
+        "command_wz": [],
+        "vx": [],
+        "wz": [],
+        "fell": [],
+    }
+    try:
+        obs, _ = env.reset(seed=seed, options={"command": [segments[0][1], segments[0][2]]})
+        if hasattr(controller, "reset"):
+            controller.reset()
+        ends = np.cumsum([seconds for seconds, _vx, _wz in segments])
+        step, done = 0, False
+        while not done:
+            t = step * CONTROL_DT
+            segment = min(int(np.searchsorted(ends, t, side="right")), len(segments) - 1)
+            _seconds, vx, wz = segments[segment]
+            env.task.command[0] = (vx, wz)  # the operator's new command, as /cmd_vel would bring it
+            obs[OBS_SLICES["command"]] = (vx, wz)
+            obs, _r, terminated, truncated, info = env.step(controller(obs))
+            step += 1
+            done = terminated or truncated
+            averaged = env.task.averaged_velocity()[0]
+            for key, value in (
+                ("t", step * CONTROL_DT),
+                ("command_vx", vx),
+                ("command_wz", wz),
+                ("vx", averaged[0]),
+                ("wz", averaged[1]),
+                ("fell", float(info["fell"])),
+            ):
+                series[key].append(float(value))
+    finally:
+        env.close()
+    return series
 
 
 # --- following a grid of commands ---------------------------------------------------------------

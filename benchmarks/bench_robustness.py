@@ -1,0 +1,296 @@
+"""Robustness of the shipped policy to the robot's physics (issue 14, item 4).
+
+    python -m benchmarks.bench_robustness [--episodes 3] [--seconds 8] [--policy PATH]
+
+The shipped policy (models/policies/pidog_walk.onnx, as the robot runs it) walks forward at a
+fixed command on a grid of servo strength (stall torque, N·m; the model's is 0.35), control
+latency (steps of 20 ms) and total mass (kg; the torso's mass is scaled, the legs keep theirs).
+Every other randomisation is off (no pushes, nominal friction and servo speed, no gyro bias);
+only the IMU noise is on, so the episodes of one cell differ. The whole grid runs as one batch
+of ``pidog_sim.task.WalkTask`` robots. Reported per cell: forward speed relative to the nominal
+robot (0.35 N·m, latency 0, the model's mass) and falls. Target: >= 70 % of nominal speed with
+0 falls over strength 0.25-0.45 N·m, latency 0-2 steps and mass 0.85-1.15 kg.
+Results: docs/benchmarks/robustness.md and docs/benchmarks/robustness.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO, RESULTS_DIR, machine_summary, write_result
+
+POLICY = REPO / "models" / "policies" / "pidog_walk.onnx"
+STRENGTHS_NM = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+LATENCIES = (0, 1, 2, 3)
+MASSES_KG = (0.8, 0.85, None, 1.1, 1.15, 1.2)  # None: the model's own total mass
+TARGET = {"strength": (0.25, 0.45), "latency": (0, 2), "mass": (0.85, 1.15), "speed_ratio": 0.7}
+COMMAND_VX = 0.2
+WARMUP_S = 2.0
+
+
+def run_grid(policy_path: Path, episodes: int, seconds: float, threads: int | None) -> dict:
+    import onnxruntime as ort
+
+    from pidog_control.policy_runtime import OnnxPolicy
+    from pidog_description.robot import SERVO_STALL_TORQUE
+    from pidog_description.spec import CONTROL_DT
+    from pidog_sim.task import WalkTask
+
+    policy = OnnxPolicy(policy_path)  # validates the file exactly as the robot does
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(policy_path), sess_options=options, providers=["CPUExecutionProvider"])
+
+    probe = WalkTask(1, randomize=False, config={"episode_seconds": seconds})
+    total_mass = float(probe.sim.models[0].body_mass.sum())
+    torso_mass = float(probe.sim.models[0].body_mass[probe.sim.base_id])
+    probe.close()
+    masses = tuple(total_mass if m is None else m for m in MASSES_KG)
+    cells = list(itertools.product(STRENGTHS_NM, LATENCIES, masses))
+    n = len(cells) * episodes
+    strength = np.repeat([c[0] / SERVO_STALL_TORQUE for c in cells], episodes)
+    latency = np.repeat([c[1] for c in cells], episodes).astype(np.int64)
+    mass_scale = np.repeat([(c[2] - (total_mass - torso_mass)) / torso_mass for c in cells], episodes)
+
+    config = {
+        "episode_seconds": seconds + 1.0,
+        "command_mode": "fixed",
+        "forward_speed": COMMAND_VX,
+        "nominal": {"latency_steps": max(LATENCIES)},  # sizes the latency queue
+    }
+    task = WalkTask(n, randomize=False, config=config, threads=threads)
+    sim = task.sim
+    noise = sim.config["randomization"]
+    base_id = sim.base_id
+    forcerange = sim._nominal_forcerange
+    mass0 = sim._nominal_mass
+    inertia0 = sim._nominal_inertia
+    # Per-robot physics (the config's "nominal" block is one value for the whole batch).
+    for i in range(n):
+        m = sim.models[i]
+        m.body_mass[:] = mass0
+        m.body_inertia[:] = inertia0
+        m.body_mass[base_id] *= mass_scale[i]
+        m.body_inertia[base_id] *= mass_scale[i]
+        m.actuator_forcerange[:] = forcerange * strength[i]
+    sim.mass_scale[:] = mass_scale
+    sim.servo_strength[:] = strength[:, None]
+    sim.latency_steps[:] = latency
+    sim.gyro_noise[:] = noise["imu_gyro_noise"]
+    sim.gravity_noise[:] = noise["imu_gravity_noise"]
+    # Fresh episodes without re-randomising (BatchSim.reset would restore the batch nominal).
+    sim._randomize = lambda robots: None
+    task.reset(np.arange(n), seeds=1000 + np.arange(n), commands=np.array([COMMAND_VX, 0.0]))
+
+    steps = int(round(seconds / CONTROL_DT))
+    warm = int(round(WARMUP_S / CONTROL_DT))
+    fell = np.zeros(n, dtype=bool)
+    x_start = np.zeros(n)
+    t0 = time.monotonic()
+    for k in range(steps):
+        obs = task.observe().astype(np.float32)
+        (action,) = session.run(["action"], {"obs": obs})
+        out = task.step(action)
+        fell |= out["terminated"]
+        if k + 1 == warm:
+            x_start = sim.base_position()[:, 0].copy()
+    wall = time.monotonic() - t0
+    speed = (sim.base_position()[:, 0] - x_start) / ((steps - warm) * CONTROL_DT)
+    speed[fell] = np.nan
+    # Sanity: the batched session and the robot's runtime agree on one observation.
+    obs1 = task.observe(np.array([0])).astype(np.float32)
+    assert np.allclose(policy.act(obs1[0]), session.run(["action"], {"obs": obs1})[0][0], atol=1e-5)
+    task.close()
+
+    rows = []
+    for c, (s, lat, mass) in enumerate(cells):
+        sl = slice(c * episodes, (c + 1) * episodes)
+        ok = speed[sl][np.isfinite(speed[sl])]
+        rows.append(
+            {
+                "strength": s,
+                "latency": lat,
+                "mass": mass,
+                "falls": int(fell[sl].sum()),
+                "speed": float(ok.mean()) if ok.size else float("nan"),
+                "slowest": float(ok.min()) if ok.size else float("nan"),
+            }
+        )
+    nominal = next(
+        r
+        for r in rows
+        if r["strength"] == SERVO_STALL_TORQUE and r["latency"] == 0 and r["mass"] == total_mass
+    )
+    for r in rows:
+        r["ratio"] = r["speed"] / nominal["speed"]
+    return {
+        "rows": rows,
+        "nominal_speed": nominal["speed"],
+        "total_mass": total_mass,
+        "masses": masses,
+        "robots": n,
+        "steps": steps,
+        "wall_s": wall,
+        "threads": sim.threads,
+    }
+
+
+def in_target(r: dict) -> bool:
+    return (
+        TARGET["strength"][0] - 1e-9 <= r["strength"] <= TARGET["strength"][1] + 1e-9
+        and TARGET["latency"][0] <= r["latency"] <= TARGET["latency"][1]
+        and TARGET["mass"][0] - 1e-9 <= r["mass"] <= TARGET["mass"][1] + 1e-9
+    )
+
+
+def passes(r: dict) -> bool:
+    return r["falls"] == 0 and np.isfinite(r["ratio"]) and r["ratio"] >= TARGET["speed_ratio"]
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+    import matplotlib.patches
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    masses = result["masses"]
+    fig, axes = plt.subplots(1, len(LATENCIES), figsize=(4.2 * len(LATENCIES), 4.0), sharey=True)
+    for ax, lat in zip(axes, LATENCIES, strict=True):
+        grid = np.full((len(STRENGTHS_NM), len(masses)), np.nan)
+        falls = np.zeros_like(grid)
+        for r in result["rows"]:
+            if r["latency"] != lat:
+                continue
+            i, j = STRENGTHS_NM.index(r["strength"]), masses.index(r["mass"])
+            grid[i, j], falls[i, j] = r["ratio"], r["falls"]
+        im = ax.imshow(grid, origin="lower", cmap="RdYlGn", vmin=0.0, vmax=1.2, aspect="auto")
+        for i, j in itertools.product(range(len(STRENGTHS_NM)), range(len(masses))):
+            text = "fell" if not np.isfinite(grid[i, j]) else f"{grid[i, j]:.2f}"
+            if falls[i, j] and np.isfinite(grid[i, j]):
+                text += f"\n{int(falls[i, j])} fell"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+        if TARGET["latency"][0] <= lat <= TARGET["latency"][1]:  # the target range, outlined
+            si = [i for i, s in enumerate(STRENGTHS_NM) if TARGET["strength"][0] - 1e-9 <= s]
+            mj = [
+                j for j, m in enumerate(masses) if TARGET["mass"][0] - 1e-9 <= m <= TARGET["mass"][1] + 1e-9
+            ]
+            ax.add_patch(
+                matplotlib.patches.Rectangle(
+                    (mj[0] - 0.5, si[0] - 0.5), len(mj), len(si), fill=False, lw=2, ec="black"
+                )
+            )
+        ax.set_xticks(range(len(masses)), [f"{m:.2f}" for m in masses])
+        ax.set_yticks(range(len(STRENGTHS_NM)), [f"{s:.2f}" for s in STRENGTHS_NM])
+        ax.set_xlabel("total mass (kg)")
+        ax.set_title(f"latency {lat} step{'s' if lat != 1 else ''}")
+    axes[0].set_ylabel("servo stall torque (N·m)")
+    fig.colorbar(im, ax=axes, label="forward speed / nominal", shrink=0.8)
+    fig.suptitle(
+        f"Shipped policy at vx = {COMMAND_VX} m/s: speed relative to nominal (and falls); "
+        "black box: the target range (>= 0.70, no falls)"
+    )
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def report(result: dict, episodes: int, seconds: float, png: str) -> str:
+    rows = result["rows"]
+    target_rows = [r for r in rows if in_target(r)]
+    failing = [r for r in target_rows if not passes(r)]
+    ok = not failing
+    outside_fail = [r for r in rows if not in_target(r) and not passes(r)]
+    lines = [
+        "## Robustness of the shipped policy to servo strength, latency and mass",
+        "",
+        f"`python -m benchmarks.bench_robustness --episodes {episodes} --seconds {seconds:g}` "
+        f"({machine_summary()}).",
+        "",
+        f"`models/policies/pidog_walk.onnx` walking at vx = {COMMAND_VX} m/s, {episodes} episodes of "
+        f"{seconds:g} s per cell (speed measured after the first {WARMUP_S:g} s), in one batch of "
+        f"{result['robots']} simulated robots ({result['threads']} physics threads, "
+        f"{result['wall_s']:.0f} s). Servo stall torque (the model's: 0.35 N·m), control latency "
+        f"(20 ms steps) and total mass (the model's: {result['total_mass']:.3f} kg; the torso's mass "
+        "and inertia are scaled) vary; friction, servo speed, pushes and gyro bias stay nominal; "
+        "IMU noise is on (so the episodes differ). Nominal (0.35 N·m, latency 0, model mass): "
+        f"{result['nominal_speed']:.3f} m/s (the command: {COMMAND_VX} m/s), so 70 % of nominal is "
+        f"{0.7 * result['nominal_speed']:.3f} m/s.",
+        "",
+        f"**Target** (>= {TARGET['speed_ratio']:.0%} of nominal speed and 0 falls for 0.25-0.45 N·m, "
+        f"latency 0-2, 0.85-1.15 kg): **{'met' if ok else 'NOT met'}** "
+        f"({len(target_rows) - len(failing)} of {len(target_rows)} cells pass).",
+        "",
+        f"![robustness]({png})",
+        "",
+    ]
+    if failing:
+        lines.append("Cells inside the target range that fail:")
+        lines.append("")
+        lines += [
+            f"- {r['strength']:.2f} N·m, latency {r['latency']}, {r['mass']:.2f} kg: "
+            f"speed {r['ratio']:.2f} × nominal ({r['speed']:.3f} m/s, slowest episode "
+            f"{r['slowest']:.3f}), {r['falls']}/{episodes} fell"
+            for r in failing
+        ]
+        lines.append("")
+    # Where it breaks, per latency: cells passing, the weakest strength passing at every mass,
+    # the worst cell and the falls.
+    lines += ["Where it breaks (every mass, 0.80-1.20 kg):", ""]
+    for lat in LATENCIES:
+        at = [r for r in rows if r["latency"] == lat]
+        solid = [s for s in STRENGTHS_NM if all(passes(r) for r in at if r["strength"] >= s - 1e-9)]
+        worst = min(at, key=lambda r: r["ratio"] if np.isfinite(r["ratio"]) else -1.0)
+        lines.append(
+            f"- latency {lat}: {sum(passes(r) for r in at)} of {len(at)} cells pass; "
+            + (
+                f"every cell from {solid[0]:.2f} N·m up passes"
+                if solid
+                else "no strength passes at every mass"
+            )
+            + f"; worst {worst['ratio']:.2f} × nominal ({worst['strength']:.2f} N·m, {worst['mass']:.2f} kg); "
+            f"{sum(r['falls'] for r in at)} falls in {len(at) * episodes} episodes"
+        )
+    lines += [
+        f"{len(outside_fail)} failing cells lie outside the target range.",
+        "",
+        "| latency | stall torque (N·m) | " + " | ".join(f"{m:.2f} kg" for m in result["masses"]) + " |",
+        "|---|---|" + "---|" * len(result["masses"]),
+    ]
+    for lat in LATENCIES:
+        for s in STRENGTHS_NM:
+            cells = []
+            for m in result["masses"]:
+                r = next(r for r in rows if r["latency"] == lat and r["strength"] == s and r["mass"] == m)
+                cell = "all fell" if not np.isfinite(r["ratio"]) else f"{r['ratio']:.2f}"
+                if r["falls"] and np.isfinite(r["ratio"]):
+                    cell += f" ({r['falls']} fell)"
+                cells.append(cell if passes(r) else f"**{cell}**")
+            lines.append(f"| {lat} | {s:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "Cells: speed / nominal (bold: below 70 % or a fall).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=12.0)
+    p.add_argument("--policy", type=Path, default=POLICY)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    result = run_grid(args.policy, args.episodes, args.seconds, args.threads)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    plot(result, RESULTS_DIR / "robustness.png")
+    path = write_result(
+        "robustness", report(result, args.episodes, args.seconds, "benchmarks/robustness.png")
+    )
+    print(path.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""pidog-sysid on a bag recorded over DDS: sim_node (hidden, non-default robot parameters),
+pidog-excite and bag_recorder as separate processes, then the fit (issue 14's test target)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from pidog_learning import sysid
+from pidog_sim import robot_params
+
+TOPICS = "['/joint_commands', '/imu/data', '/joint_states']"
+HIDDEN = {
+    "servo_strength": {"value": 0.7, "uncertainty": 0.0},
+    "latency_steps": {"value": 2, "uncertainty": 0.0},
+    "mass_scale": {"value": 1.15, "uncertainty": 0.0},
+}
+
+
+@pytest.mark.slow
+def test_identifies_latency_and_strength_from_a_dds_recording(
+    spawn_node, ros_probe, tmp_path: Path, capsys
+) -> None:
+    hidden = robot_params.save(tmp_path / "hidden.yaml", HIDDEN)
+    bag = tmp_path / "dds_bag"
+    sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 0, "robot_params": str(hidden)})
+    recorder = spawn_node(
+        "pidog_control.bag_recorder", {"output": str(bag), "topics": TOPICS, "use_sim_time": True}
+    )
+    started = [sim, recorder]
+    logs = lambda: "\n".join(f"--- {p.module}\n{p.log()}" for p in started)  # noqa: E731
+    # /joint_commands has no publisher until pidog-excite starts: the recorder subscribes then.
+    assert ros_probe.spin_until(lambda: recorder.log().count("subscribed to") >= 2, 60), logs()
+    excite = spawn_node("pidog_control.excitation", {"use_sim_time": True, "duration_scale": 0.7})
+    started.append(excite)
+    deadline = time.monotonic() + 120
+    while excite.alive():
+        assert time.monotonic() < deadline, f"excitation did not finish\n{logs()}"
+        ros_probe.spin_for(0.2)
+    assert excite.proc.returncode == 0, logs()
+    ros_probe.spin_for(0.5)  # the last samples reach the recorder
+    recorder.proc.send_signal(signal.SIGINT)
+    assert recorder.proc.wait(timeout=30) == 0, logs()
+
+    out = tmp_path / "robot_params.yaml"
+    code = sysid.main(
+        [str(bag), "--out", str(out), "--fit", "servo_strength", "latency_steps"]
+        + ["--known", "mass_scale=1.15", "--population", "8", "--generations", "8", "--max-windows", "8"]
+        + ["--threads", "2", "--no-progress", "--accept-unconverged"]
+    )
+    assert code == 0, capsys.readouterr().err + logs()
+    p = robot_params.load(out)["parameters"]
+    print({k: v["value"] for k, v in p.items()})
+    assert abs(p["latency_steps"]["value"] - 2) <= 1
+    assert p["servo_strength"]["value"] == pytest.approx(0.7, rel=0.15)
