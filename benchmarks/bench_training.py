@@ -117,7 +117,7 @@ def main() -> None:
         "The first row is the old default (4 robots, long rollouts, 10 epochs of small minibatches).",
         "On a shared 2-core machine the order of the batched rows is within the noise: compare them on a",
         "quiet one. The default (64 x 128, 2048, 5 epochs) is the setting the steering policy was trained",
-        "and validated with; torch keeps one thread (two threads made one PPO update 4-17x slower",
+        "and validated with; torch keeps one thread (two threads made one PPO update 6-17x slower",
         "whenever another process was busy).",
         "",
     ]

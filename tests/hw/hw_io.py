@@ -19,6 +19,7 @@ from pidog_description.robot import JOINT_NAMES
 from pidog_description.topics import (
     DIAGNOSTICS_TOPIC,
     ESTOP_TOPIC,
+    HW_ARM_SERVICE_NAME,
     IMU_TOPIC,
     JOINT_COMMANDS_TOPIC,
     JOINT_STATES_TOPIC,
@@ -50,7 +51,7 @@ class Listener:
         )
         self.commands = node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, 10)
         self.estop = node.create_publisher(Bool, ESTOP_TOPIC, LATCHED_QOS)
-        self.arm_client = node.create_client(SetBool, "/hw_node/arm")
+        self.arm_client = node.create_client(SetBool, HW_ARM_SERVICE_NAME)
         self.reset_client = node.create_client(Trigger, "/hw_node/reset")
 
     def _got(self, topic: str, msg) -> None:

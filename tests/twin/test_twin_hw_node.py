@@ -29,6 +29,7 @@ from pidog_description.topics import (
     ESTOP_TOPIC,
     GROUND_TRUTH_JOINT_STATES_TOPIC,
     GROUND_TRUTH_ODOM_TOPIC,
+    HW_ARM_SERVICE_NAME,
     JOINT_COMMANDS_TOPIC,
     LATCHED_QOS,
     STREAM_QOS,
@@ -135,7 +136,7 @@ def run_hw_node(spawn_node, probe, tmp_path: Path, estop_behavior: str, calibrat
 
     assert probe.spin_until(lambda: states and states[-1] == "disarmed", 90), f"states {states}\n{hw.log()}"
     assert probe.spin_until(lambda: commands.get_subscription_count() > 0, 10), hw.log()
-    arm = probe.node.create_client(SetBool, "/hw_node/arm")
+    arm = probe.node.create_client(SetBool, HW_ARM_SERVICE_NAME)
     assert arm.wait_for_service(timeout_sec=10), hw.log()
     sending["on"] = True
     future = arm.call_async(SetBool.Request(data=True))

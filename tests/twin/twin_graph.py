@@ -22,6 +22,7 @@ from std_srvs.srv import SetBool
 from pidog_description.topics import (
     CMD_VEL_TOPIC,
     GROUND_TRUTH_ODOM_TOPIC,
+    HW_ARM_SERVICE_NAME,
     IMU_TOPIC,
     LATCHED_QOS,
     SENSOR_QOS,
@@ -195,7 +196,7 @@ def run_twin(
     assert probe.spin_until(lambda: rec.state is not None and rec.state != "waiting_for_sensors", 60), logs()
     if states[-1] == "disarmed":  # a robot that stands: the policy runs before it is armed
         assert probe.spin_until(lambda: rec.state == "running", 30), logs()
-    client = probe.node.create_client(SetBool, "/hw_node/arm")
+    client = probe.node.create_client(SetBool, HW_ARM_SERVICE_NAME)
     assert client.wait_for_service(timeout_sec=10), logs()
     future = client.call_async(SetBool.Request(data=True))
     assert probe.spin_until(future.done, 10), logs()

@@ -38,6 +38,7 @@ from pidog_description.node_runner import refuse_start
 from pidog_description.spec import CONTROL_DT, gravity_from_quaternion, roll_pitch_from_gravity
 from pidog_description.topics import (
     ESTOP_TOPIC,
+    HW_ARM_SERVICE_NAME,
     IMU_TOPIC,
     JOINT_COMMANDS_TOPIC,
     JOINT_STATES_TOPIC,
@@ -48,7 +49,6 @@ from pidog_description.topics import (
 
 EXIT_REFUSED = 3
 EXIT_ESTOP = 4
-HW_ARM_SERVICE_NAME = "/hw_node/arm"
 
 
 def _cosine_bump(n: int) -> np.ndarray:

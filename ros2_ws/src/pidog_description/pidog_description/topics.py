@@ -34,6 +34,8 @@ HW_ARMED_TOPIC = "~/armed"
 """hw_node (``/hw_node/armed``): whether /joint_commands are executed, latched."""
 HW_ARM_SERVICE = "~/arm"
 """hw_node: std_srvs/SetBool, true arms, false disarms (``/hw_node/arm``)."""
+HW_ARM_SERVICE_NAME = "/hw_node/arm"
+"""``HW_ARM_SERVICE`` as a client outside hw_node names it."""
 HW_RESET_SERVICE = "~/reset"
 """hw_node: std_srvs/Trigger, clears a latched e-stop or fault (``/hw_node/reset``)."""
 

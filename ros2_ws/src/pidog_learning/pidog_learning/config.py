@@ -10,6 +10,7 @@ every value is typed against the default it replaces.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
@@ -282,6 +283,14 @@ def parse_value(text: str) -> Any:
     except ValueError:
         pass
     return yaml.safe_load(text)
+
+
+def add_set_option(parser: argparse.ArgumentParser, text: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` flag (into ``args.assignments``) that
+    :func:`parse_assignments` reads; pidog-train and pidog-sweep share it."""
+    parser.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help=text
+    )
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, Any]:

@@ -58,6 +58,7 @@ from .config import (
     DEFAULT_CONFIG,
     PRESETS,
     ConfigError,
+    add_set_option,
     combine,
     flatten,
     parse_assignments,
@@ -634,14 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-retries", type=int, default=None, help="retries per trial (overrides the file)"
     )
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override an option in every trial (as pidog-train --set); repeatable",
-    )
+    add_set_option(parser, "override an option in every trial (as pidog-train --set); repeatable")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the trials, run nothing")
     return parser
 

@@ -328,7 +328,7 @@ class Objective:
         # Attitude from the IMU's orientation (yaw irrelevant), feet on the floor, queue filled.
         sim.qpos[:, 3:7] = w.start_quat[win]
         for i in rows:
-            sim._forward(int(i), sim._aux)
+            sim.sync_data(int(i), sim._aux)
             feet_z = sim._aux.sensordata[sim._foot_pos_cols].reshape(4, 3)[:, 2]
             sim.qpos[i, 2] += self.stand_foot_z - feet_z.min()
         sim._history[:] = w.history[win]  # [:, j]: the command j steps before the first

@@ -19,6 +19,7 @@ from typing import Any
 from .config import (
     PRESETS,
     ConfigError,
+    add_set_option,
     combine,
     config_source,
     default_of,
@@ -81,13 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a preset of defaults ({', '.join(sorted(PRESETS))}; default: default) or a YAML/JSON file "
         "of nested overrides; repeatable, applied in order",
     )
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one option, nested keys dotted (ppo.n_steps=256, env.config.command_ranges.wz=[-1,1]); "
+    add_set_option(
+        parser,
+        "override one option, nested keys dotted (ppo.n_steps=256, env.config.command_ranges.wz=[-1,1]); "
         "VALUE is JSON/YAML, typed against the default; repeatable",
     )
     for flag, (key, kind, text) in VALUE_FLAGS.items():

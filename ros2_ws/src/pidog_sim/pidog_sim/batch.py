@@ -25,6 +25,7 @@ trajectory of a batch of one with the same seed and targets.
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -80,7 +81,7 @@ class BatchSim:
         self.substeps = _positive_int(substeps, "physics_substeps")
         self.randomize = bool(randomize)
         base_model = load_model(model_path)
-        self.models = [base_model] + [_copy_model(base_model) for _ in range(self.n - 1)]
+        self.models = [base_model] + [copy.copy(base_model) for _ in range(self.n - 1)]  # deep copies
         m = base_model
         self.control_dt = m.opt.timestep * self.substeps
         self.rng = BatchRandom(self.n)
@@ -200,7 +201,7 @@ class BatchSim:
         # Sensors of the fresh state (the first observation): one forward pass per reset robot,
         # outside the hot path (a robot resets once per episode).
         for i in robots:
-            self._forward(int(i), self._aux)
+            self.sync_data(int(i), self._aux)
             self.sensordata[i] = self._aux.sensordata
 
     def _randomize(self, robots: np.ndarray) -> None:
@@ -414,25 +415,16 @@ class BatchSim:
         ]
 
     # --- one robot's full MjData (rendering, ROS ground truth) ------------------------------
-    def _forward(self, i: int, data: mujoco.MjData) -> None:
+    def sync_data(self, i: int, data: mujoco.MjData) -> mujoco.MjData:
+        """Fill ``data`` with robot ``i``'s current state (positions, contacts, sensors)."""
         m = self.models[i]
         mujoco.mj_resetData(m, data)
         mujoco.mj_setState(m, data, self.state[i], _STATE_SPEC)
         data.ctrl[:] = self.servo_position[i]
         mujoco.mj_forward(m, data)
-
-    def sync_data(self, i: int, data: mujoco.MjData) -> mujoco.MjData:
-        """Fill ``data`` with robot ``i``'s current state (positions, contacts, sensors)."""
-        self._forward(i, data)
         return data
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-
-
-def _copy_model(model: mujoco.MjModel) -> mujoco.MjModel:
-    import copy
-
-    return copy.copy(model)

@@ -11,14 +11,14 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from pidog_description.spec import ACTION_DIM, CONTROL_DT, OBS_DIM, clip_command, observation_bounds
+from pidog_description.spec import ACTION_DIM, CONTROL_DT, clip_command
 
 from .sim import PiDogSim
+from .spaces import CAMERA_SHAPE, HeadCamera, action_space, observation_space
 from .task import WalkTask
 
-CAMERA_SHAPE = (64, 64)
+__all__ = ["CAMERA_SHAPE", "PiDogEnv"]
 RENDER_SHAPE = (480, 640)
 
 
@@ -64,16 +64,9 @@ class PiDogEnv(gym.Env):
         self.use_camera = use_camera
         self.max_steps = self.task.max_steps
 
-        state_space = spaces.Box(*observation_bounds(), (OBS_DIM,), np.float32)
-        if use_camera:
-            self.observation_space = spaces.Dict(
-                {"state": state_space, "image": spaces.Box(0, 255, (*CAMERA_SHAPE, 3), np.uint8)}
-            )
-        else:
-            self.observation_space = state_space
-        self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
-
-        self._camera_renderer: mujoco.Renderer | None = None
+        self.observation_space = observation_space(use_camera)
+        self.action_space = action_space()
+        self._camera: HeadCamera | None = None
         self._renderer: mujoco.Renderer | None = None
 
     @property
@@ -119,10 +112,10 @@ class PiDogEnv(gym.Env):
         return self._renderer.render()
 
     def close(self) -> None:
-        for renderer in (self._renderer, self._camera_renderer):
+        for renderer in (self._renderer, self._camera):
             if renderer is not None:
                 renderer.close()
-        self._renderer = self._camera_renderer = None
+        self._renderer = self._camera = None
         self.task.close()
 
     # --- internals -------------------------------------------------------------------------
@@ -130,10 +123,9 @@ class PiDogEnv(gym.Env):
         state = self.task.observe()[0]
         if not self.use_camera:
             return state
-        if self._camera_renderer is None:
-            self._camera_renderer = mujoco.Renderer(self.sim.model, *CAMERA_SHAPE)
-        self._camera_renderer.update_scene(self.sim.data, camera="head_camera")
-        return {"state": state, "image": self._camera_renderer.render().copy()}
+        if self._camera is None:
+            self._camera = HeadCamera(self.task.sim)
+        return {"state": state, "image": self._camera.images(np.array([0]))[0]}
 
     def _info(self, fell: bool, forward: float | None = None) -> dict[str, Any]:
         if forward is None:

@@ -14,14 +14,12 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import mujoco
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from pidog_description.spec import ACTION_DIM, clip_command, observation_bounds
+from pidog_description.spec import ACTION_DIM, clip_command
 
-from .env import CAMERA_SHAPE
+from .spaces import HeadCamera, action_space, observation_space
 from .task import PRIVILEGED_DIM, WalkTask
 
 
@@ -49,26 +47,15 @@ class PiDogVecEnv(VecEnv):
         # privileged: the sim-only state (task.PRIVILEGED_LAYOUT) appended after the deployable
         # observation, for an asymmetric critic; the actor reads the first OBS_DIM values only.
         self.privileged = bool(privileged)
-        low, high = observation_bounds()
-        if self.privileged:
-            low = np.concatenate([low, np.full(PRIVILEGED_DIM, -np.inf, np.float32)])
-            high = np.concatenate([high, np.full(PRIVILEGED_DIM, np.inf, np.float32)])
-        state_space = spaces.Box(low, high, (len(low),), np.float32)
-        if self.use_camera:
-            observation_space: spaces.Space = spaces.Dict(
-                {"state": state_space, "image": spaces.Box(0, 255, (*CAMERA_SHAPE, 3), np.uint8)}
-            )
-        else:
-            observation_space = state_space
-        super().__init__(self.task.n, observation_space, spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32))
+        space = observation_space(self.use_camera, PRIVILEGED_DIM if self.privileged else 0)
+        super().__init__(self.task.n, space, action_space())
         self._actions = np.zeros((self.num_envs, ACTION_DIM))
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._start = time.monotonic()
         self._term_sums: dict[str, float] = {}
         self._term_steps = 0
-        self._camera: mujoco.Renderer | None = None
-        self._camera_data: mujoco.MjData | None = None
+        self._camera: HeadCamera | None = None
 
     @property
     def physics_threads(self) -> int:
@@ -186,18 +173,9 @@ class PiDogVecEnv(VecEnv):
         return {"state": state, "image": self._camera_images(rows)}
 
     def _camera_images(self, robots: np.ndarray) -> np.ndarray:
-        # Rendering is per robot by nature (one OpenGL scene each) and stays the slow part of
-        # camera training; the physics and everything else remain batched.
-        sim = self.task.sim
         if self._camera is None:
-            self._camera = mujoco.Renderer(sim.models[0], *CAMERA_SHAPE)
-            self._camera_data = mujoco.MjData(sim.models[0])
-        images = np.empty((len(robots), *CAMERA_SHAPE, 3), dtype=np.uint8)
-        for row, i in enumerate(robots):
-            sim.sync_data(int(i), self._camera_data)
-            self._camera.update_scene(self._camera_data, camera="head_camera")
-            images[row] = self._camera.render()
-        return images
+            self._camera = HeadCamera(self.task.sim)
+        return self._camera.images(robots)
 
 
 def _row(obs: VecEnvObs, i: int) -> Any:
