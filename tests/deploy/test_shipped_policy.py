@@ -35,7 +35,9 @@ class Odom:
 
     def __init__(self, probe) -> None:
         self.samples: list[tuple[float, float, float, float]] = []
-        probe.node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, self._on_odom, STREAM_QOS)
+        self.subscription = probe.node.create_subscription(
+            Odometry, GROUND_TRUTH_ODOM_TOPIC, self._on_odom, STREAM_QOS
+        )
 
     def _on_odom(self, msg: Odometry) -> None:
         q = msg.pose.pose.orientation

@@ -34,7 +34,7 @@ def test_identifies_latency_and_strength_from_a_dds_recording(
     logs = lambda: "\n".join(f"--- {p.module}\n{p.log()}" for p in started)  # noqa: E731
     # /joint_commands has no publisher until pidog-excite starts: the recorder subscribes then.
     assert ros_probe.spin_until(lambda: recorder.log().count("subscribed to") >= 2, 60), logs()
-    excite = spawn_node("pidog_control.excitation", {"use_sim_time": True, "duration_scale": 0.7})
+    excite = spawn_node("pidog_control.excitation", {"use_sim_time": True, "duration_scale": 1.0})
     started.append(excite)
     deadline = time.monotonic() + 120
     while excite.alive():

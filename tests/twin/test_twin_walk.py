@@ -31,14 +31,6 @@ def reference(spawn_node, probe) -> Run:
     return REFERENCE["sim"]
 
 
-# Known open bug, not a tolerance problem: with the steering policy shipped on 2026-11-30, about
-# 2 runs in 5 through hw_node + twin circle left (yaw ~+6 rad in the 7 s "forward" window) where
-# sim_node walks straight; hw_node's orientation filter during the trot is the suspect. The
-# assertions stay; the mark keeps the suite honest (an unexpected pass is reported) until it is
-# found. Issue 17 stays open for it.
-@pytest.mark.xfail(
-    reason="twin veers into circles under a forward command in ~40 % of runs (open bug)", strict=False
-)
 def test_shipped_policy_walks_and_turns_through_hw_node_and_the_twin_like_through_sim_node(
     tmp_path: Path, spawn_node, ros_probe
 ) -> None:

@@ -97,11 +97,24 @@ class Operator:
         # clocks (wall and sim), so they are paired by when they arrive here.
         self.imu_rates: list[tuple[float, float, float]] = []
         self.true_rates: list[tuple[float, float, float]] = []
-        probe.node.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS)
-        probe.node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, self._on_tilt, STREAM_QOS)
+        self._subs = [
+            probe.node.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS),
+            probe.node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, self._on_tilt, STREAM_QOS),
+            self.odom.subscription,
+        ]
         self.twist_pub = probe.node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
         self.command: tuple[float, float] | None = None
-        probe.node.create_timer(0.05, self._send)
+        self._timer = probe.node.create_timer(0.05, self._send)
+
+    def close(self) -> None:
+        """Stop sending /cmd_vel and listening. An operator left running would keep steering
+        the next graph in the same test: the sim_node reference's last command (turn left at
+        1 rad/s) interleaved with the twin run's 'forward' made the twin walk in circles."""
+        self.command = None
+        self.probe.node.destroy_timer(self._timer)
+        self.probe.node.destroy_publisher(self.twist_pub)
+        for sub in self._subs:
+            self.probe.node.destroy_subscription(sub)
 
     def _on_imu(self, msg: Imu) -> None:
         self.imu_rates.append((time.monotonic(), msg.angular_velocity.x, msg.angular_velocity.y))
@@ -152,14 +165,17 @@ def run_sim_node(spawn_node, probe, seconds: float, turn: bool = True) -> Run:
     policy = spawn_node("pidog_control.policy_node", {**POLICY_PARAMS, "use_sim_time": True})
     logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
     op = Operator(probe, logs)
-    assert probe.spin_until(lambda: rec.state == "running", 60), logs()
-    t0 = op.odom.now
-    forward = op.drive(FORWARD, seconds)
-    yaw = None
-    if turn:
-        left = op.drive(LEFT, seconds)
-        yaw = float(left[-1, 3] - left[0, 3])
-    run = Run(walked_distance(forward), yaw, op.fell_since(t0), window_note(forward))
+    try:
+        assert probe.spin_until(lambda: rec.state == "running", 60), logs()
+        t0 = op.odom.now
+        forward = op.drive(FORWARD, seconds)
+        yaw = None
+        if turn:
+            left = op.drive(LEFT, seconds)
+            yaw = float(left[-1, 3] - left[0, 3])
+        run = Run(walked_distance(forward), yaw, op.fell_since(t0), window_note(forward))
+    finally:
+        op.close()
     sim.stop()
     policy.stop()
     return run
@@ -187,29 +203,34 @@ def run_twin(
     hw = spawn_node("pidog_hw.hw_node", params)
     logs = lambda: f"--- hw_node\n{hw.log()}"  # noqa: E731
     op = Operator(probe, logs)
-    # Stand-up done, or a fault latched at start (a twin that shows the mistake before arming).
-    assert probe.spin_until(lambda: states and states[-1] != "moving_to_pose", 60), logs()
-    rec = record(probe)
-    policy = spawn_node("pidog_control.policy_node", POLICY_PARAMS)
-    logs = lambda: f"--- hw_node\n{hw.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
-    op.logs = logs
-    assert probe.spin_until(lambda: rec.state is not None and rec.state != "waiting_for_sensors", 60), logs()
-    if states[-1] == "disarmed":  # a robot that stands: the policy runs before it is armed
-        assert probe.spin_until(lambda: rec.state == "running", 30), logs()
-    client = probe.node.create_client(SetBool, HW_ARM_SERVICE_NAME)
-    assert client.wait_for_service(timeout_sec=10), logs()
-    future = client.call_async(SetBool.Request(data=True))
-    assert probe.spin_until(future.done, 10), logs()
-    armed = future.result()
-    t0 = op.odom.now
-    forward = op.drive(FORWARD, seconds)
-    gyro_corr = op.gyro_correlation(since=time.monotonic() - 0.8 * seconds)
-    yaw = None
-    if turn:
-        left = op.drive(LEFT, seconds)
-        yaw = float(left[-1, 3] - left[0, 3])
-    note = f"{window_note(forward)} arm: {armed.message}; hw_node state {states[-1] if states else '?'}"
-    run = Run(walked_distance(forward), yaw, op.fell_since(t0), note, gyro_corr)
+    try:
+        # Stand-up done, or a fault latched at start (a twin that shows the mistake before arming).
+        assert probe.spin_until(lambda: states and states[-1] != "moving_to_pose", 60), logs()
+        rec = record(probe)
+        policy = spawn_node("pidog_control.policy_node", POLICY_PARAMS)
+        logs = lambda: f"--- hw_node\n{hw.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
+        op.logs = logs
+        assert probe.spin_until(lambda: rec.state is not None and rec.state != "waiting_for_sensors", 60), (
+            logs()
+        )
+        if states[-1] == "disarmed":  # a robot that stands: the policy runs before it is armed
+            assert probe.spin_until(lambda: rec.state == "running", 30), logs()
+        client = probe.node.create_client(SetBool, HW_ARM_SERVICE_NAME)
+        assert client.wait_for_service(timeout_sec=10), logs()
+        future = client.call_async(SetBool.Request(data=True))
+        assert probe.spin_until(future.done, 10), logs()
+        armed = future.result()
+        t0 = op.odom.now
+        forward = op.drive(FORWARD, seconds)
+        gyro_corr = op.gyro_correlation(since=time.monotonic() - 0.8 * seconds)
+        yaw = None
+        if turn:
+            left = op.drive(LEFT, seconds)
+            yaw = float(left[-1, 3] - left[0, 3])
+        note = f"{window_note(forward)} arm: {armed.message}; hw_node state {states[-1] if states else '?'}"
+        run = Run(walked_distance(forward), yaw, op.fell_since(t0), note, gyro_corr)
+    finally:
+        op.close()
     policy.stop()
     hw.stop()
     return run

@@ -747,6 +747,11 @@ def main(argv: list[str] | None = None) -> int:
     except SysidError as exc:
         print(f"pidog-sysid: error: {exc}", file=sys.stderr)
         return 2
+    fit = result.fit
+    print(
+        f"  fitted {fit['windows']} windows of {fit['window_s']:g} s "
+        f"({fit['windows_screened_out']} more were cut but screened out as unpredictable from their start)"
+    )
     for name, entry in result.parameters.items():
         print(f"  {name:<15} {entry['value']}  ± {entry['uncertainty']}")
     for key, q in result.fit["quality"].items():
