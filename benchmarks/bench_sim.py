@@ -110,22 +110,36 @@ def vec_env_rate(n: int, threads: int, seconds: float) -> tuple[float, float]:
     return rate, per_robot
 
 
-def ppo_rate(rollouts: int) -> tuple[float, dict]:
-    """Env steps/s of the pipeline's PPO (default config) including its updates."""
+def ppo_rate(rollouts: int, update_threads: int | None = None) -> tuple[float, dict, float]:
+    """Env steps/s of the pipeline's PPO (default config, or with ``update_threads``) including
+    its updates, the config's summary, and the share of the time spent in the updates."""
     import torch
 
     from pidog_learning.config import resolve_config
     from pidog_learning.ppo_finetune import build_ppo, make_vec_env
 
-    config = resolve_config("default", {"progress_bar": False})
+    overrides: dict = {"progress_bar": False}
+    if update_threads is not None:
+        overrides["update_threads"] = update_threads
+    config = resolve_config("default", overrides)
     torch.set_num_threads(int(config["torch_threads"]))
     env = make_vec_env(config, seed=0)
     model = build_ppo(config, env, None, {})
+    in_update = [0.0]
+    train = model.train
+
+    def timed_train() -> None:
+        t = time.perf_counter()
+        train()
+        in_update[0] += time.perf_counter() - t
+
+    model.train = timed_train  # type: ignore[method-assign]
     per_rollout = model.n_steps * model.n_envs
     model.learn(per_rollout)  # warm-up: first rollout + update
+    in_update[0] = 0.0
     t0 = time.perf_counter()
     model.learn(per_rollout * rollouts, reset_num_timesteps=False)
-    rate = per_rollout * rollouts / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
     env.close()
     info = {
         "n_envs": config["n_envs"],
@@ -133,8 +147,10 @@ def ppo_rate(rollouts: int) -> tuple[float, dict]:
         "batch_size": config["ppo"]["batch_size"],
         "n_epochs": config["ppo"]["n_epochs"],
         "physics_threads": env.physics_threads if hasattr(env, "physics_threads") else "?",
+        "torch_threads": config["torch_threads"],
+        "update_threads": config["update_threads"],
     }
-    return rate, info
+    return per_rollout * rollouts / elapsed, info, in_update[0] / elapsed
 
 
 def demo_wall_clock() -> float:
@@ -163,15 +179,18 @@ def main() -> None:
     from pidog_learning.config import DEFAULT_CONFIG
 
     n = args.robots or int(DEFAULT_CONFIG["n_envs"])
+    load_at_start = os.getloadavg()[0]
     threads = cores()
     ctrls = random_action_targets(n)
     bound = raw_physics_rate(n, threads, args.seconds, ctrls)
     vec, _ = vec_env_rate(n, threads, args.seconds)
-    ppo, ppo_info = ppo_rate(args.rollouts)
+    ppo, ppo_info, ppo_update_share = ppo_rate(args.rollouts)
+    ppo_one, _, ppo_one_share = ppo_rate(args.rollouts, update_threads=1)
     lines = [
         "## Simulation and training throughput (`python -m benchmarks.bench_sim`)",
         "",
         f"Machine: {machine_summary()}",
+        f"Load average at the start: {load_at_start:.2f} (1 min; {threads} cores: above ~0.5 other work shared them).",
         "",
         f"Headline, {n} robots on {threads} threads (robot control steps/s; 1 control step = 10 x 2 ms physics):",
         "",
@@ -181,6 +200,7 @@ def main() -> None:
         f"| {bound:,.0f} | 100 % | |",
         f"| `PiDogVecEnv.step`, random actions | {vec:,.0f} | {vec / bound:.0%} | >= 70 % |",
         f"| PPO training incl. updates, pipeline defaults ({ppo_info}) | {ppo:,.0f} | {ppo / bound:.0%} | >= 50 % |",
+        f"| the same with the update on one torch thread (`update_threads=1`) | {ppo_one:,.0f} | {ppo_one / bound:.0%} | |",
         "",
         f"Real-time factor of the batch: {vec / 50:,.0f}x (each robot runs at 50 Hz).",
         "",
@@ -204,7 +224,12 @@ def main() -> None:
         "memory the process already had). Where a VecEnv step's time goes (cProfile, 64 robots, 1",
         "thread): ~90 % inside `mujoco.rollout`, the rest numpy over the batch (reward, IMU noise,",
         "observation, latency/servo/push scheduling); no per-robot Python in the step. PPO's gap to the",
-        "bound is its update (5 epochs over 8,192 samples on one torch thread, ~0.6 s per ~1 s rollout).",
+        f"bound is mostly its update (5 epochs over {ppo_info['n_envs'] * ppo_info['n_steps']:,} samples): "
+        f"{ppo_update_share:.0%} of the training time with the update on every core, "
+        f"{ppo_one_share:.0%} on one torch thread. During the update the simulator is idle, so it",
+        "gets every core (`update_threads: 0`); during the rollout the policy's forward pass stays on",
+        "one torch thread (`torch_threads: 1`): two threads there fight the physics threads and cost",
+        "~15 % (measured while building this: 4,940 vs 4,190 steps/s).",
     ]
     if args.with_demo:
         seconds = demo_wall_clock()

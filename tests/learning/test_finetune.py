@@ -224,3 +224,24 @@ def test_hand_over_releases_the_actor_once_the_bc_term_has_decayed(model) -> Non
     groups = {g["name"]: g["lr"] for g in model.policy.optimizer.param_groups}
     assert callback.handed_over and groups["actor"] == pytest.approx(groups["critic"])
     assert float(model.policy.log_std.detach().min()) >= -2.0 - 0.01  # raised, then PPO's to move
+
+
+def test_the_update_runs_on_every_core_and_the_rollout_on_one_thread(model) -> None:
+    """The learner update gets every core (nothing else runs then); afterwards the rollout's
+    setting is back, so the policy's forward pass does not fight the physics threads."""
+    from pidog_sim.batch import default_threads
+
+    ppo, _ = model
+    seen: list[int] = []
+    update = ppo._update
+    ppo._update = lambda: (seen.append(torch.get_num_threads()), update())  # type: ignore[method-assign]
+    torch.set_num_threads(1)
+    ppo.learn(ppo.n_steps * ppo.n_envs)
+    assert seen and set(seen) == {default_threads()}
+    assert torch.get_num_threads() == 1
+    ppo.update_threads = 1
+    ppo.learn(ppo.n_steps * ppo.n_envs, reset_num_timesteps=False)
+    assert seen[-1] == 1
+    with pytest.raises(ValueError, match="torch thread count"):
+        ppo.update_threads = -1
+        ppo.train()

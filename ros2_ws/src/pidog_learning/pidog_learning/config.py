@@ -47,7 +47,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "demo_bag": [],  # rosbag2 recordings to import as the demonstrations instead of sim rollouts
     "progress_bar": True,
     "physics_threads": 0,  # threads stepping the batch's physics; 0: every core
-    "torch_threads": 1,  # per process: 2 cores are shared by the env workers and the learner
+    # Torch threads while the simulator steps (the policy's forward pass shares the cores with
+    # the physics threads) and during learner updates (BC epochs, PPO updates: nothing else
+    # runs; 0 = every core). On 2 cores: 1 and 0 (docs/benchmarks/sim.md).
+    "torch_threads": 1,
+    "update_threads": 0,
     # Environment used for demonstrations, PPO and evaluation: PiDogEnv keyword arguments, any
     # key of pidog_sim.config.DEFAULT_SIM_CONFIG. The default task is steering: (vx, wz) drawn
     # over the whole command range (standing, turning in place, arcs, backward), resampled within
@@ -184,6 +188,7 @@ RESUMABLE_OVERRIDES: frozenset[str] = frozenset(
         "visualize_freq",
         "progress_bar",
         "torch_threads",
+        "update_threads",
         "eval",
         "ray",  # where the simulators run, not what is learned
     }
@@ -494,7 +499,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first option whose value makes no sense."""
     for name in ("n_demo_episodes", "total_bc_epochs", "n_envs", "torch_threads"):
         _int(config, name, 1)
-    for name in ("total_rl_timesteps", "visualize_freq", "seed", "physics_threads"):
+    for name in ("total_rl_timesteps", "visualize_freq", "seed", "physics_threads", "update_threads"):
         _int(config, name, 0)
     _float(config, "learning_rate", 0.0, low_open=True)
     for name in (

@@ -29,6 +29,7 @@ from .bc import (
     save_policy_weights,
     train_bc,
 )
+from .compute import torch_threads
 from .config import RESUMABLE_OVERRIDES, ConfigError, flatten, merge, validate_config
 from .demonstrations import DemonstrationError, Demonstrations
 from .experts import ExpertError, collect_demonstrations, load_expert
@@ -366,20 +367,21 @@ class Pipeline:
                 self.pretrained if self.pretrained is not None else make_policy(self.kwargs, self.use_camera)
             )
             bc = cfg["bc"]
-            result = train_bc(
-                demos,
-                policy,
-                epochs=cfg["total_bc_epochs"],
-                learning_rate=bc["learning_rate"],
-                batch_size=bc["batch_size"],
-                validation_fraction=bc["validation_fraction"],
-                seed=cfg["seed"],
-                weight_decay=bc["weight_decay"],
-                # A pretrained net keeps the normaliser it learned with.
-                set_normalizer=self.pretrained is None,
-                progress=cfg["progress_bar"],
-                should_stop=self._stopping,
-            )
+            with torch_threads(int(cfg["update_threads"])):  # no simulator runs meanwhile
+                result = train_bc(
+                    demos,
+                    policy,
+                    epochs=cfg["total_bc_epochs"],
+                    learning_rate=bc["learning_rate"],
+                    batch_size=bc["batch_size"],
+                    validation_fraction=bc["validation_fraction"],
+                    seed=cfg["seed"],
+                    weight_decay=bc["weight_decay"],
+                    # A pretrained net keeps the normaliser it learned with.
+                    set_normalizer=self.pretrained is None,
+                    progress=cfg["progress_bar"],
+                    should_stop=self._stopping,
+                )
             if self._stopping():
                 raise PipelineStopped("stopped during behavioural cloning")
             history = {

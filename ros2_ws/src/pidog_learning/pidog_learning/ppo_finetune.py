@@ -36,6 +36,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
 from .atomic import atomic_output
 from .bc import bc_loss
+from .compute import torch_threads
 from .demonstrations import Demonstrations
 from .export import METADATA_ATTRIBUTE, read_checkpoint_data
 from .networks import PiDogPolicy, policy_kwargs
@@ -159,6 +160,7 @@ class FinetunePPO(PPO):
     actor_frozen: bool = False
     bc_term: BCTerm | None = None
     actor_epochs: int = 0  # of the last update: epochs in which the actor stepped (KL stop, warm-up)
+    update_threads: int = 0  # torch threads for the update (0: every core; the rollout uses fewer)
 
     def _update_learning_rate(self, optimizers: Any) -> None:
         super()._update_learning_rate(optimizers)
@@ -186,7 +188,13 @@ class FinetunePPO(PPO):
         optimizer.step()
 
     def train(self) -> None:
-        """One PPO update on the rollout buffer (SB3's algorithm, with the changes above)."""
+        """One PPO update on the rollout buffer, on ``update_threads`` torch threads: the
+        simulator is idle meanwhile, so the update may use every core."""
+        with torch_threads(self.update_threads):
+            self._update()
+
+    def _update(self) -> None:
+        """SB3's PPO update with the changes listed in the class docstring."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = float(self.clip_range(self._current_progress_remaining))
@@ -295,6 +303,7 @@ def build_ppo(
     )
     # --no-bc-init is plain PPO: no prior to protect, so one learning rate for all.
     model.actor_lr_scale = 1.0 if config["no_bc_init"] else float(config["finetune"]["actor_lr_scale"])
+    model.update_threads = int(config["update_threads"])
     setattr(model, METADATA_ATTRIBUTE, dict(metadata))
     return model
 
