@@ -91,3 +91,59 @@ def test_series_marks_non_finite_and_gaps(excitation_bag: Path) -> None:
     s = sysid.read_series(excitation_bag)
     assert s.ok.all() and len(s.ok) == len(excitation_trajectory(1.0)[0])
     np.testing.assert_allclose(s.commands, excitation_trajectory(1.0)[0])  # each sample's own step
+
+
+HIDDEN_ALL = {
+    "nominal": {**HIDDEN["nominal"], "servo_speed": 0.9},
+    "randomization": {"latency_steps": (0, 2)},
+}
+
+
+@pytest.mark.slow
+def test_joint_fit_is_honest_about_strength_mass_and_speed(tmp_path: Path) -> None:
+    """Strength, speed, mass and latency fitted together (issue 14's hardest case).
+
+    Measured (docs/SYSID.md, Accuracy): latency exact; servo speed never reaches its limit in
+    the predictable windows, so it must come back as not determined (never a confident value);
+    strength and mass are only weakly separable from this excitation, so their fitted values
+    must at least lie within two reported standard deviations of the truth.
+    """
+    targets, _ = excitation_trajectory(1.0)
+    bag = sysid.simulate_bag(tmp_path / "excite_all", targets, HIDDEN_ALL)
+    result = sysid.identify(
+        [bag],
+        fit=("servo_strength", "servo_speed", "latency_steps", "mass_scale"),
+        population=8,
+        generations=15,
+        max_windows=8,
+        threads=2,
+        progress=False,
+    )
+    p, fit = result.parameters, result.fit
+    assert abs(p["latency_steps"]["value"] - 2) <= 1
+    # Speed: the windows' command steps stay below the limit of any speed in the search box.
+    assert "servo_speed" not in p and "servo_speed" not in fit["fitted"]
+    assert fit["not_determined"]["servo_speed"]["at_least"] < sysid.SEARCH["servo_speed"][0]
+    assert "limit" in fit["not_determined"]["servo_speed"]["reason"]
+    for name in ("servo_strength", "mass_scale"):
+        truth = HIDDEN_ALL["nominal"][name]
+        entry = p[name]
+        within_target = entry["value"] == pytest.approx(truth, rel=0.15)
+        within_reported = abs(entry["value"] - truth) <= 2.0 * entry["uncertainty"]
+        assert within_target or within_reported, f"{name}: {entry} vs hidden {truth}"
+    lo, hi = fit["near_best"]["range"]["mass_scale"]
+    assert lo - 1e-3 <= p["mass_scale"]["value"] <= hi + 1e-3  # the range is rounded to 4 places
+
+
+def test_speed_binds_below_reads_the_largest_command_step(excitation_bag: Path) -> None:
+    series, _ = sysid.load_bags([excitation_bag], 2.0)
+    windows = sysid.cut_windows(series, 50, 64)
+    # The excitation's squats and rocking never reach the limit of the slowest searched speed.
+    assert 0 < sysid.speed_binds_below(windows)
+    one = sysid._subset(windows, [0])
+    one.history[:] = STAND_POSE
+    one.start_joints[:] = STAND_POSE
+    one.commands[:] = STAND_POSE
+    one.commands[0, 20:, 3] += 0.3  # one joint steps by 0.3 rad in one control period
+    limit = sysid.SERVO_MAX_SPEED * sysid.CONTROL_DT
+    assert sysid.speed_binds_below(one) == pytest.approx(0.3 / limit)

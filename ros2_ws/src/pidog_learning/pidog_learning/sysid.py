@@ -8,8 +8,9 @@ pidog-sysid BAG... --out robot_params.yaml [--plot fit.png] [--population 16] [-
    that produced each IMU sample, and the ``/joint_states`` estimate.
 2. Short windows (``--window-s``, default 1 s) where the robot moves and nothing is missing
    are cut out. Each window is re-synchronised: the simulated robot starts from the recorded
-   joint estimate and attitude, feet on the floor, with the recorded commands already in its
-   latency queue, and is driven by the recorded commands.
+   joint estimate and attitude, feet on the floor, settles there for ``PREROLL_STEPS`` with its
+   candidate parameters (the servos sag under the load), then runs with the recorded commands
+   already in its latency queue.
 3. CMA-ES (the ``cma`` package) searches servo strength, servo speed, latency (integer steps),
    torso mass and foot friction. Every generation is ONE batched simulation
    (``pidog_sim.batch.BatchSim``): robot ``c * W + w`` runs candidate ``c`` on window ``w``, all
@@ -20,7 +21,10 @@ pidog-sysid BAG... --out robot_params.yaml [--plot fit.png] [--population 16] [-
    CMA-ES's final search distribution: how far the data let the parameter move), fit quality
    (R² and RMS per signal), the correlations between parameters, the pairs the data could not
    separate (|correlation| >= 0.7, e.g. strength and mass) with their better-determined ratio,
-   and a plot of recorded vs simulated traces.
+   the parameters the data do not determine at all (``not_determined``: servo speed when no
+   command step reaches the speed limit), and a plot of recorded vs simulated traces.
+   Uncertainties are at least the spread of the candidates that fit within ``NEAR_TOLERANCE``
+   of the best (``near_best``): the cost surface has separate narrow minima.
 
 A fit that did not converge (CMA-ES stopped at ``--generations`` with a wide distribution)
 says so and writes nothing unless ``--accept-unconverged``.
@@ -75,6 +79,12 @@ PERTURB_JOINT_RATE = 0.5  # rad/s
 PRUNE_AFTER = 5  # generations before latencies far behind the best are dropped
 PRUNE_RATIO = 2.0  # ... when their best cost is this many times the best
 LATENCY_TOLERANCE = 0.2  # latencies within this relative cost of the best count as plausible
+# Candidates within this relative cost of the best count as fitting as well. The cost surface
+# of contact-rich windows is rugged (separate narrow minima), so CMA-ES's final distribution,
+# which describes one minimum only, understates how far the parameters can move: the
+# uncertainty reported is the larger of the two.
+NEAR_TOLERANCE = 0.1
+PREROLL_STEPS = 10  # steps a re-synchronised robot settles at its start pose (see simulate)
 MAX_DIVERGENCE = 0.1  # RMS trace difference after settling, in units of the recorded spread
 
 
@@ -331,6 +341,15 @@ class Objective:
             sim.sync_data(int(i), sim._aux)
             feet_z = sim._aux.sensordata[sim._foot_pos_cols].reshape(4, 3)[:, 2]
             sim.qpos[i, 2] += self.stand_foot_z - feet_z.min()
+        settle_unstable = np.zeros(n, dtype=bool)
+        if PREROLL_STEPS:
+            # Settle each candidate at its start pose first: a position servo sags under the
+            # load by an amount that depends on strength and mass, which the joint estimate
+            # (the servo's target) does not show; starting unsagged would add a
+            # parameter-dependent transient that no recorded state matches.
+            sim._history[:] = w.start_joints[win][:, None, :]
+            for _ in range(PREROLL_STEPS):
+                settle_unstable |= sim.step(w.start_joints[win])
         sim._history[:] = w.history[win]  # [:, j]: the command j steps before the first
         if perturb is not None:  # an unknowable start: body and joints already moving
             sim.qvel[perturb, 3:5] += PERTURB_BODY_RATE
@@ -339,7 +358,7 @@ class Objective:
             )
         L = w.commands.shape[1]
         out = {k: np.zeros((n, L, 3)) for k in ("gyro", "gravity", "accel")}
-        unstable = np.zeros(n, dtype=bool)
+        unstable = settle_unstable
         for k in range(L):
             unstable |= sim.step(w.commands[win, k])
             quat, gyro, accel = sim.imu()
@@ -378,6 +397,22 @@ def _subset(w: Windows, keep: list[int]) -> Windows:
             for k in ("history", "commands", "start_joints", "start_quat", "gyro", "gravity", "accel")
         },
     )
+
+
+def speed_binds_below(windows: Windows) -> float:
+    """The servo-speed scale below which the speed limit acts anywhere in ``windows``.
+
+    The servo model (``pidog_description.servo.rate_limit``) only moves a target faster than
+    it was commanded when one control step asks for more than ``speed * SERVO_MAX_SPEED * dt``.
+    A candidate speed at or above the returned scale therefore produces exactly the same
+    simulated traces as any faster one: the windows cannot tell those speeds apart.
+    """
+    start = windows.start_joints[:, None, :]
+    path = np.concatenate([start, windows.history[:, ::-1], windows.commands], axis=1)
+    largest = float(np.abs(np.diff(path, axis=1)).max()) if path.shape[1] > 1 else 0.0
+    # Any queued command may be the first one the servo sees from its start (latency).
+    largest = max(largest, float(np.abs(windows.history - start).max()))
+    return largest / (SERVO_MAX_SPEED * CONTROL_DT)
 
 
 def screen_windows(
@@ -445,6 +480,8 @@ class FitResult:
     converged: bool
     windows: Windows
     simulated: dict[str, np.ndarray]  # best candidate's traces (W, L, 3)
+    # Every candidate CMA-ES evaluated at the best latency: parameter values and cost.
+    candidates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def identify(
@@ -487,6 +524,25 @@ def identify(
             raise SysidError(f"--known {name}={value}: outside [{lo}, {hi}]")
         fixed[name] = float(value)
     windows, divergence = screen_windows(candidates, fixed, max_windows, threads)
+    # Servo speed only shows where a step asks for more than the speed limit allows; if no
+    # window does that for any speed in the search box, the data say nothing about it: it is
+    # left out of the fit and reported as not determined (never as a confident value).
+    speed_bound = speed_binds_below(windows)
+    not_determined: dict[str, dict[str, Any]] = {}
+    if "servo_speed" in fit and speed_bound < SEARCH["servo_speed"][0]:
+        fit = tuple(n for n in fit if n != "servo_speed")
+        not_determined["servo_speed"] = {
+            "at_least": round(speed_bound, 3),
+            "reason": (
+                f"no command step in the {windows.n} windows reaches the servo speed limit for any speed "
+                f"above {speed_bound:.2f} x the model's: speed leaves the traces unchanged; record "
+                "faster motions (pidog-excite's stepping and trot) in predictable windows"
+            ),
+        }
+        if not fit:
+            raise SysidError(
+                f"servo_speed cannot be determined from these bags: {not_determined['servo_speed']['reason']}"
+            )
     from pidog_sim.model import load_model
 
     if "friction" not in (known or {}):
@@ -518,6 +574,7 @@ def identify(
 
         bar = tqdm(total=generations, desc="pidog-sysid", unit="gen")
     history = []
+    tried: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {lat: [] for lat in latencies}
     try:
         for gen in range(generations):
             active = [lat for lat in active if not blocks[lat].stop()]
@@ -535,6 +592,9 @@ def identify(
             cost, _, _ = obj.costs(values)
             for j, lat in enumerate(active):
                 blocks[lat].tell(xs[lat], cost[j * population : (j + 1) * population].tolist())
+                tried[lat].append(
+                    (np.array(xs[lat])[:, : len(names)], cost[j * population : (j + 1) * population])
+                )
                 best_cost[lat] = float(blocks[lat].result.fbest)
             overall = min(best_cost.values())
             if gen + 1 >= PRUNE_AFTER:
@@ -569,9 +629,21 @@ def identify(
     std = np.sqrt(np.diag(cov))
     corr = cov / np.outer(std, std) if d else cov
     best = _physical(xbest[:d], names)[0] if d else np.zeros(0)
+    # Every candidate (at the best latency) that fits nearly as well as the best one.
+    tried_x = (
+        np.concatenate([x for x, _ in tried[best_lat]]) if tried[best_lat] else xbest[None, : len(names)]
+    )
+    tried_cost = np.concatenate([c for _, c in tried[best_lat]]) if tried[best_lat] else np.array([cost[0]])
+    tried_values = _physical(tried_x, names) if d else np.zeros((len(tried_cost), 0))
+    near = tried_cost <= (1.0 + NEAR_TOLERANCE) * min(float(tried_cost.min()), float(cost[0]))
+    near_values = np.vstack([tried_values[near], best[None]]) if d else tried_values[near]
+    spread = np.abs(near_values - best).max(axis=0) if d else np.zeros(0)
     parameters: dict[str, dict[str, Any]] = {}
     for i, n in enumerate(names):
-        parameters[n] = {"value": float(values[n][0]), "uncertainty": round(float(std[i]), 6)}
+        parameters[n] = {
+            "value": float(values[n][0]),
+            "uncertainty": round(float(max(std[i], spread[i])), 6),
+        }
     if "latency_steps" in fit:
         # Profile over the latencies: every one whose best fit is nearly as good is plausible.
         plausible = [
@@ -581,6 +653,16 @@ def identify(
             "value": int(best_lat),
             "uncertainty": float(max(0.5, max(abs(lat - best_lat) for lat in plausible))),
         }
+    if "servo_speed" in parameters and parameters["servo_speed"]["value"] >= speed_bound:
+        # Fitted where the limit never acts: any faster speed fits as well; only a bound is known.
+        not_determined["servo_speed"] = {
+            "at_least": round(speed_bound, 3),
+            "reason": (
+                f"the fitted speed {parameters['servo_speed']['value']:.2f} never reaches the limit in the "
+                f"windows: every speed above {speed_bound:.2f} x the model's fits as well"
+            ),
+        }
+        del parameters["servo_speed"]
     parameters = {n: parameters[n] for n in SEARCH if n in parameters}
     parameters["imu_gyro_bias"] = {
         "value": [round(float(b), 6) for b in bias[0]],
@@ -600,8 +682,11 @@ def identify(
                 if corr[i, j] > 0 and best[j] > 0:  # they move together: the ratio is what is known
                     samples = np.random.default_rng(seed).multivariate_normal(best, cov, 2000)
                     ratio = samples[:, i] / np.maximum(samples[:, j], 1e-6)
+                    near_ratio = near_values[:, i] / np.maximum(near_values[:, j], 1e-6)
                     entry["ratio"] = round(float(best[i] / best[j]), 4)
-                    entry["ratio_uncertainty"] = round(float(np.std(ratio)), 4)
+                    entry["ratio_uncertainty"] = round(
+                        float(max(np.std(ratio), np.abs(near_ratio - best[i] / best[j]).max())), 4
+                    )
                 inseparable.append(entry)
     quality = {}
     s = slice(SETTLE_STEPS, None)
@@ -629,7 +714,16 @@ def identify(
             for j in range(i + 1, len(names))
         },
         "not_separable": inseparable,
-        "fitted": [n for n in SEARCH if n in fit],
+        "fitted": [n for n in SEARCH if n in parameters],
+        "not_determined": not_determined,
+        "near_best": {
+            "tolerance": NEAR_TOLERANCE,
+            "candidates": int(near.sum()),
+            "range": {
+                n: [round(float(near_values[:, i].min()), 4), round(float(near_values[:, i].max()), 4)]
+                for i, n in enumerate(names)
+            },
+        },
         "latency_profile": {int(lat): round(float(c), 6) for lat, c in best_cost.items()},
         "bags": report.used,
         "skipped": report.skipped,
@@ -637,7 +731,9 @@ def identify(
         "windows_screened_out": int(candidates.n - windows.n) if candidates.n > windows.n else 0,
         "window_s": round(windows.commands.shape[1] * CONTROL_DT, 3),
     }
-    return FitResult(parameters, fit_info, bool(converged), windows, best_sim)
+    evaluated = {n: tried_values[:, i] for i, n in enumerate(names)}
+    evaluated["cost"] = tried_cost
+    return FitResult(parameters, fit_info, bool(converged), windows, best_sim, evaluated)
 
 
 # --- plot ----------------------------------------------------------------------------------------
@@ -756,6 +852,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<15} {entry['value']}  ± {entry['uncertainty']}")
     for key, q in result.fit["quality"].items():
         print(f"  fit {key:<8} R² {q['r2']:.3f}  RMS {q['rms']:.4f}")
+    for name, entry in result.fit["not_determined"].items():
+        print(f"  {name:<15} not determined (at least {entry['at_least']} x the model's): {entry['reason']}")
     for entry in result.fit["not_separable"]:
         ratio = f"; their ratio {entry['ratio']} ± {entry['ratio_uncertainty']}" if "ratio" in entry else ""
         print(
