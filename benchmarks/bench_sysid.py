@@ -81,6 +81,10 @@ def describe(name: str, fit: list[str], r: dict) -> str:
     p = r["parameters"]
     parts = []
     for key in fit:
+        if key not in p:  # e.g. servo speed when no window reaches its limit
+            at_least = r["fit"].get("not_determined", {}).get(key, {}).get("at_least", "?")
+            parts.append(f"{key} not determined (at least {at_least}; true {HIDDEN[key]})")
+            continue
         value = p[key]["value"]
         truth = HIDDEN[key]
         if key == "latency_steps":
