@@ -193,6 +193,8 @@ def test_stamps_are_sim_time_and_agree_with_clock_for_a_use_sim_time_subscriber(
     for topic in (JOINT_STATES_TOPIC, IMU_TOPIC, GROUND_TRUTH_ODOM_TOPIC):
         stamps = [s for t, s, _ in seen if t == topic]
         assert len(stamps) > 50, topic
+        # A tick's sensors precede its /clock: the newest stamps' clock may still be on its way.
+        stamps = [v for v in stamps if v <= max(clock_values)]
         assert set(stamps) <= clock_values, f"{topic} stamps that /clock never carried"
         assert all(s % dt_ns == 0 for s in stamps), f"{topic} stamps are not sim control steps"
         # Stamp and the consumer's sim clock agree to a few control steps (messages of a tick
@@ -200,6 +202,55 @@ def test_stamps_are_sim_time_and_agree_with_clock_for_a_use_sim_time_subscriber(
         lag = [(now - s) * 1e-9 for t, s, now in seen if t == topic and now > 0]
         assert lag and max(abs(v) for v in lag) < 10 * CONTROL_DT, f"{topic}: stamp vs clock {max(lag):.3f} s"
     consumer.destroy_node()
+
+
+def test_a_sim_time_controller_reads_the_sensors_of_the_tick_its_timer_fires_on(
+    spawn_node, ros_probe
+) -> None:
+    """policy_node runs on a sim-time timer: when /clock reaches a control step, that step's
+    /joint_states and /imu/data must already be there. Training applies an action computed from
+    the current step's observation; a controller handed the previous step's sensors runs with one
+    step of extra latency (measured: the shipped policy then walked ~17 % slower through sim_node
+    than through hw_node + twin)."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    controller = rclpy.create_node(
+        "sim_time_controller",
+        context=ros_probe.context,
+        parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, True)],
+    )
+    ros_probe.executor.add_node(controller)
+    latest = {"joint_states": -1, "imu": -1}
+    ticks: list[tuple[int, int, int]] = []  # (clock ns at the timer, newest joint_states, imu stamp)
+    controller.create_subscription(
+        JointState,
+        JOINT_STATES_TOPIC,
+        lambda m: latest.__setitem__("joint_states", Time.from_msg(m.header.stamp).nanoseconds),
+        STREAM_QOS,
+    )
+    controller.create_subscription(
+        Imu,
+        IMU_TOPIC,
+        lambda m: latest.__setitem__("imu", Time.from_msg(m.header.stamp).nanoseconds),
+        STREAM_QOS,
+    )
+
+    def tick() -> None:
+        if latest["joint_states"] >= 0 and latest["imu"] >= 0:
+            ticks.append((controller.get_clock().now().nanoseconds, latest["joint_states"], latest["imu"]))
+
+    controller.create_timer(CONTROL_DT, tick)
+    node = spawn_node("pidog_sim.sim_node", {"randomize": False})
+    assert ros_probe.spin_until(lambda: len(ticks) > 200, 60), node.log()
+    controller.destroy_node()
+    now = np.array([t[0] for t in ticks[20:]])
+    for column, topic in ((1, JOINT_STATES_TOPIC), (2, IMU_TOPIC)):
+        age = now - np.array([t[column] for t in ticks[20:]])
+        fresh = float(np.mean(age <= 0))
+        # Over DDS between processes a message can still be overtaken now and then; the old
+        # order (clock first) gave ~0 % fresh.
+        assert fresh >= 0.8, f"{topic}: only {fresh:.0%} of timer ticks saw their own step's sensors"
 
 
 def test_invalid_parameter_is_refused_with_its_name(spawn_node) -> None:
