@@ -15,12 +15,12 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 WINDOW_S = 7.0  # sim-time seconds of each measured window (after 1 s of settling)
 FAULT_WINDOW_S = 5.0  # the faults are blatant: a shorter look keeps tests/twin near 90 s
-# One run each, so the bounds include the shipped policy's own run-to-run spread over DDS
-# (measured on this graph, sim_node against itself: turn 1.68-2.22 rad, forward 0.68-1.42 m in
-# two clusters). Twin / sim_node over 9 pairs: turn 0.81-1.23 (mean ~0.98), forward 0.69-1.55
-# (0.39 once, over a 14 s window in which the twin walked a circle: docs/TWIN.md, "Open").
-# The 15 % holds on average, not pair by pair; a steadier policy can tighten these.
-TURN_TOLERANCE = 0.3
+# One run each, so the bounds include the shipped policy's own run-to-run spread over DDS.
+# Measured on 2026-11-30 after sim_node's sensors-before-/clock fix, 5 pairs twin / sim_node:
+# turn 1.01-1.10 (all within the 15 %), forward 0.89-0.94 in 4 pairs and 1.61 once,
+# when the sim_node reference walked slowly (1.22 m against its usual 1.9-2.1 m). The forward
+# band leaves room for that reference's spread; docs/TWIN.md has the history.
+TURN_TOLERANCE = 0.25  # a margin over the 15 % for a loaded CI machine
 FORWARD_BAND = (0.5, 2.0)
 REFERENCE: dict[str, Run] = {}  # the sim_node run, shared with the fault cases
 
