@@ -133,17 +133,29 @@ class LoadReport:
 
 
 def _decode_topic(items: list[tuple[int, bytes]], topic: str, decoder) -> tuple[np.ndarray, list, Counter]:
-    items.sort(key=lambda item: item[0])
-    times = np.array([t for t, _ in items], dtype=np.int64)
+    """Decoded messages of one topic in time order, timed by their header stamps.
+
+    The stamp is when the sample was taken; the bag's log time is when the recorder received
+    it, which on a use_sim_time recorder may read one control step early or late (a tick's
+    sensors and its /clock travel separately). A message without a stamp (0) keeps its log time.
+    """
+    times: list[int] = []
     values: list = []
     errors: Counter[str] = Counter()
-    for _, raw in items:
+    for log_time, raw in items:
         try:
-            values.append(decoder(deserialize(raw, TOPIC_TYPES[topic])))
+            msg = deserialize(raw, TOPIC_TYPES[topic])
+            values.append(decoder(msg))
         except Exception as exc:  # SerdeError, MessageError
             values.append(None)
             errors[str(exc).split(";")[0][:120]] += 1
-    return times, values, errors
+            times.append(log_time)
+            continue
+        stamp = getattr(getattr(msg, "header", None), "stamp", None)
+        ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec) if stamp is not None else 0
+        times.append(ns if ns > 0 else log_time)
+    order = np.argsort(np.array(times, dtype=np.int64), kind="stable")
+    return np.array(times, dtype=np.int64)[order], [values[i] for i in order], errors
 
 
 def read_series(path: str | Path) -> Series:
