@@ -95,15 +95,20 @@ def test_shipped_policy_follows_cmd_vel_forward_left_right_then_stands(spawn_nod
     left = drive((0.05, 1.0), 10.0)
     right = drive((0.1, -1.0), 10.0)
     stand = drive(None, 3.0, settle=1.5)  # /cmd_vel stops: after cmd_timeout_s the policy stands
+    drift = float(np.hypot(stand[-1, 1] - stand[0, 1], stand[-1, 2] - stand[0, 2])) / 3.0
     report = (
         f"forward {heading_progress(forward):.3f} m/6 s, left {left[-1, 3] - left[0, 3]:+.3f} rad/10 s, "
-        f"right {right[-1, 3] - right[0, 3]:+.3f} rad/10 s, stand {heading_progress(stand):+.3f} m/3 s"
+        f"right {right[-1, 3] - right[0, 3]:+.3f} rad/10 s, stand drift {drift:.3f} m/s"
     )
     print(report)
     assert heading_progress(forward) > 0.4, report
-    # The shipped policy turns weakly (0.1-0.2 rad/s): the sign over 10 s is the claim, not a rate.
-    assert left[-1, 3] - left[0, 3] > 0.3, report
-    assert right[-1, 3] - right[0, 3] < -0.3, report
-    assert abs(heading_progress(stand)) < 0.05, report
+    # Turn rates vary from run to run (CI measured +0.74 and -0.47 rad/s for +-1 rad/s):
+    # at least a fifth of the commanded turn, each way, is the claim.
+    assert left[-1, 3] - left[0, 3] > 2.0, report
+    assert right[-1, 3] - right[0, 3] < -2.0, report
+    # "Stand" is the policy at command (0, 0): it treads in place and drifts ~0.02 m/s
+    # (docs/benchmarks/steering.md, row 0, 0; 0.052 m in one CI run's 3 s), so the claim is "no
+    # longer walking": under a quarter of the 0.2 m/s it walked at.
+    assert drift < 0.05, report
     assert "no /cmd_vel for 0.5 s: commanding a stop" in policy.log()
     assert rec.state == "running", logs()
