@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +21,52 @@ from xdisplay import arrow_pixels, robot_pixels
 from pidog_description.topics import CMD_VEL_TOPIC, JOINT_STATES_TOPIC, STREAM_QOS
 
 EVAL = [sys.executable, "-u", "-m", "pidog_learning.eval_cli"]
+TRAIN = [sys.executable, "-u", "-m", "pidog_learning.train_cli"]
 NO_VIEWER = "live viewer off, videos are written instead"
+
+
+EMPTY_SCENE = """
+import time
+import mujoco
+from pidog_sim.model import default_model_path
+from pidog_sim.viewer import LiveViewer
+
+# The PiDog's own scene (floor, sky, light) with the robot taken out.
+spec = mujoco.MjSpec.from_file(str(default_model_path()))
+for element in [*spec.actuators, *spec.sensors]:
+    spec.delete(element)
+spec.delete(spec.body("base_link"))
+model = spec.compile()
+
+
+class Scene:
+    def sync_data(self, index, data):
+        mujoco.mj_forward(model, data)
+
+
+viewer = LiveViewer.open(model, "empty-scene")
+assert viewer is not None
+while viewer.running:
+    viewer.submit(Scene())
+    time.sleep(0.05)
+"""
+
+
+def empty_scene_screenshot(display, tmp_path: Path) -> np.ndarray:
+    """A screenshot of our viewer showing the same scene without the robot (the baseline)."""
+    log = (tmp_path / "empty.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-c", EMPTY_SCENE], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        window = display.find_window("MuJoCo", 40)
+        assert window, (tmp_path / "empty.log").read_text()
+        time.sleep(2.0)  # a few frames drawn
+        shot = display.screenshot()
+    finally:
+        proc.kill()
+        proc.wait(10)
+        log.close()
+    assert wait_for(lambda: display.find_window("MuJoCo", 0.1) is None, 15)
+    return shot
 
 
 def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
@@ -34,10 +80,10 @@ def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
 
 @pytest.mark.ros
 def test_sim_node_viewer_shows_robot_and_cmd_vel_and_survives_closing(
-    on_display, spawn_node, ros_probe
+    on_display, spawn_node, ros_probe, tmp_path: Path
 ) -> None:
-    before = on_display.screenshot()
-    assert robot_pixels(before) == 0
+    empty = empty_scene_screenshot(on_display, tmp_path)
+    assert robot_pixels(empty) < 20  # the scene alone has (almost) no robot-orange pixels
     node = spawn_node("pidog_sim.sim_node", {"viewer": True, "randomize": False})
     window = on_display.find_window("MuJoCo", 40)
     assert window, node.log()
@@ -45,6 +91,8 @@ def test_sim_node_viewer_shows_robot_and_cmd_vel_and_survives_closing(
     # The robot is drawn (its orange lower legs), with the green ground-truth heading arrow.
     assert wait_for(lambda: robot_pixels(on_display.screenshot()) > 300, 20), node.log()
     shot = on_display.screenshot()
+    # Against the empty scene: the window's picture changed where the robot stands.
+    assert np.mean(np.any(np.abs(shot.astype(int) - empty.astype(int)) > 40, axis=-1)) > 0.005
     assert arrow_pixels(shot, "green") > 100
     assert arrow_pixels(shot, "blue") < 50  # no /cmd_vel yet: no commanded-velocity arrow
 
@@ -70,6 +118,7 @@ def test_sim_node_viewer_shows_robot_and_cmd_vel_and_survives_closing(
 
 
 def test_eval_viewer_shows_robot_and_keys_drive_the_command(on_display, tmp_path: Path) -> None:
+    assert robot_pixels(empty_scene_screenshot(on_display, tmp_path)) < 20
     out_json = tmp_path / "eval.json"
     log = (tmp_path / "eval.log").open("w")
     proc = subprocess.Popen(
@@ -99,6 +148,12 @@ def test_eval_viewer_shows_robot_and_keys_drive_the_command(on_display, tmp_path
     assert "viewer: command vx=+0.05 m/s wz=+0.00 rad/s" in text
     times = [t for t, _, _ in result["viewer_commands"]]
     assert np.all(np.diff(times) >= 0) and times[-1] < 7.0
+    # The controller acted on each of them: the command in its observation changed to each key's
+    # command, in order, within a few control steps of the key.
+    seen = result["viewer_commands_seen"]
+    assert [(round(vx, 3), round(wz, 3)) for _, vx, wz in seen[-3:]] == applied, seen
+    for (t_key, _, _), (t_seen, _, _) in zip(result["viewer_commands"], seen[-3:], strict=True):
+        assert t_key - 0.021 <= t_seen <= t_key + 0.1, (t_key, t_seen)
 
 
 @pytest.mark.parametrize(
@@ -142,42 +197,43 @@ def test_sim_node_viewer_without_display_keeps_running(spawn_node, ros_probe, mo
     states: list[JointState] = []
     ros_probe.node.create_subscription(JointState, JOINT_STATES_TOPIC, states.append, 50)
     assert ros_probe.spin_until(lambda: len(states) > 20, 30), node.log()
-    assert sum(NO_VIEWER in line for line in node.log().splitlines()) == 1, node.log()
+    no_window = "live viewer off, the simulation runs on without a window"
+    assert sum(no_window in line for line in node.log().splitlines()) == 1, node.log()
     assert "no display" in node.log()
     assert node.stop() == 0, node.log()
 
 
-ROLLOUT = """
-import sys
-from pidog_learning.video import record_rollout
-from pidog_sim.controllers import TrotController
-from pidog_sim.model import load_model
-from pidog_sim.viewer import LiveViewer
-
-viewer = LiveViewer.open(load_model(), "pidog-train")
-assert viewer is not None
-summary = record_rollout(TrotController(), sys.argv[1], 1.0, 0, viewer=viewer)
-shown = viewer.data.time
-viewer.close()
-print(f"shown up to {shown:.2f} s; video {summary['video']}")
-"""
-
-
-def test_training_rollouts_show_in_the_viewer_and_still_write_videos(on_display, tmp_path: Path) -> None:
-    """pidog-train --viewer hands its viewer to each periodic rollout (pipeline._video ->
-    record_rollout -> evaluate); the rollout is shown live and still filmed."""
-    help_text = subprocess.run(
-        [sys.executable, "-m", "pidog_learning.train_cli", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    assert "--viewer" in help_text
-    video = tmp_path / "rollout.mp4"
-    out = subprocess.run(
-        [sys.executable, "-c", ROLLOUT, str(video)], capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    shown = float(out.stdout.split("shown up to ")[1].split(" s")[0])
-    assert shown > 0.6, out.stdout  # the viewer followed the rollout to (nearly) its end
-    assert video.stat().st_size > 10_000
+def test_pidog_train_viewer_shows_each_periodic_rollout_and_still_writes_videos(
+    on_display, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "train.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                *TRAIN,
+                "--config",
+                "tiny",
+                "--viewer",
+                "--output-dir",
+                str(tmp_path),
+                "--experiment-name",
+                "exp",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert on_display.find_window("MuJoCo", 60), log_path.read_text()
+            assert wait_for(lambda: robot_pixels(on_display.screenshot()) > 300, 60), log_path.read_text()
+            assert proc.wait(900) == 0, log_path.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log_path.read_text()
+    videos = sorted((tmp_path / "exp" / "videos").glob("*.mp4"))
+    shown = re.search(r"the viewer showed (\d+) rollout\(s\), (\d+) frames drawn", text)
+    assert shown, text
+    # Every filmed rollout (BC, each PPO checkpoint, final) was also shown live, and drawn.
+    assert int(shown[1]) == len(videos) >= 3, (shown[0], [v.name for v in videos])
+    assert int(shown[2]) >= 2 * len(videos), shown[0]
+    assert all(v.stat().st_size > 10_000 for v in videos)

@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             result["controller"] = name
             if viewer is not None:  # the commands the keyboard applied: (sim time s, vx, wz)
                 result["viewer_commands"] = [list(entry) for entry in viewer.key_log]
+                # ... and the commands in the observations the controller acted on.
+                result["viewer_commands_seen"] = [list(entry) for entry in viewer.seen_log]
             results[name] = result
             print(
                 f"{name}: {result['mean_forward_speed_mps']:.3f} ± {result['ci95_forward_speed_mps']:.3f} m/s "

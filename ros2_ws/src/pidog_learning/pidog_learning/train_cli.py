@@ -211,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if viewer is not None:
             viewer.close()
+            print(
+                f"pidog-train: the viewer showed {viewer.episodes_shown} rollout(s), "
+                f"{viewer.frames_drawn} frames drawn",
+                flush=True,
+            )
     print(f"\nArtifacts in {exp_dir.resolve()}:")
     width = max(len(name) for name in artifacts)
     for name, path in artifacts.items():

@@ -177,6 +177,8 @@ def run_episode(
         controller.reset()
     if gait is not None:
         gait.start()
+    if viewer is not None:
+        viewer.begin_episode()
     settle_steps = int(round(settle_seconds / CONTROL_DT))
     total, steps, done, fell = 0.0, 0, False, False
     forward: list[float] = []
@@ -184,6 +186,7 @@ def run_episode(
     while not done:
         if viewer is not None:
             viewer.drive(env)
+            viewer.saw(env, obs)
         obs, reward, terminated, truncated, info = env.step(controller(obs))
         if viewer is not None:
             viewer.show(env)

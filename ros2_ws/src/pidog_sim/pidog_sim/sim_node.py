@@ -117,7 +117,12 @@ class SimNode(Node):
             from .viewer import LiveViewer
 
             self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, STREAM_QOS)
-            self.viewer = LiveViewer.open(self.sim.model, "sim_node", say=self.get_logger().warning)
+            self.viewer = LiveViewer.open(
+                self.sim.model,
+                "sim_node",
+                say=self.get_logger().warning,
+                instead="the simulation runs on without a window",
+            )
             if self.viewer is not None:
                 self.get_logger().info(
                     "viewer open: ground-truth heading (green), /cmd_vel vx (blue), wz (orange)"

@@ -28,7 +28,7 @@ import mujoco.viewer
 import numpy as np
 
 from pidog_description.rotations import yaw_from_quaternion
-from pidog_description.spec import clip_command
+from pidog_description.spec import OBS_SLICES, clip_command
 
 # Keyboard driving in the eval viewer: arrows step the command, space stops.
 KEY_SPACE, KEY_RIGHT, KEY_LEFT, KEY_DOWN, KEY_UP = 32, 262, 263, 264, 265
@@ -81,6 +81,11 @@ class LiveViewer:
         self.key_control = key_control
         self.key_command: np.ndarray | None = None  # set by the keyboard (eval viewer)
         self.key_log: list[tuple[float, float, float]] = []  # (sim time, vx, wz) per key change
+        # (sim time, vx, wz) each time the command in the controller's observation changed: what
+        # the policy saw, as opposed to what the keyboard asked for.
+        self.seen_log: list[tuple[float, float, float]] = []
+        self.episodes_shown = 0
+        self.frames_drawn = 0
         self._deadline: float | None = None
         self._base = self.model.body("base_link").id if self.model.nbody > 1 else 0
 
@@ -105,8 +110,10 @@ class LiveViewer:
         key_control: bool = False,
         say: Callable[[str], None] | None = None,
         timeout: float = 20.0,
+        instead: str = "videos are written instead",
     ) -> LiveViewer | None:
-        """A viewer, or None after one clear line (via ``say``, default stderr) saying why not."""
+        """A viewer, or None after one clear line (via ``say``, default stderr) saying why not
+        and what happens ``instead``."""
         say = say or (lambda line: print(line, file=sys.stderr, flush=True))
         problem = display_problem(timeout)
         if problem is None:
@@ -126,7 +133,7 @@ class LiveViewer:
             problem = (
                 f"the viewer window did not open ({box.get('error', f'no window within {timeout:g} s')})"
             )
-        say(f"{who}: {problem}: live viewer off, videos are written instead")
+        say(f"{who}: {problem}: live viewer off, {instead}")
         return None
 
     # --- the caller's side (control loop) --------------------------------------------------
@@ -156,6 +163,15 @@ class LiveViewer:
         if self.key_command is not None:
             env.task.command[0] = self.key_command
             env.task.fixed_command[0] = True
+
+    def begin_episode(self) -> None:
+        self.episodes_shown += 1
+
+    def saw(self, env: Any, obs: np.ndarray) -> None:
+        """The observation robot 0's controller is about to act on: log its command if it changed."""
+        vx, wz = (float(v) for v in np.asarray(obs)[OBS_SLICES["command"]])
+        if not self.seen_log or self.seen_log[-1][1:] != (vx, wz):
+            self.seen_log.append((float(env.task.sim.time[0]), vx, wz))
 
     def show(self, env: Any) -> None:
         """After a step: show the env's robot and keep to real time while the window is open."""
@@ -214,6 +230,7 @@ class LiveViewer:
                     text = self._overlay(command)
                 self.handle.set_texts(text)  # outside the lock: it takes the viewer's lock itself
                 self.handle.sync()
+                self.frames_drawn += 1
             except Exception:  # noqa: BLE001 - the window went away between checks
                 break
 
@@ -233,7 +250,7 @@ class LiveViewer:
             )
         if abs(wz) > 1e-3:  # commanded yaw rate: a sideways arrow at the nose (left = +wz)
             nose = start + 0.15 * fwd
-            arrows.append((nose, nose + 0.1 * wz * left, (1.0, 0.55, 0.1, 1.0)))
+            arrows.append((nose, nose + 0.1 * wz * left, (0.75, 0.2, 0.85, 1.0)))  # purple: not robot orange
         scn.ngeom = 0
         for a, b, rgba in arrows if scn is not None else ():
             geom = scn.geoms[scn.ngeom]
