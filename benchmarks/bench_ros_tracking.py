@@ -44,7 +44,7 @@ def through_ros(policy: Path, seconds: float, seed: int, repeats: int) -> list[d
     from nav_msgs.msg import Odometry
     from std_srvs.srv import Trigger
 
-    from pidog_description.topics import CMD_VEL_TOPIC, GROUND_TRUTH_ODOM_TOPIC, STREAM_QOS
+    from pidog_description.topics import CMD_VEL_TOPIC, GROUND_TRUTH_ODOM_TOPIC, SIM_RESET_SERVICE, STREAM_QOS
 
     logs = Path(tempfile.mkdtemp(prefix="pidog-ros-tracking-"))
     procs = [
@@ -69,7 +69,7 @@ def through_ros(policy: Path, seconds: float, seed: int, repeats: int) -> list[d
 
     node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, on_odom, STREAM_QOS)
     twist = node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
-    reset = node.create_client(Trigger, "/sim/reset")
+    reset = node.create_client(Trigger, SIM_RESET_SERVICE)
     command = {"now": (0.0, 0.0)}
     node.create_timer(
         0.05,

@@ -21,6 +21,7 @@ from pidog_description.topics import (
     JOINT_COMMANDS_TOPIC,
     JOINT_STATES_TOPIC,
     LATCHED_QOS,
+    POLICY_STATE_TOPIC_NAME,
     STREAM_QOS,
 )
 
@@ -77,7 +78,7 @@ class Recorder:
         return [q for stamp, q in self.commands if stamp >= t]
 
 
-def record(probe, state_topic: str = "/policy_node/state") -> Recorder:
+def record(probe, state_topic: str = POLICY_STATE_TOPIC_NAME) -> Recorder:
     rec = Recorder()
 
     def on_command(msg: JointState) -> None:

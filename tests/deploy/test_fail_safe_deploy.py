@@ -16,6 +16,7 @@ from test_policy_node import FAST, NODE, command_echo_policy, command_seen
 
 from pidog_description.limits import clip_joint_targets
 from pidog_description.robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from pidog_description.topics import JOINT_COMMANDS_TOPIC, JOINT_STATES_TOPIC, SENSOR_QOS, STREAM_QOS
 from pidog_learning.launch_files import parse_launch
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "launch"
@@ -50,7 +51,7 @@ def test_out_of_range_command_gives_the_same_clipped_pose_in_sim_and_on_the_robo
         gid = info["publisher_gid"]
         streams[bytes(gid["data"] if isinstance(gid, dict) else gid)].append(np.array(msg.position))
 
-    ros_probe.node.create_subscription(JointState, "/joint_states", on_state, 50)
+    ros_probe.node.create_subscription(JointState, JOINT_STATES_TOPIC, on_state, SENSOR_QOS)
     spawn_node("pidog_sim.sim_node", {"rate_hz": 50.0, "randomize": False, "seed": 0})
     spawn_node(
         "pidog_hw.hw_node",
@@ -63,7 +64,7 @@ def test_out_of_range_command_gives_the_same_clipped_pose_in_sim_and_on_the_robo
         },
     )
     assert ros_probe.spin_until(lambda: len(streams) == 2, 60), "no /joint_states from sim_node and hw_node"
-    commands = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
+    commands = ros_probe.node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
     msg = JointState(name=list(JOINT_NAMES), position=OUT_OF_RANGE.tolist())
     end = time.monotonic() + 5.0  # hw_node switches servos on one by one and slews at 60 deg/s
     while time.monotonic() < end:

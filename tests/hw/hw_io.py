@@ -17,13 +17,18 @@ from std_srvs.srv import SetBool, Trigger
 
 from pidog_description.robot import JOINT_NAMES
 from pidog_description.topics import (
+    BATTERY_TOPIC,
     DIAGNOSTICS_TOPIC,
     ESTOP_TOPIC,
     HW_ARM_SERVICE_NAME,
+    HW_ARMED_TOPIC_NAME,
+    HW_RESET_SERVICE_NAME,
+    HW_STATE_TOPIC_NAME,
     IMU_TOPIC,
     JOINT_COMMANDS_TOPIC,
     JOINT_STATES_TOPIC,
     LATCHED_QOS,
+    STREAM_QOS,
 )
 
 
@@ -43,16 +48,20 @@ class Listener:
             JointState, JOINT_STATES_TOPIC, lambda m: self._got(JOINT_STATES_TOPIC, m), 50
         )
         node.create_subscription(Imu, IMU_TOPIC, lambda m: self._got(IMU_TOPIC, m), 50)
-        node.create_subscription(BatteryState, "/battery_state", lambda m: self._got("/battery_state", m), 10)
-        node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self.diagnostics.append, 10)
-        node.create_subscription(String, "/hw_node/state", lambda m: self.states.append(m.data), LATCHED_QOS)
         node.create_subscription(
-            Bool, "/hw_node/armed", lambda m: self._got("/hw_node/armed", m), LATCHED_QOS
+            BatteryState, BATTERY_TOPIC, lambda m: self._got(BATTERY_TOPIC, m), STREAM_QOS
         )
-        self.commands = node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, 10)
+        node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self.diagnostics.append, STREAM_QOS)
+        node.create_subscription(
+            String, HW_STATE_TOPIC_NAME, lambda m: self.states.append(m.data), LATCHED_QOS
+        )
+        node.create_subscription(
+            Bool, HW_ARMED_TOPIC_NAME, lambda m: self._got(HW_ARMED_TOPIC_NAME, m), LATCHED_QOS
+        )
+        self.commands = node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
         self.estop = node.create_publisher(Bool, ESTOP_TOPIC, LATCHED_QOS)
         self.arm_client = node.create_client(SetBool, HW_ARM_SERVICE_NAME)
-        self.reset_client = node.create_client(Trigger, "/hw_node/reset")
+        self.reset_client = node.create_client(Trigger, HW_RESET_SERVICE_NAME)
 
     def _got(self, topic: str, msg) -> None:
         self.times[topic].append(time.monotonic())

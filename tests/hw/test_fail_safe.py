@@ -25,6 +25,7 @@ from std_msgs.msg import Bool
 
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
 from pidog_description.robot import JOINT_NAMES
+from pidog_description.topics import BATTERY_TOPIC, HW_ARMED_TOPIC_NAME, JOINT_COMMANDS_TOPIC, STREAM_QOS
 from pidog_hw.emulation import write_control
 
 pytestmark = pytest.mark.ros
@@ -62,7 +63,7 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
     node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, command_timeout_action="lie"))
     io = Listener(ros_probe)
     io.wait_state("disarmed", timeout=30.0)  # stood up by itself, then waits for an operator
-    assert io.last["/hw_node/armed"].data is False
+    assert io.last[HW_ARMED_TOPIC_NAME].data is False
     wait_pulses(io, log, STAND_US)
 
     io.command(COMMAND_DEG, 1.0)
@@ -70,8 +71,8 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
     assert "/joint_commands ignored: disarmed" in node.log()
 
     assert io.arm().success
-    assert ros_probe.spin_until(lambda: io.last["/hw_node/armed"].data, 5.0)
-    intruder = ros_probe.node.create_publisher(JointState, "/joint_commands", 10)
+    assert ros_probe.spin_until(lambda: io.last[HW_ARMED_TOPIC_NAME].data, 5.0)
+    intruder = ros_probe.node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
     ros_probe.spin_until(lambda: intruder.get_subscription_count() > 0, 5.0)
     io.command(COMMAND_DEG, 3.0)  # slewed onto the command at sequence speed
     wait_pulses(io, log, COMMAND_US, timeout=3.0)
@@ -110,10 +111,10 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
 ESTOP_ONCE = """
 import sys, time, rclpy
 from std_msgs.msg import Bool
-from pidog_description.topics import LATCHED_QOS
+from pidog_description.topics import ESTOP_TOPIC, LATCHED_QOS
 rclpy.init()
 node = rclpy.create_node("estop_once")
-pub = node.create_publisher(Bool, "/estop", LATCHED_QOS)
+pub = node.create_publisher(Bool, ESTOP_TOPIC, LATCHED_QOS)
 end = time.monotonic() + 20
 while pub.get_subscription_count() == 0 and time.monotonic() < end:
     rclpy.spin_once(node, timeout_sec=0.05)
@@ -172,7 +173,7 @@ def test_one_shot_estop_latches_survives_restart_and_needs_reset(
             on[e["channel"]] = e["pulse_us"]
     assert near(np.array([on[c] for c in LEG_CHANNELS]), LIE_US), "pose unknown after a restart: fold first"
     assert near(latest_pulses(log2), STAND_US)
-    assert io.last["/hw_node/armed"].data is False
+    assert io.last[HW_ARMED_TOPIC_NAME].data is False
     assert '"estop": null' in state_file.read_text()
 
 
@@ -183,8 +184,8 @@ def test_low_battery_and_mcu_reset(spawn_node, ros_probe, tmp_path: Path) -> Non
     )
     io = Listener(ros_probe)
     io.wait_state("disarmed", timeout=30.0)
-    io.wait_for("/battery_state")
-    assert io.last["/battery_state"].voltage == pytest.approx(7.8, abs=0.01)
+    io.wait_for(BATTERY_TOPIC)
+    assert io.last[BATTERY_TOPIC].voltage == pytest.approx(7.8, abs=0.01)
     assert io.status("pidog_hw: battery", lambda s: s.level == DiagnosticStatus.OK).message == "7.80 V"
 
     write_control(world, battery_v=6.1)  # below battery_low_v 6.4 V

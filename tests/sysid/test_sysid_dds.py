@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from pidog_description.topics import IMU_TOPIC, JOINT_COMMANDS_TOPIC, JOINT_STATES_TOPIC
 from pidog_learning import sysid
 from pidog_sim import robot_params
 
-TOPICS = "['/joint_commands', '/imu/data', '/joint_states']"
+TOPICS = str([JOINT_COMMANDS_TOPIC, IMU_TOPIC, JOINT_STATES_TOPIC])  # the recorder's list parameter
 HIDDEN = {
     "servo_strength": {"value": 0.7, "uncertainty": 0.0},
     "latency_steps": {"value": 2, "uncertainty": 0.0},

@@ -22,6 +22,8 @@ from pidog_description.topics import (
     CMD_VEL_TOPIC,
     GROUND_TRUTH_ODOM_TOPIC,
     JOINT_COMMANDS_TOPIC,
+    POLICY_STATE_TOPIC_NAME,
+    STREAM_QOS,
     TELEOP_RECORDED_TOPICS,
 )
 from pidog_learning.bag_import import import_bags
@@ -51,9 +53,9 @@ def test_teleop_record_import_clone_and_deploy(tmp_path: Path, spawn_node, ros_p
                 yaw(m.pose.pose.orientation),
             )
         ),
-        10,
+        STREAM_QOS,
     )
-    cmd_pub = ros_probe.node.create_publisher(Twist, CMD_VEL_TOPIC, 10)
+    cmd_pub = ros_probe.node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
     bag = tmp_path / "teleop_bag"
     sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 0})
     gait = spawn_node("pidog_control.teleop_gait_node")
@@ -134,7 +136,9 @@ def test_teleop_record_import_clone_and_deploy(tmp_path: Path, spawn_node, ros_p
 
     states: list[str] = []
     commands: list[np.ndarray] = []
-    ros_probe.node.create_subscription(String, "/policy_node/state", lambda m: states.append(m.data), LATCHED)
+    ros_probe.node.create_subscription(
+        String, POLICY_STATE_TOPIC_NAME, lambda m: states.append(m.data), LATCHED
+    )
     ros_probe.node.create_subscription(
         JointState, JOINT_COMMANDS_TOPIC, lambda m: commands.append(np.array(m.position)), 50
     )

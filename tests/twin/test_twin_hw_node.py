@@ -30,6 +30,7 @@ from pidog_description.topics import (
     GROUND_TRUTH_JOINT_STATES_TOPIC,
     GROUND_TRUTH_ODOM_TOPIC,
     HW_ARM_SERVICE_NAME,
+    HW_STATE_TOPIC_NAME,
     JOINT_COMMANDS_TOPIC,
     LATCHED_QOS,
     STREAM_QOS,
@@ -112,7 +113,7 @@ def run_hw_node(spawn_node, probe, tmp_path: Path, estop_behavior: str, calibrat
         params["calibration_file"] = str(calibration)
     states: list[str] = []
     state_sub = probe.node.create_subscription(
-        String, "/hw_node/state", lambda m: states.append(m.data), LATCHED_QOS
+        String, HW_STATE_TOPIC_NAME, lambda m: states.append(m.data), LATCHED_QOS
     )
     truth = Truth(probe)
     commands = probe.node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)

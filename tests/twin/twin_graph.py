@@ -23,6 +23,7 @@ from pidog_description.topics import (
     CMD_VEL_TOPIC,
     GROUND_TRUTH_ODOM_TOPIC,
     HW_ARM_SERVICE_NAME,
+    HW_STATE_TOPIC_NAME,
     IMU_TOPIC,
     LATCHED_QOS,
     SENSOR_QOS,
@@ -199,7 +200,7 @@ def run_twin(
         path.write_text(json.dumps({"seq": 1, **control}))
         params["emulator_control"] = str(path)
     states: list[str] = []
-    probe.node.create_subscription(String, "/hw_node/state", lambda m: states.append(m.data), LATCHED_QOS)
+    probe.node.create_subscription(String, HW_STATE_TOPIC_NAME, lambda m: states.append(m.data), LATCHED_QOS)
     hw = spawn_node("pidog_hw.hw_node", params)
     logs = lambda: f"--- hw_node\n{hw.log()}"  # noqa: E731
     op = Operator(probe, logs)

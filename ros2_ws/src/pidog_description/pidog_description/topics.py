@@ -26,18 +26,35 @@ GROUND_TRUTH_JOINT_STATES_TOPIC = "/sim/ground_truth/joint_states"
 SIM_RESET_SERVICE = "/sim/reset"
 LEARNING_STATUS_TOPIC = "/learning/status"
 LEARNING_POLICY_TOPIC = "/learning/policy"
+
+
+def outside(node: str, private: str) -> str:
+    """A node's private name (``~/x``) as other nodes name it: ``/node/x`` (no namespace)."""
+    if not private.startswith("~/"):
+        raise ValueError(f"{private!r} is not a private name (~/...)")
+    return f"/{node}/{private[2:]}"
+
+
 NODE_STATE_TOPIC = "~/state"
 """Private: a node's state machine (e.g. ``/policy_node/state``), latched."""
+POLICY_STATE_TOPIC_NAME = outside("policy_node", NODE_STATE_TOPIC)
+"""``NODE_STATE_TOPIC`` of policy_node as a subscriber outside it names it."""
+HW_STATE_TOPIC_NAME = outside("hw_node", NODE_STATE_TOPIC)
+"""``NODE_STATE_TOPIC`` of hw_node as a subscriber outside it names it."""
 BATTERY_TOPIC = "/battery_state"
 """hw_node: the pack voltage from the Robot HAT ADC (sensor_msgs/BatteryState)."""
 HW_ARMED_TOPIC = "~/armed"
 """hw_node (``/hw_node/armed``): whether /joint_commands are executed, latched."""
+HW_ARMED_TOPIC_NAME = outside("hw_node", HW_ARMED_TOPIC)
+"""``HW_ARMED_TOPIC`` as a subscriber outside hw_node names it."""
 HW_ARM_SERVICE = "~/arm"
 """hw_node: std_srvs/SetBool, true arms, false disarms (``/hw_node/arm``)."""
-HW_ARM_SERVICE_NAME = "/hw_node/arm"
+HW_ARM_SERVICE_NAME = outside("hw_node", HW_ARM_SERVICE)
 """``HW_ARM_SERVICE`` as a client outside hw_node names it."""
 HW_RESET_SERVICE = "~/reset"
 """hw_node: std_srvs/Trigger, clears a latched e-stop or fault (``/hw_node/reset``)."""
+HW_RESET_SERVICE_NAME = outside("hw_node", HW_RESET_SERVICE)
+"""``HW_RESET_SERVICE`` as a client outside hw_node names it."""
 
 TOPIC_TYPES: dict[str, str] = {
     JOINT_STATES_TOPIC: "sensor_msgs/msg/JointState",

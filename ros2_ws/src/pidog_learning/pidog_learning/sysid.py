@@ -49,7 +49,13 @@ from pidog_description.messages import (
 )
 from pidog_description.robot import N_JOINTS, SERVO_MAX_SPEED
 from pidog_description.spec import CONTROL_DT, gravity_from_quaternion
-from pidog_description.topics import IMU_TOPIC, JOINT_COMMANDS_TOPIC, JOINT_STATES_TOPIC, TOPIC_TYPES
+from pidog_description.topics import (
+    IMU_FRAME_ID,
+    IMU_TOPIC,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+    TOPIC_TYPES,
+)
 
 from .bag_import import BagImportError, _messages_in_file_order, _open_reader, deserialize
 
@@ -945,7 +951,7 @@ def simulate_bag(
             tp = t + 2_000_000  # published 2 ms after the command arrived
             write(JOINT_STATES_TOPIC, tp, joint_state(tp, sim.joint_estimate()))
             imu = Imu(
-                header=header(tp, "imu_link"),
+                header=header(tp, IMU_FRAME_ID),
                 orientation=Quaternion(x=float(q[1]), y=float(q[2]), z=float(q[3]), w=float(q[0])),
                 orientation_covariance=cov,
                 angular_velocity=Vector3(x=float(gyro[0]), y=float(gyro[1]), z=float(gyro[2])),
