@@ -35,6 +35,17 @@ def test_robot_launch_runs_on_its_own_dds_domain() -> None:
     assert moved.env["ROS_DOMAIN_ID"] == "7"
 
 
+@pytest.mark.parametrize("overrides", [{}, {"max_tilt_rad": "0.7"}], ids=["default", "overridden"])
+def test_robot_launch_gives_hw_node_and_policy_node_one_fall_threshold(overrides: dict[str, str]) -> None:
+    """A tilt policy_node calls a fall (and recovers from after 2 s upright) must also latch
+    hw_node's 'fallen', which only the operator resets."""
+    graph = parse_launch(LAUNCH_DIR / "robot.launch.xml", {"policy_path": "/p.onnx", **overrides})
+    params = {node.name: node.params for node in graph.nodes}
+    assert float(params["hw_node"]["fall_tilt_rad"]) == float(params["policy_node"]["max_tilt_rad"])
+    if overrides:
+        assert float(params["hw_node"]["fall_tilt_rad"]) == 0.7
+
+
 @pytest.mark.ros
 def test_out_of_range_command_gives_the_same_clipped_pose_in_sim_and_on_the_robot(
     spawn_node, ros_probe
