@@ -65,15 +65,18 @@ def test_stdin_keys_publish_twists(ros_probe) -> None:
         press("d\x1b[Cs", 0.1, -0.25)
         press("w" * 10, 0.3, -0.25)
         press(" ", 0.0, 0.0)
+        last_key = time.monotonic()
         press("w", 0.05, 0.0)
         # Still repeating while no key is pressed, so the gait node does not time out ...
         n = len(got)
         ros_probe.spin_for(0.6)
         assert len(got) - n >= 3 and got[-1].linear.x == pytest.approx(0.05)
         # ... but only for hold_s (1 s) after the last key: a silent keyboard stops the robot.
-        silent_since = time.monotonic()
         assert ros_probe.spin_until(lambda: got[-1].linear.x == 0.0, 5.0), "no decay to zero"
-        print(f"keyboard teleop: zero {time.monotonic() - silent_since + 0.6:.2f} s after the last key")
+        decay = time.monotonic() - last_key
+        print(f"keyboard teleop: zero {decay:.2f} s after the last key")
+        # hold_s is 1 s; the margin is for DDS and a loaded machine, not for a second hold.
+        assert decay < 2.0, f"zero only {decay:.2f} s after the last key (hold_s 1 s)"
         n = len(got)
         ros_probe.spin_for(0.5)
         assert len(got) - n >= 2 and got[-1].linear.x == 0.0, "keeps publishing the zero command"
