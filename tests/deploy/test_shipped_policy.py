@@ -17,8 +17,11 @@ from geometry_msgs.msg import Twist, Vector3
 from nav_msgs.msg import Odometry
 
 from pidog_control.policy_runtime import OnnxPolicy
-from pidog_description.spec import metadata_mismatches
+from pidog_description.limits import clip_joint_targets
+from pidog_description.spec import CONTROL_DT, action_to_target, metadata_mismatches
 from pidog_description.topics import CMD_VEL_TOPIC, GROUND_TRUTH_ODOM_TOPIC, STREAM_QOS
+from pidog_sim.env import PiDogEnv
+from pidog_sim.evaluation import TRACKING_GRID
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -28,6 +31,28 @@ SHIPPED = Path(__file__).resolve().parents[2] / "models" / "policies" / "pidog_w
 def test_shipped_policy_loads_and_matches_this_robot_description() -> None:
     policy = OnnxPolicy(SHIPPED)
     assert metadata_mismatches(policy.metadata) == []
+
+
+def test_shipped_policy_targets_stay_inside_the_geometric_limits() -> None:
+    """hw_node and sim_node clip every target to the PiDog's geometric limits; training does not.
+    The shipped policy must never rely on a pose the robot would clip: over every command of the
+    tracking grid, on randomised robots, none of its targets is changed by the clip."""
+    policy = OnnxPolicy(SHIPPED)
+    steps = 0
+    for k, (vx, wz) in enumerate(TRACKING_GRID):
+        env = PiDogEnv(randomize=True, episode_seconds=3.0)
+        obs, _ = env.reset(seed=k, options={"command": [vx, wz]})
+        done = False
+        while not done:
+            action = policy.act(obs.astype(np.float32))
+            target = action_to_target(action)
+            clipped, changed = clip_joint_targets(target)
+            assert not changed.any(), (vx, wz, np.rad2deg(target), np.rad2deg(clipped))
+            obs, _, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            steps += 1
+        env.close()
+    assert steps > 0.9 * len(TRACKING_GRID) * 3.0 / CONTROL_DT  # hardly any episode ended in a fall
 
 
 class Odom:

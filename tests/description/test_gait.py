@@ -9,6 +9,7 @@ import pytest
 from pidog_description import JOINT_LOWER, JOINT_UPPER, STAND_POSE
 from pidog_description.gait import HIP_MARGIN_RAD, LEG_SIDES, TrotGait, TrotParams
 from pidog_description.kinematics import STAND_FEET
+from pidog_description.limits import clip_joint_targets
 from pidog_description.spec import ACTION_SCALE, COMMAND_LIMITS
 
 LEFT, RIGHT = LEG_SIDES > 0, LEG_SIDES < 0
@@ -61,6 +62,9 @@ def test_every_command_and_phase_stays_inside_the_joint_limits(
             for phase in np.linspace(0.0, 1.0, 41):
                 q = gait.joint_targets(phase, float(vx), float(wz), step_height=step_height)
                 assert np.all((q >= JOINT_LOWER) & (q <= JOINT_UPPER)), (vx, wz, phase, np.rad2deg(q))
+                # ... and inside the geometric limits hw_node and sim_node clip to: the robot
+                # walks the pose the gait asked for, at every step height up to the maximum.
+                assert not clip_joint_targets(q)[1].any(), (vx, wz, phase, np.rad2deg(q))
                 if step_height is None:  # the demonstrations' gait: representable without clipping
                     action = (q - STAND_POSE) / ACTION_SCALE
                     assert np.all(np.abs(action) <= 1.0), (vx, wz, phase, action)
