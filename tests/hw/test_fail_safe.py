@@ -108,6 +108,52 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
     assert [e for e in read_jsonl(log) if "violation" in e] == []
 
 
+def test_deadman_arming_needs_the_operator_and_losing_it_disarms(
+    spawn_node, ros_probe, tmp_path: Path
+) -> None:
+    """The operator's keyboard_teleop (a real process) is the heartbeat; killing it as a dropped
+    SSH session would disarms the robot while the policy's commands still stream."""
+    log = tmp_path / "i2c.jsonl"
+    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, deadman_timeout_s=0.5))
+    io = Listener(ros_probe)
+    io.wait_state("disarmed", timeout=30.0)
+    refused = io.arm()
+    assert not refused.success and "no operator heartbeat" in refused.message, refused.message
+
+    teleop = subprocess.Popen(
+        [sys.executable, "-u", "-m", "pidog_control.keyboard_teleop"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert ros_probe.spin_until(lambda: io.arm().success, 30), "arming refused with the operator present"
+        io.command(COMMAND_DEG, 3.0)  # the policy's stream, slewed onto at sequence speed
+        wait_pulses(io, log, COMMAND_US, timeout=3.0)
+        teleop.kill()  # the operator's link drops: no quit, no last zero command
+        teleop.wait(10)
+        killed = time.monotonic()
+        # The policy keeps commanding; the deadman alone must stop it.
+        stopped = False
+        while not stopped and time.monotonic() - killed < 5.0:
+            io.command(COMMAND_DEG, 0.1)
+            stopped = bool(io.states) and io.states[-1] in ("moving_to_pose", "disarmed")
+        reaction = time.monotonic() - killed
+        print(f"deadman: disarmed {reaction:.2f} s after the operator's process died")
+        assert stopped, f"still {io.states[-1:]} 5 s after the operator vanished"
+        assert reaction < 0.5 + 1.0, "disarm within deadman_timeout_s (0.5 s) + a loaded machine's margin"
+        status = io.status("pidog_hw: safety", lambda st: st.level == DiagnosticStatus.ERROR)
+        assert "deadman" in status.message, status.message
+        io.wait_state("disarmed", timeout=10.0)
+        assert near(latest_pulses(log), LIE_US), "stand, then command_timeout_action (lie)"
+        assert not io.arm().success, "no operator: no arming"
+    finally:
+        if teleop.poll() is None:
+            teleop.kill()
+            teleop.wait(10)
+    assert node.alive(), node.log()
+
+
 ESTOP_ONCE = """
 import sys, time, rclpy
 from std_msgs.msg import Bool

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from hw_facts import LEG_CHANNELS, TICK_US, expected_pulse_us, read_jsonl
 from hw_io import Listener, latest_pulses
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Empty
 
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
-from pidog_description.topics import IMU_TOPIC, JOINT_STATES_TOPIC
+from pidog_description.topics import IMU_TOPIC, JOINT_STATES_TOPIC, OPERATOR_HEARTBEAT_TOPIC, STREAM_QOS
 from pidog_learning.launch_files import parse_launch
 
 pytestmark = pytest.mark.ros
@@ -86,7 +86,12 @@ def test_stands_up_at_start_holds_on_estop_and_resets(
     result = io.reset()
     assert result.success, result.message
     io.wait_state("disarmed", timeout=30)
-    assert io.arm().success
+    # robot.launch.xml turns the deadman on: no operator heartbeat, no arming.
+    refused = io.arm()
+    assert not refused.success and "no operator heartbeat" in refused.message, refused.message
+    heartbeat = ros_probe.node.create_publisher(Empty, OPERATOR_HEARTBEAT_TOPIC, STREAM_QOS)
+    ros_probe.node.create_timer(0.1, lambda: heartbeat.publish(Empty()))
+    assert ros_probe.spin_until(lambda: io.arm().success, 10), "arming refused with a heartbeat"
     io.wait_state("armed", timeout=30)
     assert node.stop() == 0
 

@@ -12,6 +12,10 @@ robot. Any key restarts that second; ``k`` changes nothing else, so holding it (
 keeps the robot going at the current command. ``e`` publishes ``/estop`` true (latched; the
 robot stays stopped until ``/hw_node/reset``). Quitting publishes a zero command first.
 
+With every ``/cmd_vel`` it also sends the operator heartbeat (``/operator/heartbeat``): while
+this program runs, hw_node's deadman (``deadman_timeout_s``) sees an operator; when it dies or
+its SSH session drops, the heartbeat stops and the robot is disarmed.
+
 On a terminal the keys act at once (raw mode). When stdin is not a terminal (a pipe, a test)
 the same bytes are read from it, and end of input quits like ``q``.
 """
@@ -31,11 +35,17 @@ import rclpy
 from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Empty
 
 from pidog_description.node_runner import refuse_start
 from pidog_description.spec import clip_command
-from pidog_description.topics import CMD_VEL_TOPIC, ESTOP_TOPIC, LATCHED_QOS, STREAM_QOS
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    ESTOP_TOPIC,
+    LATCHED_QOS,
+    OPERATOR_HEARTBEAT_TOPIC,
+    STREAM_QOS,
+)
 
 HELP = __doc__.split("\n\n")[1]
 
@@ -116,6 +126,7 @@ class KeyboardTeleop(Node):
         self.last_key = time.monotonic()
         self.publisher = self.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
         self.estop_publisher = self.create_publisher(Bool, ESTOP_TOPIC, LATCHED_QOS)
+        self.heartbeat_publisher = self.create_publisher(Empty, OPERATOR_HEARTBEAT_TOPIC, STREAM_QOS)
         self.create_timer(self.period_s, self.publish)
 
     def _positive(self, name: str) -> float:
@@ -130,6 +141,7 @@ class KeyboardTeleop(Node):
             self.command = np.zeros(2)
             print(f"\rno key for {self.hold_s:g} s: stop", end="\r\n", file=sys.stderr, flush=True)
         self.publisher.publish(twist_from_command(self.command))
+        self.heartbeat_publisher.publish(Empty())
 
     def press(self, key: str) -> bool:
         """Apply one key; False when it asks to quit."""

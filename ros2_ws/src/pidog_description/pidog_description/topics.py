@@ -41,6 +41,9 @@ POLICY_STATE_TOPIC_NAME = outside("policy_node", NODE_STATE_TOPIC)
 """``NODE_STATE_TOPIC`` of policy_node as a subscriber outside it names it."""
 HW_STATE_TOPIC_NAME = outside("hw_node", NODE_STATE_TOPIC)
 """``NODE_STATE_TOPIC`` of hw_node as a subscriber outside it names it."""
+OPERATOR_HEARTBEAT_TOPIC = "/operator/heartbeat"
+"""std_msgs/Empty at >= 2 Hz from the operator's tool (keyboard_teleop sends it at 10 Hz): the
+deadman. With hw_node's ``deadman_timeout_s`` > 0, its loss disarms the robot."""
 BATTERY_TOPIC = "/battery_state"
 """hw_node: the pack voltage from the Robot HAT ADC (sensor_msgs/BatteryState)."""
 HW_ARMED_TOPIC = "~/armed"
@@ -70,6 +73,7 @@ TOPIC_TYPES: dict[str, str] = {
     LEARNING_STATUS_TOPIC: "std_msgs/msg/String",
     LEARNING_POLICY_TOPIC: "std_msgs/msg/String",
     BATTERY_TOPIC: "sensor_msgs/msg/BatteryState",
+    OPERATOR_HEARTBEAT_TOPIC: "std_msgs/msg/Empty",
 }
 """Topic -> ROS 2 message type, in the ``pkg/msg/Name`` form rosbag2 files store."""
 

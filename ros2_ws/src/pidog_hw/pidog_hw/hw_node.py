@@ -36,7 +36,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from sensor_msgs.msg import BatteryState, Imu, JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Empty, String
 from std_srvs.srv import SetBool, Trigger
 
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
@@ -58,6 +58,7 @@ from pidog_description.topics import (
     JOINT_STATES_TOPIC,
     LATCHED_QOS,
     NODE_STATE_TOPIC,
+    OPERATOR_HEARTBEAT_TOPIC,
     STREAM_QOS,
 )
 
@@ -133,6 +134,7 @@ class HwNode(Node):
         self.fault_time: dict[str, float] = {}
         self.target: np.ndarray | None = None  # last valid command while armed
         self.last_command_time: float | None = None
+        self.last_heartbeat: float | None = None  # monotonic time of the operator's last heartbeat
         self.source_gid: bytes | None = None
         self.source_name = ""
         self.filter = ComplementaryFilter(gain=self.p.imu_filter_gain)
@@ -183,6 +185,8 @@ class HwNode(Node):
         self.battery_pub = self.create_publisher(BatteryState, BATTERY_TOPIC, STREAM_QOS)
         self.create_subscription(JointState, JOINT_COMMANDS_TOPIC, self._on_command, STREAM_QOS)
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, LATCHED_QOS)
+        if self.p.deadman_timeout_s > 0:
+            self.create_subscription(Empty, OPERATOR_HEARTBEAT_TOPIC, self._on_heartbeat, STREAM_QOS)
         self.create_service(SetBool, HW_ARM_SERVICE, self._on_arm)
         self.create_service(Trigger, HW_RESET_SERVICE, self._on_reset)
         if self.imu is not None:
@@ -448,6 +452,14 @@ class HwNode(Node):
             response.success, response.message = False, f"not armed: {self._why_not_armed()}"
         elif self.disconnected:
             response.success, response.message = False, f"not armed: servos disconnected ({self.servo_fault})"
+        elif not self._operator_present(time.monotonic()):
+            response.success, response.message = (
+                False,
+                (
+                    f"not armed: no operator heartbeat on {OPERATOR_HEARTBEAT_TOPIC} in the last "
+                    f"{self.p.deadman_timeout_s:g} s (deadman_timeout_s)"
+                ),
+            )
         elif not self.armed and (error := self._reconfigure()):
             response.success, response.message = False, f"not armed: {error}"
         else:
@@ -467,6 +479,15 @@ class HwNode(Node):
         self.get_logger().info(f"~/arm {request.data}: {response.message}")
         self._publish_state()
         return response
+
+    def _on_heartbeat(self, _msg: Empty) -> None:
+        self.last_heartbeat = time.monotonic()
+
+    def _operator_present(self, now: float) -> bool:
+        """True when the deadman is off or the operator's heartbeat is fresh."""
+        if self.p.deadman_timeout_s <= 0:
+            return True
+        return self.last_heartbeat is not None and now - self.last_heartbeat <= self.p.deadman_timeout_s
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         problems = []
@@ -552,6 +573,14 @@ class HwNode(Node):
             self.timeout_fault = (
                 f"command timeout: no valid /joint_commands for {self.p.command_timeout_s:g} s "
                 f"(from {self.source_name}); disarmed, stand then {self.p.command_timeout_action}"
+            )
+            self.get_logger().error(self.timeout_fault)
+            self._disarm(self.timeout_fault, then=self.p.command_timeout_action)
+        if self.armed and not self._operator_present(now):
+            # The operator's tool died or the link dropped: nobody can steer or stop the robot.
+            self.timeout_fault = (
+                f"deadman: no operator heartbeat on {OPERATOR_HEARTBEAT_TOPIC} for "
+                f"{self.p.deadman_timeout_s:g} s; disarmed, stand then {self.p.command_timeout_action}"
             )
             self.get_logger().error(self.timeout_fault)
             self._disarm(self.timeout_fault, then=self.p.command_timeout_action)

@@ -70,6 +70,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "lie",
         f"after a command timeout, from the stand pose: one of {TIMEOUT_ACTIONS}",
     ),
+    "deadman_timeout_s": (
+        0.0,
+        "armed and no operator heartbeat (/operator/heartbeat) for this long: disarm as on a "
+        "command timeout; arming needs a fresh heartbeat; 0 = off",
+    ),
     "state_file": (
         "",
         "where a latched e-stop is persisted; '' = ~/.local/state/pidog_hw/latch.json (none when emulated)",
@@ -115,6 +120,7 @@ class HwParams:
     start_armed: bool
     command_timeout_s: float
     command_timeout_action: str
+    deadman_timeout_s: float
     state_file: str
     fall_tilt_rad: float
     fallen_limp_s: float
@@ -221,6 +227,7 @@ def declare_and_read(node: Node) -> HwParams:
         command_timeout_action=_choice(
             "command_timeout_action", raw["command_timeout_action"], TIMEOUT_ACTIONS
         ),
+        deadman_timeout_s=float(_number("deadman_timeout_s", raw["deadman_timeout_s"], 0.0, 10.0)),
         state_file=_text("state_file", raw["state_file"]),
         fall_tilt_rad=float(_number("fall_tilt_rad", raw["fall_tilt_rad"], 0.2, 1.5)),
         fallen_limp_s=float(_number("fallen_limp_s", raw["fallen_limp_s"], 0.0, 600.0)),
