@@ -12,11 +12,19 @@ import numpy as np
 import pytest
 from deploy_graph import FakeSensors, record
 from sensor_msgs.msg import JointState
-from test_policy_node import FAST, NODE, command_echo_policy, command_seen
+from std_msgs.msg import String
+from test_policy_node import FAST, NODE, bias_policy, command_echo_policy, command_seen
 
 from pidog_description.limits import clip_joint_targets
 from pidog_description.robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-from pidog_description.topics import JOINT_COMMANDS_TOPIC, JOINT_STATES_TOPIC, SENSOR_QOS, STREAM_QOS
+from pidog_description.topics import (
+    HW_STATE_TOPIC_NAME,
+    JOINT_COMMANDS_TOPIC,
+    JOINT_STATES_TOPIC,
+    LATCHED_QOS,
+    SENSOR_QOS,
+    STREAM_QOS,
+)
 from pidog_learning.launch_files import parse_launch
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "launch"
@@ -98,3 +106,32 @@ def test_policy_node_gives_the_policy_a_zero_command_until_an_operator_drives(
     ros_probe.spin_for(1.0)
     seen = [command_seen(q) for _, q in rec.commands[-20:]]
     np.testing.assert_allclose(seen, 0.0, atol=1e-3, err_msg="started without /cmd_vel: it must not walk")
+
+
+@pytest.mark.ros
+def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_node, ros_probe) -> None:
+    """The real policy_node drives hw_node (emulated bus, its own IMU) and is killed (SIGKILL,
+    no goodbye): hw_node's command watchdog ramps the legs to the stand pose."""
+    commands: list[float] = []
+    states: list[tuple[float, str]] = []
+    ros_probe.node.create_subscription(
+        JointState, JOINT_COMMANDS_TOPIC, lambda _m: commands.append(time.monotonic()), STREAM_QOS
+    )
+    ros_probe.node.create_subscription(
+        String, HW_STATE_TOPIC_NAME, lambda m: states.append((time.monotonic(), m.data)), LATCHED_QOS
+    )
+    hw = spawn_node(
+        "pidog_hw.hw_node",
+        {"i2c_bus": "emulated", "imu_calibration_s": 0.0, "start_armed": True, "shutdown_pose": "limp"},
+    )
+    policy = spawn_node(NODE, {"policy_path": bias_policy(tmp_path / "bias.onnx", 0.3), **FAST})
+    assert ros_probe.spin_until(lambda: len(commands) > 100, 60), policy.log() + hw.log()
+    assert states and states[-1][1] == "armed", (states[-3:], hw.log())
+    policy.proc.kill()
+    policy.proc.wait(10)
+    assert ros_probe.spin_until(lambda: states[-1][1] == "moving_to_pose", 5), (states[-3:], hw.log())
+    last_command = commands[-1]
+    reaction = next(t for t, state in states if t > last_command and state == "moving_to_pose") - last_command
+    print(f"policy_node killed: hw_node ramping to stand {reaction:.3f} s after its last command")
+    assert reaction < 0.5 + 0.25, "ramp to stand within ~0.5 s (0.3 s timeout + a loaded machine's margin)"
+    assert "command timeout" in hw.log()
