@@ -154,6 +154,44 @@ def test_deadman_arming_needs_the_operator_and_losing_it_disarms(
     assert node.alive(), node.log()
 
 
+@pytest.mark.parametrize("action", ["stand", "limp"])
+def test_command_timeout_ends_standing_or_limp_as_configured(
+    action: str, spawn_node, ros_probe, tmp_path: Path
+) -> None:
+    log = tmp_path / "i2c.jsonl"
+    spawn_node("pidog_hw.hw_node", hw_params(tmp_path, command_timeout_action=action, start_armed=True))
+    io = Listener(ros_probe)
+    io.wait_state("armed", timeout=30.0)
+    io.command(COMMAND_DEG, 4.0)  # after the stand-up, slewed onto the stream at sequence speed
+    wait_pulses(io, log, COMMAND_US, timeout=3.0)
+    io.wait_state("disarmed", timeout=10.0)  # the stream stopped: the watchdog's sequence ran
+    if action == "stand":
+        ros_probe.spin_for(0.5)
+        assert near(latest_pulses(log), STAND_US), "command_timeout_action stand: stays standing"
+    else:
+        assert ros_probe.spin_until(lambda: (latest_pulses(log) == 0).all(), 5.0), "stand, then limp"
+        on = [e for e in channel_writes(log) if e["pulse_us"]][-8:]
+        assert near(np.array([{e["channel"]: e["pulse_us"] for e in on}[c] for c in LEG_CHANNELS]), STAND_US)
+
+
+def test_mcu_reset_recover_stands_up_again_disarmed(spawn_node, ros_probe, tmp_path: Path) -> None:
+    log, world = tmp_path / "i2c.jsonl", tmp_path / "world.json"
+    write_control(world, battery_v=7.8)
+    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, mcu_reset_action="recover", start_armed=True))
+    io = Listener(ros_probe)
+    io.wait_state("armed", timeout=30.0)
+    count = len(read_jsonl(log))
+    write_control(world, mcu_reset_boot_s=0.3)
+    assert ros_probe.spin_until(lambda: "mcu_reset_action=recover" in node.log(), 10.0), node.log()
+    io.wait_state("disarmed", timeout=30.0)  # folded and stood up again, waiting for ~/arm
+    entries = read_jsonl(log)[count:]
+    assert "prescaler" in str(entries), "timers re-initialised"
+    assert [e for e in entries if "violation" in e] == []
+    assert near(latest_pulses(log), STAND_US)
+    assert io.last[HW_ARMED_TOPIC_NAME].data is False
+    assert io.arm().success, "no latched fault: the operator may arm again"
+
+
 ESTOP_ONCE = """
 import sys, time, rclpy
 from std_msgs.msg import Bool
