@@ -359,6 +359,17 @@ def test_second_ctrl_c_during_lie_down_still_stops_the_pulses(spawn_node, ros_pr
     assert "interrupted during lie-down: stopping the pulses now" in node.log()
 
 
+def test_sigterm_stops_the_pulses_too(spawn_node, ros_probe, tmp_path: Path) -> None:
+    """systemd and ros2 launch stop nodes with SIGTERM: the same shutdown as Ctrl-C."""
+    log = tmp_path / "i2c.jsonl"
+    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, imu_backend="none"))
+    io = Listener(ros_probe)
+    io.wait_state("disarmed", timeout=30.0)
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(timeout=15) is not None
+    assert [e["pulse_us"] for e in channel_writes(log)[-8:]] == [0.0] * 8, node.log()
+
+
 def test_bad_fail_safe_parameters_are_refused(spawn_node) -> None:
     node = spawn_node(
         "pidog_hw.hw_node",
