@@ -1,6 +1,6 @@
 """Cluster costs (issue 15): what Ray adds per rollout batch and per sweep trial, and a scaling model.
 
-    python -m benchmarks.bench_cluster [--steps 300]
+    python -m benchmarks.bench_cluster [--steps 300] [--out outputs/bench_cluster]
 
 Measured on this machine (a private local Ray, so every number is a real Ray round trip over
 loopback, but the learner and the remote simulators share the same cores):
@@ -11,29 +11,49 @@ loopback, but the learner and the remote simulators share the same cores):
   (actions out, observations/rewards/dones/infos back);
 - the learner: SB3's per-step work around ``env.step`` (policy forward on the batch, buffer)
   and the PPO update per sample, with the pipeline's default network and PPO settings;
-- a sweep trial's fixed cost: a fresh Ray worker importing the pipeline, and ``ray.init``.
+- a sweep trial's fixed cost: a fresh Ray worker importing the pipeline, and ``ray.init``;
+- a small study (2 arms x 2 seeds of the ``tiny`` preset, the BC->RL study's two arms) run
+  twice: directly (one pipeline run after another in one fresh interpreter, each on every
+  core, as ``benchmarks/bench_study.py`` does) and through ``pidog-sweep`` on a private local
+  Ray (1 CPU per trial, trials side by side): both wall-clocks and Ray's cost per trial.
 Then the scaling model (docs/CLUSTER.md) turns them into expected PPO env steps/s for N nodes
-of C cores, and the BC->RL study's wall-clock through Ray vs directly is estimated from the
-per-trial cost rather than re-run (the study takes ~50 min). Results: docs/benchmarks/cluster.md.
+of C cores. Results: docs/benchmarks/cluster.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from benchmarks.common import machine_summary, write_result
+from benchmarks.common import REPO, machine_summary, write_result
 
 BATCHES = (1, 4, 16)
-STUDY_TRIALS = 6  # 3 seeds x 2 arms
-STUDY_DIRECT_S = 50 * 60  # README: the study takes ~50 min on 2 cores
+# The BC->RL study's two arms (docs/sweeps/bc_vs_scratch.yaml) x 2 seeds on the `tiny` preset
+# with a little more PPO: small enough to run twice in a few minutes on 2 cores.
+STUDY: dict[str, Any] = {
+    "name": "study",
+    "preset": "tiny",
+    "base": {
+        "total_rl_timesteps": 1024,
+        "visualize_freq": 0,
+        "eval": {"freq": 0, "tracking_episodes": 0},
+    },
+    "trials": [{"name": "bcrl"}, {"name": "scratch", "no_bc_init": True, "total_bc_epochs": 1}],
+    "seeds": [0, 1],
+    "num_cpus": 1,
+    "max_retries": 0,
+}
 
 
 def per_step(step: Callable[[], Any], steps: int, warmup: int = 10) -> float:
@@ -80,6 +100,7 @@ def measure_learner(config: dict[str, Any]) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
 
     from pidog_learning.ppo_finetune import build_ppo, make_vec_env
+    from pidog_sim.batch import default_threads
 
     torch.set_num_threads(int(config["torch_threads"]))
     n_envs, n_steps = int(config["n_envs"]), int(config["ppo"]["n_steps"])
@@ -119,6 +140,9 @@ def measure_learner(config: dict[str, Any]) -> dict[str, Any]:
         "batch_size": int(config["ppo"]["batch_size"]),
         "net_arch": "x".join(str(n) for n in config["policy"]["net_arch"]),
         "torch_threads": int(config["torch_threads"]),
+        # What the update ran on: pidog_learning.compute.torch_threads(update_threads), 0 = every core.
+        "update_threads_option": int(config["update_threads"]),
+        "update_threads": int(config["update_threads"]) or default_threads(),
         "collect_step_s": collect_step,
         "env_step_s": env_step,
         "learner_step_s": max(collect_step - env_step, 0.0),
@@ -168,6 +192,101 @@ def measure_trial_overhead() -> dict[str, float]:
     }
 
 
+def direct_study(sweep_file: str, out: str) -> None:
+    """The sweep's trials run directly: one ``run_pipeline`` after another in this process, each
+    with the single-machine defaults (physics and updates on every core), as bench_study does.
+    Runs in a fresh interpreter (see measure_study); prints each trial's seconds as JSON."""
+    from pidog_learning.config import combine, resolve_config
+    from pidog_learning.pipeline import run_pipeline
+    from pidog_learning.sweep import load_sweep
+
+    sweep = load_sweep(sweep_file, output_dir=out)
+    walls = {}
+    for trial in sweep.trials:
+        config = resolve_config(
+            sweep.preset,
+            combine(
+                {"progress_bar": False},
+                trial.overrides,
+                {"seed": trial.seed, "output_dir": out, "experiment_name": trial.trial_id},
+            ),
+        )
+        start = time.monotonic()
+        run_pipeline(config)
+        walls[trial.trial_id] = time.monotonic() - start
+        print(f"direct {trial.trial_id}: {walls[trial.trial_id]:.1f} s", file=sys.stderr, flush=True)
+    print(json.dumps(walls))
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(start as time.time(), seconds, stdout) of a command run to completion from the repo root."""
+    started = time.time()
+    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    seconds = time.time() - started
+    if run.returncode != 0:
+        raise RuntimeError(
+            f"{command[:4]} exited {run.returncode}:\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+        )
+    return started, seconds, run.stdout
+
+
+def measure_study(out: Path) -> dict[str, Any]:
+    """The small study twice: directly, and through pidog-sweep on a private local Ray."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    sweep_file = out / f"{STUDY['name']}.yaml"
+    sweep_file.write_text(yaml.safe_dump(STUDY))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    code = "import sys; from benchmarks.bench_cluster import direct_study; direct_study(*sys.argv[1:])"
+    _, direct_s, stdout = _timed([sys.executable, "-c", code, str(sweep_file), str(out / "direct")], env)
+    direct = json.loads(stdout.strip().splitlines()[-1])
+    print(f"study directly: {direct_s:.1f} s {direct}", flush=True)
+
+    command = [
+        sys.executable,
+        "-m",
+        "pidog_learning.sweep",
+        str(sweep_file),
+        "--output-dir",
+        str(out / "ray"),
+    ]
+    started, sweep_s, _ = _timed(command, env)
+    folder = out / "ray" / STUDY["name"]
+    records = json.loads((folder / "results.json").read_text())["trials"]
+    assert all(r["status"] == "done" and r["attempts"] == 1 for r in records), records
+    starts = {}
+    for r in records:
+        (attempt,) = [
+            json.loads(line)
+            for line in (folder / "attempts" / f"{r['trial']}.jsonl").read_text().splitlines()
+        ]
+        starts[r["trial"]] = attempt["started"] - started
+    inside = {r["trial"]: float(r["wall_s"]) for r in records}
+    ends = {t: starts[t] + inside[t] for t in inside}
+    n = len(inside)
+    slots = min(max(1, (os.cpu_count() or 1) // int(STUDY["num_cpus"])), n)
+    # A trial beyond the first `slots` starts when one ends: the gap is a fresh worker process
+    # importing the pipeline (and Ray's scheduling).
+    later = sorted(starts.values())[slots:]
+    gaps = [s - e for s, e in zip(later, sorted(ends.values()), strict=False)]
+    result = {
+        "trials": n,
+        "slots": slots,
+        "direct_s": direct_s,
+        "direct_trial_s": direct,
+        "sweep_s": sweep_s,
+        "sweep_trial_s": inside,
+        "first_start_s": min(starts.values()),
+        "gap_s": float(np.mean(gaps)) if gaps else 0.0,
+        "tail_s": sweep_s - max(ends.values()),
+        # CPU-slot time (slots x wall-clock) not spent inside a trial, per trial.
+        "overhead_per_trial_s": (slots * sweep_s - sum(inside.values())) / n,
+    }
+    print(f"study through Ray: {sweep_s:.1f} s {result}", flush=True)
+    return result
+
+
 def fit(batches: dict[int, float]) -> tuple[float, float]:
     """t(n) = a + b*n by least squares -> (a, b)."""
     n = np.array(list(batches), float)
@@ -187,8 +306,21 @@ def throughput(nodes: int, cores: int, robots_per_core: int, m: dict[str, float]
     return n_envs / (step + m["update_per_sample_s"] * n_envs), n_envs
 
 
+def _threads(learner: dict[str, Any]) -> str:
+    """The update's torch threads as the config set them (pidog_learning.compute.torch_threads)."""
+    n, option = learner["update_threads"], learner["update_threads_option"]
+    return f"{n} torch thread{'s' if n != 1 else ''}" + (
+        " (update_threads=0: every core)" if option == 0 else ""
+    )
+
+
 def report(
-    local: dict[int, float], remote: dict[int, float], learner: dict[str, Any], trial: dict[str, float]
+    local: dict[int, float],
+    remote: dict[int, float],
+    learner: dict[str, Any],
+    trial: dict[str, float],
+    study: dict[str, Any],
+    elapsed_s: float,
 ) -> str:
     a, b = fit(local)
     overhead = {n: remote[n] - local[n] for n in BATCHES}
@@ -199,8 +331,8 @@ def report(
     lines = [
         "## Cluster: Ray's costs and the scaling model",
         "",
-        "`python -m benchmarks.bench_cluster` (a few minutes). Model and how to run a cluster:",
-        "[docs/CLUSTER.md](../CLUSTER.md). Machine: " + machine_summary() + ".",
+        f"`python -m benchmarks.bench_cluster` ({elapsed_s / 60:.1f} min on the machine below). Model and how to"
+        " run a cluster: [docs/CLUSTER.md](CLUSTER.md). Machine: " + machine_summary() + ".",
         "",
         "### Per-step costs (one physics thread; local Ray over loopback)",
         "",
@@ -223,7 +355,7 @@ def report(
         f" {learner['forward_per_robot_s'] * 1e6:.1f} µs per extra robot (policy forward, measured to 256).",
         f"- PPO update (the default config: {learner['n_steps']} x {learner['n_envs']} samples,"
         f" {learner['n_epochs']} epochs, minibatch {learner['batch_size']}, {learner['net_arch']} actor and"
-        f" critic, {learner['torch_threads']} torch thread(s)): {learner['update_s']:.2f} s per rollout,"
+        f" critic, {_threads(learner)}): {learner['update_s']:.2f} s per rollout,"
         f" **{learner['update_per_sample_s'] * 1e6:.0f} µs per sample**.",
         "",
         "### A sweep trial's fixed cost",
@@ -233,13 +365,35 @@ def report(
         f" the same imports in a plain interpreter: {trial['direct_import_s']:.1f} s; a warm no-op task:"
         f" {trial['warm_task_s'] * 1e3:.2f} ms.",
     ]
-    per_trial = trial["cold_trial_task_s"]
-    ray_total = STUDY_DIRECT_S + trial["ray_init_s"] + STUDY_TRIALS * per_trial
+    direct_mean = float(np.mean(list(study["direct_trial_s"].values())))
+    inside_mean = float(np.mean(list(study["sweep_trial_s"].values())))
     lines += [
-        f"- the BC->RL study (6 trials, ~{STUDY_DIRECT_S / 60:.0f} min directly on 2 cores) through `pidog-sweep` on"
-        f" this machine: estimated {ray_total / 60:.1f} min, i.e. +{(ray_total / STUDY_DIRECT_S - 1) * 100:.1f} %"
-        " (same CPUs, two 1-CPU trials side by side instead of one 2-thread run at a time; estimated from the"
-        " costs above, not re-run).",
+        "",
+        f"### The same small study directly and through `pidog-sweep` ({study['trials']} trials)",
+        "",
+        f"The BC->RL study's two arms (BC->RL, RL from scratch) x {len(STUDY['seeds'])} seeds on the `{STUDY['preset']}`"
+        f" preset with {STUDY['base']['total_rl_timesteps']:,} PPO steps each: directly, one `run_pipeline` after"
+        " another in one fresh interpreter with the single-machine defaults (physics and updates on every core), and"
+        f" through `pidog-sweep` on a private local Ray ({STUDY['num_cpus']} CPU per trial: physics and updates on"
+        f" one thread, {study['slots']} trials side by side). Both wall-clocks include starting Python and the imports.",
+        "",
+        "| | wall-clock (s) | a trial, mean (s) |",
+        "|---|---:|---:|",
+        f"| directly, one after another | {study['direct_s']:.1f} | {direct_mean:.1f} |",
+        f"| `pidog-sweep`, local Ray | {study['sweep_s']:.1f} | {inside_mean:.1f} (inside its Ray worker) |",
+        "",
+        f"- through Ray / directly: **{study['sweep_s'] / study['direct_s']:.2f}x** the wall-clock"
+        f" ({study['sweep_s'] - study['direct_s']:+.1f} s, {(study['sweep_s'] - study['direct_s']) / study['trials']:+.1f} s"
+        f" per trial). A trial on 1 CPU took {inside_mean / direct_mean:.2f}x as long as one on every core, and"
+        f" {study['slots']} ran at once: how much the side-by-side trials gain depends on how much of a run uses more"
+        " than one core (the physics of many robots, the updates).",
+        f"- Ray's overhead per trial: **{study['overhead_per_trial_s']:.1f} s** of CPU-slot time ({study['slots']} slots x"
+        " the wall-clock, less the time spent inside the trials, over the trials). Of it:"
+        f" {study['first_start_s']:.1f} s from starting `pidog-sweep` to the first trial's start (Python, config"
+        " checks and preflight, `ray.init`, a fresh worker importing the pipeline; every slot waits),"
+        f" {study['gap_s']:.1f} s between a trial ending and the next starting on its CPU (a fresh worker),"
+        f" {study['tail_s']:.1f} s after the last trial (results table and plot, Ray shutdown), and the slots left"
+        " idle while the last trials finish.",
         "",
         "### Projected PPO throughput (env steps/s, collection + update)",
         "",
@@ -258,7 +412,7 @@ def report(
         )
     lines += [
         "",
-        f"The learner's update (one process, one torch thread) bounds PPO at 1/u = {1 / m['update_per_sample_s']:,.0f}"
+        f"The learner's update (one process, {_threads(learner)}) bounds PPO at 1/u = {1 / m['update_per_sample_s']:,.0f}"
         " samples/s however many nodes simulate, and its per-step work (policy forward, buffer) adds to every"
         " batch step: remote simulators pay off once a node's physics for its robots costs more than Ray's"
         f" ~{ray_a * 1e3:.0f} ms round trip, and past a few nodes a faster learner (torch threads, a GPU; the last column is a"
@@ -274,7 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--steps", type=int, default=300, help="timed batch steps per measurement")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "outputs" / "bench_cluster", help="the study's runs (replaced)"
+    )
     args = parser.parse_args(argv)
+    start = time.monotonic()
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     from pidog_learning.config import resolve_config
 
@@ -286,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     print("learner", learner, flush=True)
     trial = measure_trial_overhead()
     print("trial", trial, flush=True)
-    path = write_result("cluster", report(local, remote, learner, trial))
+    study = measure_study(args.out.resolve())
+    path = write_result("cluster", report(local, remote, learner, trial, study, time.monotonic() - start))
     print(f"wrote {path}")
     return 0
 

@@ -196,6 +196,60 @@ def _attempts(sweep_dir: Path) -> dict[str, list[dict]]:
     }
 
 
+def test_a_trial_that_raises_is_retried_then_reported_failed_while_the_others_finish(
+    cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    # A real failure at run time: SB3's PPO refuses a minibatch of 1 (advantage normalisation)
+    # when it is built, after demonstrations and BC; the config and the pipeline's preflight
+    # accept it, so the trial starts and raises (no ConfigError/PipelineError: it is retried).
+    from pidog_learning.config import resolve_config
+
+    broken = {"ppo": {"batch_size": 1}}
+    assert resolve_config("tiny", broken)["ppo"]["batch_size"] == 1, (
+        "the config now refuses ppo.batch_size=1: give this test another failure that only shows at run time"
+    )
+    cluster.ensure_worker()
+    command = sweep_command(
+        cluster,
+        tmp_path,
+        {
+            "name": "flaky",
+            "preset": "tiny",
+            "base": {"visualize_freq": 0, "eval": {"tracking_episodes": 0}},
+            "trials": [{"name": "ok"}, {"name": "broken", **broken}],
+            "seeds": [0],
+            "num_cpus": 1,
+            "max_retries": 1,
+        },
+    )
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=cluster.env())
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output[-4000:]
+    assert "1 trial(s) failed: broken_seed0" in run.stderr
+    assert "broken_seed0: FAILED" in run.stdout and "`batch_size` must be greater than 1" in run.stdout
+
+    sweep_dir = tmp_path / "flaky"
+    # Both attempts ran (the first and max_retries=1 more), each in a fresh worker process.
+    tries = _attempts(sweep_dir)
+    assert [t["attempt"] for t in tries["broken_seed0"]] == [1, 2]
+    assert len({t["pid"] for t in tries["broken_seed0"]}) == 2
+    with open(sweep_dir / "results.csv") as f:
+        rows = {row["trial"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {"ok_seed0", "broken_seed0"}
+    assert rows["broken_seed0"]["status"] == "failed" and rows["broken_seed0"]["attempts"] == "2"
+    assert "`batch_size` must be greater than 1" in rows["broken_seed0"]["error"]
+    assert rows["ok_seed0"]["status"] == "done" and rows["ok_seed0"]["attempts"] == "1"
+    assert (sweep_dir / "ok_seed0" / "eval.json").is_file()
+    # It failed for the reason given, after the phases before PPO, and never got further.
+    assert (sweep_dir / "broken_seed0" / "bc_pretrained_policy.pth").is_file()
+    assert not (sweep_dir / "broken_seed0" / "eval.json").exists()
+    record = json.loads((sweep_dir / "trials" / "broken_seed0.json").read_text())
+    assert record["status"] == "failed" and record["attempts"] == 2 and record["metrics"] == {}
+    table = (sweep_dir / "results.md").read_text()
+    assert "| broken | 0/1 |" in table and "| ok | 1/1 |" in table
+    assert any(line.startswith("| broken_seed0 | broken | 0 | failed | 2 |") for line in table.splitlines())
+
+
 def test_sweep_retries_the_trial_of_a_dead_node_and_skips_finished_trials(
     cluster: LoopbackCluster, tmp_path: Path
 ) -> None:

@@ -118,9 +118,36 @@ def test_grid_and_list_expand_into_named_trials_per_seed(tmp_path: Path) -> None
     scratch = [t for t in sweep.trials if t.variant.startswith("scratch")][0]
     assert scratch.config["no_bc_init"] is True and scratch.config["learning_rate"] == 0.001
     assert scratch.config["ppo"]["n_epochs"] == 1 and scratch.config["ppo"]["batch_size"] == 32
-    # Each trial's physics runs on the CPUs it reserved, its folder inside the sweep's.
-    assert scratch.config["physics_threads"] == 2
+    # Each trial's physics and updates run on the CPUs it reserved, its folder inside the sweep's.
+    assert scratch.config["physics_threads"] == scratch.config["update_threads"] == 2
     assert scratch.folder == (tmp_path / "out" / path.stem / scratch.trial_id).resolve()
+
+
+def test_a_trial_uses_only_the_cpus_it_reserved_unless_the_sweep_file_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    # The single-machine defaults (0: every core of the machine) would have trials that run
+    # side by side on one node each take all of its cores, in the physics and in the updates.
+    from pidog_learning.config import DEFAULT_CONFIG
+
+    assert DEFAULT_CONFIG["physics_threads"] == DEFAULT_CONFIG["update_threads"] == 0
+    path = _sweep_file(
+        tmp_path,
+        {
+            "preset": "tiny",
+            "trials": [{"name": "reserved"}, {"name": "own", "update_threads": 1, "physics_threads": 2}],
+            "num_cpus": 3,
+        },
+    )
+    reserved, own = load_sweep(path, output_dir=str(tmp_path / "out")).trials
+    assert reserved.config["physics_threads"] == reserved.config["update_threads"] == 3
+    assert (own.config["physics_threads"], own.config["update_threads"]) == (2, 1)
+    # --num-cpus on the command line sets both as well; --set overrides them in every trial.
+    trial = load_sweep(path, output_dir=str(tmp_path / "out"), num_cpus=1).trials[0]
+    assert trial.config["physics_threads"] == trial.config["update_threads"] == 1
+    overridden = load_sweep(path, ["update_threads=0"], output_dir=str(tmp_path / "out")).trials
+    assert [t.config["update_threads"] for t in overridden] == [0, 1]  # the trial's own still wins
+    assert [t.config["physics_threads"] for t in overridden] == [3, 2]
 
 
 def _node(name: str, cpus: float) -> NodeInfo:

@@ -163,6 +163,25 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
     assert json.loads((exp / "config.json").read_text())["total_rl_timesteps"] == target
 
 
+def test_ctrl_c_before_ppo_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-u", "-m", "pidog_learning.train_cli", "--config", "tiny", "--set", "total_bc_epochs=100000",
+           "--visualize-freq", "0", "--output-dir", str(tmp_path), "--experiment-name", "run"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    lines: list[str] = []
+    while proc.poll() is None and not any(line.startswith("[bc]") for line in lines):
+        lines.append(proc.stdout.readline())
+    assert proc.poll() is None, "".join(lines)
+    time.sleep(1.0)  # inside the BC epochs
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"stopped before PPO training; continue with: pidog-train --resume {tmp_path / 'run'}" in err
+    assert "Traceback" not in err
+    assert (tmp_path / "run" / "demonstrations.npz").is_file()  # the finished phase is kept
+
+
 def test_resume_refuses_to_change_the_experiment(full_run) -> None:
     exp, _ = full_run
     code, _out, err = run_train("--resume", str(exp), "--seed", "7")

@@ -15,7 +15,7 @@ Sweep file (YAML or JSON; option keys nested or dotted, as in ``pidog-train --co
       - {name: bcrl}
       - {name: scratch, no_bc_init: true, total_bc_epochs: 1}
     seeds: [0, 1, 2]          # every variant runs once per seed
-    num_cpus: 1               # CPUs a trial reserves on its node (and steps its physics on)
+    num_cpus: 1               # CPUs a trial reserves on its node (its physics and update threads)
     max_retries: 2            # reruns of a trial that raised or whose node died
 
 Each trial is ``run_pipeline`` writing the normal experiment folder
@@ -261,10 +261,11 @@ def load_sweep(
                     where, f"trials '{seen[trial_id]}' and '{label}' share the folder {trial_id}; name them"
                 )
             seen[trial_id] = label
-            # Defaults a sweep file may change: physics on the CPUs the trial reserved (trials
-            # run side by side, not on every core), and progress as log lines, not bars.
+            # Defaults a sweep file may change: physics and the learner's updates (BC epochs,
+            # PPO updates) on the CPUs the trial reserved, since trials run side by side and 0
+            # would mean every core of the node; progress as log lines, not bars.
             layer = combine(
-                {"physics_threads": cpus, "progress_bar": False},
+                {"physics_threads": cpus, "update_threads": cpus, "progress_bar": False},
                 overrides,
                 {"seed": seed, "output_dir": str(sweep.directory), "experiment_name": trial_id},
             )
