@@ -981,6 +981,11 @@ class HwNode(Node):
                         and self.output == "drive"
                         and not self.latch.active  # e-stopped: no motion, not even lying down
                     ):
+                        print(
+                            "hw_node: lying down before stopping the pulses (Ctrl-C again: stop them now)",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         play(
                             self.servos, lie_down(self.model.position, self.dt), self.model.position, self.dt
                         )
