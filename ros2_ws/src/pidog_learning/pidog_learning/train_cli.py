@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ClusterError) as exc:
         parser.exit(2, f"pidog-train: error: {with_flag_names(str(exc))}\n")
 
-    from .pipeline import PipelineError, PipelineStopped, Reporter, run_pipeline
+    from .pipeline import PipelineError, PipelineStopped, Reporter, ctrl_c_stops, run_pipeline
     from .ppo_finetune import TrainingInterrupted
 
     started: dict[str, str] = {}
@@ -201,27 +199,18 @@ def main(argv: list[str] | None = None) -> int:
         from pidog_sim.viewer import LiveViewer
 
         viewer = LiveViewer.open(load_model(), "pidog-train")
-    # Ctrl-C raises KeyboardInterrupt as usual and also sets a stop flag that training checks at
-    # every step: a C extension that swallows the interrupt (measured once under load: training
-    # went on after SIGINT) cannot keep the run from stopping and saving.
-    stop = threading.Event()
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        stop.set()
-        raise KeyboardInterrupt
-
-    previous_handler = signal.signal(signal.SIGINT, interrupt)
     try:
-        if args.resume is not None:
-            exp_dir, artifacts = run_pipeline(
-                resume=args.resume,
-                resume_overrides=overrides,
-                reporter=reporter,
-                viewer=viewer,
-                stop_event=stop,
-            )
-        else:
-            exp_dir, artifacts = run_pipeline(config, reporter=reporter, viewer=viewer, stop_event=stop)
+        with ctrl_c_stops() as stop:
+            if args.resume is not None:
+                exp_dir, artifacts = run_pipeline(
+                    resume=args.resume,
+                    resume_overrides=overrides,
+                    reporter=reporter,
+                    viewer=viewer,
+                    stop_event=stop,
+                )
+            else:
+                exp_dir, artifacts = run_pipeline(config, reporter=reporter, viewer=viewer, stop_event=stop)
     except (ConfigError, PipelineError, ClusterError) as exc:
         parser.exit(2, f"pidog-train: error: {with_flag_names(str(exc))}\n")
     except TrainingInterrupted as exc:
@@ -234,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\npidog-train: stopped before PPO training{where}", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
         if viewer is not None:
             viewer.close()
             print(
