@@ -21,6 +21,13 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(5 + os.getpid() % 95))
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
+# A shell without job control starts background commands (`make test &` in a script) with
+# SIGINT ignored, and every process the tests start would inherit that: no Ctrl-C test could
+# pass (found when a stress run launched that way failed all of them). The tests are about
+# Ctrl-C, so they run with its normal meaning.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 class NodeProcess:
     """A node started as its own OS process (``python -m module --ros-args ...``)."""

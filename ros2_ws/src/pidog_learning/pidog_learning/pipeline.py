@@ -7,14 +7,12 @@ already exists when resuming, so ``--resume DIR`` continues where a run stopped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -633,29 +631,6 @@ class Pipeline:
         artifacts = self.finish(bc_policy, final_policy, finetuned)
         self.reporter.status(phase="done", message=f"artifacts in {self.dir.resolve()}")
         return artifacts
-
-
-@contextlib.contextmanager
-def ctrl_c_stops() -> Iterator[threading.Event]:
-    """Ctrl-C (SIGINT, or Ray's cancel, which simulates it) raises KeyboardInterrupt as usual and
-    also sets the returned event, which training checks at every step: a C extension that
-    swallows the interrupt (seen once under load: training went on after SIGINT) cannot keep a
-    run from stopping and saving. Pass the event to ``run_pipeline(stop_event=...)``. Outside
-    the main thread (no signal handlers there) the event is returned unarmed."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        stop.set()
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, interrupt)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def run_pipeline(

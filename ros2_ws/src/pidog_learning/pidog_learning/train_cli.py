@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ClusterError) as exc:
         parser.exit(2, f"pidog-train: error: {with_flag_names(str(exc))}\n")
 
-    from .pipeline import PipelineError, PipelineStopped, Reporter, ctrl_c_stops, run_pipeline
+    from .pipeline import PipelineError, Reporter, run_pipeline
     from .ppo_finetune import TrainingInterrupted
 
     started: dict[str, str] = {}
@@ -200,24 +200,19 @@ def main(argv: list[str] | None = None) -> int:
 
         viewer = LiveViewer.open(load_model(), "pidog-train")
     try:
-        with ctrl_c_stops() as stop:
-            if args.resume is not None:
-                exp_dir, artifacts = run_pipeline(
-                    resume=args.resume,
-                    resume_overrides=overrides,
-                    reporter=reporter,
-                    viewer=viewer,
-                    stop_event=stop,
-                )
-            else:
-                exp_dir, artifacts = run_pipeline(config, reporter=reporter, viewer=viewer, stop_event=stop)
+        if args.resume is not None:
+            exp_dir, artifacts = run_pipeline(
+                resume=args.resume, resume_overrides=overrides, reporter=reporter, viewer=viewer
+            )
+        else:
+            exp_dir, artifacts = run_pipeline(config, reporter=reporter, viewer=viewer)
     except (ConfigError, PipelineError, ClusterError) as exc:
         parser.exit(2, f"pidog-train: error: {with_flag_names(str(exc))}\n")
     except TrainingInterrupted as exc:
         folder = exc.checkpoint.parent.parent
         print(f"\n{exc}\ncontinue with: pidog-train --resume {folder}", file=sys.stderr)
         return 130
-    except (KeyboardInterrupt, PipelineStopped):
+    except KeyboardInterrupt:
         # Before PPO: the finished phases (demonstrations, BC) are saved; --resume reuses them.
         where = f"; continue with: pidog-train --resume {started['dir']}" if "dir" in started else ""
         print(f"\npidog-train: stopped before PPO training{where}", file=sys.stderr)
