@@ -12,7 +12,7 @@ loopback, but the learner and the remote simulators share the same cores):
 - the learner: SB3's per-step work around ``env.step`` (policy forward on the batch, buffer)
   and the PPO update per sample, with the pipeline's default network and PPO settings;
 - a sweep trial's fixed cost: a fresh Ray worker importing the pipeline, and ``ray.init``;
-- a small study (2 arms x 2 seeds of the ``tiny`` preset, the BC->RL study's two arms) run
+- a small study (the BC->RL study's two arms x 2 seeds, ``demo`` preset on a small budget) run
   twice: directly (one pipeline run after another in one fresh interpreter, each on every
   core, as ``benchmarks/bench_study.py`` does) and through ``pidog-sweep`` on a private local
   Ray (1 CPU per trial, trials side by side): both wall-clocks and Ray's cost per trial.
@@ -39,15 +39,27 @@ import yaml
 from benchmarks.common import REPO, machine_summary, write_result
 
 BATCHES = (1, 4, 16)
-# The BC->RL study's two arms (docs/sweeps/bc_vs_scratch.yaml) x 2 seeds on the `tiny` preset
-# with a little more PPO: small enough to run twice in a few minutes on 2 cores.
+# The BC->RL study's two arms (docs/sweeps/bc_vs_scratch.yaml) x 2 seeds, on the `demo` preset
+# (64 robots, the default networks and PPO settings) cut down to a small budget: long enough for
+# physics and updates to matter, short enough to run twice in about two minutes on 2 cores.
 STUDY: dict[str, Any] = {
     "name": "study",
-    "preset": "tiny",
+    "preset": "demo",
     "base": {
-        "total_rl_timesteps": 1024,
+        "n_demo_episodes": 4,
+        "total_bc_epochs": 10,
+        "total_rl_timesteps": 65536,
         "visualize_freq": 0,
-        "eval": {"freq": 0, "tracking_episodes": 0},
+        "demos": {"episode_seconds": 5.0},
+        "finetune": {"critic_warmup_timesteps": 8192},
+        "eval": {
+            "freq": 0,
+            "episodes": 2,
+            "seconds": 5.0,
+            "final_episodes": 2,
+            "final_seconds": 5.0,
+            "tracking_episodes": 0,
+        },
     },
     "trials": [{"name": "bcrl"}, {"name": "scratch", "no_bc_init": True, "total_bc_epochs": 1}],
     "seeds": [0, 1],
@@ -309,8 +321,8 @@ def throughput(nodes: int, cores: int, robots_per_core: int, m: dict[str, float]
 def _threads(learner: dict[str, Any]) -> str:
     """The update's torch threads as the config set them (pidog_learning.compute.torch_threads)."""
     n, option = learner["update_threads"], learner["update_threads_option"]
-    return f"{n} torch thread{'s' if n != 1 else ''}" + (
-        " (update_threads=0: every core)" if option == 0 else ""
+    return f"{n} torch thread{'s' if n != 1 else ''}, update_threads={option}" + (
+        ": every core" if option == 0 else ""
     )
 
 
@@ -349,13 +361,13 @@ def report(
         f"- physics + task: **{b * 1e3:.3f} ms per robot-step** plus {a * 1e3:.3f} ms per batch step (fit `a + b*n`).",
         f"- Ray, per batch step: **{ray_a * 1e3:.3f} ms** (mean over the batch sizes; growth per robot"
         f" {ray_b * 1e6:.1f} µs): actions out, observations, rewards, dones and infos back, inline in the task"
-        " messages. Here the actor shares the learner's 2 cores; on a cluster it has its own.",
+        f" messages. Here the actor shares the learner's {os.cpu_count()} cores; on a cluster it has its own.",
         f"- learner (SB3 around `env.step`: policy forward on the batch, rollout buffer), {learner['n_envs']} robots:"
         f" **{learner['learner_step_s'] * 1e3:.3f} ms per batch step**, plus"
         f" {learner['forward_per_robot_s'] * 1e6:.1f} µs per extra robot (policy forward, measured to 256).",
         f"- PPO update (the default config: {learner['n_steps']} x {learner['n_envs']} samples,"
         f" {learner['n_epochs']} epochs, minibatch {learner['batch_size']}, {learner['net_arch']} actor and"
-        f" critic, {_threads(learner)}): {learner['update_s']:.2f} s per rollout,"
+        f" critic; the update on {_threads(learner)}): {learner['update_s']:.2f} s per rollout,"
         f" **{learner['update_per_sample_s'] * 1e6:.0f} µs per sample**.",
         "",
         "### A sweep trial's fixed cost",
@@ -365,6 +377,10 @@ def report(
         f" the same imports in a plain interpreter: {trial['direct_import_s']:.1f} s; a warm no-op task:"
         f" {trial['warm_task_s'] * 1e3:.2f} ms.",
     ]
+    from pidog_learning.config import resolve_config
+
+    base = STUDY["base"]
+    n_envs = resolve_config(STUDY["preset"], base)["n_envs"]
     direct_mean = float(np.mean(list(study["direct_trial_s"].values())))
     inside_mean = float(np.mean(list(study["sweep_trial_s"].values())))
     lines += [
@@ -372,7 +388,9 @@ def report(
         f"### The same small study directly and through `pidog-sweep` ({study['trials']} trials)",
         "",
         f"The BC->RL study's two arms (BC->RL, RL from scratch) x {len(STUDY['seeds'])} seeds on the `{STUDY['preset']}`"
-        f" preset with {STUDY['base']['total_rl_timesteps']:,} PPO steps each: directly, one `run_pipeline` after"
+        f" preset ({n_envs} robots, the default networks and PPO settings) cut down to {base['n_demo_episodes']}"
+        f" demonstration episodes, {base['total_bc_epochs']} BC epochs and {base['total_rl_timesteps']:,} PPO steps"
+        f" per trial, short evaluations (`STUDY` in the script): directly, one `run_pipeline` after"
         " another in one fresh interpreter with the single-machine defaults (physics and updates on every core), and"
         f" through `pidog-sweep` on a private local Ray ({STUDY['num_cpus']} CPU per trial: physics and updates on"
         f" one thread, {study['slots']} trials side by side). Both wall-clocks include starting Python and the imports.",
@@ -412,10 +430,10 @@ def report(
         )
     lines += [
         "",
-        f"The learner's update (one process, {_threads(learner)}) bounds PPO at 1/u = {1 / m['update_per_sample_s']:,.0f}"
+        f"The learner's update (one process; here on {_threads(learner)}) bounds PPO at 1/u = {1 / m['update_per_sample_s']:,.0f}"
         " samples/s however many nodes simulate, and its per-step work (policy forward, buffer) adds to every"
         " batch step: remote simulators pay off once a node's physics for its robots costs more than Ray's"
-        f" ~{ray_a * 1e3:.0f} ms round trip, and past a few nodes a faster learner (torch threads, a GPU; the last column is a"
+        f" ~{ray_a * 1e3:.1f} ms round trip, and past a few nodes a faster learner (torch threads, a GPU; the last column is a"
         " what-if, not measured) buys more than more simulators. Sweeps scale with trials instead: one trial"
         " per `num_cpus` CPUs, N*C/num_cpus at a time.",
         "",

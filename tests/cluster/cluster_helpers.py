@@ -54,16 +54,6 @@ def ray_env() -> dict[str, str]:
     return env
 
 
-def default_sigint() -> None:
-    """``preexec_fn`` of the processes the tests start: SIGINT handled as usual.
-
-    A shell started in the background without job control (``cmd &``, nohup, some CI runners)
-    ignores SIGINT, and every child inherits that: Python would not turn it into a
-    KeyboardInterrupt, nor would Ray's task cancellation (which simulates one), so a Ctrl-C
-    test would silently run to the end instead."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def processes_mentioning(text: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -153,9 +143,7 @@ class LoopbackCluster:
         ]
         log = self.root / f"{name}.log"
         with open(log, "w") as out:
-            proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, env=self.env(name), preexec_fn=default_sigint
-            )
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env(name))
         return RayNode(name, temp_dir, proc, log)
 
     def env(self, name: str = "driver") -> dict[str, str]:

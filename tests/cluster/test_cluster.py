@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster_helpers import LoopbackCluster, default_sigint, listening_addresses, processes_mentioning
+from cluster_helpers import LoopbackCluster, listening_addresses, processes_mentioning
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +39,7 @@ def sweep_command(cluster: LoopbackCluster, folder: Path, spec: dict) -> list[st
 def running(cluster: LoopbackCluster, command: list[str], log: Path) -> Iterator[subprocess.Popen]:
     """The command in the background, output to ``log``; killed if still running afterwards."""
     with open(log, "w") as out:
-        proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=cluster.env(), preexec_fn=default_sigint
-        )
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=cluster.env())
         try:
             yield proc
         finally:
