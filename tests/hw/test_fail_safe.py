@@ -343,15 +343,6 @@ def test_pick_up_and_fall_stop_the_legs(spawn_node, ros_probe, tmp_path: Path) -
     assert not refused.success and "still tilted" in refused.message
 
 
-def wait_for_log(node, text: str, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if text in node.log():
-            return True
-        time.sleep(0.02)
-    return text in node.log()
-
-
 def test_second_ctrl_c_during_lie_down_still_stops_the_pulses(spawn_node, ros_probe, tmp_path: Path) -> None:
     log = tmp_path / "i2c.jsonl"
     node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, shutdown_pose="lie", imu_backend="none"))
@@ -359,7 +350,9 @@ def test_second_ctrl_c_during_lie_down_still_stops_the_pulses(spawn_node, ros_pr
     io.wait_state("disarmed", timeout=30.0)
     node.proc.send_signal(signal.SIGINT)
     # The node says when the lie-down (about 1 s) starts; the second Ctrl-C goes in after that.
-    assert wait_for_log(node, "lying down before stopping the pulses", 10.0), node.log()
+    assert ros_probe.spin_until(lambda: "lying down before stopping the pulses" in node.log(), 10.0), (
+        node.log()
+    )
     node.proc.send_signal(signal.SIGINT)
     node.proc.wait(timeout=15)
     writes = channel_writes(log)
