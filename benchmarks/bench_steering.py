@@ -29,6 +29,7 @@ import numpy as np
 from benchmarks.common import REPO, RESULTS_DIR, machine_summary, write_result
 
 SHIP_DIR = REPO / "models" / "policies"
+SEQUENCE_SEED = 3
 TARGETS = {"vx_error": 0.03, "wz_error": 0.15, "turn_in_place": 0.6, "top_speed_ratio": 1.5}
 
 
@@ -166,11 +167,21 @@ def main() -> None:
         "",
         "![commanded vs achieved](benchmarks/steering.png)",
         "",
+        "The deployed policy driven through a command sequence (`pidog_sim.evaluation.command_sequence`,",
+        f"randomised sim, seed {SEQUENCE_SEED}; every `make demo` / `pidog-train` report has the same plot for its policy):",
+        "",
+        "![commanded vs achieved over time](benchmarks/steering_sequence.png)",
+        "",
     ]
     if wall:
         lines.insert(6, "")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     plot(results, RESULTS_DIR / "steering.png")
+    from pidog_learning.plots import plot_command_tracking
+    from pidog_sim.evaluation import command_sequence
+
+    sequence = command_sequence(controllers["deployed (policy.onnx)"], seed=SEQUENCE_SEED)
+    plot_command_tracking(sequence, RESULTS_DIR / "steering_sequence.png")
     path = write_result("steering", "\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {path}")

@@ -19,6 +19,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_bc", "bc", []),
     ("benchmarks.bench_training", "training", []),
     ("benchmarks.bench_steering", "steering", []),
+    ("benchmarks.bench_deploy_gap", "deploy_gap", []),
     ("benchmarks.bench_ros_tracking", "ros_tracking", []),
     ("benchmarks.bench_study", "study", []),
     ("benchmarks.bench_cluster", "cluster", []),

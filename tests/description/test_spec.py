@@ -18,6 +18,9 @@ from pidog_description.spec import (
     build_observation,
     gravity_from_quaternion,
     metadata_mismatches,
+    mirror_action,
+    mirror_observation,
+    phase_features,
     policy_metadata,
     roll_pitch_from_gravity,
     target_to_action,
@@ -106,3 +109,36 @@ def test_policy_metadata_mismatch_is_reported() -> None:
     assert any("joint_names" in p for p in problems) and any("control_hz" in p for p in problems)
     del bad["stand_pose"]
     assert any("missing metadata 'stand_pose'" in p for p in metadata_mismatches(bad))
+
+
+def test_the_left_right_mirror_reflects_every_signal_and_the_trot_commutes_with_it() -> None:
+    """Reflecting the robot through its sagittal plane: left and right legs swap, y of gravity
+    and x, z of the gyro flip, the diagonal pairs swap (half a gait cycle), a left turn becomes
+    a right one. The scripted trot, built without the mirror, must commute with it: the same
+    map is what PPO's symmetry loss asks of the policy."""
+    rng = np.random.default_rng(0)
+    legs = {"lf": "rf", "rf": "lf", "lh": "rh", "rh": "lh"}
+    swap = [JOINT_NAMES.index(legs[name[:2]] + name[2:]) for name in JOINT_NAMES]
+    gait = TrotGait()
+    for _ in range(200):
+        gravity, gyro = rng.normal(size=3), rng.normal(size=3)
+        joints, last = rng.uniform(-1, 1, 8), rng.uniform(-1, 1, 8)
+        phase, command = rng.uniform(), np.array([rng.uniform(-0.15, 0.3), rng.uniform(-1, 1)])
+        obs = build_observation(gravity, gyro, STAND_POSE + joints, last, phase, command)
+        reflected = build_observation(
+            gravity * [1, -1, 1],
+            gyro * [-1, 1, -1],
+            STAND_POSE + joints[swap],
+            last[swap],
+            phase + 0.5,
+            command * [1, -1],
+        )
+        np.testing.assert_allclose(mirror_observation(obs), reflected, atol=1e-6)
+        np.testing.assert_array_equal(mirror_observation(mirror_observation(obs)), obs)
+
+        action = target_to_action(gait.joint_targets(phase, *command))
+        mirrored_situation = target_to_action(
+            gait.joint_targets((phase + 0.5) % 1.0, command[0], -command[1])
+        )
+        np.testing.assert_allclose(mirrored_situation, mirror_action(action), atol=1e-6)
+    np.testing.assert_allclose(phase_features(0.25 + 0.5), -phase_features(0.25), atol=1e-12)

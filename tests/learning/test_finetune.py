@@ -17,12 +17,14 @@ from pidog_learning.networks import make_policy
 from pidog_learning.ppo_finetune import (
     AntiForgettingCallback,
     BCTerm,
+    NoiseAnnealCallback,
     build_ppo,
     restore,
     save_checkpoint,
     segment_seed,
     start_from,
 )
+from pidog_learning.symmetry import symmetry_loss
 
 
 def bc_prior(demos, epochs: int):
@@ -245,3 +247,59 @@ def test_the_update_runs_on_every_core_and_the_rollout_on_one_thread(model) -> N
     with pytest.raises(ValueError, match="torch thread count"):
         ppo.update_threads = -1
         ppo.train()
+
+
+def test_the_symmetry_term_makes_the_actor_commute_with_the_left_right_mirror() -> None:
+    """PPO updates with ``ppo.symmetry_loss_weight`` must make pi(mirror(o)) approach
+    mirror(pi(o)) on the rollout's observations; the same updates without it must not."""
+    demos = synthetic_demos()
+    losses = {}
+    for weight in (0.0, 20.0):
+        model = filled_model(
+            demos,
+            {"ppo": {"n_epochs": 10, "batch_size": 16, "target_kl": 0.0, "symmetry_loss_weight": weight}},
+        )
+        assert model.symmetry_weight == weight
+        with torch.no_grad():  # a lopsided prior: the left legs bent further than the right
+            model.policy.action_net.bias[[0, 1, 4, 5]] += 0.3
+        obs = torch.as_tensor(
+            model.rollout_buffer.observations.reshape(-1, model.rollout_buffer.obs_shape[0])
+        )
+        with torch.no_grad():
+            before = float(symmetry_loss(model.policy, obs))
+        model.actor_frozen = False
+        for _ in range(3):
+            model.train()
+        with torch.no_grad():
+            losses[weight] = (before, float(symmetry_loss(model.policy, obs)))
+    (before_off, after_off), (before_on, after_on) = losses[0.0], losses[20.0]
+    assert before_on > 0 and before_off > 0
+    assert after_on < 0.3 * before_on, f"symmetry loss {before_on:.2e} -> {after_on:.2e} with the term"
+    assert after_on / before_on < 0.3 * after_off / before_off, (
+        f"with the term {losses[20.0]}, without {losses[0.0]}"
+    )
+
+
+def test_exploration_noise_is_annealed_over_the_end_of_training(model) -> None:
+    """PPO tunes the mean for the noise it explores with, and the robot runs the mean: from
+    ``noise_anneal_from`` the log-std's ceiling falls linearly to ``final_log_std``, applied before
+    each rollout (so the rollout is collected with the std it trains on)."""
+    model, _demos = model
+    anneal = NoiseAnnealCallback(
+        start_timesteps=64, total_timesteps=320, start_log_std=-1.0, final_log_std=-3.0
+    )
+    assert anneal.ceiling(64) == float("inf")
+    assert anneal.ceiling(192) == pytest.approx(-2.0)
+    assert anneal.ceiling(10_000) == pytest.approx(-3.0)
+    with torch.no_grad():
+        model.policy.log_std.fill_(-1.0)
+    seen: list[float] = []
+
+    class Spy(AntiForgettingCallback):
+        def _on_rollout_start(self) -> None:
+            seen.append(float(self.model.policy.log_std.detach().max()))
+
+    model.learn(320, callback=[anneal, Spy(0, None, 0.0, 0.9, 32, 0)])
+    # Rollouts start at 0, 64, ..., 256: no ceiling at or before 64, then -1.5, -2.0, -2.5.
+    assert seen[:2] == pytest.approx([-1.0, -1.0], abs=0.05)
+    assert seen[2:] == pytest.approx([-1.5, -2.0, -2.5], abs=1e-6)

@@ -249,3 +249,19 @@ def test_no_bc_init_starts_ppo_from_scratch(tmp_path: Path) -> None:
     assert final.log_std.mean().item() > -0.5  # SB3's exploration (log-std 0), not the fine-tuning one
     np.testing.assert_array_equal(final.normalizer.mean.numpy(), load_bc_policy(
         exp / "bc_pretrained_policy.pth", TINY_KWARGS, use_camera=False).normalizer.mean.numpy())  # fmt: skip
+
+
+def test_deployment_counts_the_grids_falls_with_the_random_episodes() -> None:
+    """10 random episodes alone cannot tell 1 fall from 2; the tracking grid adds 44 more."""
+    from pidog_learning.pipeline import select_policy
+
+    def result(falls: int, returns: list[float]) -> dict:
+        return {"falls": falls, "per_episode_return": returns, "per_episode_speed_mps": [0.2] * len(returns)}
+
+    results = {"bc": result(1, [100.0, 100.0]), "finetuned": result(2, [120.0, 120.0])}
+    assert select_policy(results)[0] == "bc"
+    selected, record = select_policy(results, {"bc": {"falls": 3}, "finetuned": {"falls": 0}})
+    assert selected == "finetuned" and record["falls"] == {"bc": 4, "finetuned": 2}
+    assert "tracking grid" in record["reason"]
+    selected, record = select_policy(results, {"bc": {"falls": 1}, "finetuned": {"falls": 0}})
+    assert selected == "finetuned" and record["reason"].startswith("equal falls")

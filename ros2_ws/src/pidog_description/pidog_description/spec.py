@@ -128,6 +128,53 @@ def build_observation(
     return obs
 
 
+# --- left/right mirror symmetry ---------------------------------------------------------------
+# The robot is symmetric about its sagittal (x-z) plane. Reflecting a situation through that
+# plane gives another situation the policy should handle with the reflected action: the left
+# legs take the right legs' joints (the joint convention gives the same angle the same leg shape
+# on both sides, so no sign change), y-components of vectors flip, and rotation rates about x
+# and z flip (they are axial vectors). The diagonal pairs LF+RH and RF+LH swap, which is the
+# gait clock moved by half a cycle: (sin, cos) -> (-sin, -cos). A left turn becomes a right one.
+
+_LEG_MIRROR: dict[str, str] = {"lf": "rf", "rf": "lf", "lh": "rh", "rh": "lh"}
+ACTION_MIRROR_INDEX: np.ndarray = np.array(
+    [JOINT_NAMES.index(f"{_LEG_MIRROR[name[:2]]}{name[2:]}") for name in JOINT_NAMES], dtype=np.int64
+)
+"""``mirrored_action = action[ACTION_MIRROR_INDEX]`` (JOINT_NAMES order)."""
+
+
+def _observation_mirror() -> tuple[np.ndarray, np.ndarray]:
+    index = np.arange(OBS_DIM, dtype=np.int64)
+    sign = np.ones(OBS_DIM, dtype=np.float32)
+    flips = {"gravity": [1], "gyro": [0, 2], "phase": [0, 1], "command": [1]}  # y; x, z; both; wz
+    for name, components in flips.items():
+        sign[OBS_SLICES[name].start + np.array(components)] = -1.0
+    for name in ("joint_pos", "last_action"):
+        start = OBS_SLICES[name].start
+        index[OBS_SLICES[name]] = start + ACTION_MIRROR_INDEX
+    return index, sign
+
+
+OBS_MIRROR_INDEX, OBS_MIRROR_SIGN = _observation_mirror()
+"""``mirrored_obs = obs[..., OBS_MIRROR_INDEX] * OBS_MIRROR_SIGN`` (numpy or torch alike)."""
+
+
+def mirror_observation(obs: np.ndarray) -> np.ndarray:
+    """The observation of the robot reflected left/right (shape (..., OBS_DIM))."""
+    obs = np.asarray(obs)
+    if obs.shape[-1] != OBS_DIM:
+        raise ValueError(f"observations must have {OBS_DIM} values, got shape {obs.shape}")
+    return (obs[..., OBS_MIRROR_INDEX] * OBS_MIRROR_SIGN).astype(obs.dtype, copy=False)
+
+
+def mirror_action(action: np.ndarray) -> np.ndarray:
+    """The action reflected left/right (shape (..., ACTION_DIM))."""
+    action = np.asarray(action)
+    if action.shape[-1] != ACTION_DIM:
+        raise ValueError(f"actions must have {ACTION_DIM} values, got shape {action.shape}")
+    return action[..., ACTION_MIRROR_INDEX]
+
+
 def sanitize_action(action: np.ndarray) -> np.ndarray:
     """Clip to [-1, 1]; non-finite entries become 0 (the stand pose for that joint).
 

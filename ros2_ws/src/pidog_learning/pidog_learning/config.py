@@ -93,6 +93,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # Early-stop an update that moves the policy too far; 0 disables. With the small
         # exploration std a few Adam steps already shift the mean by a lot of KL: keep it tight.
         "target_kl": 0.05,
+        # Left/right mirror loss on the actor (pidog_learning.symmetry); 0 disables. Also for
+        # --no-bc-init: it is part of PPO here, not of the BC prior. At 1.0 the loss did not
+        # bind; at 10 left and right turns matched and the randomised grid improved, but that
+        # policy failed the shipped policy's ROS-graph tests (drift at a zero command, a slow
+        # arc at (0.05, 1.0)), so it stays off until more seeds say (docs/ABLATIONS.md).
+        "symmetry_loss_weight": 0.0,
     },
     # Measures against forgetting the BC prior during PPO.
     "finetune": {
@@ -110,6 +116,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "handover_bc_weight": 0.0,
         "handover_actor_lr_scale": 1.0,
         "handover_log_std": -2.0,  # exp(-2) = 0.135 action units
+        # Exploration noise annealed over the end of training (ppo_finetune.NoiseAnnealCallback):
+        # from this fraction of total_rl_timesteps the log-std's ceiling falls linearly from
+        # policy.initial_log_std to final_log_std, so the mean is tuned for the noise-free
+        # policy the robot runs. 1.0 disables: measured, it cut the low-speed overshoot but also
+        # the top speed (docs/ABLATIONS.md), so it is off by default.
+        "noise_anneal_from": 1.0,
+        "final_log_std": -3.0,  # exp(-3) = 0.05 action units
     },
     "eval": {
         "freq": 250_000,  # timesteps between evaluations (+ checkpoint + ONNX export); 0: only at the end
@@ -557,7 +570,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "ppo.gamma", 0.0, 1.0, low_open=True)
     _float(config, "ppo.gae_lambda", 0.0, 1.0)
     _float(config, "ppo.clip_range", 0.0, 1.0, low_open=True)
-    for name in ("ppo.ent_coef", "ppo.vf_coef", "ppo.target_kl"):
+    for name in ("ppo.ent_coef", "ppo.vf_coef", "ppo.target_kl", "ppo.symmetry_loss_weight"):
         _float(config, name, 0.0)
     _float(config, "ppo.max_grad_norm", 0.0, low_open=True)
 
@@ -570,6 +583,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "finetune.handover_bc_weight", 0.0)
     _float(config, "finetune.handover_actor_lr_scale", 0.0, 1.0, low_open=True)
     _float(config, "finetune.handover_log_std", -5.0, 1.0)
+    _float(config, "finetune.noise_anneal_from", 0.0, 1.0)
+    _float(config, "finetune.final_log_std", -5.0, 1.0)
 
     _int(config, "eval.freq", 0)
     for name in ("eval.episodes", "eval.final_episodes"):
