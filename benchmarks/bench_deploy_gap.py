@@ -12,8 +12,9 @@ exploration noise, and on the nominal robot at each control latency.
   runs 0 by default, the twin and the robot have their own. Nominal robot (no randomisation) at
   latency 0, 1 and 2 steps.
 
-Fixed commands, 3 episodes of 8 s per cell (the first 2 s not scored); heading-frame forward
-speed and yaw rate averaged. Default: the shipped policy. Results: docs/benchmarks/deploy_gap.md.
+Fixed commands, 3 episodes of 8 s per cell (the first 2 s not scored), measured as the tracking
+grid measures (``evaluate_tracking``: heading-frame forward speed and yaw rate, fallen episodes
+left out and counted). Default: the shipped policy. Results: docs/benchmarks/deploy_gap.md.
 """
 
 from __future__ import annotations
@@ -38,29 +39,32 @@ SECONDS, SETTLE, SEED = 8.0, 2.0, 2000
 SHIPPED = REPO / "models" / "policies" / "pidog_walk.onnx"
 
 
-def run(
-    policy, command: tuple[float, float], sigma: float, episodes: int, randomize: bool, latency: int | None
-) -> tuple[float, float]:
-    """Mean heading-frame forward speed and yaw rate over the scored windows."""
-    from pidog_description.spec import CONTROL_DT
-    from pidog_sim.env import PiDogEnv
+def measure(policy, sigma: float, episodes: int, randomize: bool, latency: int | None) -> list[str]:
+    """One cell text per command: achieved vx, wz (``pidog_sim.evaluation.evaluate_tracking``,
+    the grid's own measure), the policy's action perturbed by Gaussian noise of std ``sigma``."""
+    from pidog_description.spec import ACTION_DIM
+    from pidog_sim.evaluation import evaluate_tracking
 
     rng = np.random.default_rng(SEED)
-    config = None if latency is None else {"nominal": {"latency_steps": latency}}
-    env = PiDogEnv(randomize=randomize, command_mode="fixed", episode_seconds=SECONDS, config=config)
-    speeds, rates = [], []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=SEED + episode, options={"command": list(command)})
-        for step in range(int(round(SECONDS / CONTROL_DT))):
-            action = policy(obs) + sigma * rng.standard_normal(8)
-            obs, _, terminated, truncated, info = env.step(np.clip(action, -1.0, 1.0))
-            if (step + 1) * CONTROL_DT > SETTLE:
-                speeds.append(info["forward_speed"])
-                rates.append(info["yaw_rate"])
-            if terminated or truncated:
-                break
-    env.close()
-    return float(np.mean(speeds)), float(np.mean(rates))
+
+    def controller(obs: np.ndarray) -> np.ndarray:
+        return np.clip(policy(obs) + sigma * rng.standard_normal(ACTION_DIM), -1.0, 1.0)
+
+    env_kwargs = None if latency is None else {"config": {"nominal": {"latency_steps": latency}}}
+    result = evaluate_tracking(
+        controller if sigma > 0 else policy,
+        COMMANDS,
+        seconds=SECONDS,
+        randomize=randomize,
+        seed=SEED,
+        settle_seconds=SETTLE,
+        episodes_per_command=episodes,
+        env_kwargs=env_kwargs,
+    )
+    return [
+        f"{r['vx']:+.3f}, {r['wz']:+.2f}" + (f" ({r['falls']} fell)" if r["falls"] else "")
+        for r in result["commands"]
+    ]
 
 
 def parse_policy(text: str) -> tuple[str, Path]:
@@ -93,14 +97,13 @@ def main() -> None:
     rows = [header, "|---|---|---|---|---|---|---|"]
     for label, path in policies:
         policy = OnnxPolicy(path).act
-        for command in COMMANDS:
-            cells = [
-                run(policy, command, 0.0, args.episodes, True, None),
-                run(policy, command, args.sigma, args.episodes, True, None),
-                *(run(policy, command, 0.0, args.episodes, False, lat) for lat in (0, 1, 2)),
-            ]
-            text = " | ".join(f"{vx:+.3f}, {wz:+.2f}" for vx, wz in cells)
-            rows.append(f"| {label} | {command[0]:+.2f}, {command[1]:+.1f} | {text} |")
+        columns = [
+            measure(policy, 0.0, args.episodes, True, None),
+            measure(policy, args.sigma, args.episodes, True, None),
+            *(measure(policy, 0.0, args.episodes, False, lat) for lat in (0, 1, 2)),
+        ]
+        for command, cells in zip(COMMANDS, zip(*columns, strict=True), strict=True):
+            rows.append(f"| {label} | {command[0]:+.2f}, {command[1]:+.1f} | {' | '.join(cells)} |")
             print(rows[-1], flush=True)
     names = ", ".join(
         f"`{label}` ({p.relative_to(REPO) if p.is_relative_to(REPO) else p})" for label, p in policies

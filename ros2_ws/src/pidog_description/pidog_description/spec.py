@@ -136,9 +136,9 @@ def build_observation(
 # and z flip (they are axial vectors). The diagonal pairs LF+RH and RF+LH swap, which is the
 # gait clock moved by half a cycle: (sin, cos) -> (-sin, -cos). A left turn becomes a right one.
 
-_LEG_MIRROR: dict[str, str] = {"lf": "rf", "rf": "lf", "lh": "rh", "rh": "lh"}
+_OTHER_SIDE = str.maketrans("lr", "rl")  # a leg's first letter is its side (robot.LEG_NAMES)
 ACTION_MIRROR_INDEX: np.ndarray = np.array(
-    [JOINT_NAMES.index(f"{_LEG_MIRROR[name[:2]]}{name[2:]}") for name in JOINT_NAMES], dtype=np.int64
+    [JOINT_NAMES.index(name[0].translate(_OTHER_SIDE) + name[1:]) for name in JOINT_NAMES], dtype=np.int64
 )
 """``mirrored_action = action[ACTION_MIRROR_INDEX]`` (JOINT_NAMES order)."""
 
@@ -156,7 +156,8 @@ def _observation_mirror() -> tuple[np.ndarray, np.ndarray]:
 
 
 OBS_MIRROR_INDEX, OBS_MIRROR_SIGN = _observation_mirror()
-"""``mirrored_obs = obs[..., OBS_MIRROR_INDEX] * OBS_MIRROR_SIGN`` (numpy or torch alike)."""
+"""``mirrored_obs = obs[..., OBS_MIRROR_INDEX] * OBS_MIRROR_SIGN`` (``pidog_learning.symmetry``
+keeps torch copies of these arrays for the PPO loss)."""
 
 
 def mirror_observation(obs: np.ndarray) -> np.ndarray:

@@ -452,9 +452,10 @@ class NoiseAnnealCallback(BaseCallback):
     ``total_timesteps`` (the log-std may go lower on its own, never higher).
 
     Why: PPO tunes the mean action for the noisy policy it runs, and the robot runs the mean.
-    Measured on a steering policy trained at std 0.2 (docs/ABLATIONS.md): with that noise it
-    walked 0.093 m/s for a 0.1 m/s command, without it (as deployed) 0.21 m/s. Training that ends
-    at little noise tunes the mean for the deterministic policy. Applied when a rollout starts,
+    ``benchmarks/bench_deploy_gap.py`` measures the gap (docs/benchmarks/deploy_gap.md): the
+    shipped policy, trained at std 0.22, overshoots slow commands without the noise and tracks
+    them with it. Training that ends at little noise tunes the mean for the deterministic policy
+    (docs/ABLATIONS.md: it also cost top speed, so it is off by default). Applied when a rollout starts,
     so each rollout is collected with the std it is trained on; a function of timesteps, so a
     resumed run continues it.
     """

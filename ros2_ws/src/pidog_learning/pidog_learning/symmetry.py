@@ -23,14 +23,14 @@ _ACTION_INDEX = torch.as_tensor(ACTION_MIRROR_INDEX)
 
 
 def mirror_states(states: torch.Tensor) -> torch.Tensor:
-    """Deployable observations (N, >= OBS_DIM; privileged columns dropped) reflected left/right."""
-    states = states[:, :OBS_DIM]
+    """Deployable observations (N, OBS_DIM) reflected left/right."""
     return states[:, _OBS_INDEX] * _OBS_SIGN.to(states.dtype)
 
 
 def symmetry_loss(policy: PiDogPolicy, observations: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between the action for the mirrored observation and the mirrored
-    action, on the actor's mean (the deterministic action the ONNX exports)."""
+    action, on the actor's mean (the deterministic action the ONNX exports). Privileged critic
+    columns, if any, are dropped: the actor never reads them."""
     states = observations[:, :OBS_DIM]
     actions = policy.mean_actions(state_only_batch(policy, states))
     mirrored = policy.mean_actions(state_only_batch(policy, mirror_states(states)))
