@@ -199,19 +199,20 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def report(result: dict, episodes: int, seconds: float, png: str) -> str:
+def report(result: dict, episodes: int, seconds: float, png: str, policy: Path = POLICY) -> str:
     rows = result["rows"]
     target_rows = [r for r in rows if in_target(r)]
     failing = [r for r in target_rows if not passes(r)]
     ok = not failing
+    name = policy.resolve().relative_to(REPO) if policy.resolve().is_relative_to(REPO) else policy
     outside_fail = [r for r in rows if not in_target(r) and not passes(r)]
     lines = [
         "## Robustness of the shipped policy to servo strength, latency and mass",
         "",
-        f"`python -m benchmarks.bench_robustness --episodes {episodes} --seconds {seconds:g}` "
-        f"({machine_summary()}).",
+        f"`python -m benchmarks.bench_robustness --episodes {episodes} --seconds {seconds:g}"
+        f"{'' if policy == POLICY else f' --policy {name}'}` ({machine_summary()}).",
         "",
-        f"`models/policies/pidog_walk.onnx` walking at vx = {COMMAND_VX} m/s, {episodes} episodes of "
+        f"`{name}` walking at vx = {COMMAND_VX} m/s, {episodes} episodes of "
         f"{seconds:g} s per cell (speed measured after the first {WARMUP_S:g} s), in one batch of "
         f"{result['robots']} simulated robots ({result['threads']} physics threads, "
         f"{result['wall_s']:.0f} s). Servo stall torque (the model's: 0.35 N·m), control latency "
@@ -286,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     plot(result, RESULTS_DIR / "robustness.png")
     path = write_result(
-        "robustness", report(result, args.episodes, args.seconds, "benchmarks/robustness.png")
+        "robustness",
+        report(result, args.episodes, args.seconds, "benchmarks/robustness.png", args.policy.resolve()),
     )
     print(path.read_text())
     return 0

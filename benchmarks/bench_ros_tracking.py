@@ -170,8 +170,9 @@ def main() -> None:
         f"(onnxruntime, 50 Hz, sim time) on `sim_node` (nominal physics), driven by `/cmd_vel` from a third process; "
         f"velocities from `/sim/ground_truth/odom` over sim time {SETTLE_S:.0f}-{args.seconds:.0f} s after each "
         f"`/sim/reset`, mean of {args.repeats} runs per command, against the same policy evaluated in-process "
-        f"(nominal physics, {args.repeats} episodes per command). Within 10 % (or 0.02 m/s / 0.05 rad/s near zero) "
-        "counts as a match. Means are compared because single runs vary with the start time of the command. "
+        f"(nominal physics, {args.repeats} episodes per command; without noise they are identical, so the "
+        "in-process figure is one run). Within 10 % (or 0.02 m/s / 0.05 rad/s near zero) counts as a match. "
+        "Means are compared because single runs through the graph vary with the start time of the command. "
         "Until 2026-11-30 `sim_node` published /clock before the tick's sensors, so `policy_node`'s sim-time "
         "timer read the previous tick's: one control step of latency training never saw, and 3 of 6 matched "
         "(forward 0.257 vs 0.289 m/s); sensors first, then /clock, is what this table measures.",

@@ -22,11 +22,11 @@ class Clock:
         self.layer, self.pose, self.now = layer, pose, 100.0
         self.times = SensorTimes(joints=self.now, imu=self.now)
 
-    def tick(self, target=None, gravity=UPRIGHT, estop=False, fresh=True, have_policy=True):
+    def tick(self, target=None, gravity=UPRIGHT, estop=False, fresh=True, have_policy=True, idle=False):
         self.now += DT
         if fresh:
             self.times.joints = self.times.imu = self.now
-        state = self.layer.update(self.now, self.times, self.pose, gravity, estop, have_policy)
+        state = self.layer.update(self.now, self.times, self.pose, gravity, estop, have_policy, idle)
         return state, self.layer.command(target)
 
 
@@ -119,3 +119,42 @@ def test_standing_without_policy() -> None:
 def test_invalid_settings_name_the_parameter(field: str, value: float) -> None:
     with pytest.raises(SafetyConfigError, match=f"'{field}'"):
         SafetyConfig(**{field: value})
+
+
+def test_a_held_zero_command_stands_the_robot_still_and_the_next_command_walks() -> None:
+    """stand_after_s: after that long at (0, 0) the policy's treading gives way to a ramp to the
+    stand pose, held; a non-zero command hands back to the policy at once. Off (0): never."""
+    layer = SafetyLayer(SafetyConfig(dt=DT, soft_start_s=0.5, stand_after_s=1.0))
+    clock = Clock(layer, STAND_POSE)
+    treading = STAND_POSE + 0.15
+    for _ in range(100):  # soft start, then walking: a non-zero command never stands
+        state, cmd = clock.tick(target=treading)
+    assert state == SafetyState.RUNNING
+    np.testing.assert_allclose(cmd, treading)
+
+    ticks = 0
+    while state == SafetyState.RUNNING:
+        state, cmd = clock.tick(target=treading, idle=True)
+        ticks += 1
+    assert state == SafetyState.STANDING and ticks * DT == pytest.approx(1.0, abs=DT)
+    ramp = [cmd]
+    for _ in range(int(0.5 / DT) + 10):
+        state, cmd = clock.tick(target=treading, idle=True)
+        ramp.append(cmd)
+    assert state == SafetyState.STANDING
+    np.testing.assert_allclose(ramp[0], treading)  # from where the policy left the legs
+    assert np.all(np.diff(np.abs(np.array(ramp) - STAND_POSE).max(axis=1)) <= 1e-12)  # steadily closer
+    np.testing.assert_allclose(cmd, STAND_POSE, atol=1e-9)  # then held
+
+    state, cmd = clock.tick(target=treading)  # the next command walks at once
+    assert state == SafetyState.RUNNING and np.abs(cmd - STAND_POSE).max() > 0
+
+    never = Clock(SafetyLayer(SafetyConfig(dt=DT, soft_start_s=0.0)), STAND_POSE)
+    for _ in range(500):
+        state, _ = never.tick(target=treading, idle=True)
+    assert state == SafetyState.RUNNING
+
+
+def test_stand_after_s_is_checked_by_name() -> None:
+    with pytest.raises(SafetyConfigError, match="stand_after_s"):
+        SafetyConfig(stand_after_s=-1.0)

@@ -17,6 +17,7 @@ from geometry_msgs.msg import Twist, Vector3
 from nav_msgs.msg import Odometry
 
 from pidog_control.policy_runtime import OnnxPolicy
+from pidog_description.kinematics import STAND_POSE
 from pidog_description.limits import clip_joint_targets
 from pidog_description.spec import CONTROL_DT, action_to_target, metadata_mismatches
 from pidog_description.topics import CMD_VEL_TOPIC, GROUND_TRUTH_ODOM_TOPIC, STREAM_QOS
@@ -80,6 +81,42 @@ class Odom:
         return np.array([s for s in self.samples if t0 <= s[0] <= t1])
 
 
+class Driver:
+    """The operator: /cmd_vel at 20 Hz (None: silent), judged by ground-truth odometry on sim time."""
+
+    def __init__(self, probe, odom: Odom, logs) -> None:
+        self.probe, self.odom, self.logs = probe, odom, logs
+        self.command: tuple[float, float] | None = None
+        self.twist_pub = probe.node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
+        assert probe.spin_until(lambda: self.twist_pub.get_subscription_count() > 0, 10)
+        probe.node.create_timer(0.05, self._send)
+
+    def _send(self) -> None:
+        if self.command is not None:
+            vx, wz = self.command
+            self.twist_pub.publish(Twist(linear=Vector3(x=vx), angular=Vector3(z=wz)))
+
+    def drive(self, cmd: tuple[float, float] | None, seconds: float, settle: float = 1.0) -> np.ndarray:
+        """Send ``cmd`` for ``settle`` + ``seconds`` of sim time; the odometry after settling."""
+        self.command = cmd
+        t0 = self.odom.now
+        # Sim time, not wall time: a loaded machine runs the sim slower, never the test shorter.
+        assert self.probe.spin_until(
+            lambda: self.odom.now >= t0 + settle + seconds, 10 * (settle + seconds) + 30
+        ), self.logs()
+        return self.odom.window(t0 + settle, t0 + settle + seconds)
+
+
+def heading_progress(w: np.ndarray) -> float:
+    """Distance covered along the robot's heading at the window's start (m)."""
+    return float(np.cos(w[0, 3]) * (w[-1, 1] - w[0, 1]) + np.sin(w[0, 3]) * (w[-1, 2] - w[0, 2]))
+
+
+def speed(w: np.ndarray) -> float:
+    """Mean ground speed over an odometry window (m/s)."""
+    return float(np.hypot(w[-1, 1] - w[0, 1], w[-1, 2] - w[0, 2])) / (w[-1, 0] - w[0, 0])
+
+
 def test_shipped_policy_follows_cmd_vel_forward_left_right_then_stands(spawn_node, ros_probe) -> None:
     rec = record(ros_probe)
     odom = Odom(ros_probe)
@@ -90,37 +127,13 @@ def test_shipped_policy_follows_cmd_vel_forward_left_right_then_stands(spawn_nod
     )
     logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
     assert ros_probe.spin_until(lambda: rec.state == "running", 60), logs()
-
-    twist_pub = ros_probe.node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
-    assert ros_probe.spin_until(lambda: twist_pub.get_subscription_count() > 0, 10)
-    command: dict[str, tuple[float, float] | None] = {"now": None}
-
-    def send() -> None:
-        if command["now"] is not None:
-            vx, wz = command["now"]
-            twist_pub.publish(Twist(linear=Vector3(x=vx), angular=Vector3(z=wz)))
-
-    ros_probe.node.create_timer(0.05, send)
-
-    def drive(cmd: tuple[float, float] | None, seconds: float, settle: float = 1.0) -> np.ndarray:
-        """Send ``cmd`` for ``settle`` + ``seconds`` of sim time; the odometry after settling."""
-        command["now"] = cmd
-        t0 = odom.now
-        # Sim time, not wall time: a loaded machine runs the sim slower, never the test shorter.
-        assert ros_probe.spin_until(
-            lambda: odom.now >= t0 + settle + seconds, 10 * (settle + seconds) + 30
-        ), logs()
-        return odom.window(t0 + settle, t0 + settle + seconds)
-
-    def heading_progress(w: np.ndarray) -> float:
-        """Distance covered along the robot's heading at the window's start (m)."""
-        return float(np.cos(w[0, 3]) * (w[-1, 1] - w[0, 1]) + np.sin(w[0, 3]) * (w[-1, 2] - w[0, 2]))
+    drive = Driver(ros_probe, odom, logs).drive
 
     forward = drive((0.2, 0.0), 6.0)
     left = drive((0.05, 1.0), 10.0)
     right = drive((0.1, -1.0), 10.0)
     stand = drive(None, 3.0, settle=1.5)  # /cmd_vel stops: after cmd_timeout_s the policy stands
-    drift = float(np.hypot(stand[-1, 1] - stand[0, 1], stand[-1, 2] - stand[0, 2])) / 3.0
+    drift = speed(stand)
     report = (
         f"forward {heading_progress(forward):.3f} m/6 s, left {left[-1, 3] - left[0, 3]:+.3f} rad/10 s, "
         f"right {right[-1, 3] - right[0, 3]:+.3f} rad/10 s, stand drift {drift:.3f} m/s"
@@ -137,3 +150,37 @@ def test_shipped_policy_follows_cmd_vel_forward_left_right_then_stands(spawn_nod
     assert drift < 0.05, report
     assert "no /cmd_vel for 0.5 s: commanding a stop" in policy.log()
     assert rec.state == "running", logs()
+
+
+def test_with_stand_after_s_an_idle_robot_stands_still_then_walks_on_the_next_command(
+    spawn_node, ros_probe
+) -> None:
+    """robot.launch.xml's stand_after_s: the operator lets go (zero /cmd_vel) and, instead of
+    treading in place (~0.02 m/s of drift, the test above), the robot ramps to the stand pose and
+    stays there; the next command walks off from it."""
+    rec = record(ros_probe)
+    odom = Odom(ros_probe)
+    sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 3})
+    policy = spawn_node(
+        "pidog_control.policy_node",
+        {"policy_path": str(SHIPPED), "use_sim_time": True, "default_vx": 0.0, "stand_after_s": 1.0},
+    )
+    logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
+    assert ros_probe.spin_until(lambda: rec.state == "standing", 60), logs()  # default_vx 0: idle
+    drive = Driver(ros_probe, odom, logs).drive
+
+    first = drive((0.2, 0.0), 3.0)
+    assert rec.state == "running", logs()
+    idle = drive((0.0, 0.0), 2.0, settle=2.5)  # 1 s to decide, 1.5 s soft-start ramp to the stand
+    assert rec.state == "standing", logs()
+    held = [q for _, q in rec.commands[-50:]]  # the idle window's last second (50 Hz)
+    again = drive((0.2, 0.0), 3.0)
+    report = (
+        f"walk {heading_progress(first):.3f} m/3 s, idle drift {speed(idle):.4f} m/s, "
+        f"walk again {heading_progress(again):.3f} m/3 s"
+    )
+    print(report)
+    assert heading_progress(first) > 0.3 and heading_progress(again) > 0.3, report
+    assert speed(idle) < 0.005, report  # still, not treading
+    assert len(held) == 50 and all(np.allclose(q, STAND_POSE, atol=1e-6) for q in held), report
+    assert rec.states[-2:] == ["standing", "running"], rec.states

@@ -79,6 +79,17 @@ def test_every_preset_is_valid(preset: str) -> None:
         ({"policy": {"activation": "sigmoid"}}, "policy.activation"),
         ({"bogus": 1}, "bogus"),
         ({"eval": {"episodes": 0}}, "eval.episodes"),
+        ({"policy": {"exploration": "pink"}}, "policy.exploration"),
+        ({"ppo": {"sde_sample_freq": -2}}, "ppo.sde_sample_freq"),
+        # both set the log-std as an action std, which gSDE's log-std is not
+        (
+            {"policy": {"exploration": "gsde"}, "finetune": {"noise_anneal_from": 0.5}},
+            "finetune.noise_anneal_from",
+        ),
+        (
+            {"policy": {"exploration": "gsde"}, "finetune": {"handover_bc_weight": 0.01}},
+            "finetune.handover_bc_weight",
+        ),
     ],
 )
 def test_bad_values_are_refused_by_name(overrides: dict, named: str) -> None:

@@ -303,3 +303,46 @@ def test_exploration_noise_is_annealed_over_the_end_of_training(model) -> None:
     # Rollouts start at 0, 64, ..., 256: no ceiling at or before 64, then -1.5, -2.0, -2.5.
     assert seen[:2] == pytest.approx([-1.0, -1.0], abs=0.05)
     assert seen[2:] == pytest.approx([-1.5, -2.0, -2.5], abs=1e-6)
+
+
+def test_gsde_noise_has_the_configured_strength_is_held_per_draw_and_deploys_its_mean(tmp_path) -> None:
+    """policy.exploration='gsde': the noise starts at exp(initial_log_std) action units on the
+    demonstrations' states (whatever the hidden layer's scale), one noise draw gives the same
+    action for the same state until it is redrawn, PPO trains with it, and its checkpoint
+    exports (the deployed policy is the mean: nothing random reaches the robot). BC weights
+    made under Gaussian noise start it."""
+    from pidog_learning.bc import checkpoint_metadata
+    from pidog_learning.export import export_onnx, load_checkpoint_policy
+    from pidog_learning.networks import policy_kwargs
+
+    demos = synthetic_demos()
+    bc = bc_prior(demos, epochs=2)  # Gaussian log-std (8,): only the mean is copied
+    config = merge(TINY, {"policy": {"exploration": "gsde"}, "ppo": {"sde_sample_freq": 16}})
+    env = tiny_vec_env()
+    try:
+        model = build_ppo(config, env, None, checkpoint_metadata(policy_kwargs(config), False))
+        policy = model.policy
+        assert model.use_sde and policy.log_std.shape == (TINY["policy"]["net_arch"][-1], 8)
+        start_from(model, bc, initial_log_std=-1.5, observations=demos.observations)
+        states = torch.as_tensor(demos.observations[:200])
+        assert policy.action_std(states) == pytest.approx(np.exp(-1.5), rel=0.05)
+        torch.testing.assert_close(policy.mean_actions(states), bc.mean_actions(states))
+
+        padded = torch.cat([states[:4], torch.zeros((4, policy.privileged_dim))], dim=1)
+        policy.reset_noise(4)
+        with torch.no_grad():
+            first, second = policy(padded)[0], policy(padded)[0]
+            policy.reset_noise(4)
+            redrawn = policy(padded)[0]
+        torch.testing.assert_close(first, second)  # held: a function of the state
+        assert float(torch.abs(redrawn - first).mean()) > 0.02  # a new draw moves it
+
+        model.learn(total_timesteps=2 * model.n_steps * model.n_envs)
+        reloaded = load_checkpoint_policy(save_checkpoint(model, tmp_path / "ppo.zip"))
+        assert reloaded.use_sde
+        torch.testing.assert_close(reloaded.mean_actions(states), policy.mean_actions(states))
+        export_onnx(
+            reloaded, tmp_path / "policy.onnx", {"timesteps": model.num_timesteps}
+        )  # checks onnxruntime
+    finally:
+        env.close()

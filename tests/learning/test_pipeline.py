@@ -265,3 +265,21 @@ def test_deployment_counts_the_grids_falls_with_the_random_episodes() -> None:
     assert "tracking grid" in record["reason"]
     selected, record = select_policy(results, {"bc": {"falls": 1}, "finetuned": {"falls": 0}})
     assert selected == "finetuned" and record["reason"].startswith("equal falls")
+
+
+def test_deployment_does_not_pick_a_policy_that_falls_less_because_it_stands_still() -> None:
+    """Measured (docs/ABLATIONS.md): a PPO run converged to standing, fell 0 times against BC's
+    2 and was deployed. Fewer falls must not win when the commands are followed far worse."""
+    from pidog_learning.pipeline import select_policy
+
+    def result(falls: int) -> dict:
+        return {"falls": falls, "per_episode_return": [100.0] * 2, "per_episode_speed_mps": [0.2] * 2}
+
+    results = {"bc": result(2), "finetuned": result(0)}
+    standing = {"falls": 0, "mean_abs_vx_error": 0.111, "mean_abs_wz_error": 0.287}
+    walking = {"falls": 0, "mean_abs_vx_error": 0.056, "mean_abs_wz_error": 0.209}
+    selected, record = select_policy(results, {"bc": walking, "finetuned": standing})
+    assert selected == "bc" and "far worse" in record["reason"] and "vx error| 0.111" in record["reason"]
+    # a modest tracking difference does not outweigh falls
+    close = {**standing, "mean_abs_vx_error": 0.070}
+    assert select_policy(results, {"bc": walking, "finetuned": close})[0] == "finetuned"

@@ -6,7 +6,9 @@ Subscribes /joint_states, /imu/data, /cmd_vel, /estop (latched) and, with
 ``follow_learning:=true``, /learning/policy (latched: absolute path of each newly exported
 policy, hot-reloaded). Publishes /joint_commands, its safety state on ~/state (latched String)
 and loop statistics on /diagnostics. Robot side: imports numpy, onnxruntime and rclpy only.
-A NaN /cmd_vel means stop; no /cmd_vel for cmd_timeout_s means stand (command 0, 0).
+A NaN /cmd_vel means stop; no /cmd_vel for cmd_timeout_s means stand (command 0, 0). The
+policy treads in place at (0, 0), as trained; with ``stand_after_s`` > 0 a zero command held
+that long stands the robot still (safety state ``standing``) until the next non-zero command.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class PolicyNodeParams:
     fall_recovery_s: float
     diagnostics_period_s: float
     cmd_timeout_s: float
+    stand_after_s: float
 
 
 NUMBER_DEFAULTS: dict[str, float] = {
@@ -83,6 +86,9 @@ NUMBER_DEFAULTS: dict[str, float] = {
     # Once an operator has sent /cmd_vel, silence for this long means "stop" (as the teleop gait
     # node and the bag importer read it); before any /cmd_vel the default command applies.
     "cmd_timeout_s": CMD_TIMEOUT_S,
+    # 0: the policy runs at a zero command too (as in training and evaluation); robot.launch.xml
+    # sets 1 s so an idle robot stands still instead of treading in place.
+    "stand_after_s": 0.0,
 }
 
 
@@ -177,6 +183,7 @@ class PolicyNode(Node):
                 sensor_timeout_s=self.params.sensor_timeout_s,
                 max_tilt_rad=self.params.max_tilt_rad,
                 fall_recovery_s=self.params.fall_recovery_s,
+                stand_after_s=self.params.stand_after_s,
             )
         )
         self.policy: OnnxPolicy | None = (
@@ -338,6 +345,7 @@ class PolicyNode(Node):
             self.obs.gravity,
             self.estop,
             self.policy is not None,
+            command_is_zero=not np.any(self.obs.command),
         )
         if state != previous:
             self._publish_state()
@@ -394,7 +402,7 @@ class PolicyNode(Node):
         state = self.safety.state
         self.state_pub.publish(String(data=state.value))
         text = f"state {state.value}: {self.safety.reason}"
-        if state in (SafetyState.SOFT_START, SafetyState.RUNNING):
+        if state in (SafetyState.SOFT_START, SafetyState.RUNNING, SafetyState.STANDING):
             self.get_logger().info(text)
         else:
             self.get_logger().warning(text)

@@ -8,6 +8,9 @@ One state per control tick, in priority order:
 ``fallen``               roll or pitch beyond ``max_tilt_rad``: stop the policy and hold.
 ``soft_start``           ramp from the measured pose to the stand pose over ``soft_start_s``.
 ``no_policy``            (only when following the learning node) stand until a policy arrives.
+``standing``             (with ``stand_after_s`` > 0) the command has been zero that long: ramp to
+                         the stand pose over ``soft_start_s`` and hold it instead of treading in
+                         place; the next non-zero command hands back to the policy.
 ``running``              the policy commands the joints.
 
 Whatever the state, commands pass through ``ServoModel`` (the same one the sim and the
@@ -37,6 +40,7 @@ class SafetyState(StrEnum):
     FALLEN = "fallen"
     ESTOP = "estop"
     NO_POLICY = "no_policy"
+    STANDING = "standing"
 
 
 class SafetyConfigError(ValueError):
@@ -50,6 +54,9 @@ class SafetyConfig:
     sensor_timeout_s: float = 0.25  # s of wall time without a valid message
     max_tilt_rad: float = 0.8
     fall_recovery_s: float = 2.0  # upright this long ends a fall stop (with a soft start)
+    # A zero command held this long stands the robot still (the policy treads in place at
+    # (0, 0), as trained); 0 never does.
+    stand_after_s: float = 0.0
 
     def __post_init__(self) -> None:
         _require(
@@ -73,6 +80,9 @@ class SafetyConfig:
             "fall_recovery_s",
             "must be within [0, 600] s",
             self.fall_recovery_s,
+        )
+        _require(
+            0 <= self.stand_after_s <= 3600, "stand_after_s", "must be within [0, 3600] s", self.stand_after_s
         )
 
 
@@ -113,6 +123,7 @@ class SafetyLayer:
         self._ramp_from = STAND_POSE.copy()
         self._ticks_in_state = 0
         self._upright_ticks = 0
+        self._idle_ticks = 0
 
     # --- state -------------------------------------------------------------------------------
     def update(
@@ -123,9 +134,14 @@ class SafetyLayer:
         gravity: np.ndarray | None,
         estop: bool,
         have_policy: bool,
+        command_is_zero: bool = False,
     ) -> SafetyState:
-        """Advance one control tick and return the state for it."""
+        """Advance one control tick and return the state for it.
+
+        ``command_is_zero``: the operator's velocity command is (0, 0) this tick.
+        """
         self._ticks_in_state += 1
+        self._idle_ticks = self._idle_ticks + 1 if command_is_zero else 0
         if estop:
             return self._enter(SafetyState.ESTOP, f"{ESTOP_TOPIC} is true")
         if not times.ever_received() or joint_pos is None or gravity is None:
@@ -155,9 +171,19 @@ class SafetyLayer:
             and self._ticks_in_state * self.config.dt < self.config.soft_start_s + 1e-9
         ):
             return self.state
+        if have_policy and self._stand_still():
+            if self.state != SafetyState.STANDING:
+                self._ramp_from = self._servo.position.copy()
+            return self._enter(
+                SafetyState.STANDING, f"command zero for {self.config.stand_after_s:g} s: standing still"
+            )
         if have_policy:
             return self._enter(SafetyState.RUNNING, "policy in control")
         return self._enter(SafetyState.NO_POLICY, "standing: waiting for a policy on /learning/policy")
+
+    def _stand_still(self) -> bool:
+        stand_after = self.config.stand_after_s
+        return stand_after > 0 and self._idle_ticks * self.config.dt >= stand_after - 1e-9
 
     def stale_check(self, now: float, times: SensorTimes) -> SafetyState:
         """Between ticks (e.g. when sim time stopped): mark silent sensors without commanding."""
@@ -190,7 +216,7 @@ class SafetyLayer:
             return None
         if self.state in (SafetyState.STALE, SafetyState.FALLEN):
             return self._servo.position.copy()  # hold: no new motion
-        if self.state == SafetyState.SOFT_START:
+        if self.state in (SafetyState.SOFT_START, SafetyState.STANDING):
             frac = (
                 1.0
                 if self.config.soft_start_s == 0

@@ -209,7 +209,14 @@ def check_compatible(
 
 
 def load_into_policy(policy: PiDogPolicy, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """load_state_dict with a clear error for shape/key mismatches."""
+    """load_state_dict with a clear error for shape/key mismatches.
+
+    The log-std is PPO's exploration noise, unused by BC and the deployed mean: weights made
+    under the other noise kind (``policy.exploration``) load with this network's own.
+    """
+    state_dict = dict(state_dict)
+    if "log_std" in state_dict and state_dict["log_std"].shape != policy.log_std.shape:
+        state_dict["log_std"] = policy.log_std.detach().clone()
     try:
         policy.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:

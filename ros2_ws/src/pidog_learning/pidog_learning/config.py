@@ -78,6 +78,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "activation": "tanh",
         "initial_log_std": -1.5,
         "privileged_critic": True,
+        # "gaussian": noise independent per joint and step; "gsde": SB3's state-dependent noise
+        # (networks.EXPLORATIONS), a random linear map of the actor's hidden state held for
+        # ppo.sde_sample_freq steps, so a perturbation follows the gait instead of breaking
+        # strides. Its strength is still set by initial_log_std (as the mean action std).
+        "exploration": "gaussian",
     },
     "bc": {"learning_rate": 1e-3, "batch_size": 256, "validation_fraction": 0.1, "weight_decay": 0.0},
     "ppo": {
@@ -99,6 +104,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # policy failed the shipped policy's ROS-graph tests (drift at a zero command, a slow
         # arc at (0.05, 1.0)), so it stays off until more seeds say (docs/ABLATIONS.md).
         "symmetry_loss_weight": 0.0,
+        # gSDE only: steps between new noise maps; -1: one per rollout (n_steps).
+        "sde_sample_freq": -1,
     },
     # Measures against forgetting the BC prior during PPO.
     "finetune": {
@@ -207,6 +214,7 @@ RESUMABLE_OVERRIDES: frozenset[str] = frozenset(
     }
 )
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu")
+EXPLORATIONS: tuple[str, ...] = ("gaussian", "gsde")  # policy.exploration (networks.PiDogPolicy)
 CONFIG_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
 
 
@@ -557,6 +565,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
             f"option 'policy.activation' must be one of {ACTIVATIONS}, got {config['policy']['activation']!r}"
         )
     _float(config, "policy.initial_log_std", -5.0, 1.0)
+    exploration = config["policy"].get("exploration", "gaussian")  # absent in older experiments
+    if exploration not in EXPLORATIONS:
+        raise ConfigError(f"option 'policy.exploration' must be one of {EXPLORATIONS}, got {exploration!r}")
 
     _float(config, "bc.learning_rate", 0.0, low_open=True)
     _int(config, "bc.batch_size", 1)
@@ -585,6 +596,16 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "finetune.handover_log_std", -5.0, 1.0)
     _float(config, "finetune.noise_anneal_from", 0.0, 1.0)
     _float(config, "finetune.final_log_std", -5.0, 1.0)
+    if "sde_sample_freq" in config["ppo"]:
+        _int(config, "ppo.sde_sample_freq", -1)
+    if exploration == "gsde":
+        # Both set the log-std directly as an action std: under gSDE it weights hidden units.
+        for name, off in (("finetune.noise_anneal_from", 1.0), ("finetune.handover_bc_weight", 0.0)):
+            group, key = name.split(".")
+            if config[group][key] != off:
+                raise ConfigError(
+                    f"option '{name}' is not supported with policy.exploration='gsde' (leave it at {off})"
+                )
 
     _int(config, "eval.freq", 0)
     for name in ("eval.episodes", "eval.final_episodes"):

@@ -21,6 +21,7 @@ from pidog_description.spec import ACTION_DIM, OBS_DIM
 from pidog_sim.env import CAMERA_SHAPE
 from pidog_sim.task import PRIVILEGED_DIM
 
+from .config import EXPLORATIONS
 from .normalization import NormalizedStateExtractor, ObservationNormalizer, StateImageExtractor
 
 ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
@@ -75,10 +76,20 @@ class PiDogPolicy(ActorCriticPolicy):
         hidden_sizes: list[int] | None = None,
         activation: str = "tanh",
         privileged_dim: int = 0,
+        exploration: str = "gaussian",
         **kwargs: Any,
     ) -> None:
         if activation not in ACTIVATION_CLASSES:
             raise ValueError(f"activation must be one of {sorted(ACTIVATION_CLASSES)}, got {activation!r}")
+        # "gaussian": PPO's noise is independent per joint and step. "gsde": SB3's generalised
+        # state-dependent exploration, a random linear map of the actor's last hidden layer
+        # redrawn every sde_sample_freq steps, so the noise varies smoothly along the gait.
+        if exploration not in EXPLORATIONS:
+            raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {exploration!r}")
+        self.exploration = exploration
+        # Ours, not PPO's use_sde argument, decides: BC and export build this policy without PPO
+        # and must get the same log-std shape to load its weights.
+        kwargs["use_sde"] = exploration == "gsde"
         hidden = list(hidden_sizes or [256, 256])
         self.hidden_sizes = hidden
         self.privileged_dim = int(privileged_dim)
@@ -150,12 +161,39 @@ class PiDogPolicy(ActorCriticPolicy):
             observation = np.concatenate([observation, pad], axis=-1)
         return super().predict(observation, *args, **kwargs)
 
-    def mean_actions(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-        """The deterministic action before clipping (the Gaussian mean), from the deployable
-        observation alone (extra privileged columns, if given, are ignored)."""
+    def actor_latent(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """The actor's last hidden layer from the deployable observation alone (extra
+        privileged columns, if given, are ignored)."""
         preprocessed = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
         features = self.pi_features_extractor.actor_features(preprocessed)
-        return self.action_net(self.mlp_extractor.forward_actor(features))
+        return self.mlp_extractor.forward_actor(features)
+
+    def mean_actions(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """The deterministic action before clipping (the Gaussian mean)."""
+        return self.action_net(self.actor_latent(obs))
+
+    def action_std(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> float:
+        """PPO's exploration noise, in action units, averaged over joints and ``obs``."""
+        if not self.use_sde:
+            return float(torch.exp(self.log_std.detach()).mean())
+        latent = self.actor_latent(obs).detach()
+        variance = (latent**2) @ torch.exp(2.0 * self.log_std.detach())
+        return float(torch.sqrt(variance).mean())
+
+    def set_action_std(self, log_std: float, obs: torch.Tensor | dict[str, torch.Tensor]) -> None:
+        """Set the exploration noise so that ``action_std(obs)`` is about exp(``log_std``).
+
+        Gaussian: the log-std itself. gSDE: an action's std is |latent| x the noise weights'
+        std, so the weights get exp(log_std) / rms|latent| over ``obs`` (the states the robot
+        will visit, e.g. the demonstrations).
+        """
+        with torch.no_grad():
+            if not self.use_sde:
+                self.log_std.fill_(log_std)
+                return
+            latent = self.actor_latent(obs)
+            rms = float(torch.sqrt(torch.mean(torch.sum(latent**2, dim=-1))))
+            self.log_std.fill_(log_std - float(np.log(max(rms, 1e-6))))
 
 
 def policy_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,6 +203,8 @@ def policy_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
         "activation": str(config["policy"]["activation"]),
         "log_std_init": float(config["policy"]["initial_log_std"]),
     }
+    if config["policy"].get("exploration", "gaussian") != "gaussian":
+        kwargs["exploration"] = str(config["policy"]["exploration"])  # old checkpoints: no key
     if config["policy"].get("privileged_critic"):
         kwargs["privileged_dim"] = PRIVILEGED_DIM
     return kwargs

@@ -49,6 +49,7 @@ from .ppo_finetune import (
     restore,
     save_checkpoint,
     segment_seed,
+    set_exploration,
     start_from,
 )
 from .report import write_report
@@ -187,9 +188,11 @@ def select_policy(
 
     Fewer falls wins, counted over the random evaluation episodes and the command-tracking grid
     (if it ran): with 10 episodes alone, 1 fall against 3 is chance, and the grid is what a
-    steered robot meets. With as many falls, the higher mean return over the random episodes
-    (the training objective: speed and yaw tracking, posture, effort). The paired difference and
-    its 95 % CI are recorded so the report can say whether the difference was measurable at all.
+    steered robot meets. But not a policy that follows the grid's commands far worse
+    (``TRACKING_WORSE``): a robot that stands still does not fall, and PPO can converge to one.
+    With as many falls, the higher mean return over the random episodes (the training
+    objective: speed and yaw tracking, posture, effort). The paired difference and its 95 % CI
+    are recorded so the report can say whether the difference was measurable at all.
     """
     from pidog_sim.evaluation import paired_difference
 
@@ -212,8 +215,17 @@ def select_policy(
         "speed_difference_mps": speed,
     }
     measured = "a measured difference" if diff["significant"] else "within the noise (95 % CI includes 0)"
-    if falls["finetuned"] != falls["bc"]:
-        selected = "finetuned" if falls["finetuned"] < falls["bc"] else "bc"
+    fell_less = "finetuned" if falls["finetuned"] < falls["bc"] else "bc"
+    worse = _tracks_worse(grid, fell_less) if falls["finetuned"] != falls["bc"] else None
+    if worse is not None:
+        selected = "bc" if fell_less == "finetuned" else "finetuned"
+        record["reason"] = (
+            f"{'BC + PPO' if fell_less == 'finetuned' else 'BC'} fell less "
+            f"({falls['finetuned']} vs {falls['bc']} falls for PPO vs BC over the {counted}) but follows "
+            f"the commands far worse ({worse}), so {'BC + PPO' if selected == 'finetuned' else 'BC'}"
+        )
+    elif falls["finetuned"] != falls["bc"]:
+        selected = fell_less
         record["reason"] = (
             f"{'BC + PPO' if selected == 'finetuned' else 'BC'} fell less "
             f"({falls['finetuned']} vs {falls['bc']} falls for PPO vs BC over the {counted})"
@@ -224,6 +236,23 @@ def select_policy(
             f"equal falls; mean return PPO - BC = {diff['mean']:+.1f} ± {diff['ci95']:.1f} (95 % CI), {measured}"
         )
     return selected, record
+
+
+# A policy whose mean grid error (vx or wz) is this many times the other's, and worse by more
+# than the floor (m/s, rad/s), does not win on falls alone.
+TRACKING_WORSE = {"factor": 1.5, "vx": 0.02, "wz": 0.05}
+
+
+def _tracks_worse(grid: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
+    """How ``name`` follows the grid's commands far worse than the other policy, or None."""
+    other = "bc" if name == "finetuned" else "finetuned"
+    if name not in grid or other not in grid:
+        return None
+    for axis, unit in (("vx", "m/s"), ("wz", "rad/s")):
+        mine, theirs = (float(grid[n].get(f"mean_abs_{axis}_error", 0.0)) for n in (name, other))
+        if mine > TRACKING_WORSE["factor"] * theirs and mine - theirs > TRACKING_WORSE[axis]:
+            return f"mean |{axis} error| {mine:.3f} vs {theirs:.3f} {unit}"
+    return None
 
 
 class Pipeline:
@@ -432,6 +461,7 @@ class Pipeline:
         # a resumed run continues with new episodes and noise instead of replaying the first.
         seed = segment_seed(cfg["seed"], 0 if checkpoint is None else checkpoint_timesteps(checkpoint))
         env = make_vec_env(cfg, seed=seed)
+        demo_states = None if demos is None else demos.observations
         try:
             meta = checkpoint_metadata(self.kwargs, self.use_camera, {"experiment": self.dir.name})
             model = build_ppo(cfg, env, self.path(TENSORBOARD_DIR), meta, seed=seed)
@@ -441,13 +471,12 @@ class Pipeline:
                     phase="ppo", timesteps=model.num_timesteps, message=f"resumed from {checkpoint}"
                 )
             elif not cfg["no_bc_init"]:
-                start_from(model, bc_policy, cfg["policy"]["initial_log_std"])
+                start_from(model, bc_policy, cfg["policy"]["initial_log_std"], demo_states)
             else:
                 # Plain PPO from scratch (SB3's log-std 0, see build_ppo), but with the demos'
                 # normaliser: a comparison with BC->RL should be about the prior, nothing else.
                 model.policy.normalizer.load_state_dict(bc_policy.normalizer.state_dict())
-                with torch.no_grad():
-                    model.policy.log_std.fill_(0.0)
+                set_exploration(model.policy, 0.0, demo_states)
             if not self.history["evaluations"]:
                 self._evaluate_and_log(model, first=True)
             self.reporter.status(phase="ppo", timesteps=model.num_timesteps, total_timesteps=total)

@@ -34,12 +34,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
+from pidog_description.spec import OBS_DIM
+
 from .atomic import atomic_output
 from .bc import bc_loss
 from .compute import torch_threads
 from .demonstrations import Demonstrations
 from .export import METADATA_ATTRIBUTE, read_checkpoint_data
-from .networks import PiDogPolicy, policy_kwargs
+from .networks import PiDogPolicy, policy_kwargs, state_only_batch
 from .progress import TrainingProgress
 from .symmetry import symmetry_loss
 
@@ -105,6 +107,8 @@ def ppo_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
         "vf_coef": float(ppo["vf_coef"]),
         "max_grad_norm": float(ppo["max_grad_norm"]),
         "target_kl": float(ppo["target_kl"]) or None,
+        "use_sde": config["policy"].get("exploration", "gaussian") == "gsde",
+        "sde_sample_freq": int(ppo.get("sde_sample_freq", -1)),
     }
 
 
@@ -219,9 +223,11 @@ class FinetunePPO(PPO):
         actor_active = not self.actor_frozen
         actor_epochs = 0
         loss = torch.zeros(())
+        observations: Any = None
         for _epoch in range(self.n_epochs):
             stepped_actor = False
             for batch in self.rollout_buffer.get(self.batch_size):
+                observations = batch.observations
                 if not actor_active:
                     value_loss = self._value_loss(
                         self.policy.predict_values(batch.observations).flatten(), batch, clip_range_vf
@@ -283,7 +289,8 @@ class FinetunePPO(PPO):
                 )
             ),
         )
-        self.logger.record("train/std", float(torch.exp(self.policy.log_std.detach()).mean()))
+        with torch.no_grad():
+            self.logger.record("train/std", self.policy.action_std(observations))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
 
@@ -319,11 +326,33 @@ def build_ppo(
     return model
 
 
-def start_from(model: FinetunePPO, source: PiDogPolicy, initial_log_std: float) -> None:
-    """Copy the BC policy into PPO's (exact, normaliser included); set the exploration noise."""
-    model.policy.load_state_dict(source.state_dict(), strict=True)
-    with torch.no_grad():
-        model.policy.log_std.fill_(initial_log_std)
+def start_from(
+    model: FinetunePPO, source: PiDogPolicy, initial_log_std: float, observations: np.ndarray | None = None
+) -> None:
+    """Copy the BC policy into PPO's (exact, normaliser included); set the exploration noise to
+    exp(``initial_log_std``) action units (gSDE: on average over ``observations``, the
+    demonstrations' states; needed for gSDE)."""
+    # Everything but the log-std, which is set below (and whose shape depends on the noise
+    # kind: BC weights trained under either kind start PPO under either).
+    weights = {k: v for k, v in source.state_dict().items() if k != "log_std"}
+    missing, unexpected = model.policy.load_state_dict(weights, strict=False)
+    if missing != ["log_std"] or unexpected:
+        raise ValueError(
+            f"the BC policy does not fit PPO's network: missing {missing}, unexpected {unexpected}"
+        )
+    set_exploration(model.policy, initial_log_std, observations)
+
+
+def set_exploration(policy: PiDogPolicy, log_std: float, observations: np.ndarray | None) -> None:
+    """``policy.set_action_std`` from deployable observations (N, OBS_DIM)."""
+    if policy.use_sde and observations is None:
+        raise ValueError("gSDE's noise is scaled on observations: pass the demonstrations' states")
+    obs = (
+        torch.zeros((1, OBS_DIM))
+        if observations is None
+        else torch.as_tensor(observations, dtype=torch.float32)
+    )
+    policy.set_action_std(log_std, state_only_batch(policy, obs))
 
 
 def checkpoint_timesteps(checkpoint: str | os.PathLike[str]) -> int:
