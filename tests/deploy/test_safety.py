@@ -147,7 +147,17 @@ def test_a_held_zero_command_stands_the_robot_still_and_the_next_command_walks()
     np.testing.assert_allclose(cmd, STAND_POSE, atol=1e-9)  # then held
 
     state, cmd = clock.tick(target=treading)  # the next command walks at once
-    assert state == SafetyState.RUNNING and np.abs(cmd - STAND_POSE).max() > 0
+    assert state == SafetyState.RUNNING
+    assert np.all((cmd - STAND_POSE) * (treading - STAND_POSE) > 0)  # toward the policy's target
+
+    # Standing survives an e-stop: released, the robot soft-starts and, still idle, stands again.
+    for _ in range(60):
+        state, cmd = clock.tick(target=treading, idle=True)
+    assert state == SafetyState.STANDING
+    state, cmd = clock.tick(target=treading, idle=True, estop=True)
+    assert state == SafetyState.ESTOP and cmd is None
+    states = [clock.tick(target=treading, idle=True)[0] for _ in range(int(0.5 / DT) + 2)]
+    assert states[0] == SafetyState.SOFT_START and states[-1] == SafetyState.STANDING
 
     never = Clock(SafetyLayer(SafetyConfig(dt=DT, soft_start_s=0.0)), STAND_POSE)
     for _ in range(500):

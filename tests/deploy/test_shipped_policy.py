@@ -1,14 +1,16 @@
 """The shipped policy (models/policies/pidog_walk.onnx) driven over DDS the way the robot runs it.
 
 sim_node and policy_node are separate processes; the test is the operator: it sends /cmd_vel
-(robot.launch.xml's default_vx is 0, so /cmd_vel is the only way the policy walks) and judges
+(default_vx is 0, as in robot.launch.xml, so /cmd_vel is the only way the policy walks) and judges
 the motion by the simulator's ground-truth odometry, on the sim's own time line.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,7 +86,7 @@ class Odom:
 class Driver:
     """The operator: /cmd_vel at 20 Hz (None: silent), judged by ground-truth odometry on sim time."""
 
-    def __init__(self, probe, odom: Odom, logs) -> None:
+    def __init__(self, probe: Any, odom: Odom, logs: Callable[[], str]) -> None:
         self.probe, self.odom, self.logs = probe, odom, logs
         self.command: tuple[float, float] | None = None
         self.twist_pub = probe.node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
@@ -123,7 +125,8 @@ def test_shipped_policy_follows_cmd_vel_forward_left_right_then_stands(spawn_nod
     sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 3})
     policy = spawn_node(
         "pidog_control.policy_node",
-        {"policy_path": str(SHIPPED), "use_sim_time": True, "default_vx": 0.0},  # as robot.launch.xml
+        # robot.launch.xml's default_vx; stand_after_s off (the policy itself at (0, 0); next test)
+        {"policy_path": str(SHIPPED), "use_sim_time": True, "default_vx": 0.0},
     )
     logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
     assert ros_probe.spin_until(lambda: rec.state == "running", 60), logs()
@@ -132,7 +135,7 @@ def test_shipped_policy_follows_cmd_vel_forward_left_right_then_stands(spawn_nod
     forward = drive((0.2, 0.0), 6.0)
     left = drive((0.05, 1.0), 10.0)
     right = drive((0.1, -1.0), 10.0)
-    stand = drive(None, 3.0, settle=1.5)  # /cmd_vel stops: after cmd_timeout_s the policy stands
+    stand = drive(None, 3.0, settle=1.5)  # /cmd_vel stops: after cmd_timeout_s the policy gets (0, 0)
     drift = speed(stand)
     report = (
         f"forward {heading_progress(forward):.3f} m/6 s, left {left[-1, 3] - left[0, 3]:+.3f} rad/10 s, "

@@ -325,10 +325,14 @@ def test_gsde_noise_has_the_configured_strength_is_held_per_draw_and_deploys_its
         assert model.use_sde and policy.log_std.shape == (TINY["policy"]["net_arch"][-1], 8)
         start_from(model, bc, initial_log_std=-1.5, observations=demos.observations)
         states = torch.as_tensor(demos.observations[:200])
-        assert policy.action_std(states) == pytest.approx(np.exp(-1.5), rel=0.05)
+        padded_all = torch.cat([states, torch.zeros((len(states), policy.privileged_dim))], dim=1)
+        with torch.no_grad():  # SB3's own distribution, the one PPO samples from
+            sampled_std = policy.get_distribution(padded_all).distribution.stddev.mean()
+        assert float(sampled_std) == pytest.approx(np.exp(-1.5), rel=0.05)
+        assert policy.action_std(states) == pytest.approx(float(sampled_std), rel=1e-4)
         torch.testing.assert_close(policy.mean_actions(states), bc.mean_actions(states))
 
-        padded = torch.cat([states[:4], torch.zeros((4, policy.privileged_dim))], dim=1)
+        padded = padded_all[:4]
         policy.reset_noise(4)
         with torch.no_grad():
             first, second = policy(padded)[0], policy(padded)[0]

@@ -258,12 +258,15 @@ def test_deployment_counts_the_grids_falls_with_the_random_episodes() -> None:
     def result(falls: int, returns: list[float]) -> dict:
         return {"falls": falls, "per_episode_return": returns, "per_episode_speed_mps": [0.2] * len(returns)}
 
+    def grid(falls: int) -> dict:
+        return {"falls": falls, "mean_abs_vx_error": 0.04, "mean_abs_wz_error": 0.12}
+
     results = {"bc": result(1, [100.0, 100.0]), "finetuned": result(2, [120.0, 120.0])}
     assert select_policy(results)[0] == "bc"
-    selected, record = select_policy(results, {"bc": {"falls": 3}, "finetuned": {"falls": 0}})
+    selected, record = select_policy(results, {"bc": grid(3), "finetuned": grid(0)})
     assert selected == "finetuned" and record["falls"] == {"bc": 4, "finetuned": 2}
     assert "tracking grid" in record["reason"]
-    selected, record = select_policy(results, {"bc": {"falls": 1}, "finetuned": {"falls": 0}})
+    selected, record = select_policy(results, {"bc": grid(1), "finetuned": grid(0)})
     assert selected == "finetuned" and record["reason"].startswith("equal falls")
 
 
@@ -283,3 +286,6 @@ def test_deployment_does_not_pick_a_policy_that_falls_less_because_it_stands_sti
     # a modest tracking difference does not outweigh falls
     close = {**standing, "mean_abs_vx_error": 0.070}
     assert select_policy(results, {"bc": walking, "finetuned": close})[0] == "finetuned"
+    # nor does a far worse tracker lose to one that fell many more times
+    results = {"bc": result(12), "finetuned": result(0)}
+    assert select_policy(results, {"bc": walking, "finetuned": standing})[0] == "finetuned"

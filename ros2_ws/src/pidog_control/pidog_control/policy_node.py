@@ -52,6 +52,7 @@ from .policy_runtime import ObservationBuilder, OnnxPolicy, PolicyLoadError
 from .safety import SafetyConfig, SafetyConfigError, SafetyLayer, SafetyState, SensorTimes
 
 WARN_EVERY_S = 2.0
+IDLE_DEADBAND = (0.005, 0.01)  # m/s, rad/s: a command this small counts as zero for stand_after_s
 STATS_WINDOW = 500  # ticks (10 s at 50 Hz) behind the diagnostics percentiles
 
 
@@ -345,7 +346,7 @@ class PolicyNode(Node):
             self.obs.gravity,
             self.estop,
             self.policy is not None,
-            command_is_zero=not np.any(self.obs.command),
+            command_is_zero=self._command_is_zero(),
         )
         if state != previous:
             self._publish_state()
@@ -384,11 +385,21 @@ class PolicyNode(Node):
         self.obs.advance(action, self.dt)
         return action_to_target(action)
 
+    def _command_is_zero(self) -> bool:
+        """(0, 0) within IDLE_DEADBAND: a joystick at rest may send a few 1e-4 instead of 0."""
+        return bool(np.all(np.abs(self.obs.command) < IDLE_DEADBAND))
+
     def _tick_state_only(self) -> None:
         """React to /estop at once instead of on the next tick."""
         if self.estop and self.safety.state != SafetyState.ESTOP:
             self.safety.update(
-                time.monotonic(), self.times, self.obs.joint_pos, self.obs.gravity, True, False
+                time.monotonic(),
+                self.times,
+                self.obs.joint_pos,
+                self.obs.gravity,
+                True,
+                False,
+                self._command_is_zero(),
             )
             self._publish_state()
 

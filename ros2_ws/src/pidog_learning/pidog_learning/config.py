@@ -599,6 +599,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "finetune.final_log_std", -5.0, 1.0)
     if "sde_sample_freq" in config["ppo"]:
         _int(config, "ppo.sde_sample_freq", -1)
+        if config["ppo"]["sde_sample_freq"] == 0:
+            raise ConfigError(
+                "option 'ppo.sde_sample_freq' must be -1 (once per rollout) or a positive step count, got 0"
+            )
     if exploration == "gsde":
         # Both set the log-std directly as an action std: under gSDE it weights hidden units.
         for name, off in (("finetune.noise_anneal_from", 1.0), ("finetune.handover_bc_weight", 0.0)):

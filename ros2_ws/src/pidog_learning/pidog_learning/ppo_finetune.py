@@ -335,7 +335,10 @@ def start_from(
     # Everything but the log-std, which is set below (and whose shape depends on the noise
     # kind: BC weights trained under either kind start PPO under either).
     weights = {k: v for k, v in source.state_dict().items() if k != "log_std"}
-    missing, unexpected = model.policy.load_state_dict(weights, strict=False)
+    try:
+        missing, unexpected = model.policy.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # a shape mismatch
+        raise ValueError(f"the BC policy does not fit PPO's network: {exc}") from exc
     if missing != ["log_std"] or unexpected:
         raise ValueError(
             f"the BC policy does not fit PPO's network: missing {missing}, unexpected {unexpected}"
@@ -343,10 +346,15 @@ def start_from(
     set_exploration(model.policy, initial_log_std, observations)
 
 
+SCALE_STATES = 4096  # demonstration states gSDE's noise is scaled on
+
+
 def set_exploration(policy: PiDogPolicy, log_std: float, observations: np.ndarray | None) -> None:
     """``policy.set_action_std`` from deployable observations (N, OBS_DIM)."""
     if policy.use_sde and observations is None:
         raise ValueError("gSDE's noise is scaled on observations: pass the demonstrations' states")
+    if observations is not None and len(observations) > SCALE_STATES:  # plenty for an RMS
+        observations = observations[np.linspace(0, len(observations) - 1, SCALE_STATES).astype(int)]
     obs = (
         torch.zeros((1, OBS_DIM))
         if observations is None
