@@ -180,7 +180,9 @@ class PiDogPolicy(ActorCriticPolicy):
         variance = (latent**2) @ torch.exp(2.0 * self.log_std.detach())
         return float(torch.sqrt(variance).mean())
 
-    def set_action_std(self, log_std: float, obs: torch.Tensor | dict[str, torch.Tensor]) -> None:
+    def set_action_std(
+        self, log_std: float, obs: torch.Tensor | dict[str, torch.Tensor] | None = None
+    ) -> None:
         """Set the exploration noise so that ``action_std(obs)`` is about exp(``log_std``).
 
         Gaussian: the log-std itself. gSDE: an action's std is |latent| x the noise weights'
@@ -191,6 +193,8 @@ class PiDogPolicy(ActorCriticPolicy):
             if not self.use_sde:
                 self.log_std.fill_(log_std)
                 return
+            if obs is None:
+                raise ValueError("gSDE's noise is scaled on observations: pass the states it will meet")
             latent = self.actor_latent(obs)
             rms = float(torch.sqrt(torch.mean(torch.sum(latent**2, dim=-1))))
             self.log_std.fill_(log_std - float(np.log(max(rms, 1e-6))))

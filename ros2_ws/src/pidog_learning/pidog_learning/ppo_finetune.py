@@ -34,8 +34,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
-from pidog_description.spec import OBS_DIM
-
 from .atomic import atomic_output
 from .bc import bc_loss
 from .compute import torch_threads
@@ -350,17 +348,16 @@ SCALE_STATES = 4096  # demonstration states gSDE's noise is scaled on
 
 
 def set_exploration(policy: PiDogPolicy, log_std: float, observations: np.ndarray | None) -> None:
-    """``policy.set_action_std`` from deployable observations (N, OBS_DIM)."""
-    if policy.use_sde and observations is None:
+    """``policy.set_action_std``; gSDE scales on deployable observations (N, OBS_DIM)."""
+    if not policy.use_sde:
+        policy.set_action_std(log_std)  # the log-std itself: no states needed
+        return
+    if observations is None:
         raise ValueError("gSDE's noise is scaled on observations: pass the demonstrations' states")
-    if observations is not None and len(observations) > SCALE_STATES:  # plenty for an RMS
+    if len(observations) > SCALE_STATES:  # plenty for an RMS
         observations = observations[np.linspace(0, len(observations) - 1, SCALE_STATES).astype(int)]
-    obs = (
-        torch.zeros((1, OBS_DIM))
-        if observations is None
-        else torch.as_tensor(observations, dtype=torch.float32)
-    )
-    policy.set_action_std(log_std, state_only_batch(policy, obs))
+    states = torch.as_tensor(observations, dtype=torch.float32)
+    policy.set_action_std(log_std, state_only_batch(policy, states))
 
 
 def checkpoint_timesteps(checkpoint: str | os.PathLike[str]) -> int:
