@@ -33,6 +33,13 @@ def expected_pulse_us(joint_deg: list[float], offsets_deg: list[float] | None = 
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """Entries of a log another process is still appending to.
+
+    Only newline-terminated lines count: the writer may be mid-line when we read (CI once
+    caught a half-written entry), and that entry is complete on the next read.
+    """
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
