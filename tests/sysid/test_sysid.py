@@ -147,3 +147,39 @@ def test_speed_binds_below_reads_the_largest_command_step(excitation_bag: Path) 
     one.commands[0, 20:, 3] += 0.3  # one joint steps by 0.3 rad in one control period
     limit = sysid.SERVO_MAX_SPEED * sysid.CONTROL_DT
     assert sysid.speed_binds_below(one) == pytest.approx(0.3 / limit)
+
+
+def _fast_squats(strength: float, speed: float) -> tuple[np.ndarray, np.ndarray]:
+    """Joint angles and gyro while every knee steps 0.4 rad at once, five times (one robot)."""
+    from pidog_sim.batch import BatchSim
+
+    sim = BatchSim(
+        1, randomize=False, config={"nominal": {"servo_strength": strength, "servo_speed": speed}}, threads=1
+    )
+    try:
+        sim.reset(np.arange(1), seeds=np.arange(1))
+        joints, gyro = [], []
+        for k in range(100):
+            target = STAND_POSE.copy()
+            if k >= 50 and (k // 10) % 2 == 1:
+                target[[1, 3, 5, 7]] += 0.4  # 0.4 rad in one 20 ms step: 2.7x the full-speed limit
+            sim.step(target[None])
+            joints.append(sim.joint_positions()[0].copy())
+            gyro.append(sim.imu()[1][0].copy())
+        return np.array(joints), np.array(gyro)
+    finally:
+        sim.close()
+
+
+def test_a_weak_servos_speed_limit_never_acts_so_sysid_cannot_see_it() -> None:
+    """Why a 0.7-strength robot's speed is reported as not determined whatever the excitation:
+    its torque-speed curve already caps the joints below any speed limit above ~0.7."""
+    cap = sysid.speed_cap_of_strength(0.7)
+    assert cap == pytest.approx(0.7, rel=0.05)  # damping = stall torque / no-load speed
+    free_q, free_g = _fast_squats(0.7, 2.0)
+    for speed in (cap * 1.05, 0.9, 1.2):
+        q, g = _fast_squats(0.7, speed)
+        np.testing.assert_allclose(q, free_q, atol=1e-9, err_msg=f"speed {speed} changed the joints")
+        np.testing.assert_allclose(g, free_g, atol=1e-9, err_msg=f"speed {speed} changed the gyro")
+    slow_q, slow_g = _fast_squats(0.7, 0.5)  # below the cap the limit acts, and the IMU shows it
+    assert np.abs(slow_q - free_q).max() > 0.05 and np.abs(slow_g - free_g).max() > 0.5

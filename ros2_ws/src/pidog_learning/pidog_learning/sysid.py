@@ -22,7 +22,9 @@ pidog-sysid BAG... --out robot_params.yaml [--plot fit.png] [--population 16] [-
    (R² and RMS per signal), the correlations between parameters, the pairs the data could not
    separate (|correlation| >= 0.7, e.g. strength and mass) with their better-determined ratio,
    the parameters the data do not determine at all (``not_determined``: servo speed when no
-   command step reaches the speed limit), and a plot of recorded vs simulated traces.
+   command step reaches the speed limit, or when the fitted strength's torque-speed curve
+   already caps the joints below it: ``speed_cap_of_strength``), and a plot of recorded vs
+   simulated traces.
    Uncertainties are at least the spread of the candidates that fit within ``NEAR_TOLERANCE``
    of the best (``near_best``): the cost surface has separate narrow minima.
 
@@ -433,6 +435,24 @@ def speed_binds_below(windows: Windows) -> float:
     return largest / (SERVO_MAX_SPEED * CONTROL_DT)
 
 
+def speed_cap_of_strength(strength: float) -> float:
+    """The servo-speed scale above which a servo of this strength never meets its speed limit.
+
+    The model's servos have a linear torque-speed curve (joint damping = stall torque / no-load
+    speed, ``models/pidog.xml``): at ``strength`` x the stall torque a joint cannot turn faster
+    than ``strength`` x its no-load speed, however far its target runs ahead. A speed limit above
+    that never acts, so no excitation can tell such speeds apart (a weak servo's speed is
+    unobservable in this model; it would take a servo whose firmware limits speed below what its
+    torque allows).
+    """
+    from pidog_sim.model import load_model
+
+    model = load_model(None)
+    joint = int(model.actuator_trnid[0, 0])
+    no_load = float(model.actuator_forcerange[0, 1]) / float(model.dof_damping[model.jnt_dofadr[joint]])
+    return strength * no_load / SERVO_MAX_SPEED
+
+
 def screen_windows(
     windows: Windows, fixed: dict[str, float], max_windows: int, threads: int | None
 ) -> tuple[Windows, np.ndarray]:
@@ -671,14 +691,24 @@ def identify(
             "value": int(best_lat),
             "uncertainty": float(max(0.5, max(abs(lat - best_lat) for lat in plausible))),
         }
-    if "servo_speed" in parameters and parameters["servo_speed"]["value"] >= speed_bound:
+    strength = (
+        parameters["servo_strength"]["value"] if "servo_strength" in parameters else fixed["servo_strength"]
+    )
+    torque_cap = speed_cap_of_strength(strength)
+    if "servo_speed" in parameters and parameters["servo_speed"]["value"] >= min(speed_bound, torque_cap):
         # Fitted where the limit never acts: any faster speed fits as well; only a bound is known.
+        fitted_speed = parameters["servo_speed"]["value"]
+        if torque_cap < speed_bound:
+            why = (
+                f"at strength {strength:.2f} the servos' torque-speed curve caps the joints at "
+                f"{torque_cap:.2f} x the model's speed, so the fitted speed limit {fitted_speed:.2f} never acts"
+            )
+        else:
+            why = f"the fitted speed {fitted_speed:.2f} never reaches the limit in the windows"
+        bound = min(speed_bound, torque_cap)
         not_determined["servo_speed"] = {
-            "at_least": round(speed_bound, 3),
-            "reason": (
-                f"the fitted speed {parameters['servo_speed']['value']:.2f} never reaches the limit in the "
-                f"windows: every speed above {speed_bound:.2f} x the model's fits as well"
-            ),
+            "at_least": round(bound, 3),
+            "reason": f"{why}: every speed above {bound:.2f} x the model's fits as well",
         }
         del parameters["servo_speed"]
     parameters = {n: parameters[n] for n in SEARCH if n in parameters}
