@@ -23,6 +23,14 @@ from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.export import load_checkpoint_policy, load_sb3_controller
 from pidog_sim.env import PiDogEnv
 
+# How a Ctrl-C'd pidog-train may exit. It catches KeyboardInterrupt, says how to resume and
+# returns 130. But CPython 3.11 kills the process with SIGINT at exit (-2 here; a shell shows
+# 130 either way) once a KeyboardInterrupt has passed through code run by exec() of a string.
+# torch's lazy imports do that (dataclasses build their methods with exec). Measured: an
+# interrupt 1 s into BC landed in such an import in 2 to 4 of 6 runs on a 2-core Xeon. The message,
+# the saved files and the absence of a traceback are what the user relies on; the tests check them.
+CTRL_C_EXITS = (130, -signal.SIGINT)
+
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> tuple[Path, str]:
@@ -146,7 +154,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode in CTRL_C_EXITS, err
     assert f"pidog-train --resume {exp}" in err
     interrupted_at = checkpoint_timesteps(exp / "checkpoints" / "latest.zip")
     assert interrupted_at >= 128
@@ -176,7 +184,7 @@ def test_ctrl_c_before_ppo_stops_cleanly_and_says_how_to_resume(tmp_path: Path) 
     time.sleep(1.0)  # inside the BC epochs
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode in CTRL_C_EXITS, err
     assert f"stopped before PPO training; continue with: pidog-train --resume {tmp_path / 'run'}" in err
     assert "Traceback" not in err
     assert (tmp_path / "run" / "demonstrations.npz").is_file()  # the finished phase is kept
