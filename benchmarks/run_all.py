@@ -18,6 +18,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_policy", "policy", []),
     ("benchmarks.bench_bc", "bc", []),
     ("benchmarks.bench_training", "training", []),
+    ("benchmarks.bench_video", "video", []),
     ("benchmarks.bench_steering", "steering", []),
     ("benchmarks.bench_deploy_gap", "deploy_gap", []),
     ("benchmarks.bench_ros_tracking", "ros_tracking", []),

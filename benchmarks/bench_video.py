@@ -1,0 +1,100 @@
+"""Video rendering cost: the training pipeline films rollouts with software OpenGL (OSMesa).
+
+    MUJOCO_GL=osmesa python -m benchmarks.bench_video
+
+A default `pidog-train` films six 8 s rollouts (BC, four during PPO, the final policy) at
+25 fps: 1,200 frames. This measures one 640x480 frame of the tracking camera at MuJoCo's
+default shadow map (4096) and at the model's (``models/pidog.xml``, ``<quality shadowsize>``),
+and one filmed rollout end to end (``pidog_learning.video.record_rollout``, physics and video
+encoding included). Results: docs/benchmarks/video.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import machine_summary, write_result
+
+FRAMES = 40
+VIDEO_SECONDS = 8.0
+FRAMES_PER_TRAINING_RUN = 6 * int(VIDEO_SECONDS * 25)
+
+
+def ms_per_frame(shadowsize: int | None) -> float:
+    """Mean milliseconds to render one frame of the tracking camera (after one warm-up frame)."""
+    import mujoco
+
+    from pidog_sim.env import RENDER_SHAPE
+    from pidog_sim.model import load_model
+
+    model = load_model(None)
+    if shadowsize is not None:
+        model.vis.quality.shadowsize = shadowsize
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    renderer = mujoco.Renderer(model, *RENDER_SHAPE)
+    try:
+        renderer.update_scene(data, camera="track")
+        renderer.render()
+        start = time.perf_counter()
+        for _ in range(FRAMES):
+            renderer.update_scene(data, camera="track")
+            renderer.render()
+        return (time.perf_counter() - start) / FRAMES * 1000.0
+    finally:
+        renderer.close()
+
+
+def rollout_seconds() -> float:
+    """Wall time to film one VIDEO_SECONDS rollout of the scripted gait to an MP4."""
+    from pidog_learning.video import record_rollout
+    from pidog_sim.controllers import TrotController
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        record_rollout(TrotController(), Path(tmp) / "trot.mp4", VIDEO_SECONDS, seed=0)
+        return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args(argv)
+    if os.environ.get("MUJOCO_GL") not in ("osmesa", "egl"):
+        raise SystemExit("set MUJOCO_GL=osmesa (or egl) to measure headless rendering")
+    from pidog_sim.model import load_model
+
+    model_size = int(load_model(None).vis.quality.shadowsize)
+    default = float(np.median([ms_per_frame(4096) for _ in range(3)]))
+    ours = float(np.median([ms_per_frame(None) for _ in range(3)]))
+    film = rollout_seconds()
+    lines = [
+        "## Video rendering (`python -m benchmarks.bench_video`)",
+        "",
+        f"Machine: {machine_summary()}; MUJOCO_GL={os.environ['MUJOCO_GL']}",
+        "",
+        f"One 640x480 frame of the tracking camera, median of 3 x {FRAMES} frames; one filmed "
+        f"{VIDEO_SECONDS:.0f} s rollout of the scripted gait at 25 fps, physics and encoding included.",
+        "",
+        f"| shadow map | ms per frame | a default `pidog-train`'s {FRAMES_PER_TRAINING_RUN} frames |",
+        "|---|---:|---:|",
+        f"| 4096 (MuJoCo's default) | {default:.1f} | {default * FRAMES_PER_TRAINING_RUN / 1000:.0f} s |",
+        f"| {model_size} (`models/pidog.xml`) | {ours:.1f} | {ours * FRAMES_PER_TRAINING_RUN / 1000:.0f} s |",
+        "",
+        f"One filmed rollout with the model's settings: {film:.1f} s.",
+        "",
+    ]
+    path = write_result("video", "\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
