@@ -101,6 +101,9 @@ class Driver:
     def drive(self, cmd: tuple[float, float] | None, seconds: float, settle: float = 1.0) -> np.ndarray:
         """Send ``cmd`` for ``settle`` + ``seconds`` of sim time; the odometry after settling."""
         self.command = cmd
+        # The window starts at the latest odometry; on a loaded machine the first sample can
+        # arrive after the policy already reports its state (a full run here once timed a walk from "-1 s").
+        assert self.probe.spin_until(lambda: bool(self.odom.samples), 30), "no odometry\n" + self.logs()
         t0 = self.odom.now
         # Sim time, not wall time: a loaded machine runs the sim slower, never the test shorter.
         assert self.probe.spin_until(

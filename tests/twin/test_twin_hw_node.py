@@ -134,6 +134,8 @@ def run_hw_node(spawn_node, probe, tmp_path: Path, estop_behavior: str, calibrat
 
     def spin_sim(seconds: float) -> float:
         """Spin until ``seconds`` of sim time passed (never wall time); the end time."""
+        # Counted from the first ground truth, not from "-1 s" (none yet on a loaded machine).
+        assert probe.spin_until(lambda: truth.height, 30), f"no ground truth\n{hw.log()}"
         t0 = truth.now
         assert probe.spin_until(lambda: truth.now >= t0 + seconds, 10 * seconds + 30), (
             f"sim time stalled at {truth.now:.2f} s\n{hw.log()}"
