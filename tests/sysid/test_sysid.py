@@ -183,3 +183,12 @@ def test_a_weak_servos_speed_limit_never_acts_so_sysid_cannot_see_it() -> None:
         np.testing.assert_allclose(g, free_g, atol=1e-9, err_msg=f"speed {speed} changed the gyro")
     slow_q, slow_g = _fast_squats(0.7, 0.5)  # below the cap the limit acts, and the IMU shows it
     assert np.abs(slow_q - free_q).max() > 0.05 and np.abs(slow_g - free_g).max() > 0.5
+
+
+def test_a_fitted_speed_above_either_bound_is_reported_as_a_bound_not_a_value() -> None:
+    cap = sysid.speed_cap_of_strength(0.7)
+    assert sysid.speed_not_determined(0.6, 0.7, speed_bound=1.5) is None  # below both: a value
+    torque = sysid.speed_not_determined(0.9, 0.7, speed_bound=1.5)  # the hidden robot
+    assert torque["at_least"] == pytest.approx(cap, abs=1e-3) and "torque-speed" in torque["reason"]
+    steps = sysid.speed_not_determined(0.9, 1.2, speed_bound=0.8)  # strong, but slow commands
+    assert steps["at_least"] == 0.8 and "never reaches the limit" in steps["reason"]

@@ -453,6 +453,30 @@ def speed_cap_of_strength(strength: float) -> float:
     return strength * no_load / SERVO_MAX_SPEED
 
 
+def speed_not_determined(fitted: float, strength: float, speed_bound: float) -> dict[str, Any] | None:
+    """``not_determined`` entry for a fitted servo speed the data cannot pin down, else None.
+
+    A speed at or above ``speed_bound`` (the windows' largest command step never reaches its
+    limit) or above the strength's torque-speed cap (``speed_cap_of_strength``: the joints never
+    get that fast) leaves every trace unchanged, so any faster speed fits as well.
+    """
+    torque_cap = speed_cap_of_strength(strength)
+    bound = min(speed_bound, torque_cap)
+    if fitted < bound:
+        return None
+    if torque_cap < speed_bound:
+        why = (
+            f"at strength {strength:.2f} the servos' torque-speed curve caps the joints at "
+            f"{torque_cap:.2f} x the model's speed, so the fitted speed limit {fitted:.2f} never acts"
+        )
+    else:
+        why = f"the fitted speed {fitted:.2f} never reaches the limit in the windows"
+    return {
+        "at_least": round(bound, 3),
+        "reason": f"{why}: every speed above {bound:.2f} x the model's fits as well",
+    }
+
+
 def screen_windows(
     windows: Windows, fixed: dict[str, float], max_windows: int, threads: int | None
 ) -> tuple[Windows, np.ndarray]:
@@ -694,23 +718,11 @@ def identify(
     strength = (
         parameters["servo_strength"]["value"] if "servo_strength" in parameters else fixed["servo_strength"]
     )
-    torque_cap = speed_cap_of_strength(strength)
-    if "servo_speed" in parameters and parameters["servo_speed"]["value"] >= min(speed_bound, torque_cap):
-        # Fitted where the limit never acts: any faster speed fits as well; only a bound is known.
-        fitted_speed = parameters["servo_speed"]["value"]
-        if torque_cap < speed_bound:
-            why = (
-                f"at strength {strength:.2f} the servos' torque-speed curve caps the joints at "
-                f"{torque_cap:.2f} x the model's speed, so the fitted speed limit {fitted_speed:.2f} never acts"
-            )
-        else:
-            why = f"the fitted speed {fitted_speed:.2f} never reaches the limit in the windows"
-        bound = min(speed_bound, torque_cap)
-        not_determined["servo_speed"] = {
-            "at_least": round(bound, 3),
-            "reason": f"{why}: every speed above {bound:.2f} x the model's fits as well",
-        }
-        del parameters["servo_speed"]
+    if "servo_speed" in parameters:
+        unknown = speed_not_determined(parameters["servo_speed"]["value"], strength, speed_bound)
+        if unknown is not None:  # fitted where the limit never acts: only a bound is known
+            not_determined["servo_speed"] = unknown
+            del parameters["servo_speed"]
     parameters = {n: parameters[n] for n in SEARCH if n in parameters}
     parameters["imu_gyro_bias"] = {
         "value": [round(float(b), 6) for b in bias[0]],
