@@ -2,8 +2,9 @@
 
     MUJOCO_GL=osmesa python -m benchmarks.bench_video
 
-A default `pidog-train` films six 8 s rollouts (BC, four during PPO, the final policy) at
-25 fps: 1,200 frames. This measures one 640x480 frame of the tracking camera at MuJoCo's
+A default `pidog-train` films the BC policy, one PPO rollout every ``visualize_freq`` steps and
+the final policy (``FRAMES_PER_TRAINING_RUN``, from ``pidog_learning.config.DEFAULT_CONFIG``).
+This measures one 640x480 frame of the tracking camera at MuJoCo's
 default shadow map (4096) and at the model's (``models/pidog.xml``, ``<quality shadowsize>``),
 and one filmed rollout end to end (``pidog_learning.video.record_rollout``, physics and video
 encoding included). Results: docs/benchmarks/video.md.
@@ -20,10 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_summary, write_result
+from pidog_description.spec import CONTROL_DT
+from pidog_learning.config import DEFAULT_CONFIG
+from pidog_sim.evaluation import VIDEO_FRAME_EVERY
 
 FRAMES = 40
-VIDEO_SECONDS = 8.0
-FRAMES_PER_TRAINING_RUN = 6 * int(VIDEO_SECONDS * 25)
+VIDEO_SECONDS = float(DEFAULT_CONFIG["eval"]["video_seconds"])
+VIDEO_FPS = 1.0 / (VIDEO_FRAME_EVERY * CONTROL_DT)
+VIDEOS_PER_TRAINING_RUN = 2 + DEFAULT_CONFIG["total_rl_timesteps"] // DEFAULT_CONFIG["visualize_freq"]
+FRAMES_PER_TRAINING_RUN = VIDEOS_PER_TRAINING_RUN * int(round(VIDEO_SECONDS * VIDEO_FPS))
 
 
 def ms_per_frame(shadowsize: int | None) -> float:
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {machine_summary()}; MUJOCO_GL={os.environ['MUJOCO_GL']}",
         "",
         f"One 640x480 frame of the tracking camera, median of 3 x {FRAMES} frames; one filmed "
-        f"{VIDEO_SECONDS:.0f} s rollout of the scripted gait at 25 fps, physics and encoding included.",
+        f"{VIDEO_SECONDS:.0f} s rollout of the scripted gait at {VIDEO_FPS:.0f} fps, physics and encoding included.",
         "",
         f"| shadow map | ms per frame | a default `pidog-train`'s {FRAMES_PER_TRAINING_RUN} frames |",
         "|---|---:|---:|",

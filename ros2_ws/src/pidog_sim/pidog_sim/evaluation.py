@@ -56,6 +56,7 @@ TRACKING_GRID: tuple[tuple[float, float], ...] = (
 )
 # Below this commanded speed a row says nothing about the cost of transport (v -> 0).
 COT_MIN_SPEED = 0.05
+VIDEO_FRAME_EVERY = 2  # control steps per video frame: 25 fps is plenty
 # A swing shorter than this is contact chatter, not a step.
 MIN_SWING_S = 0.04
 
@@ -199,7 +200,7 @@ def run_episode(
             yaws.append(yaw_from_quaternion(env.sim.base_quaternion()))
             if gait is not None and not done:
                 gait.update(env.sim.batch)
-        if frames is not None and steps % 2 == 0:  # 25 fps is plenty
+        if frames is not None and steps % VIDEO_FRAME_EVERY == 0:
             frames.append(env.render())
     heading = np.unwrap(yaws)
     return Episode(
@@ -268,7 +269,7 @@ def evaluate(
     finally:
         env.close()
     if video_path is not None:
-        write_video(video_path, frames, fps=int(round(0.5 / CONTROL_DT)))
+        write_video(video_path, frames, fps=int(round(1.0 / (VIDEO_FRAME_EVERY * CONTROL_DT))))
     speeds = [r.forward_speed for r in runs]
     returns = [r.total_return for r in runs]
     speed, speed_ci = mean_ci(speeds)
