@@ -18,6 +18,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # own so parallel runs (and CI) never hear each other. Valid Linux domains are 0..101.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(5 + os.getpid() % 95))
+# pytest-xdist workers (`make test` runs two) share the environment: each worker moves to a
+# domain of its own, or one worker's /cmd_vel would steer the other's robot.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw"):
+    _index = int(_WORKER[2:])
+    _base = int(os.environ["ROS_DOMAIN_ID"])
+    os.environ["ROS_DOMAIN_ID"] = str(_base + _index if _base + _index <= 101 else _base - _index)
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
@@ -119,3 +126,15 @@ def ros_probe() -> Iterator[RosProbe]:
     probe = RosProbe()
     yield probe
     probe.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: two workers, --dist loadgroup) the tests that start node
+    processes run one after another on one worker, and the Ray cluster tests likewise: each such
+    test then shares the machine with at most one other test, which is the load `make
+    test-stress` checks they tolerate (a CPU burner on one core)."""
+    for item in items:
+        if "tests/cluster/" in item.nodeid or item.nodeid.startswith("cluster/"):
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+        elif item.get_closest_marker("ros") or {"spawn_node", "ros_probe"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group("ros"))
