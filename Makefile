@@ -32,11 +32,13 @@ $(STAMP): requirements/dev.txt requirements/ros.txt requirements/ray.txt $(forea
 	env -u MUJOCO_GL -u PYOPENGL_PLATFORM $(PY) -c "import rclpy; from sensor_msgs.msg import JointState, Imu; import mujoco, stable_baselines3, pidog_description"
 	@touch $(STAMP)
 
-# Two pytest-xdist workers: the tests that start node processes (and the Ray cluster tests) run
-# in order on one worker while the other runs the in-process tests (tests/conftest.py groups them).
+# Two phases: the in-process tests on TEST_WORKERS pytest-xdist workers, then the tests that
+# start processes (DDS nodes, the Ray cluster; marked in tests/conftest.py) one at a time, so
+# their real-time processes never share the machine with another test. Exit 5 = nothing selected.
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(TEST_WORKERS) -m "not processes" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
+	$(PY) -m pytest -m processes $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
 # The suite STRESS_RUNS times in a row while a CPU burner keeps one core busy (timing tests
 # must hold on a loaded machine). PYTEST_ARGS narrows it, e.g. PYTEST_ARGS="tests/deploy".

@@ -128,13 +128,11 @@ def ros_probe() -> Iterator[RosProbe]:
     probe.close()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`: two workers, --dist loadgroup) the tests that start node
-    processes run one after another on one worker, and the Ray cluster tests likewise: each such
-    test then shares the machine with at most one other test, which is the load `make
-    test-stress` checks they tolerate (a CPU burner on one core)."""
+    """Mark the tests that start processes (node processes over DDS, the Ray cluster):
+    `make test` runs the other tests on two pytest-xdist workers, then these in order, alone."""
     for item in items:
-        if "tests/cluster/" in item.nodeid or item.nodeid.startswith("cluster/"):
-            item.add_marker(pytest.mark.xdist_group("cluster"))
-        elif item.get_closest_marker("ros") or {"spawn_node", "ros_probe"} & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group("ros"))
+        cluster = "tests/cluster/" in item.nodeid or item.nodeid.startswith("cluster/")
+        if cluster or item.get_closest_marker("ros") or {"spawn_node", "ros_probe"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.processes)

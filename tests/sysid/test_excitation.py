@@ -8,7 +8,15 @@ import time
 import numpy as np
 import pytest
 
-from pidog_control.excitation import EXIT_ESTOP, EXIT_REFUSED, excitation_trajectory, standing_problems
+from pidog_control.excitation import (
+    BURST_REST_S,
+    EXIT_ESTOP,
+    EXIT_REFUSED,
+    FAST_SQUAT_DEPTHS_M,
+    ROCK_DEPTHS_M,
+    excitation_trajectory,
+    standing_problems,
+)
 from pidog_description import STAND_POSE
 from pidog_description.limits import clip_joint_targets
 from pidog_description.robot import JOINT_LOWER, JOINT_UPPER
@@ -30,8 +38,18 @@ def test_trajectory_is_bounded_and_starts_and_ends_standing() -> None:
     q, labels = excitation_trajectory()
     assert 20.0 < len(q) * CONTROL_DT < 40.0
     names = [name for _, name in labels]
-    for part in ("slow_squat", "fast_squat", "lift_lf", "lift_rh", "step_in_place", "trot"):
+    for part in ("slow_squat", "fast_squat_0", "pitch_rock_0", "lift_lf", "lift_rh", "step_in_place", "trot"):
         assert part in names
+    # Every fast squat and pitch rock starts from rest: the targets held still (after the 0.2 s
+    # blend into the rest) for longer than pidog-sysid's calm before a window, then moving.
+    starts = {name: first for first, name in labels}
+    still = int(round(BURST_REST_S / CONTROL_DT)) - int(round(0.2 / CONTROL_DT))
+    bursts = [n for n in names if n.startswith(("fast_squat", "pitch_rock"))]
+    assert len(bursts) == len(FAST_SQUAT_DEPTHS_M) + len(ROCK_DEPTHS_M)
+    for name in bursts:
+        s = starts[name]
+        assert still > 20 and np.ptp(q[s - still : s + 1], axis=0).max() < 1e-12, name
+        assert np.abs(q[s : s + 25] - q[s - 1]).max() > 0.01, name
     np.testing.assert_allclose(q[0], STAND_POSE)
     np.testing.assert_allclose(q[-1], STAND_POSE)
     assert np.all(q >= JOINT_LOWER - 1e-9) and np.all(q <= JOINT_UPPER + 1e-9)

@@ -1,5 +1,6 @@
 """pidog-sysid on a bag recorded over DDS: sim_node (hidden, non-default robot parameters),
-pidog-excite and bag_recorder as separate processes, then the fit (issue 14's test target)."""
+pidog-excite and bag_recorder as separate processes, then the fit of strength, mass and latency
+together (issue 14's test target)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ HIDDEN = {
 
 
 @pytest.mark.slow
-def test_identifies_latency_and_strength_from_a_dds_recording(
+def test_identifies_latency_strength_and_mass_from_a_dds_recording(
     spawn_node, ros_probe, tmp_path: Path, capsys
 ) -> None:
     hidden = robot_params.save(tmp_path / "hidden.yaml", HIDDEN)
@@ -48,8 +49,8 @@ def test_identifies_latency_and_strength_from_a_dds_recording(
 
     out = tmp_path / "robot_params.yaml"
     code = sysid.main(
-        [str(bag), "--out", str(out), "--fit", "servo_strength", "latency_steps"]
-        + ["--known", "mass_scale=1.15", "--population", "8", "--generations", "8", "--max-windows", "8"]
+        [str(bag), "--out", str(out), "--fit", "servo_strength", "mass_scale", "latency_steps"]
+        + ["--population", "8", "--generations", "15", "--max-windows", "8"]
         + ["--threads", "2", "--no-progress", "--accept-unconverged"]
     )
     assert code == 0, capsys.readouterr().err + logs()
@@ -57,3 +58,8 @@ def test_identifies_latency_and_strength_from_a_dds_recording(
     print({k: v["value"] for k, v in p.items()})
     assert abs(p["latency_steps"]["value"] - 2) <= 1
     assert p["servo_strength"]["value"] == pytest.approx(0.7, rel=0.15)
+    assert p["mass_scale"]["value"] == pytest.approx(1.15, rel=0.15)
+    ratio = p["servo_strength"]["value"] / p["mass_scale"]["value"]
+    assert ratio == pytest.approx(0.7 / 1.15, rel=0.10)
+    fit = robot_params.load(out)["fit"]
+    assert fit["windows_from_rest"] == fit["windows"]  # the rests survive the DDS hop

@@ -3,7 +3,7 @@
 From the stand pose: slow and fast squats, pitch rocking, single-leg lifts and swings, stepping
 in place and a short trot (``pidog_description.gait``), every target clipped to the joint limits
 (``clip_joint_targets``, as hw_node clips) and every segment starting and ending at the stand
-pose. About 22 s at ``duration_scale`` 1 (repeat it, or scale it up, for longer bags). Publishes ``/joint_commands`` at 50 Hz on ``hw_node``
+pose. About 27 s at ``duration_scale`` 1 (repeat it, or scale it up, for longer bags). Publishes ``/joint_commands`` at 50 Hz on ``hw_node``
 or ``sim_node`` alike; record with ``bag_recorder`` (``launch/sysid_record.launch.xml`` starts
 both) and fit with ``pidog-sysid`` on the desktop (docs/SYSID.md).
 
@@ -51,6 +51,11 @@ EXIT_REFUSED = 3
 EXIT_ESTOP = 4
 
 
+BURST_REST_S = 0.7  # stand still this long before each burst (it starts from rest)
+FAST_SQUAT_DEPTHS_M = (0.008, 0.009, 0.010, 0.011)
+ROCK_DEPTHS_M = (0.006, 0.008, 0.010)
+
+
 def _cosine_bump(n: int) -> np.ndarray:
     """0 -> 1 -> 0 over n samples (smooth at both ends)."""
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / max(n - 1, 1))
@@ -85,14 +90,24 @@ def excitation_trajectory(duration_scale: float = 1.0, dt: float = CONTROL_DT) -
         segments.append((name, _feet_segment(off)))
 
     squat("slow_squat", 2.0, 2, 0.020)
-    squat("fast_squat", 0.5, 4, 0.012)
-    # Pitch rocking: front legs down while hind legs go up, and back.
-    n = steps(3.0)
-    s = np.sin(2 * np.pi * np.arange(n) * dt / (1.0 * duration_scale)) * _cosine_bump(n)
-    off = np.zeros((n, 4, 2))
-    off[:, :2, 1] = -0.012 * s[:, None]
-    off[:, 2:, 1] = 0.012 * s[:, None]
-    segments.append(("pitch_rock", _feet_segment(off)))
+    # Fast squats and pitch rocking as single bursts, each started from rest: where the robot
+    # stood still, the simulator can start exactly where the robot is (pidog-sysid fits those
+    # windows without guessing the velocities a robot without encoders does not report).
+    # Graded depths: the deeper bursts drive the servos to their torque limit, which is what
+    # tells strength from mass.
+    rest = _feet_segment(np.zeros((steps(BURST_REST_S), 4, 2)))  # where the bursts start and end
+    for k, depth in enumerate(FAST_SQUAT_DEPTHS_M):
+        n = steps(0.5)
+        off = np.zeros((n, 4, 2))
+        off[:, :, 1] = -depth * _cosine_bump(n)[:, None]
+        segments += [(f"rest_squat_{k}", rest), (f"fast_squat_{k}", _feet_segment(off))]
+    for k, depth in enumerate(ROCK_DEPTHS_M):  # front feet down while the hind feet go up, and back
+        n = steps(1.0)
+        s = np.sin(2 * np.pi * np.arange(n) / n) * _cosine_bump(n)
+        off = np.zeros((n, 4, 2))
+        off[:, :2, 1] = -depth * s[:, None]
+        off[:, 2:, 1] = depth * s[:, None]
+        segments += [(f"rest_rock_{k}", rest), (f"pitch_rock_{k}", _feet_segment(off))]
     # Single-leg lift and swing, one leg at a time (three feet stay on the ground).
     for leg, name in enumerate(("lf", "rf", "lh", "rh")):
         n = steps(1.2)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,19 @@ HISTORY = int(SEARCH["latency_steps"][1]) + 1
 SETTLE_STEPS = 10  # first steps of a window not scored (the unknown start state fades)
 WEIGHTS = {"gyro": 1.0, "gravity": 1.0, "accel": 0.5}
 SEPARATION_CORRELATION = 0.7
-CALM_STEPS = 5  # windows start where the commands rested over this many steps
+CALM_STEPS = 20  # windows start where the commands rested over this many steps (0.4 s)
+# A window starts "from rest" when its commands did not change over those CALM_STEPS and the
+# recorded gyro stayed within this band: the robot stood still, so the simulator can start
+# exactly where it is. Such windows need no predictability screen (see screen_windows), and a
+# fit on them is unbiased where windows started mid-motion biased it (docs/SYSID.md).
+REST_COMMAND_TOL = 1e-4  # rad, summed over CALM_STEPS
+REST_GYRO_PTP = 0.15  # rad/s, each axis (a robot still swaying after a burst moves more)
+# With this many windows from rest, only they are fitted: windows started mid-motion carry
+# velocities the robot does not report, and biased the fit toward a heavier, stronger robot
+# (docs/SYSID.md, Accuracy). Older bags without rests fall back to the screened windows.
+MIN_RESTED_WINDOWS = 4
+MAX_WINDOWS = 12  # default; a 60 s bag has ~21 from rest: 12 fit it within 2 min on 2 cores
+TRIM_FRACTION = 0.25  # of the windows, the worst fitting for each candidate, not scored
 MAX_GAP_S = 0.1
 # Window screening: a window is kept only if its simulated IMU traces forget an unknown start
 # (body and joints already moving, which the IMU and the joint estimate cannot tell) within
@@ -125,6 +137,7 @@ class Windows:
     gyro: np.ndarray  # (W, L, 3)
     gravity: np.ndarray  # (W, L, 3)
     accel: np.ndarray  # (W, L, 3)
+    rested: np.ndarray  # (W,) bool: started from rest (see REST_COMMAND_TOL)
 
     @property
     def n(self) -> int:
@@ -233,9 +246,9 @@ def cut_windows(
     series: list[Series], window_steps: int, max_windows: int, min_motion_rad: float = 0.02
 ) -> Windows:
     """Non-overlapping windows with HISTORY valid samples before them and motion in them."""
-    found: list[tuple[float, Series, int]] = []
+    found: list[tuple[float, Series, int, bool]] = []
     for s in series:
-        start = HISTORY
+        start = max(HISTORY, CALM_STEPS + 1)  # the calm before a window is judged on its full length
         # Command speed over the steps before each sample: a window starting where the targets
         # rested lets the joints catch up with the estimate the robot reports (no encoders).
         speed = np.zeros(len(s.ok))
@@ -243,13 +256,16 @@ def cut_windows(
         for lag in range(1, CALM_STEPS + 1):
             speed[lag + 1 :] += step[: len(step) - lag]
         while start + window_steps <= len(s.ok):
-            search = np.arange(start, min(start + window_steps // 2, len(s.ok) - window_steps + 1))
+            search = np.arange(start, min(start + window_steps, len(s.ok) - window_steps + 1))
             start = int(search[np.argmin(np.nan_to_num(speed[search], nan=np.inf))])
             span = slice(start - HISTORY, start + window_steps)
             if s.ok[span].all():
                 motion = float(np.ptp(s.commands[start : start + window_steps], axis=0).max())
                 if motion >= min_motion_rad:
-                    found.append((motion, s, start))
+                    rest = slice(start - CALM_STEPS - 1, start)
+                    rested = s.ok[rest].all() and speed[start] <= REST_COMMAND_TOL
+                    rested = rested and np.ptp(s.gyro[rest], axis=0).max() <= REST_GYRO_PTP
+                    found.append((motion, s, start, bool(rested)))
                 start += window_steps
             else:
                 start += 1
@@ -262,14 +278,15 @@ def cut_windows(
         found = [found[i] for i in keep]
     hist = np.arange(1, HISTORY + 1)
     return Windows(
-        source=[(s.name, st) for _, s, st in found],
-        history=np.stack([s.commands[st - hist] for _, s, st in found]),
-        commands=np.stack([s.commands[st : st + window_steps] for _, s, st in found]),
-        start_joints=np.stack([s.joints[st - 1] for _, s, st in found]),
-        start_quat=np.stack([s.quat[st - 1] for _, s, st in found]),
-        gyro=np.stack([s.gyro[st : st + window_steps] for _, s, st in found]),
-        gravity=np.stack([gravity_from_quaternion(s.quat[st : st + window_steps]) for _, s, st in found]),
-        accel=np.stack([s.accel[st : st + window_steps] for _, s, st in found]),
+        source=[(s.name, st) for _, s, st, _ in found],
+        history=np.stack([s.commands[st - hist] for _, s, st, _ in found]),
+        commands=np.stack([s.commands[st : st + window_steps] for _, s, st, _ in found]),
+        start_joints=np.stack([s.joints[st - 1] for _, s, st, _ in found]),
+        start_quat=np.stack([s.quat[st - 1] for _, s, st, _ in found]),
+        gyro=np.stack([s.gyro[st : st + window_steps] for _, s, st, _ in found]),
+        gravity=np.stack([gravity_from_quaternion(s.quat[st : st + window_steps]) for _, s, st, _ in found]),
+        accel=np.stack([s.accel[st : st + window_steps] for _, s, st, _ in found]),
+        rested=np.array([r for _, _, _, r in found], dtype=bool),
     )
 
 
@@ -396,12 +413,17 @@ class Objective:
         s = slice(SETTLE_STEPS, None)
         bias = (w.gyro[None, :, s] - sim["gyro"][:, :, s]).mean(axis=(1, 2))  # (pop, 3)
         sim["gyro"] = sim["gyro"] + bias[:, None, None, :]
-        cost = np.zeros(self.pop)
+        per_window = np.zeros((self.pop, w.n))
         for key, weight in WEIGHTS.items():
             rec = getattr(w, key)[None, :, s]
             err = (rec - sim[key][:, :, s]) / self.scale[key]
-            cost += weight * np.mean(err**2, axis=(1, 2, 3))
-        cost /= sum(WEIGHTS.values())
+            per_window += weight * np.mean(err**2, axis=(2, 3))
+        per_window /= sum(WEIGHTS.values())
+        # Least trimmed squares: each candidate is scored on its best windows. A window whose
+        # contacts switch chaotically (a foot lifts or slips on a hard burst) is far off even at
+        # the true parameters and would otherwise pull the whole fit toward whatever fits it.
+        keep = max(1, w.n - int(TRIM_FRACTION * w.n))
+        cost = np.sort(per_window, axis=1)[:, :keep].mean(axis=1)
         cost[sim["unstable"].any(axis=1) | ~np.isfinite(cost)] = 1e6
         return cost, bias, sim
 
@@ -410,13 +432,8 @@ class Objective:
 
 
 def _subset(w: Windows, keep: list[int]) -> Windows:
-    return Windows(
-        source=[w.source[i] for i in keep],
-        **{
-            k: getattr(w, k)[keep]
-            for k in ("history", "commands", "start_joints", "start_quat", "gyro", "gravity", "accel")
-        },
-    )
+    arrays = [f.name for f in fields(Windows) if f.name != "source"]
+    return Windows(source=[w.source[i] for i in keep], **{k: getattr(w, k)[keep] for k in arrays})
 
 
 def speed_binds_below(windows: Windows) -> float:
@@ -496,8 +513,13 @@ def screen_windows(
     for key in ("gyro", "gravity", "accel"):
         diff = (sim[key][0, :, s] - sim[key][1, :, s]) / obj.scale[key]
         divergence = np.maximum(divergence, np.sqrt(np.mean(diff**2, axis=(1, 2))))
-    divergence[sim["unstable"].any(axis=0)] = np.inf
-    good = np.flatnonzero(divergence <= MAX_DIVERGENCE)
+    unstable = sim["unstable"].any(axis=0)
+    divergence[unstable] = np.inf
+    # A window that starts from rest has a known start (the robot stood still): it needs no
+    # screen. The others must forget an unknown start within the first SETTLE_STEPS.
+    good = np.flatnonzero((windows.rested & ~unstable) | (divergence <= MAX_DIVERGENCE))
+    if windows.rested[good].sum() >= MIN_RESTED_WINDOWS:
+        good = good[windows.rested[good]]
     if good.size == 0:
         raise SysidError(
             f"none of {windows.n} windows is predictable from the recorded start (divergence "
@@ -552,7 +574,7 @@ def identify(
     population: int = 16,
     generations: int = 30,
     window_s: float = 1.0,
-    max_windows: int = 16,
+    max_windows: int = MAX_WINDOWS,
     seed: int = 0,
     threads: int | None = None,
     progress: bool = True,
@@ -788,6 +810,7 @@ def identify(
         "bags": report.used,
         "skipped": report.skipped,
         "windows": len(windows.source),
+        "windows_from_rest": int(windows.rested.sum()),
         "windows_screened_out": int(candidates.n - windows.n) if candidates.n > windows.n else 0,
         "window_s": round(windows.commands.shape[1] * CONTROL_DT, 3),
     }
@@ -869,7 +892,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=int, default=16, help="CMA-ES candidates per generation")
     parser.add_argument("--generations", type=int, default=30, help="at most this many generations")
     parser.add_argument("--window-s", type=float, default=1.0, help="re-synchronised window length, s")
-    parser.add_argument("--max-windows", type=int, default=16, help="windows used (spread over the bags)")
+    parser.add_argument(
+        "--max-windows", type=int, default=MAX_WINDOWS, help="windows used (spread over the bags)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="physics threads (default: every core)")
     parser.add_argument(
@@ -905,8 +930,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     fit = result.fit
     print(
-        f"  fitted {fit['windows']} windows of {fit['window_s']:g} s "
-        f"({fit['windows_screened_out']} more were cut but screened out as unpredictable from their start)"
+        f"  fitted {fit['windows']} windows of {fit['window_s']:g} s, {fit['windows_from_rest']} of them "
+        f"started from rest ({fit['windows_screened_out']} more were cut but not used: unpredictable from "
+        "their start, started mid-motion where enough started from rest, or beyond --max-windows)"
     )
     for name, entry in result.parameters.items():
         print(f"  {name:<15} {entry['value']}  ± {entry['uncertainty']}")
