@@ -127,7 +127,10 @@ def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_
     policy = spawn_node(NODE, {"policy_path": bias_policy(tmp_path / "bias.onnx", 0.3), **FAST})
     assert ros_probe.spin_until(lambda: len(commands) > 100, 60), policy.log() + hw.log()
     # The latched state can reach the probe after the commands do (discovery order under load).
-    assert ros_probe.spin_until(lambda: bool(states) and states[-1][1] == "armed", 10), (states[-3:], hw.log())
+    assert ros_probe.spin_until(lambda: bool(states) and states[-1][1] == "armed", 10), (
+        states[-3:],
+        hw.log(),
+    )
     policy.proc.kill()
     policy.proc.wait(10)
     assert ros_probe.spin_until(lambda: states[-1][1] == "moving_to_pose", 5), (states[-3:], hw.log())
