@@ -18,8 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # own so parallel runs (and CI) never hear each other. Valid Linux domains are 0..101.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(5 + os.getpid() % 95))
-# pytest-xdist workers (`make test` runs two) share the environment: each worker moves to a
-# domain of its own, or one worker's /cmd_vel would steer the other's robot.
+# pytest-xdist workers (`make test` runs two for the in-process tests) share the environment:
+# each worker moves to a domain of its own, so rclpy nodes of the two never hear each other.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _WORKER.startswith("gw"):
     _index = int(_WORKER[2:])
@@ -133,6 +133,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark the tests that start processes (node processes over DDS, the Ray cluster):
     `make test` runs the other tests on two pytest-xdist workers, then these in order, alone."""
     for item in items:
-        cluster = "tests/cluster/" in item.nodeid or item.nodeid.startswith("cluster/")
+        cluster = item.path.is_relative_to(REPO_ROOT / "tests" / "cluster")
         if cluster or item.get_closest_marker("ros") or {"spawn_node", "ros_probe"} & set(item.fixturenames):
             item.add_marker(pytest.mark.processes)

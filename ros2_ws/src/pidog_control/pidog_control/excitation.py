@@ -93,8 +93,8 @@ def excitation_trajectory(duration_scale: float = 1.0, dt: float = CONTROL_DT) -
     # Fast squats and pitch rocking as single bursts, each started from rest: where the robot
     # stood still, the simulator can start exactly where the robot is (pidog-sysid fits those
     # windows without guessing the velocities a robot without encoders does not report).
-    # Graded depths: the deeper bursts drive the servos to their torque limit, which is what
-    # tells strength from mass.
+    # Graded depths, meant to take the deeper bursts to the servos' torque limit (what tells
+    # strength from mass; how much of each burst saturates is not measured, docs/SYSID.md).
     rest = _feet_segment(np.zeros((steps(BURST_REST_S), 4, 2)))  # where the bursts start and end
     for k, depth in enumerate(FAST_SQUAT_DEPTHS_M):
         n = steps(0.5)

@@ -82,7 +82,7 @@ CALM_STEPS = 20  # windows start where the commands rested over this many steps 
 # exactly where it is. Such windows need no predictability screen (see screen_windows), and a
 # fit on them is unbiased where windows started mid-motion biased it (docs/SYSID.md).
 REST_COMMAND_TOL = 1e-4  # rad, summed over CALM_STEPS
-REST_GYRO_PTP = 0.15  # rad/s, each axis (a robot still swaying after a burst moves more)
+REST_GYRO_PTP = 0.15  # rad/s, each axis: chosen, not measured on a real robot's IMU noise
 # With this many windows from rest, only they are fitted: windows started mid-motion carry
 # velocities the robot does not report, and biased the fit toward a heavier, stronger robot
 # (docs/SYSID.md, Accuracy). Older bags without rests fall back to the screened windows.
