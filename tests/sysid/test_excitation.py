@@ -12,8 +12,10 @@ from pidog_control.excitation import (
     BURST_REST_S,
     EXIT_ESTOP,
     EXIT_REFUSED,
+    EXIT_TIPPED,
     FAST_SQUAT_DEPTHS_M,
     ROCK_DEPTHS_M,
+    SNAP_DEPTHS_M,
     excitation_trajectory,
     standing_problems,
 )
@@ -32,6 +34,7 @@ from pidog_description.topics import (
 
 LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
 TILTED = np.array([np.cos(0.2), np.sin(0.2), 0.0, 0.0])  # 23° roll
+TIPPED = np.array([np.cos(0.35), np.sin(0.35), 0.0, 0.0])  # 40° roll
 
 
 def test_trajectory_is_bounded_and_starts_and_ends_standing() -> None:
@@ -54,7 +57,15 @@ def test_trajectory_is_bounded_and_starts_and_ends_standing() -> None:
     np.testing.assert_allclose(q[-1], STAND_POSE)
     assert np.all(q >= JOINT_LOWER - 1e-9) and np.all(q <= JOINT_UPPER + 1e-9)
     np.testing.assert_allclose(np.array([clip_joint_targets(x)[0] for x in q]), q, atol=1e-9)
-    assert np.abs(np.diff(q, axis=0)).max() < 0.3  # no jump: < 15 rad/s between two ticks
+    # Between two ticks the targets jump only where the squat snaps are meant to (into each
+    # snap_down/snap_up), and no further than the stock gait's own steps; elsewhere, before the
+    # gait, at most 0.1 rad.
+    jump = np.abs(np.diff(q, axis=0)).max(axis=1)
+    snaps = np.array([first for first, name in labels if name.startswith(("snap_down", "snap_up"))]) - 1
+    gait = starts["step_in_place"]
+    assert len(snaps) == 2 * len(SNAP_DEPTHS_M) and np.all(jump[snaps] > 0.15)
+    assert jump[snaps].max() <= jump[gait:].max() + 1e-9 and jump.max() < 0.3
+    assert np.delete(jump[:gait], snaps).max() < 0.1
     assert np.abs(q - STAND_POSE).max() < 0.8
     with pytest.raises(ValueError, match="duration_scale"):
         excitation_trajectory(0.0)
@@ -128,3 +139,27 @@ def test_estop_stops_it_at_once(spawn_node, ros_probe) -> None:
     late = [t for t in commands if t > stopped_at + 0.2]  # delivery slack for messages in flight
     assert late == [], f"{len(late)} commands after /estop"
     assert "/estop: stopped" in node.log()
+
+
+@pytest.mark.ros
+def test_tipping_over_stops_it_but_the_routines_own_tilt_does_not(spawn_node, ros_probe) -> None:
+    from sensor_msgs.msg import JointState
+
+    commands: list[float] = []
+    ros_probe.node.create_subscription(
+        JointState, JOINT_COMMANDS_TOPIC, lambda _m: commands.append(time.monotonic()), STREAM_QOS
+    )
+    attitude = LEVEL.copy()  # what the IMU reports; changed in place below
+    _sensors(ros_probe, attitude, STAND_POSE)
+    node = spawn_node("pidog_control.excitation", {"duration_scale": 1.0})
+    assert ros_probe.spin_until(lambda: len(commands) >= 10, 20.0), node.log()
+    attitude[:] = TILTED  # 0.4 rad: inside tip_tolerance_rad (0.5)
+    ros_probe.spin_for(1.0)
+    assert node.alive(), node.log()
+    attitude[:] = TIPPED
+    tipped_at = time.monotonic()
+    assert _wait_exit(node, 5.0, ros_probe) == EXIT_TIPPED, node.log()
+    ros_probe.spin_for(0.3)
+    late = [t for t in commands if t > tipped_at + 0.3]  # the IMU sample and commands in flight
+    assert late == [], f"{len(late)} commands after tipping over"
+    assert "tipping over: body tilted 0.70 rad" in node.log()

@@ -1,6 +1,6 @@
 """pidog-sysid on a bag recorded over DDS: sim_node (hidden, non-default robot parameters),
-pidog-excite and bag_recorder as separate processes, then the fit of strength, mass and latency
-together (issue 14's test target)."""
+pidog-excite and bag_recorder as separate processes, then the fit of strength, speed, mass and
+latency together (issue 14's test target)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pidog_control.excitation import EXIT_TIPPED
 from pidog_description.topics import IMU_TOPIC, JOINT_COMMANDS_TOPIC, JOINT_STATES_TOPIC
 from pidog_learning import sysid
 from pidog_sim import robot_params
@@ -17,13 +18,14 @@ from pidog_sim import robot_params
 TOPICS = str([JOINT_COMMANDS_TOPIC, IMU_TOPIC, JOINT_STATES_TOPIC])  # the recorder's list parameter
 HIDDEN = {
     "servo_strength": {"value": 0.7, "uncertainty": 0.0},
+    "servo_speed": {"value": 0.65, "uncertainty": 0.0},
     "latency_steps": {"value": 2, "uncertainty": 0.0},
     "mass_scale": {"value": 1.15, "uncertainty": 0.0},
 }
 
 
 @pytest.mark.slow
-def test_identifies_latency_strength_and_mass_from_a_dds_recording(
+def test_identifies_latency_strength_speed_and_mass_from_a_dds_recording(
     spawn_node, ros_probe, tmp_path: Path, capsys
 ) -> None:
     hidden = robot_params.save(tmp_path / "hidden.yaml", HIDDEN)
@@ -42,23 +44,29 @@ def test_identifies_latency_strength_and_mass_from_a_dds_recording(
     while excite.alive():
         assert time.monotonic() < deadline, f"excitation did not finish\n{logs()}"
         ros_probe.spin_for(0.2)
-    assert excite.proc.returncode == 0, logs()
+    # Done, or stopped where the body tipped over: servos this slow may stumble in the final
+    # trot (0.6 x does in the simulator), after every window the fit uses.
+    assert excite.proc.returncode in (0, EXIT_TIPPED), logs()
     ros_probe.spin_for(0.5)  # the last samples reach the recorder
     recorder.proc.send_signal(signal.SIGINT)
     assert recorder.proc.wait(timeout=30) == 0, logs()
 
     out = tmp_path / "robot_params.yaml"
+    # 30 generations: at 15 the search had not converged and mass came out anywhere in
+    # 1.07-1.48 by seed; at 30 it converges (pidog-sysid refuses to write otherwise).
     code = sysid.main(
-        [str(bag), "--out", str(out), "--fit", "servo_strength", "mass_scale", "latency_steps"]
-        + ["--population", "8", "--generations", "15", "--max-windows", "8"]
-        + ["--threads", "2", "--no-progress", "--accept-unconverged"]
+        [str(bag), "--out", str(out), "--fit", "servo_strength", "servo_speed", "mass_scale", "latency_steps"]
+        + ["--population", "8", "--generations", "30", "--max-windows", "8"]
+        + ["--threads", "2", "--no-progress"]
     )
     assert code == 0, capsys.readouterr().err + logs()
     p = robot_params.load(out)["parameters"]
     print({k: v["value"] for k, v in p.items()})
+    # The DDS hop adds a step on top of the hidden 2 (3 in every run on our machines).
     assert abs(p["latency_steps"]["value"] - 2) <= 1
     assert p["servo_strength"]["value"] == pytest.approx(0.7, rel=0.15)
     assert p["mass_scale"]["value"] == pytest.approx(1.15, rel=0.15)
+    assert p["servo_speed"]["value"] == pytest.approx(0.65, rel=0.15)
     ratio = p["servo_strength"]["value"] / p["mass_scale"]["value"]
     assert ratio == pytest.approx(0.7 / 1.15, rel=0.10)
     fit = robot_params.load(out)["fit"]

@@ -1,9 +1,9 @@
 """pidog-excite: drive the robot through bounded motions for system identification (issue 14).
 
-From the stand pose: slow and fast squats, pitch rocking, single-leg lifts and swings, stepping
-in place and a short trot (``pidog_description.gait``), every target clipped to the joint limits
-(``clip_joint_targets``, as hw_node clips) and every segment starting and ending at the stand
-pose. About 27 s at ``duration_scale`` 1 (repeat it, or scale it up, for longer bags). Publishes ``/joint_commands`` at 50 Hz on ``hw_node``
+From the stand pose: slow and fast squats, pitch rocking, squat snaps, single-leg lifts and
+swings, stepping in place and a short trot (``pidog_description.gait``), every target clipped to
+the joint limits (``clip_joint_targets``, as hw_node clips) and every segment starting and ending
+at the stand pose. About 31 s at ``duration_scale`` 1 (repeat it, or scale it up, for longer bags). Publishes ``/joint_commands`` at 50 Hz on ``hw_node``
 or ``sim_node`` alike; record with ``bag_recorder`` (``launch/sysid_record.launch.xml`` starts
 both) and fit with ``pidog-sysid`` on the desktop (docs/SYSID.md).
 
@@ -12,6 +12,7 @@ Safety:
   stand pose and the IMU is level (roll and pitch within ``level_tolerance_rad``), or while
   ``/estop`` is latched true;
 - ``/estop`` true stops it at once (no further command; exit 4): the driver holds or goes limp;
+- a body tilt beyond ``tip_tolerance_rad`` (IMU) while running stops it the same way (exit 5);
 - ``arm_hw`` true calls ``/hw_node/arm`` (std_srvs/SetBool) after the checks and before the
   first command; otherwise arm hw_node yourself (``hw_node`` starts disarmed).
 
@@ -49,11 +50,19 @@ from pidog_description.topics import (
 
 EXIT_REFUSED = 3
 EXIT_ESTOP = 4
+EXIT_TIPPED = 5
 
 
 BURST_REST_S = 0.7  # stand still this long before each burst (it starts from rest)
 FAST_SQUAT_DEPTHS_M = (0.008, 0.009, 0.010, 0.011)
 ROCK_DEPTHS_M = (0.006, 0.008, 0.010)
+# Squat snaps: the targets jump to the squat in one control step, hold, and jump back. The
+# knees' jumps (0.17-0.26 rad in 20 ms) ask for 1.2-1.7x what a servo at the model's full speed
+# covers in a step, so how fast the body follows shows the servo speed (pidog-sysid fits the
+# speed on these windows alone). 9 mm keeps every jump within the stock trot's own largest
+# step between two ticks (0.26 rad).
+SNAP_DEPTHS_M = (0.006, 0.0075, 0.009)
+SNAP_HOLD_S = 0.4
 
 
 def _cosine_bump(n: int) -> np.ndarray:
@@ -108,6 +117,11 @@ def excitation_trajectory(duration_scale: float = 1.0, dt: float = CONTROL_DT) -
         off[:, :2, 1] = -depth * s[:, None]
         off[:, 2:, 1] = depth * s[:, None]
         segments += [(f"rest_rock_{k}", rest), (f"pitch_rock_{k}", _feet_segment(off))]
+    for k, depth in enumerate(SNAP_DEPTHS_M):
+        off = np.zeros((steps(SNAP_HOLD_S), 4, 2))
+        off[:, :, 1] = -depth
+        down, up = _feet_segment(off), _feet_segment(np.zeros_like(off))
+        segments += [(f"rest_snap_{k}", rest), (f"snap_down_{k}", down), (f"snap_up_{k}", up)]
     # Single-leg lift and swing, one leg at a time (three feet stay on the ground).
     for leg, name in enumerate(("lf", "rf", "lh", "rh")):
         n = steps(1.2)
@@ -127,12 +141,12 @@ def excitation_trajectory(duration_scale: float = 1.0, dt: float = CONTROL_DT) -
         segments.append((name, np.array([clip_joint_targets(x)[0] for x in q])))
     segments.append(("hold_end", np.tile(STAND_POSE, (steps(1.0), 1))))
 
-    # Blend every junction over 0.2 s so no target jumps.
+    # Blend every junction over 0.2 s so no target jumps, except into the snaps (they are jumps).
     blend = max(2, int(round(0.2 / dt)))
     parts, labels, index, last = [], [], 0, STAND_POSE.copy()
     for name, seg in segments:
         seg = seg.copy()
-        w = np.linspace(0.0, 1.0, min(blend, len(seg)))[:, None]
+        w = np.linspace(0.0, 1.0, 0 if name.startswith("snap_") else min(blend, len(seg)))[:, None]
         seg[: len(w)] = (1 - w) * last + w * seg[: len(w)]
         labels.append((index, name))
         parts.append(seg)
@@ -167,21 +181,26 @@ class ExcitationNode(Node):
         self.declare_parameter("duration_scale", 1.0)
         self.declare_parameter("stand_tolerance_rad", 0.15)
         self.declare_parameter("level_tolerance_rad", 0.15)
+        # Stop if the body tilts this far while running (the routine itself tilts it up to ~0.26
+        # rad in the simulator; a robot whose servos are too slow for the trot can tip over).
+        self.declare_parameter("tip_tolerance_rad", 0.5)
         self.declare_parameter("wait_timeout_s", 10.0)
         self.declare_parameter("arm_hw", False)
         p = {name: self.get_parameter(name).value for name in self._parameters}
-        for name in ("duration_scale", "stand_tolerance_rad", "level_tolerance_rad", "wait_timeout_s"):
+        positive = ("duration_scale", "stand_tolerance_rad", "level_tolerance_rad", "tip_tolerance_rad")
+        for name in (*positive, "wait_timeout_s"):
             if not float(p[name]) > 0:
                 raise ValueError(f"parameter '{name}' must be positive, got {p[name]!r}")
         self.targets, self.labels = excitation_trajectory(float(p["duration_scale"]))
         self.stand_tol = float(p["stand_tolerance_rad"])
         self.level_tol = float(p["level_tolerance_rad"])
+        self.tip_tol = float(p["tip_tolerance_rad"])
         self.wait_ticks = int(float(p["wait_timeout_s"]) / CONTROL_DT)
         self.arm_hw = bool(p["arm_hw"])
         self.joints: np.ndarray | None = None
         self.quat: np.ndarray | None = None
         self.estopped = False
-        self.state = "waiting"  # waiting -> arming -> running -> done | refused | estopped
+        self.state = "waiting"  # waiting -> arming -> running -> done | refused | estopped | tipped
         self.exit_code: int | None = None
         self.k = 0
         self.ticks = 0
@@ -250,11 +269,25 @@ class ExcitationNode(Node):
         if self.k >= len(self.targets):
             self.get_logger().info("excitation done")
             return self._finish("done", 0)
+        tilt = self._tilt()
+        if tilt > self.tip_tol:
+            segment = [name for start, name in self.labels if start <= self.k][-1]
+            self.get_logger().error(
+                f"tipping over: body tilted {tilt:.2f} rad (> tip_tolerance_rad {self.tip_tol:g}) in "
+                f"segment {segment} at {self.k * CONTROL_DT:.2f} s; stopped, no further commands "
+                "(the bag up to here is still usable)"
+            )
+            return self._finish("tipped", EXIT_TIPPED)
         for start, name in self.labels:
             if start == self.k:
                 self.get_logger().info(f"segment {name}")
         self.pub.publish(joint_state_msg(self.get_clock().now().to_msg(), self.targets[self.k]))
         self.k += 1
+
+    def _tilt(self) -> float:
+        """Angle between the body's up axis and the vertical, from the latest IMU orientation."""
+        down = -float(gravity_from_quaternion(self.quat)[2])
+        return float(np.arccos(np.clip(down, -1.0, 1.0)))
 
     def _armed(self, future) -> None:
         result = future.result()

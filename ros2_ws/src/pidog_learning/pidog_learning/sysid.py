@@ -16,15 +16,17 @@ pidog-sysid BAG... --out robot_params.yaml [--plot fit.png] [--population 16] [-
    (``pidog_sim.batch.BatchSim``): robot ``c * W + w`` runs candidate ``c`` on window ``w``, all
    in C on every core. The cost is the mean squared residual of gyro, gravity direction and
    acceleration (each normalised by the recorded signal's spread); the gyro bias is solved in
-   closed form per candidate (the mean gyro residual).
+   closed form per candidate (the mean gyro residual). Servo speed has its own stage: a profile
+   over speed on the windows where a command step reaches the limit of a searched speed
+   (``pidog-excite``'s squat snaps), the other parameters at their fit (see SPEED_GRID_STEP).
 4. Output (``pidog_sim.robot_params`` file): values, uncertainties (one standard deviation of
    CMA-ES's final search distribution: how far the data let the parameter move), fit quality
    (R² and RMS per signal), the correlations between parameters, the pairs the data could not
    separate (|correlation| >= 0.7, e.g. strength and mass) with their better-determined ratio,
-   the parameters the data do not determine at all (``not_determined``: servo speed when no
-   command step reaches the speed limit, or when the fitted strength's torque-speed curve
-   already caps the joints below it: ``speed_cap_of_strength``), and a plot of recorded vs
-   simulated traces.
+   the parameters the data do not determine at all (``not_determined``: servo speed when its
+   profile stays flat to the top of the search, e.g. because the fitted strength's torque-speed
+   curve already caps the joints below the limit: ``speed_cap_of_strength``), and a plot of
+   recorded vs simulated traces.
    Uncertainties are at least the spread of the candidates that fit within ``NEAR_TOLERANCE``
    of the best (``near_best``): the cost surface has separate narrow minima.
 
@@ -90,6 +92,7 @@ MIN_RESTED_WINDOWS = 4
 MAX_WINDOWS = 12  # default; a 60 s bag has ~21 from rest: 12 fit it within 2 min on 2 cores
 TRIM_FRACTION = 0.25  # of the windows, the worst fitting for each candidate, not scored
 MAX_GAP_S = 0.1
+MAX_TILT_RAD = 0.35  # a window where the body tilts further than this (20°) is not fitted
 # Window screening: a window is kept only if its simulated IMU traces forget an unknown start
 # (body and joints already moving, which the IMU and the joint estimate cannot tell) within
 # SETTLE_STEPS. Contact-switching motions (steps, trot, lifts) often do not: their outcome then
@@ -104,6 +107,13 @@ LATENCY_TOLERANCE = 0.2  # latencies within this relative cost of the best count
 # which describes one minimum only, understates how far the parameters can move: the
 # uncertainty reported is the larger of the two.
 NEAR_TOLERANCE = 0.1
+# Servo speed is fitted on its own (a profile over this grid, every other parameter at its fit)
+# on the windows from rest where a command step reaches the speed limit of a searched speed:
+# pidog-excite's squat snaps. Everything else is fitted on the windows where no searched speed
+# changes anything, so the two fits cannot pull on each other.
+SPEED_GRID_STEP = 0.05
+MIN_SPEED_WINDOWS = 2
+MAX_SPEED_WINDOWS = 6
 PREROLL_STEPS = 10  # steps a re-synchronised robot settles at its start pose (see simulate)
 MAX_DIVERGENCE = 0.1  # RMS trace difference after settling, in units of the recorded spread
 
@@ -242,6 +252,20 @@ def read_series(path: str | Path) -> Series:
     return Series(path.name, commands, joints, quat, gyro, accel, ok)
 
 
+def _rested(s: Series, speed: np.ndarray) -> np.ndarray:
+    """(T,) bool: the CALM_STEPS + 1 samples before k are valid, the commands did not move over
+    them (``speed``, summed steps) and the recorded gyro stayed within REST_GYRO_PTP."""
+    n, span = len(s.ok), CALM_STEPS + 1
+    out = np.zeros(n, dtype=bool)
+    if n <= span:
+        return out
+    gyro = np.lib.stride_tricks.sliding_window_view(np.nan_to_num(s.gyro, nan=np.inf), span, axis=0)
+    ok = np.lib.stride_tricks.sliding_window_view(s.ok, span).all(axis=1)
+    still = (gyro.max(axis=2) - gyro.min(axis=2)).max(axis=1) <= REST_GYRO_PTP  # window [k-span, k)
+    out[span:] = (ok & still)[: n - span] & (speed[span:] <= REST_COMMAND_TOL)
+    return out
+
+
 def cut_windows(
     series: list[Series], window_steps: int, max_windows: int, min_motion_rad: float = 0.02
 ) -> Windows:
@@ -255,17 +279,26 @@ def cut_windows(
         step = np.abs(np.diff(s.commands, axis=0)).max(axis=1)
         for lag in range(1, CALM_STEPS + 1):
             speed[lag + 1 :] += step[: len(step) - lag]
+        rested_at = _rested(s, speed)
         while start + window_steps <= len(s.ok):
             search = np.arange(start, min(start + window_steps, len(s.ok) - window_steps + 1))
-            start = int(search[np.argmin(np.nan_to_num(speed[search], nan=np.inf))])
+            # The first start from rest if there is one (after a burst the body rings on a little
+            # after the commands stop), else where the commands moved least.
+            calm = search[rested_at[search]]
+            start = (
+                int(calm[0])
+                if calm.size
+                else int(search[np.argmin(np.nan_to_num(speed[search], nan=np.inf))])
+            )
             span = slice(start - HISTORY, start + window_steps)
             if s.ok[span].all():
                 motion = float(np.ptp(s.commands[start : start + window_steps], axis=0).max())
-                if motion >= min_motion_rad:
-                    rest = slice(start - CALM_STEPS - 1, start)
-                    rested = s.ok[rest].all() and speed[start] <= REST_COMMAND_TOL
-                    rested = rested and np.ptp(s.gyro[rest], axis=0).max() <= REST_GYRO_PTP
-                    found.append((motion, s, start, bool(rested)))
+                # A robot that tipped over (servos too slow for the trot, a bump) cannot be
+                # re-synchronised standing: its windows are not fitted.
+                down = -gravity_from_quaternion(s.quat[start - 1 : start + window_steps])[:, 2]
+                upright = float(np.arccos(np.clip(down, -1.0, 1.0)).max()) <= MAX_TILT_RAD
+                if motion >= min_motion_rad and upright:
+                    found.append((motion, s, start, bool(rested_at[start])))
                 start += window_steps
             else:
                 start += 1
@@ -321,11 +354,14 @@ def load_bags(paths: list[str | Path], min_seconds: float) -> tuple[list[Series]
 class Objective:
     """Cost of candidate parameter sets; one ``BatchSim`` of population x windows robots."""
 
-    def __init__(self, windows: Windows, population: int, threads: int | None = None) -> None:
+    def __init__(
+        self, windows: Windows, population: int, threads: int | None = None, trim: float = TRIM_FRACTION
+    ) -> None:
         from pidog_sim.batch import BatchSim
 
         self.w = windows
         self.pop = population
+        self.trim = trim
         self.sim = BatchSim(
             population * windows.n,
             randomize=False,
@@ -422,7 +458,7 @@ class Objective:
         # Least trimmed squares: each candidate is scored on its best windows. A window whose
         # contacts switch chaotically (a foot lifts or slips on a hard burst) is far off even at
         # the true parameters and would otherwise pull the whole fit toward whatever fits it.
-        keep = max(1, w.n - int(TRIM_FRACTION * w.n))
+        keep = max(1, w.n - int(self.trim * w.n))
         cost = np.sort(per_window, axis=1)[:, :keep].mean(axis=1)
         cost[sim["unstable"].any(axis=1) | ~np.isfinite(cost)] = 1e6
         return cost, bias, sim
@@ -436,20 +472,32 @@ def _subset(w: Windows, keep: list[int]) -> Windows:
     return Windows(source=[w.source[i] for i in keep], **{k: getattr(w, k)[keep] for k in arrays})
 
 
-def speed_binds_below(windows: Windows) -> float:
-    """The servo-speed scale below which the speed limit acts anywhere in ``windows``.
+def _concat(a: Windows, b: Windows) -> Windows:
+    arrays = [f.name for f in fields(Windows) if f.name != "source"]
+    return Windows(
+        source=a.source + b.source, **{k: np.concatenate([getattr(a, k), getattr(b, k)]) for k in arrays}
+    )
 
-    The servo model (``pidog_description.servo.rate_limit``) only moves a target faster than
+
+def speed_binds_below_each(windows: Windows) -> np.ndarray:
+    """(W,) per window: the servo-speed scale below which the speed limit acts in it.
+
+    The servo model (``pidog_description.servo.rate_limit``) only moves a target slower than
     it was commanded when one control step asks for more than ``speed * SERVO_MAX_SPEED * dt``.
-    A candidate speed at or above the returned scale therefore produces exactly the same
-    simulated traces as any faster one: the windows cannot tell those speeds apart.
+    A candidate speed at or above a window's scale produces exactly the same simulated traces
+    as any faster one: that window cannot tell those speeds apart.
     """
     start = windows.start_joints[:, None, :]
     path = np.concatenate([start, windows.history[:, ::-1], windows.commands], axis=1)
-    largest = float(np.abs(np.diff(path, axis=1)).max()) if path.shape[1] > 1 else 0.0
+    largest = np.abs(np.diff(path, axis=1)).max(axis=(1, 2)) if path.shape[1] > 1 else np.zeros(windows.n)
     # Any queued command may be the first one the servo sees from its start (latency).
-    largest = max(largest, float(np.abs(windows.history - start).max()))
+    largest = np.maximum(largest, np.abs(windows.history - start).max(axis=(1, 2)))
     return largest / (SERVO_MAX_SPEED * CONTROL_DT)
+
+
+def speed_binds_below(windows: Windows) -> float:
+    """The servo-speed scale below which the speed limit acts anywhere in ``windows``."""
+    return float(speed_binds_below_each(windows).max()) if windows.n else 0.0
 
 
 def speed_cap_of_strength(strength: float) -> float:
@@ -492,6 +540,56 @@ def speed_not_determined(fitted: float, strength: float, speed_bound: float) -> 
         "at_least": round(bound, 3),
         "reason": f"{why}: every speed above {bound:.2f} x the model's fits as well",
     }
+
+
+def speed_profile(
+    windows: Windows, at: dict[str, float], threads: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cost of every servo speed on a SPEED_GRID_STEP grid over the search box, the other
+    parameters held ``at`` their fit: one batch, each grid speed on each window. Not trimmed:
+    the snap windows are few, and each is what tells the speed."""
+    lo, hi = SEARCH["servo_speed"]
+    grid = np.round(np.arange(lo, hi + 1e-9, SPEED_GRID_STEP), 4)
+    obj = Objective(windows, len(grid), threads, trim=0.0)
+    try:
+        values = {k: np.full(len(grid) * windows.n, float(at[k])) for k in SEARCH}
+        values["servo_speed"] = np.repeat(grid, windows.n)
+        cost, _, _ = obj.costs(values)
+    finally:
+        obj.close()
+    return grid, cost
+
+
+def speed_from_profile(
+    grid: np.ndarray, cost: np.ndarray, strength: float
+) -> tuple[dict[str, float] | None, dict[str, Any] | None]:
+    """(parameter entry, None) where the profile has a minimum; (None, ``not_determined``
+    entry) where it stays within NEAR_TOLERANCE of its best all the way to the top of the
+    search: every faster speed fits as well (a weak servo's torque-speed curve, or no step
+    fast enough, keeps the limit from acting)."""
+    best = int(np.argmin(cost))
+    near = grid[cost <= (1.0 + NEAR_TOLERANCE) * cost[best]]
+    if near.max() >= grid[-1] - 1e-9:
+        torque_cap = speed_cap_of_strength(strength)
+        why = f"the speed profile is flat from {near.min():.2f} to the top of the search ({grid[-1]:.2f})"
+        if torque_cap < grid[-1]:
+            why += (
+                f"; at strength {strength:.2f} the torque-speed curve caps the joints at {torque_cap:.2f} x"
+            )
+        return None, {
+            "at_least": round(float(near.min()), 3),
+            "reason": f"{why}: every speed above {near.min():.2f} x the model's fits as well",
+        }
+    value = float(grid[best])
+    if 0 < best < len(grid) - 1:  # vertex of the parabola through the best point and its neighbours
+        c0, c1, c2 = cost[best - 1 : best + 2]
+        curvature = c0 - 2.0 * c1 + c2
+        if curvature > 0:
+            value += 0.5 * SPEED_GRID_STEP * float(c0 - c2) / float(curvature)
+    return {
+        "value": value,
+        "uncertainty": round(float(max(SPEED_GRID_STEP / 2, np.abs(near - value).max())), 6),
+    }, None
 
 
 def screen_windows(
@@ -598,7 +696,7 @@ def identify(
     if not series:
         raise SysidError("no usable bag: " + "; ".join(f"{b}: {w}" for b, w in report.skipped.items()))
     window_steps = max(SETTLE_STEPS + 5, int(round(window_s / CONTROL_DT)))
-    candidates = cut_windows(series, window_steps, 4 * max_windows)
+    candidates = cut_windows(series, window_steps, 8 * max_windows)
     fixed = {"servo_strength": 1.0, "servo_speed": 1.0, "latency_steps": 0.0, "mass_scale": 1.0}
     for name, value in (known or {}).items():
         if name not in SEARCH or name in fit:
@@ -607,7 +705,22 @@ def identify(
         if not (np.isfinite(value) and lo <= value <= hi):
             raise SysidError(f"--known {name}={value}: outside [{lo}, {hi}]")
         fixed[name] = float(value)
+    # Servo speed on its own windows (see SPEED_GRID_STEP), when the bags have enough of them.
+    speed_windows: Windows | None = None
+    if "servo_speed" not in (known or {}):
+        each = speed_binds_below_each(candidates)
+        binds = np.flatnonzero(candidates.rested & (each > SEARCH["servo_speed"][0]))
+        if "servo_speed" in fit and binds.size >= MIN_SPEED_WINDOWS:
+            if binds.size > MAX_SPEED_WINDOWS:
+                binds = binds[np.linspace(0, binds.size - 1, MAX_SPEED_WINDOWS).round().astype(int)]
+            speed_windows = _subset(candidates, binds.tolist())
+            fit = tuple(n for n in fit if n != "servo_speed")
+        no_speed = np.flatnonzero(each <= SEARCH["servo_speed"][0])
+        if "servo_speed" not in fit and no_speed.size:
+            # Where an unknown speed could act, a fit that holds it at a guess would be misled.
+            candidates = _subset(candidates, no_speed.tolist())
     windows, divergence = screen_windows(candidates, fixed, max_windows, threads)
+    screened_out = candidates.n - windows.n
     # Servo speed only shows where a step asks for more than the speed limit allows; if no
     # window does that for any speed in the search box, the data say nothing about it: it is
     # left out of the fit and reported as not determined (never as a confident value).
@@ -745,6 +858,23 @@ def identify(
         if unknown is not None:  # fitted where the limit never acts: only a bound is known
             not_determined["servo_speed"] = unknown
             del parameters["servo_speed"]
+    speed_costs: dict[float, float] = {}
+    if speed_windows is not None:
+        at = {k: float(v[0]) for k, v in values.items()}
+        grid, profile = speed_profile(speed_windows, at, threads)
+        speed_costs = {float(g): round(float(c), 6) for g, c in zip(grid, profile, strict=True)}
+        entry, unknown = speed_from_profile(grid, profile, strength)
+        if entry is not None:
+            parameters["servo_speed"] = entry
+            at["servo_speed"] = entry["value"]
+        else:
+            not_determined["servo_speed"] = unknown
+        # Traces, fit quality and gyro bias over every fitted window, the snaps included.
+        windows = _concat(windows, speed_windows)
+        obj = Objective(windows, 1, threads)
+        _, bias, sim = obj.costs({k: np.full(windows.n, v) for k, v in at.items()})
+        obj.close()
+        best_sim = {k: sim[k][0] for k in ("gyro", "gravity", "accel")}
     parameters = {n: parameters[n] for n in SEARCH if n in parameters}
     parameters["imu_gyro_bias"] = {
         "value": [round(float(b), 6) for b in bias[0]],
@@ -807,11 +937,13 @@ def identify(
             },
         },
         "latency_profile": {int(lat): round(float(c), 6) for lat, c in best_cost.items()},
+        "speed_profile": speed_costs,
+        "speed_windows": 0 if speed_windows is None else speed_windows.n,
         "bags": report.used,
         "skipped": report.skipped,
         "windows": len(windows.source),
         "windows_from_rest": int(windows.rested.sum()),
-        "windows_screened_out": int(candidates.n - windows.n) if candidates.n > windows.n else 0,
+        "windows_screened_out": int(screened_out),
         "window_s": round(windows.commands.shape[1] * CONTROL_DT, 3),
     }
     evaluated = {n: tried_values[:, i] for i, n in enumerate(names)}
@@ -833,12 +965,13 @@ def plot_fit(result: FitResult, path: str | Path, max_windows: int = 6) -> Path:
 
     w = result.windows
     k = min(max_windows, w.n)
+    shown = np.linspace(0, w.n - 1, k).round().astype(int)  # spread: the speed's snaps come last
     L = w.commands.shape[1]
     t = np.arange(k * L) * CONTROL_DT
     fig, axes = plt.subplots(3, 3, figsize=(14, 8), sharex=True)
     for row, (key, unit) in enumerate((("gyro", "rad/s"), ("gravity", "unit"), ("accel", "m/s²"))):
-        rec = getattr(w, key)[:k].reshape(-1, 3)
-        sim = result.simulated[key][:k].reshape(-1, 3)
+        rec = getattr(w, key)[shown].reshape(-1, 3)
+        sim = result.simulated[key][shown].reshape(-1, 3)
         for col, axis in enumerate("xyz"):
             ax = axes[row, col]
             ax.plot(t, rec[:, col], "k-", lw=1, label="recorded")
@@ -931,8 +1064,9 @@ def main(argv: list[str] | None = None) -> int:
     fit = result.fit
     print(
         f"  fitted {fit['windows']} windows of {fit['window_s']:g} s, {fit['windows_from_rest']} of them "
-        f"started from rest ({fit['windows_screened_out']} more were cut but not used: unpredictable from "
-        "their start, started mid-motion where enough started from rest, or beyond --max-windows)"
+        f"started from rest, {fit['speed_windows']} of them squat snaps for the servo speed "
+        f"({fit['windows_screened_out']} more were cut but not used: unpredictable from their start, "
+        "started mid-motion where enough started from rest, or beyond --max-windows)"
     )
     for name, entry in result.parameters.items():
         print(f"  {name:<15} {entry['value']}  ± {entry['uncertainty']}")
