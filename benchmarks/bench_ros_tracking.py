@@ -29,6 +29,11 @@ from benchmarks.common import REPO, machine_summary, write_result
 
 COMMANDS = [(0.2, 0.0), (-0.1, 0.0), (0.0, 0.6), (0.0, -0.6), (0.2, 0.5), (0.1, -0.3)]
 SETTLE_S = 2.0
+# policy_node stands after this long at a zero command and restarts its gait clock when a
+# command comes (as robot.launch.xml runs it, with 1 s): each run then starts like an
+# in-process episode, at phase 0 with no previous action, instead of wherever the last run's
+# gait cycle had got to.
+STAND_AFTER_S = 0.5
 
 
 def start(module: str, params: dict[str, object], log: Path) -> subprocess.Popen:
@@ -51,7 +56,12 @@ def through_ros(policy: Path, seconds: float, seed: int, repeats: int) -> list[d
         start("pidog_sim.sim_node", {"randomize": False, "seed": seed}, logs / "sim_node.log"),
         start(
             "pidog_control.policy_node",
-            {"policy_path": str(policy), "use_sim_time": True, "default_vx": 0.0},
+            {
+                "policy_path": str(policy),
+                "use_sim_time": True,
+                "default_vx": 0.0,
+                "stand_after_s": STAND_AFTER_S,
+            },
             logs / "policy_node.log",
         ),
     ]
@@ -91,6 +101,10 @@ def through_ros(policy: Path, seconds: float, seed: int, repeats: int) -> list[d
         for vx, wz in COMMANDS:
             runs = []
             for _ in range(repeats):  # each run from a fresh /sim/reset (the sim's next seed)
+                # A zero command until policy_node stands (sim time), so the run starts its clock.
+                command["now"] = (0.0, 0.0)
+                t_zero = samples[-1][0] if samples else 0.0
+                spin_until(lambda t0=t_zero: bool(samples) and samples[-1][0] >= t0 + STAND_AFTER_S + 0.3, 30)
                 reset.wait_for_service(timeout_sec=10)
                 future = reset.call_async(Trigger.Request())
                 spin_until(future.done, 10)
@@ -167,7 +181,9 @@ def main() -> None:
         f"Machine: {machine_summary()}",
         "",
         f"`{args.policy.relative_to(REPO) if args.policy.is_relative_to(REPO) else args.policy}` in `policy_node` "
-        f"(onnxruntime, 50 Hz, sim time) on `sim_node` (nominal physics), driven by `/cmd_vel` from a third process; "
+        f"(onnxruntime, 50 Hz, sim time, `stand_after_s` {STAND_AFTER_S:g}: it stands between runs and "
+        "each run starts its gait clock afresh, as on the robot) on `sim_node` (nominal physics), driven "
+        "by `/cmd_vel` from a third process; "
         f"velocities from `/sim/ground_truth/odom` over sim time {SETTLE_S:.0f}-{args.seconds:.0f} s after each "
         f"`/sim/reset`, mean of {args.repeats} runs per command, against the same policy evaluated in-process "
         f"(nominal physics, {args.repeats} episodes per command; without noise they are identical, so the "
