@@ -89,7 +89,7 @@ REST_GYRO_PTP = 0.15  # rad/s, each axis: chosen, not measured on a real robot's
 # velocities the robot does not report, and biased the fit toward a heavier, stronger robot
 # (docs/SYSID.md, Accuracy). Older bags without rests fall back to the screened windows.
 MIN_RESTED_WINDOWS = 4
-MAX_WINDOWS = 12  # default; a 60 s bag has ~21 from rest: 12 fit it within 2 min on 2 cores
+MAX_WINDOWS = 10  # default; a 60 s bag has ~21 from rest: 10 (+ 6 snaps) fit it within 2 min on 2 cores
 TRIM_FRACTION = 0.25  # of the windows, the worst fitting for each candidate, not scored
 MAX_GAP_S = 0.1
 MAX_TILT_RAD = 0.35  # a window where the body tilts further than this (20°) is not fitted
@@ -114,6 +114,13 @@ NEAR_TOLERANCE = 0.1
 SPEED_GRID_STEP = 0.05
 MIN_SPEED_WINDOWS = 2
 MAX_SPEED_WINDOWS = 6
+# After the speed's stage, the other parameters are refined once more with the snap windows in
+# and the speed held at its fit: a local search from the first fit (CMA-ES step REFINE_SIGMA in
+# its [0, SPAN] coordinates). The snaps are where a strong robot's servos saturate: without them
+# a strength 1.1 robot came out +50 %, with them within 1 % (docs/SYSID.md).
+REFINE_SIGMA = 0.3
+REFINE_GENERATIONS = 10
+REFINE_POPULATION = 8  # at most: a local search (it keeps a 60 s bag under 2 min)
 PREROLL_STEPS = 10  # steps a re-synchronised robot settles at its start pose (see simulate)
 MAX_DIVERGENCE = 0.1  # RMS trace difference after settling, in units of the recorded spread
 
@@ -656,6 +663,106 @@ def _physical(x: np.ndarray, names: list[str]) -> np.ndarray:
 
 
 @dataclass
+class _Search:
+    blocks: dict[int, Any]  # latency -> its CMA-ES
+    best_cost: dict[int, float]  # latency -> best cost found
+    tried: dict[int, list[tuple[np.ndarray, np.ndarray]]]  # latency -> [(candidates, costs)]
+    history: list[float]
+
+
+def _cma_search(
+    windows: Windows,
+    names: list[str],
+    fixed: dict[str, float],
+    latencies: list[int],
+    x0: list[float],
+    sigma0: float,
+    population: int,
+    generations: int,
+    seed: int,
+    threads: int | None,
+    progress: bool,
+    desc: str = "pidog-sysid",
+) -> _Search:
+    """One CMA-ES per latency over ``names`` (CMA coordinates, from ``x0``), all in one batch per
+    generation; latencies far behind the best are dropped after PRUNE_AFTER generations."""
+    import cma
+
+    opts = {
+        "popsize": population,
+        "bounds": [0.0, SPAN],
+        "verbose": -9,
+        "maxiter": generations,
+        "tolfun": 1e-4,
+        "tolx": 2e-3,
+    }
+    blocks = {
+        lat: cma.CMAEvolutionStrategy(x0, sigma0, {**opts, "seed": seed * 10 + lat + 1}) for lat in latencies
+    }
+    best_cost = dict.fromkeys(latencies, np.inf)
+    active = list(latencies)
+    obj: Objective | None = None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=generations, desc=desc, unit="gen")
+    history = []
+    tried: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {lat: [] for lat in latencies}
+    try:
+        for gen in range(generations):
+            active = [lat for lat in active if not blocks[lat].stop()]
+            if not active:
+                break
+            if obj is None or obj.pop != population * len(active):
+                if obj is not None:
+                    obj.close()
+                obj = Objective(windows, population * len(active), threads)
+            xs = {lat: blocks[lat].ask() for lat in active}
+            values = _to_values(
+                np.concatenate([np.array(xs[lat]) for lat in active]), names, fixed, windows.n
+            )
+            values["latency_steps"] = np.repeat(np.repeat(np.array(active, float), population), windows.n)
+            cost, _, _ = obj.costs(values)
+            for j, lat in enumerate(active):
+                blocks[lat].tell(xs[lat], cost[j * population : (j + 1) * population].tolist())
+                tried[lat].append(
+                    (np.array(xs[lat])[:, : len(names)], cost[j * population : (j + 1) * population])
+                )
+                best_cost[lat] = float(blocks[lat].result.fbest)
+            overall = min(best_cost.values())
+            if gen + 1 >= PRUNE_AFTER:
+                active = [lat for lat in active if best_cost[lat] <= PRUNE_RATIO * overall]
+            history.append(overall)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(cost=f"{overall:.4f}", latencies=len(active))
+    finally:
+        if bar is not None:
+            bar.close()
+        if obj is not None:
+            obj.close()
+    return _Search(blocks, best_cost, tried, history)
+
+
+def _speed_stage(
+    speed_windows: Windows,
+    xbest: np.ndarray,
+    names: list[str],
+    fixed: dict[str, float],
+    latency: int,
+    threads: int | None,
+) -> tuple[tuple[dict[str, float] | None, dict[str, Any] | None], dict[float, float]]:
+    """The speed profile on the snap windows at the candidate ``xbest``: (entry, not_determined)
+    as ``speed_from_profile`` gives them, and the profile {speed: cost}."""
+    at = {k: float(v[0]) for k, v in _to_values(xbest[None], names, fixed, 1).items()}
+    at["latency_steps"] = float(latency)
+    grid, profile = speed_profile(speed_windows, at, threads)
+    costs = {float(g): round(float(c), 6) for g, c in zip(grid, profile, strict=True)}
+    return speed_from_profile(grid, profile, at["servo_strength"]), costs
+
+
+@dataclass
 class FitResult:
     parameters: dict[str, dict[str, Any]]
     fit: dict[str, Any]
@@ -681,8 +788,6 @@ def identify(
 ) -> FitResult:
     """Fit the parameters in ``fit`` to the bags; the rest stay at the simulator's defaults or
     at ``known`` values (measured otherwise: e.g. the mass from a kitchen scale)."""
-    import cma
-
     unknown = [n for n in fit if n not in SEARCH]
     if unknown or not fit:
         raise SysidError(f"parameters to fit must be among {list(SEARCH)}, got {list(fit)}")
@@ -747,65 +852,47 @@ def identify(
     # Latency is a whole number of steps: one CMA-ES per latency value over the continuous
     # parameters, all of them in the same batch; latencies far behind are dropped on the way.
     names = [n for n in SEARCH if n in fit and n != "latency_steps"]
-    latencies = list(range(int(SEARCH["latency_steps"][1]) + 1)) if "latency_steps" in fit else [0]
+    if "latency_steps" in fit:
+        latencies = list(range(int(SEARCH["latency_steps"][1]) + 1))
+    else:  # held: --known, or the simulator's default
+        latencies = [int(round(fixed["latency_steps"]))]
     dims = len(names) + max(0, 2 - len(names))  # CMA-ES needs two dimensions: pad with dummies
     x0 = [(fixed[n] - SEARCH[n][0]) / (SEARCH[n][1] - SEARCH[n][0]) * SPAN for n in names]
     x0 += [SPAN / 2] * (dims - len(names))
-    opts = {
-        "popsize": population,
-        "bounds": [0.0, SPAN],
-        "verbose": -9,
-        "maxiter": generations,
-        "tolfun": 1e-4,
-        "tolx": 2e-3,
-    }
-    blocks = {
-        lat: cma.CMAEvolutionStrategy(x0, 1.0, {**opts, "seed": seed * 10 + lat + 1}) for lat in latencies
-    }
-    best_cost = dict.fromkeys(latencies, np.inf)
-    active = list(latencies)
-    obj: Objective | None = None
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=generations, desc="pidog-sysid", unit="gen")
-    history = []
-    tried: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {lat: [] for lat in latencies}
-    try:
-        for gen in range(generations):
-            active = [lat for lat in active if not blocks[lat].stop()]
-            if not active:
-                break
-            if obj is None or obj.pop != population * len(active):
-                if obj is not None:
-                    obj.close()
-                obj = Objective(windows, population * len(active), threads)
-            xs = {lat: blocks[lat].ask() for lat in active}
-            values = _to_values(
-                np.concatenate([np.array(xs[lat]) for lat in active]), names, fixed, windows.n
-            )
-            values["latency_steps"] = np.repeat(np.repeat(np.array(active, float), population), windows.n)
-            cost, _, _ = obj.costs(values)
-            for j, lat in enumerate(active):
-                blocks[lat].tell(xs[lat], cost[j * population : (j + 1) * population].tolist())
-                tried[lat].append(
-                    (np.array(xs[lat])[:, : len(names)], cost[j * population : (j + 1) * population])
-                )
-                best_cost[lat] = float(blocks[lat].result.fbest)
-            overall = min(best_cost.values())
-            if gen + 1 >= PRUNE_AFTER:
-                active = [lat for lat in active if best_cost[lat] <= PRUNE_RATIO * overall]
-            history.append(overall)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(cost=f"{overall:.4f}", latencies=len(active))
-    finally:
-        if bar is not None:
-            bar.close()
-        if obj is not None:
-            obj.close()
+    search = _cma_search(
+        windows, names, fixed, latencies, x0, 1.0, population, generations, seed, threads, progress
+    )
+    best_cost = search.best_cost
     best_lat = min(best_cost, key=best_cost.get)
+    # The speed's stage, then a local refinement of the rest with the snaps in (see REFINE_*).
+    speed_costs: dict[float, float] = {}
+    speed_entry: tuple[dict[str, float] | None, dict[str, Any] | None] = (None, None)
+    if speed_windows is not None:
+        xbest = np.asarray(search.blocks[best_lat].result.xbest)
+        speed_entry, speed_costs = _speed_stage(speed_windows, xbest, names, fixed, best_lat, threads)
+        fixed["servo_speed"] = speed_entry[0]["value"] if speed_entry[0] else SEARCH["servo_speed"][1]
+        windows = _concat(windows, speed_windows)
+        refined = _cma_search(
+            windows,
+            names,
+            fixed,
+            [best_lat],
+            list(xbest),
+            REFINE_SIGMA,
+            min(population, REFINE_POPULATION),
+            REFINE_GENERATIONS,
+            seed,
+            threads,
+            progress,
+            desc="pidog-sysid refine",
+        )
+        # Uncertainties and correlations below come from this last search; the latency profile
+        # stays the first one's.
+        search = _Search(refined.blocks, search.best_cost, refined.tried, search.history + refined.history)
+        xbest = np.asarray(search.blocks[best_lat].result.xbest)
+        speed_entry, speed_costs = _speed_stage(speed_windows, xbest, names, fixed, best_lat, threads)
+        fixed["servo_speed"] = speed_entry[0]["value"] if speed_entry[0] else SEARCH["servo_speed"][1]
+    blocks, tried, history = search.blocks, search.tried, search.history
     es = blocks[best_lat]
     stop = dict(es.stop())
     xbest = np.asarray(es.result.xbest)
@@ -858,23 +945,12 @@ def identify(
         if unknown is not None:  # fitted where the limit never acts: only a bound is known
             not_determined["servo_speed"] = unknown
             del parameters["servo_speed"]
-    speed_costs: dict[float, float] = {}
     if speed_windows is not None:
-        at = {k: float(v[0]) for k, v in values.items()}
-        grid, profile = speed_profile(speed_windows, at, threads)
-        speed_costs = {float(g): round(float(c), 6) for g, c in zip(grid, profile, strict=True)}
-        entry, unknown = speed_from_profile(grid, profile, strength)
+        entry, unknown = speed_entry
         if entry is not None:
             parameters["servo_speed"] = entry
-            at["servo_speed"] = entry["value"]
         else:
             not_determined["servo_speed"] = unknown
-        # Traces, fit quality and gyro bias over every fitted window, the snaps included.
-        windows = _concat(windows, speed_windows)
-        obj = Objective(windows, 1, threads)
-        _, bias, sim = obj.costs({k: np.full(windows.n, v) for k, v in at.items()})
-        obj.close()
-        best_sim = {k: sim[k][0] for k in ("gyro", "gravity", "accel")}
     parameters = {n: parameters[n] for n in SEARCH if n in parameters}
     parameters["imu_gyro_bias"] = {
         "value": [round(float(b), 6) for b in bias[0]],
