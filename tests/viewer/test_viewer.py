@@ -107,12 +107,17 @@ def test_sim_node_viewer_shows_robot_and_cmd_vel_and_survives_closing(
 
     assert wait_for(blue_arrow, 20, step=0.0), "the /cmd_vel arrow never appeared"
 
-    # Closing the window stops the viewer only: the node keeps publishing.
-    on_display.close_window(window)
-    assert wait_for(lambda: on_display.find_window("MuJoCo", 0.1) is None, 15)
+    # Closing the window stops the viewer only: the node keeps publishing. (Subscribed before
+    # the close, so that DDS discovery of a new subscription cannot eat the waiting time.)
     states: list[JointState] = []
     ros_probe.node.create_subscription(JointState, JOINT_STATES_TOPIC, states.append, 50)
-    assert ros_probe.spin_until(lambda: len(states) > 20, 20), node.log()
+    assert ros_probe.spin_until(lambda: len(states) > 0, 20), node.log()
+    on_display.close_window(window)
+    # Spun while waiting: what arrives later was published after the window went.
+    gone = lambda: ros_probe.spin_for(0.05) or on_display.find_window("MuJoCo", 0.1) is None  # noqa: E731
+    assert wait_for(gone, 15)
+    closed_at = len(states)
+    assert ros_probe.spin_until(lambda: len(states) > closed_at + 20, 20), node.log()
     assert node.alive(), node.log()
     assert node.stop() == 0, node.log()
 
