@@ -36,6 +36,7 @@ from pidog_description.kinematics import feet_to_joints
 from pidog_description.limits import clip_joint_targets
 from pidog_description.messages import MessageError, imu_from_msg, joint_positions_from_msg, joint_state_msg
 from pidog_description.node_runner import refuse_start
+from pidog_description.rotations import tilt_from_quaternion
 from pidog_description.spec import CONTROL_DT, gravity_from_quaternion, roll_pitch_from_gravity
 from pidog_description.topics import (
     ESTOP_TOPIC,
@@ -117,11 +118,13 @@ def excitation_trajectory(duration_scale: float = 1.0, dt: float = CONTROL_DT) -
         off[:, :2, 1] = -depth * s[:, None]
         off[:, 2:, 1] = depth * s[:, None]
         segments += [(f"rest_rock_{k}", rest), (f"pitch_rock_{k}", _feet_segment(off))]
+    jumps: set[str] = set()  # segments entered without a blend: the jump is the point
     for k, depth in enumerate(SNAP_DEPTHS_M):
         off = np.zeros((steps(SNAP_HOLD_S), 4, 2))
         off[:, :, 1] = -depth
         down, up = _feet_segment(off), _feet_segment(np.zeros_like(off))
         segments += [(f"rest_snap_{k}", rest), (f"snap_down_{k}", down), (f"snap_up_{k}", up)]
+        jumps.update({f"snap_down_{k}", f"snap_up_{k}"})
     # Single-leg lift and swing, one leg at a time (three feet stay on the ground).
     for leg, name in enumerate(("lf", "rf", "lh", "rh")):
         n = steps(1.2)
@@ -146,7 +149,7 @@ def excitation_trajectory(duration_scale: float = 1.0, dt: float = CONTROL_DT) -
     parts, labels, index, last = [], [], 0, STAND_POSE.copy()
     for name, seg in segments:
         seg = seg.copy()
-        w = np.linspace(0.0, 1.0, 0 if name.startswith("snap_") else min(blend, len(seg)))[:, None]
+        w = np.linspace(0.0, 1.0, 0 if name in jumps else min(blend, len(seg)))[:, None]
         seg[: len(w)] = (1 - w) * last + w * seg[: len(w)]
         labels.append((index, name))
         parts.append(seg)
@@ -269,7 +272,7 @@ class ExcitationNode(Node):
         if self.k >= len(self.targets):
             self.get_logger().info("excitation done")
             return self._finish("done", 0)
-        tilt = self._tilt()
+        tilt = tilt_from_quaternion(self.quat)
         if tilt > self.tip_tol:
             segment = [name for start, name in self.labels if start <= self.k][-1]
             self.get_logger().error(
@@ -283,11 +286,6 @@ class ExcitationNode(Node):
                 self.get_logger().info(f"segment {name}")
         self.pub.publish(joint_state_msg(self.get_clock().now().to_msg(), self.targets[self.k]))
         self.k += 1
-
-    def _tilt(self) -> float:
-        """Angle between the body's up axis and the vertical, from the latest IMU orientation."""
-        down = -float(gravity_from_quaternion(self.quat)[2])
-        return float(np.arccos(np.clip(down, -1.0, 1.0)))
 
     def _armed(self, future) -> None:
         result = future.result()

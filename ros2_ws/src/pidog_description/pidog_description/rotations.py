@@ -49,6 +49,13 @@ def up_in_body(q: np.ndarray) -> np.ndarray:
     return np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=-1)
 
 
+def tilt_from_quaternion(q: np.ndarray) -> float | np.ndarray:
+    """Angle (rad) between the body's up axis and the vertical: 0 level, pi upside down (a
+    float, or an array for a batch)."""
+    tilt = np.arccos(np.clip(up_in_body(q)[..., 2], -1.0, 1.0))
+    return float(tilt) if np.ndim(tilt) == 0 else tilt
+
+
 def yaw_from_quaternion(q: np.ndarray) -> float | np.ndarray:
     """Heading (rad) of a body -> world quaternion (a float, or an array for a batch)."""
     w, x, y, z = np.moveaxis(np.asarray(q, dtype=np.float64), -1, 0)

@@ -18,7 +18,9 @@ pidog-sysid BAG... --out robot_params.yaml [--plot fit.png] [--population 16] [-
    acceleration (each normalised by the recorded signal's spread); the gyro bias is solved in
    closed form per candidate (the mean gyro residual). Servo speed has its own stage: a profile
    over speed on the windows where a command step reaches the limit of a searched speed
-   (``pidog-excite``'s squat snaps), the other parameters at their fit (see SPEED_GRID_STEP).
+   (``pidog-excite``'s squat snaps), the other parameters at their fit (see SPEED_GRID_STEP);
+   then those are refined once more with the snaps in and the speed held (REFINE_*), and the
+   speed is profiled again.
 4. Output (``pidog_sim.robot_params`` file): values, uncertainties (one standard deviation of
    CMA-ES's final search distribution: how far the data let the parameter move), fit quality
    (R² and RMS per signal), the correlations between parameters, the pairs the data could not
@@ -52,6 +54,7 @@ from pidog_description.messages import (
     joint_positions_from_msg,
 )
 from pidog_description.robot import N_JOINTS, SERVO_MAX_SPEED
+from pidog_description.rotations import tilt_from_quaternion
 from pidog_description.spec import CONTROL_DT, gravity_from_quaternion
 from pidog_description.topics import (
     IMU_FRAME_ID,
@@ -302,8 +305,8 @@ def cut_windows(
                 motion = float(np.ptp(s.commands[start : start + window_steps], axis=0).max())
                 # A robot that tipped over (servos too slow for the trot, a bump) cannot be
                 # re-synchronised standing: its windows are not fitted.
-                down = -gravity_from_quaternion(s.quat[start - 1 : start + window_steps])[:, 2]
-                upright = float(np.arccos(np.clip(down, -1.0, 1.0)).max()) <= MAX_TILT_RAD
+                tilt = tilt_from_quaternion(s.quat[start - 1 : start + window_steps])
+                upright = float(np.max(tilt)) <= MAX_TILT_RAD
                 if motion >= min_motion_rad and upright:
                     found.append((motion, s, start, bool(rested_at[start])))
                 start += window_steps
@@ -745,6 +748,19 @@ def _cma_search(
     return _Search(blocks, best_cost, tried, history)
 
 
+@dataclass
+class _SpeedFit:
+    entry: dict[str, float] | None  # the parameter, where the profile has a minimum
+    not_determined: dict[str, Any] | None  # else the bound and why
+    profile: dict[float, float]  # speed -> cost
+
+    @property
+    def held(self) -> float:
+        """The speed to simulate at: the fit, or the top of the search where only a lower
+        bound is known (every speed above it gives the same traces)."""
+        return self.entry["value"] if self.entry is not None else SEARCH["servo_speed"][1]
+
+
 def _speed_stage(
     speed_windows: Windows,
     xbest: np.ndarray,
@@ -752,14 +768,13 @@ def _speed_stage(
     fixed: dict[str, float],
     latency: int,
     threads: int | None,
-) -> tuple[tuple[dict[str, float] | None, dict[str, Any] | None], dict[float, float]]:
-    """The speed profile on the snap windows at the candidate ``xbest``: (entry, not_determined)
-    as ``speed_from_profile`` gives them, and the profile {speed: cost}."""
+) -> _SpeedFit:
+    """The speed profile on the snap windows at the candidate ``xbest``."""
     at = {k: float(v[0]) for k, v in _to_values(xbest[None], names, fixed, 1).items()}
     at["latency_steps"] = float(latency)
     grid, profile = speed_profile(speed_windows, at, threads)
     costs = {float(g): round(float(c), 6) for g, c in zip(grid, profile, strict=True)}
-    return speed_from_profile(grid, profile, at["servo_strength"]), costs
+    return _SpeedFit(*speed_from_profile(grid, profile, at["servo_strength"]), costs)
 
 
 @dataclass
@@ -865,13 +880,13 @@ def identify(
     best_cost = search.best_cost
     best_lat = min(best_cost, key=best_cost.get)
     # The speed's stage, then a local refinement of the rest with the snaps in (see REFINE_*).
-    speed_costs: dict[float, float] = {}
-    speed_entry: tuple[dict[str, float] | None, dict[str, Any] | None] = (None, None)
+    speed: _SpeedFit | None = None
     if speed_windows is not None:
         xbest = np.asarray(search.blocks[best_lat].result.xbest)
-        speed_entry, speed_costs = _speed_stage(speed_windows, xbest, names, fixed, best_lat, threads)
-        fixed["servo_speed"] = speed_entry[0]["value"] if speed_entry[0] else SEARCH["servo_speed"][1]
+        speed = _speed_stage(speed_windows, xbest, names, fixed, best_lat, threads)
+        fixed["servo_speed"] = speed.held
         windows = _concat(windows, speed_windows)
+    if speed is not None and names:
         refined = _cma_search(
             windows,
             names,
@@ -890,8 +905,8 @@ def identify(
         # stays the first one's.
         search = _Search(refined.blocks, search.best_cost, refined.tried, search.history + refined.history)
         xbest = np.asarray(search.blocks[best_lat].result.xbest)
-        speed_entry, speed_costs = _speed_stage(speed_windows, xbest, names, fixed, best_lat, threads)
-        fixed["servo_speed"] = speed_entry[0]["value"] if speed_entry[0] else SEARCH["servo_speed"][1]
+        speed = _speed_stage(speed_windows, xbest, names, fixed, best_lat, threads)
+        fixed["servo_speed"] = speed.held
     blocks, tried, history = search.blocks, search.tried, search.history
     es = blocks[best_lat]
     stop = dict(es.stop())
@@ -945,12 +960,11 @@ def identify(
         if unknown is not None:  # fitted where the limit never acts: only a bound is known
             not_determined["servo_speed"] = unknown
             del parameters["servo_speed"]
-    if speed_windows is not None:
-        entry, unknown = speed_entry
-        if entry is not None:
-            parameters["servo_speed"] = entry
+    if speed is not None:
+        if speed.entry is not None:
+            parameters["servo_speed"] = speed.entry
         else:
-            not_determined["servo_speed"] = unknown
+            not_determined["servo_speed"] = speed.not_determined
     parameters = {n: parameters[n] for n in SEARCH if n in parameters}
     parameters["imu_gyro_bias"] = {
         "value": [round(float(b), 6) for b in bias[0]],
@@ -1013,7 +1027,7 @@ def identify(
             },
         },
         "latency_profile": {int(lat): round(float(c), 6) for lat, c in best_cost.items()},
-        "speed_profile": speed_costs,
+        "speed_profile": speed.profile if speed is not None else {},
         "speed_windows": 0 if speed_windows is None else speed_windows.n,
         "bags": report.used,
         "skipped": report.skipped,
