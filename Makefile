@@ -32,13 +32,18 @@ $(STAMP): requirements/dev.txt requirements/ros.txt requirements/ray.txt $(forea
 	env -u MUJOCO_GL -u PYOPENGL_PLATFORM $(PY) -c "import rclpy; from sensor_msgs.msg import JointState, Imu; import mujoco, stable_baselines3, pidog_description"
 	@touch $(STAMP)
 
-# Two phases: the in-process tests on TEST_WORKERS pytest-xdist workers, then the tests that
-# start processes (DDS nodes, the Ray cluster; marked in tests/conftest.py) one at a time, so
-# their real-time processes never share the machine with another test. Exit 5 = nothing selected.
+# Three phases: the in-process tests on TEST_WORKERS pytest-xdist workers; the tests that start
+# processes (DDS nodes, the Ray cluster; marked in tests/conftest.py) on as many workers, one
+# test file per worker at a time (--dist loadfile: a file's module fixtures, such as the Ray
+# cluster, stay on one worker; each worker has a DDS domain of its own), whose real-time tests
+# hold with the other worker's load beside them as `make test-stress` checks; then the tests
+# marked `alone` (the twin, whose physics slows under load), one at a time.
+# Exit 5 = nothing selected.
 TEST_WORKERS ?= 2
 test: setup
 	@$(PY) -m pytest -n $(TEST_WORKERS) -m "not processes" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
-	$(PY) -m pytest -m processes $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "processes and not alone" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
+	$(PY) -m pytest -m alone $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
 # The suite STRESS_RUNS times in a row while a CPU burner keeps one core busy (timing tests
 # must hold on a loaded machine). PYTEST_ARGS narrows it, e.g. PYTEST_ARGS="tests/deploy".

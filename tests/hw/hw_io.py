@@ -74,6 +74,12 @@ class Listener:
             f"no {topics} from hw_node"
         )
 
+    def armed(self, timeout: float = 5.0) -> bool:
+        """hw_node's last ~/armed, once one has arrived: it is latched, but on a loaded machine
+        it can land after the ~/state message a test waited for."""
+        self.wait_for(HW_ARMED_TOPIC_NAME, timeout=timeout)
+        return bool(self.last[HW_ARMED_TOPIC_NAME].data)
+
     def rates(self, *topics: str, seconds: float = 2.0) -> list[float]:
         """The rate each topic is published at over the window: 1 / the median interval between
         the node's own header stamps. The stamps are taken when the node publishes, so a test

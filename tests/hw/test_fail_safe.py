@@ -63,7 +63,7 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
     node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, command_timeout_action="lie"))
     io = Listener(ros_probe)
     io.wait_state("disarmed", timeout=30.0)  # stood up by itself, then waits for an operator
-    assert io.last[HW_ARMED_TOPIC_NAME].data is False
+    assert io.armed() is False
     wait_pulses(io, log, STAND_US)
 
     io.command(COMMAND_DEG, 1.0)
@@ -188,7 +188,7 @@ def test_mcu_reset_recover_stands_up_again_disarmed(spawn_node, ros_probe, tmp_p
     assert "prescaler" in str(entries), "timers re-initialised"
     assert [e for e in entries if "violation" in e] == []
     assert near(latest_pulses(log), STAND_US)
-    assert io.last[HW_ARMED_TOPIC_NAME].data is False
+    assert io.armed() is False
     assert io.arm().success, "no latched fault: the operator may arm again"
 
 
@@ -257,7 +257,7 @@ def test_one_shot_estop_latches_survives_restart_and_needs_reset(
             on[e["channel"]] = e["pulse_us"]
     assert near(np.array([on[c] for c in LEG_CHANNELS]), LIE_US), "pose unknown after a restart: fold first"
     assert near(latest_pulses(log2), STAND_US)
-    assert io.last[HW_ARMED_TOPIC_NAME].data is False
+    assert io.armed() is False
     assert '"estop": null' in state_file.read_text()
 
 

@@ -43,7 +43,7 @@ def test_shipped_policy_walks_and_turns_through_hw_node_and_the_twin_like_throug
     assert twin.yaw_rad == pytest.approx(sim.yaw_rad, rel=TURN_TOLERANCE), report
     assert FORWARD_BAND[0] * sim.forward_m <= twin.forward_m <= FORWARD_BAND[1] * sim.forward_m, report
     # Through the driver's registers, remap and filter, the IMU still tells the truth.
-    assert min(twin.gyro_corr) > 0.8, report
+    assert twin.gyro_corr is not None and min(twin.gyro_corr) > 0.8, report
 
 
 # Each mistake, how it is injected, and how the twin shows it.
@@ -87,4 +87,5 @@ def test_a_reversed_imu_forward_axis_shows_as_imu_rates_against_the_ground_truth
         spawn_node, ros_probe, tmp_path, FAULT_WINDOW_S, turn=False, **FAULTS["imu_axes_forward_reversed"]
     )
     print(f"imu_axes_forward_reversed: {run}")
-    assert run.gyro_corr is not None and max(run.gyro_corr) < -0.5, f"the twin did not catch it\n{run}"
+    assert run.gyro_corr is not None, f"under a second of walking before it fell: nothing to compare\n{run}"
+    assert max(run.gyro_corr) < -0.5, f"the twin did not catch it\n{run}"

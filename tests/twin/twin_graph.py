@@ -39,6 +39,8 @@ SHIPPED = Path(__file__).resolve().parents[2] / "models" / "policies" / "pidog_w
 FORWARD = (0.2, 0.0)  # (vx m/s, wz rad/s) as test_shipped_policy drives it
 LEFT = (0.05, 1.0)
 POLICY_PARAMS = {"policy_path": str(SHIPPED), "default_vx": 0.0}  # as robot.launch.xml
+FALL_TILT_RAD = 0.8  # the body's up axis this far from vertical: fallen
+FALL_MARGIN_S = 0.3  # rates this close before the fall belong to it, not to the walk
 TWIN_HW_PARAMS: dict[str, Any] = {
     "i2c_bus": "twin",
     "startup_pose": "stand",  # the real start-up: lying unpowered, servos on one by one, rise
@@ -98,6 +100,7 @@ class Operator:
         # clocks (wall and sim), so they are paired by when they arrive here.
         self.imu_rates: list[tuple[float, float, float]] = []
         self.true_rates: list[tuple[float, float, float]] = []
+        self.fell_at: float | None = None  # arrival time of the first ground truth past FALL_TILT_RAD
         self._subs = [
             probe.node.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS),
             probe.node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, self._on_tilt, STREAM_QOS),
@@ -120,11 +123,16 @@ class Operator:
     def _on_imu(self, msg: Imu) -> None:
         self.imu_rates.append((time.monotonic(), msg.angular_velocity.x, msg.angular_velocity.y))
 
-    def gyro_correlation(self, since: float) -> tuple[float, float]:
-        """Correlation of /imu/data's x and y rates with the ground truth's since ``since``."""
-        imu = np.array([r for r in self.imu_rates if r[0] >= since])
-        truth = np.array([r for r in self.true_rates if r[0] >= since])
-        assert len(imu) > 50 and len(truth) > 50, "no /imu/data or ground truth to compare"
+    def gyro_correlation(self, since: float) -> tuple[float, float] | None:
+        """Correlation of /imu/data's x and y rates with the ground truth's since ``since``, up
+        to a fall if the robot fell: the two are paired by arrival time, and a fall's fast rates
+        arriving a little apart on a loaded machine would weigh more than the whole walk.
+        None if there is under a second of both to compare (a robot that fell at once)."""
+        until = math.inf if self.fell_at is None else self.fell_at - FALL_MARGIN_S
+        imu = np.array([r for r in self.imu_rates if since <= r[0] < until])
+        truth = np.array([r for r in self.true_rates if since <= r[0] < until])
+        if len(imu) <= 50 or len(truth) <= 50:
+            return None
         return tuple(
             float(np.corrcoef(imu[:, axis], np.interp(imu[:, 0], truth[:, 0], truth[:, axis]))[0, 1])
             for axis in (1, 2)
@@ -135,9 +143,10 @@ class Operator:
         self.true_rates.append((time.monotonic(), w.x, w.y))
         q = msg.pose.pose.orientation
         up_z = 1.0 - 2.0 * (q.x * q.x + q.y * q.y)  # world z of the body's z axis
-        self.tilt.append(
-            (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, math.acos(max(-1, min(1, up_z))))
-        )
+        tilt = math.acos(max(-1, min(1, up_z)))
+        self.tilt.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, tilt))
+        if tilt > FALL_TILT_RAD and self.fell_at is None:
+            self.fell_at = time.monotonic()
 
     def _send(self) -> None:
         if self.command is not None:
@@ -155,7 +164,7 @@ class Operator:
         ), f"sim time stalled at {self.odom.now:.2f} s\n{self.logs()}"
         return self.odom.window(t0 + settle, t0 + settle + seconds)
 
-    def fell_since(self, t0: float, limit: float = 0.8) -> bool:
+    def fell_since(self, t0: float, limit: float = FALL_TILT_RAD) -> bool:
         return any(tilt > limit for t, tilt in self.tilt if t >= t0)
 
 
