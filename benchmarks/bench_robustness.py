@@ -1,6 +1,6 @@
 """Robustness of the shipped policy to the robot's physics (issue 14, item 4).
 
-    python -m benchmarks.bench_robustness [--episodes 3] [--seconds 8] [--policy PATH]
+    python -m benchmarks.bench_robustness [--episodes 3] [--seconds 8] [--policy PATH|trot]
 
 The shipped policy (models/policies/pidog_walk.onnx, as the robot runs it) walks forward at a
 fixed command on a grid of servo strength (stall torque, N·m; the model's is 0.35), control
@@ -8,9 +8,15 @@ latency (steps of 20 ms) and total mass (kg; the torso's mass is scaled, the leg
 Every other randomisation is off (no pushes, nominal friction and servo speed, no gyro bias);
 only the IMU noise is on, so the episodes of one cell differ. The whole grid runs as one batch
 of ``pidog_sim.task.WalkTask`` robots. Reported per cell: forward speed relative to the nominal
-robot (0.35 N·m, latency 0, the model's mass) and falls. Target: >= 70 % of nominal speed with
-0 falls over strength 0.25-0.45 N·m, latency 0-2 steps and mass 0.85-1.15 kg.
-Results: docs/benchmarks/robustness.md and docs/benchmarks/robustness.png.
+robot (0.35 N·m, latency 0, the model's mass), falls, and the yaw drift. Speed is the
+heading-frame forward velocity, as ``pidog-eval`` and the tracking grid measure it: a robot that
+veers off its straight command walks as fast along its heading but makes less world-x progress,
+and that is a steering error, reported as the drift (|mean yaw rate|; the tracking grid's wz
+error target is 0.15 rad/s), not as slowness. Target: >= 70 % of nominal speed with 0 falls
+over strength 0.25-0.45 N·m, latency 0-2 steps and mass 0.85-1.15 kg.
+`--policy trot` runs the scripted trot (the demonstrations' gait) over the same grid instead: the
+reference for what this gait family does on weaker and stronger robots.
+Results: docs/benchmarks/robustness.md and robustness.png (robustness_trot.* for the trot).
 """
 
 from __future__ import annotations
@@ -25,26 +31,48 @@ import numpy as np
 from benchmarks.common import REPO, RESULTS_DIR, machine_summary, write_result
 
 POLICY = REPO / "models" / "policies" / "pidog_walk.onnx"
+TROT = "trot"  # --policy trot: the scripted gait as the reference
 STRENGTHS_NM = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 LATENCIES = (0, 1, 2, 3)
 MASSES_KG = (0.8, 0.85, None, 1.1, 1.15, 1.2)  # None: the model's own total mass
 TARGET = {"strength": (0.25, 0.45), "latency": (0, 2), "mass": (0.85, 1.15), "speed_ratio": 0.7}
 COMMAND_VX = 0.2
 WARMUP_S = 2.0
+DRIFT_LIMIT_RADPS = 0.15  # the tracking grid's wz error target (issue 12)
 
 
-def run_grid(policy_path: Path, episodes: int, seconds: float, threads: int | None) -> dict:
+def batch_controller(policy: Path | str):
+    """``act(obs batch) -> action batch`` for an ONNX policy (checked as the robot checks it)
+    or for the scripted trot (``"trot"``), and a check that the batch agrees with one robot."""
+    if policy == TROT:
+        from pidog_sim.controllers import TrotController
+
+        trot = TrotController()
+        return lambda obs: np.stack([trot(o) for o in obs]), lambda obs1: None
     import onnxruntime as ort
 
     from pidog_control.policy_runtime import OnnxPolicy
+
+    runtime = OnnxPolicy(Path(policy))  # validates the file exactly as the robot does
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(policy), sess_options=options, providers=["CPUExecutionProvider"])
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return session.run(["action"], {"obs": obs})[0]
+
+    def check(obs1: np.ndarray) -> None:  # the batched session and the robot's runtime agree
+        assert np.allclose(runtime.act(obs1[0]), act(obs1)[0], atol=1e-5)
+
+    return act, check
+
+
+def run_grid(policy: Path | str, episodes: int, seconds: float, threads: int | None) -> dict:
     from pidog_description.robot import SERVO_STALL_TORQUE
     from pidog_description.spec import CONTROL_DT
     from pidog_sim.task import WalkTask
 
-    policy = OnnxPolicy(policy_path)  # validates the file exactly as the robot does
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(policy_path), sess_options=options, providers=["CPUExecutionProvider"])
+    act, check = batch_controller(policy)
 
     probe = WalkTask(1, randomize=False, config={"episode_seconds": seconds})
     total_mass = float(probe.sim.models[0].body_mass.sum())
@@ -90,35 +118,35 @@ def run_grid(policy_path: Path, episodes: int, seconds: float, threads: int | No
     steps = int(round(seconds / CONTROL_DT))
     warm = int(round(WARMUP_S / CONTROL_DT))
     fell = np.zeros(n, dtype=bool)
-    x_start = np.zeros(n)
+    speed_sum, yaw_sum = np.zeros(n), np.zeros(n)
     t0 = time.monotonic()
     for k in range(steps):
-        obs = task.observe().astype(np.float32)
-        (action,) = session.run(["action"], {"obs": obs})
-        out = task.step(action)
+        out = task.step(act(task.observe().astype(np.float32)))
         fell |= out["terminated"]
-        if k + 1 == warm:
-            x_start = sim.base_position()[:, 0].copy()
+        if k + 1 > warm:
+            speed_sum += sim.heading_velocity()[:, 0]
+            yaw_sum += sim.yaw_rate()
     wall = time.monotonic() - t0
-    speed = (sim.base_position()[:, 0] - x_start) / ((steps - warm) * CONTROL_DT)
+    speed = speed_sum / (steps - warm)
+    drift = np.abs(yaw_sum / (steps - warm))
     speed[fell] = np.nan
-    # Sanity: the batched session and the robot's runtime agree on one observation.
-    obs1 = task.observe(np.array([0])).astype(np.float32)
-    assert np.allclose(policy.act(obs1[0]), session.run(["action"], {"obs": obs1})[0][0], atol=1e-5)
+    drift[fell] = np.nan
+    check(task.observe(np.array([0])).astype(np.float32))
     task.close()
 
     rows = []
     for c, (s, lat, mass) in enumerate(cells):
         sl = slice(c * episodes, (c + 1) * episodes)
-        ok = speed[sl][np.isfinite(speed[sl])]
+        ok = np.isfinite(speed[sl])
         rows.append(
             {
                 "strength": s,
                 "latency": lat,
                 "mass": mass,
                 "falls": int(fell[sl].sum()),
-                "speed": float(ok.mean()) if ok.size else float("nan"),
-                "slowest": float(ok.min()) if ok.size else float("nan"),
+                "speed": float(speed[sl][ok].mean()) if ok.any() else float("nan"),
+                "slowest": float(speed[sl][ok].min()) if ok.any() else float("nan"),
+                "drift": float(drift[sl][ok].mean()) if ok.any() else float("nan"),
             }
         )
     nominal = next(
@@ -152,7 +180,24 @@ def passes(r: dict) -> bool:
     return r["falls"] == 0 and np.isfinite(r["ratio"]) and r["ratio"] >= TARGET["speed_ratio"]
 
 
-def plot(result: dict, path: Path) -> None:
+def holds_heading(r: dict) -> bool:
+    return bool(np.isfinite(r["drift"]) and r["drift"] <= DRIFT_LIMIT_RADPS)
+
+
+def describe(policy: Path | str) -> tuple[str, str]:
+    """(what is tested, in words; how to name it in the re-run command and the text)."""
+    if policy == TROT:
+        return "the scripted trot (the demonstrations' gait, for reference)", TROT
+    path = Path(policy).resolve()
+    name = str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
+    return ("the shipped policy" if path == POLICY.resolve() else f"`{name}`"), name
+
+
+def sentence_start(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def plot(result: dict, path: Path, policy: Path | str = POLICY) -> None:
     import matplotlib
     import matplotlib.patches
 
@@ -164,16 +209,19 @@ def plot(result: dict, path: Path) -> None:
     for ax, lat in zip(axes, LATENCIES, strict=True):
         grid = np.full((len(STRENGTHS_NM), len(masses)), np.nan)
         falls = np.zeros_like(grid)
+        drift = np.full_like(grid, np.nan)
         for r in result["rows"]:
             if r["latency"] != lat:
                 continue
             i, j = STRENGTHS_NM.index(r["strength"]), masses.index(r["mass"])
-            grid[i, j], falls[i, j] = r["ratio"], r["falls"]
+            grid[i, j], falls[i, j], drift[i, j] = r["ratio"], r["falls"], r["drift"]
         im = ax.imshow(grid, origin="lower", cmap="RdYlGn", vmin=0.0, vmax=1.2, aspect="auto")
         for i, j in itertools.product(range(len(STRENGTHS_NM)), range(len(masses))):
             text = "fell" if not np.isfinite(grid[i, j]) else f"{grid[i, j]:.2f}"
             if falls[i, j] and np.isfinite(grid[i, j]):
                 text += f"\n{int(falls[i, j])} fell"
+            elif np.isfinite(drift[i, j]) and drift[i, j] > DRIFT_LIMIT_RADPS:
+                text += f"\n{drift[i, j]:.2f} r/s"
             ax.text(j, i, text, ha="center", va="center", fontsize=7)
         if TARGET["latency"][0] <= lat <= TARGET["latency"][1]:  # the target range, outlined
             si = [i for i, s in enumerate(STRENGTHS_NM) if TARGET["strength"][0] - 1e-9 <= s]
@@ -192,28 +240,30 @@ def plot(result: dict, path: Path) -> None:
     axes[0].set_ylabel("servo stall torque (N·m)")
     fig.colorbar(im, ax=axes, label="forward speed / nominal", shrink=0.8)
     fig.suptitle(
-        f"Shipped policy at vx = {COMMAND_VX} m/s: speed relative to nominal (and falls); "
-        "black box: the target range (>= 0.70, no falls)"
+        f"{sentence_start(describe(policy)[0].split(' (')[0])} at vx = {COMMAND_VX} m/s: heading-frame speed relative to nominal (and falls; "
+        f"yaw drift in rad/s where over {DRIFT_LIMIT_RADPS:g}); black box: the target range (>= 0.70, no falls)"
     )
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
-def report(result: dict, episodes: int, seconds: float, png: str, policy: Path = POLICY) -> str:
+def report(result: dict, episodes: int, seconds: float, png: str, policy: Path | str = POLICY) -> str:
     rows = result["rows"]
     target_rows = [r for r in rows if in_target(r)]
     failing = [r for r in target_rows if not passes(r)]
+    veering = [r for r in target_rows if passes(r) and not holds_heading(r)]
     ok = not failing
-    name = policy.resolve().relative_to(REPO) if policy.resolve().is_relative_to(REPO) else policy
+    subject, name = describe(policy)
     outside_fail = [r for r in rows if not in_target(r) and not passes(r)]
     lines = [
-        "## Robustness of the shipped policy to servo strength, latency and mass",
+        f"## Robustness of {subject} to servo strength, latency and mass",
         "",
         f"`python -m benchmarks.bench_robustness --episodes {episodes} --seconds {seconds:g}"
-        f"{'' if policy == POLICY else f' --policy {name}'}` ({machine_summary()}).",
+        f"{'' if subject == 'the shipped policy' else f' --policy {name}'}` ({machine_summary()}).",
         "",
-        f"`{name}` walking at vx = {COMMAND_VX} m/s, {episodes} episodes of "
-        f"{seconds:g} s per cell (speed measured after the first {WARMUP_S:g} s), in one batch of "
+        f"{'The scripted trot' if policy == TROT else f'`{name}`'} commanded straight ahead at vx = {COMMAND_VX} m/s, {episodes} episodes of "
+        f"{seconds:g} s per cell (speed, the heading-frame forward velocity as `pidog-eval` measures "
+        f"it, and yaw drift, |mean yaw rate|, after the first {WARMUP_S:g} s), in one batch of "
         f"{result['robots']} simulated robots ({result['threads']} physics threads, "
         f"{result['wall_s']:.0f} s). Servo stall torque (the model's: 0.35 N·m), control latency "
         f"(20 ms steps) and total mass (the model's: {result['total_mass']:.3f} kg; the torso's mass "
@@ -224,7 +274,11 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path =
         "",
         f"**Target** (>= {TARGET['speed_ratio']:.0%} of nominal speed and 0 falls for 0.25-0.45 N·m, "
         f"latency 0-2, 0.85-1.15 kg): **{'met' if ok else 'NOT met'}** "
-        f"({len(target_rows) - len(failing)} of {len(target_rows)} cells pass).",
+        f"({len(target_rows) - len(failing)} of {len(target_rows)} cells pass). "
+        f"Of the passing cells, {len(veering)} veer off the straight command by more than "
+        f"{DRIFT_LIMIT_RADPS:g} rad/s (the tracking grid's wz error target): "
+        f"{len(target_rows) - len(failing) - len(veering)} of {len(target_rows)} cells also hold "
+        "their heading.",
         "",
         f"![robustness]({png})",
         "",
@@ -235,8 +289,17 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path =
         lines += [
             f"- {r['strength']:.2f} N·m, latency {r['latency']}, {r['mass']:.2f} kg: "
             f"speed {r['ratio']:.2f} × nominal ({r['speed']:.3f} m/s, slowest episode "
-            f"{r['slowest']:.3f}), {r['falls']}/{episodes} fell"
+            f"{r['slowest']:.3f}), yaw drift {r['drift']:.2f} rad/s, {r['falls']}/{episodes} fell"
             for r in failing
+        ]
+        lines.append("")
+    if veering:
+        lines.append("Cells inside the target range that keep their speed but veer:")
+        lines.append("")
+        lines += [
+            f"- {r['strength']:.2f} N·m, latency {r['latency']}, {r['mass']:.2f} kg: "
+            f"speed {r['ratio']:.2f} × nominal, yaw drift {r['drift']:.2f} rad/s"
+            for r in veering
         ]
         lines.append("")
     # Where it breaks, per latency: cells passing, the weakest strength passing at every mass,
@@ -270,9 +333,16 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path =
                 cell = "all fell" if not np.isfinite(r["ratio"]) else f"{r['ratio']:.2f}"
                 if r["falls"] and np.isfinite(r["ratio"]):
                     cell += f" ({r['falls']} fell)"
+                elif not holds_heading(r):
+                    cell += f" ({r['drift']:.2f} rad/s)"
                 cells.append(cell if passes(r) else f"**{cell}**")
             lines.append(f"| {lat} | {s:.2f} | " + " | ".join(cells) + " |")
-    lines += ["", "Cells: speed / nominal (bold: below 70 % or a fall).", ""]
+    lines += [
+        "",
+        f"Cells: speed / nominal (bold: below 70 % or a fall; in brackets the yaw drift where it is over "
+        f"{DRIFT_LIMIT_RADPS:g} rad/s).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -280,15 +350,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=4)
     p.add_argument("--seconds", type=float, default=12.0)
-    p.add_argument("--policy", type=Path, default=POLICY)
+    p.add_argument("--policy", default=str(POLICY), help=f"an ONNX policy, or '{TROT}' (the scripted gait)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
-    result = run_grid(args.policy, args.episodes, args.seconds, args.threads)
+    policy: Path | str = TROT if args.policy == TROT else Path(args.policy).resolve()
+    if policy != TROT and not Path(policy).is_file():
+        p.error(f"--policy {args.policy}: no such file (an ONNX policy, or '{TROT}')")
+    section = "robustness_trot" if policy == TROT else "robustness"
+    result = run_grid(policy, args.episodes, args.seconds, args.threads)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    plot(result, RESULTS_DIR / "robustness.png")
+    plot(result, RESULTS_DIR / f"{section}.png", policy)
     path = write_result(
-        "robustness",
-        report(result, args.episodes, args.seconds, "benchmarks/robustness.png", args.policy.resolve()),
+        section, report(result, args.episodes, args.seconds, f"benchmarks/{section}.png", policy)
     )
     print(path.read_text())
     return 0

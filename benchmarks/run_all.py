@@ -25,6 +25,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_study", "study", []),
     ("benchmarks.bench_cluster", "cluster", []),
     ("benchmarks.bench_robustness", "robustness", []),
+    ("benchmarks.bench_robustness", "robustness_trot", ["--policy", "trot"]),
     ("benchmarks.bench_sysid", "sysid", []),
     ("benchmarks.bench_twin", "twin", []),
 ]
