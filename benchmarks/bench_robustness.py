@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ WARMUP_S = 2.0
 DRIFT_LIMIT_RADPS = 0.15  # the tracking grid's wz error target (issue 12)
 
 
-def batch_controller(policy: Path | str):
+def batch_controller(
+    policy: Path | str,
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], None]]:
     """``act(obs batch) -> action batch`` for an ONNX policy (checked as the robot checks it)
     or for the scripted trot (``"trot"``), and a check that the batch agrees with one robot."""
     if policy == TROT:
