@@ -4,6 +4,7 @@ the robot launch keeps its DDS traffic apart from simulations on the same networ
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -131,11 +132,15 @@ def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_
         states[-3:],
         hw.log(),
     )
+    killed_at = time.time()
     policy.proc.kill()
     policy.proc.wait(10)
-    assert ros_probe.spin_until(lambda: states[-1][1] == "moving_to_pose", 5), (states[-3:], hw.log())
-    last_command = commands[-1]
-    reaction = next(t for t, state in states if t > last_command and state == "moving_to_pose") - last_command
-    print(f"policy_node killed: hw_node ramping to stand {reaction:.3f} s after its last command")
+    assert ros_probe.spin_until(lambda: states[-1][1] == "moving_to_pose", 10), (states[-3:], hw.log())
+    # When hw_node gave up, by its own log's wall-clock stamp: the probe's arrival times would
+    # add DDS delivery, and a reliable message lost on a loaded machine is resent ~3 s later
+    # (seen once: the state arrived 4.0 s after the last command, the log said 0.3 s).
+    stamp = re.search(r"\[(\d+\.\d+)\] \[hw_node\]: command timeout", hw.log())
+    assert stamp, hw.log()
+    reaction = float(stamp.group(1)) - killed_at
+    print(f"policy_node killed: hw_node timed out and ramps to stand {reaction:.3f} s later")
     assert reaction < 0.5 + 0.25, "ramp to stand within ~0.5 s (0.3 s timeout + a loaded machine's margin)"
-    assert "command timeout" in hw.log()
