@@ -19,6 +19,7 @@ from sensor_msgs.msg import Imu
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
+from pidog_description.rotations import tilt_from_quaternion
 from pidog_description.topics import (
     CMD_VEL_TOPIC,
     GROUND_TRUTH_ODOM_TOPIC,
@@ -142,8 +143,7 @@ class Operator:
         w = msg.twist.twist.angular
         self.true_rates.append((time.monotonic(), w.x, w.y))
         q = msg.pose.pose.orientation
-        up_z = 1.0 - 2.0 * (q.x * q.x + q.y * q.y)  # world z of the body's z axis
-        tilt = math.acos(max(-1, min(1, up_z)))
+        tilt = tilt_from_quaternion(np.array([q.w, q.x, q.y, q.z]))
         self.tilt.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, tilt))
         if tilt > FALL_TILT_RAD and self.fell_at is None:
             self.fell_at = time.monotonic()

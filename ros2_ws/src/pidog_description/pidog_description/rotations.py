@@ -49,11 +49,16 @@ def up_in_body(q: np.ndarray) -> np.ndarray:
     return np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=-1)
 
 
-def tilt_from_quaternion(q: np.ndarray) -> float | np.ndarray:
-    """Angle (rad) between the body's up axis and the vertical: 0 level, pi upside down (a
-    float, or an array for a batch)."""
-    tilt = np.arccos(np.clip(up_in_body(q)[..., 2], -1.0, 1.0))
+def tilt_from_up(up: np.ndarray) -> float | np.ndarray:
+    """Angle (rad) between the body's up axis and the vertical, from ``up_in_body``'s result:
+    0 level, pi upside down (a float, or an array for a batch)."""
+    tilt = np.arccos(np.clip(np.asarray(up)[..., 2], -1.0, 1.0))
     return float(tilt) if np.ndim(tilt) == 0 else tilt
+
+
+def tilt_from_quaternion(q: np.ndarray) -> float | np.ndarray:
+    """``tilt_from_up`` of a body -> world quaternion (w, x, y, z)."""
+    return tilt_from_up(up_in_body(q))
 
 
 def yaw_from_quaternion(q: np.ndarray) -> float | np.ndarray:

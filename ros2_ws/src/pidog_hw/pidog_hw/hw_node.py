@@ -44,7 +44,7 @@ from pidog_description.limits import clip_joint_targets
 from pidog_description.messages import MessageError, imu_msg, joint_command_from_msg, joint_state_msg
 from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.robot import JOINT_NAMES, N_JOINTS
-from pidog_description.rotations import tilt_from_quaternion, up_in_body
+from pidog_description.rotations import tilt_from_up, up_in_body
 from pidog_description.servo import ServoModel
 from pidog_description.topics import (
     BATTERY_TOPIC,
@@ -833,7 +833,8 @@ class HwNode(Node):
         """Fallen: tilt beyond ``fall_tilt_rad``. Lifted: free fall (|a| below
         ``freefall_accel_mps2`` for FREEFALL_S) or an upward acceleration above
         ``lift_accel_mps2`` sustained over LIFT_WINDOW_S (a trot's bounce averages out over it)."""
-        self.tilt = tilt_from_quaternion(q)
+        up = up_in_body(q)  # once per IMU sample: the tilt and the lift check both use it
+        self.tilt = tilt_from_up(up)
         if self.tilt > self.p.fall_tilt_rad:
             self._fault(
                 "fallen",
@@ -841,7 +842,6 @@ class HwNode(Node):
             )
         if not self.p.lift_detection:
             return
-        up = up_in_body(q)
         self.motion.append((now, float(np.linalg.norm(accel)), float(np.dot(accel, up)) - STANDARD_GRAVITY))
         while self.motion and now - self.motion[0][0] > LIFT_WINDOW_S:
             self.motion.popleft()
