@@ -29,6 +29,8 @@ from pidog_description.topics import (
 from pidog_learning.launch_files import parse_launch
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "launch"
+# hw_node's command watchdog in the kill test (see there why not the default).
+COMMAND_TIMEOUT_S = 1.0
 # Hips swung into each other on the left, a right knee folded through its upper leg, a hip
 # beyond the servo range: every kind of clipping at once.
 OUT_OF_RANGE = np.radians([120.0, -100.0, 10.0, 20.0, -120.0, 60.0, 30.0, -95.0])
@@ -121,9 +123,18 @@ def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_
     ros_probe.node.create_subscription(
         String, HW_STATE_TOPIC_NAME, lambda m: states.append((time.monotonic(), m.data)), LATCHED_QOS
     )
+    # A 1 s watchdog rather than the default 0.3 s: on a loaded CI machine (two workers on two
+    # cores) one parallel run saw hw_node time out while policy_node was still alive, starved of
+    # CPU for 0.3 s. The test is about what happens after the kill, not about the threshold.
     hw = spawn_node(
         "pidog_hw.hw_node",
-        {"i2c_bus": "emulated", "imu_calibration_s": 0.0, "start_armed": True, "shutdown_pose": "limp"},
+        {
+            "i2c_bus": "emulated",
+            "imu_calibration_s": 0.0,
+            "start_armed": True,
+            "shutdown_pose": "limp",
+            "command_timeout_s": COMMAND_TIMEOUT_S,
+        },
     )
     policy = spawn_node(NODE, {"policy_path": bias_policy(tmp_path / "bias.onnx", 0.3), **FAST})
     assert ros_probe.spin_until(lambda: len(commands) > 100, 60), policy.log() + hw.log()
@@ -143,4 +154,6 @@ def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_
     assert stamp, hw.log()
     reaction = float(stamp.group(1)) - killed_at
     print(f"policy_node killed: hw_node timed out and ramps to stand {reaction:.3f} s later")
-    assert reaction < 0.5 + 0.25, "ramp to stand within ~0.5 s (0.3 s timeout + a loaded machine's margin)"
+    assert reaction < COMMAND_TIMEOUT_S + 0.45, (
+        "ramp to stand within the timeout and a loaded machine's margin"
+    )
