@@ -54,6 +54,18 @@ def train_defaults(seed: int, out: Path) -> tuple[Path, float]:
     return out / name, time.monotonic() - t0
 
 
+def how_trained(exp_dir: Path) -> str:
+    """ "seed S" and the ``--set`` overrides that separate this experiment's config from the
+    defaults (nothing else: output folders and names are not part of how a policy was trained)."""
+    from pidog_learning.config import flatten, resolve_config
+
+    ran = flatten(json.loads((exp_dir / "config.json").read_text()))
+    defaults = flatten(resolve_config())
+    ignored = {"seed", "output_dir", "experiment_name", "progress_bar"}
+    changed = [f"{k}={ran[k]}" for k in sorted(ran) if k not in ignored and ran[k] != defaults.get(k)]
+    return f"seed {ran['seed']}" + (f"; `--set {' --set '.join(changed)}`" if changed else "")
+
+
 def summary(result: dict[str, Any]) -> dict[str, float]:
     """Top forward speed, turn-in-place rate (mean |wz| at vx=0, |wz cmd|=1) from a grid result."""
     rows = result["commands"]
@@ -97,13 +109,19 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=2, help="paired episodes per grid command")
     parser.add_argument("--out", type=Path, default=None, help="where to train (default: a temp dir)")
     parser.add_argument("--ship", action="store_true")
+    parser.add_argument(
+        "--wall-min",
+        type=float,
+        default=None,
+        help="with --experiment: its training wall-clock, measured when it ran",
+    )
     args = parser.parse_args()
 
     from pidog_control.policy_runtime import OnnxPolicy
     from pidog_sim.controllers import TrotController
     from pidog_sim.evaluation import TRACKING_GRID, evaluate_tracking, tracking_table
 
-    wall = None
+    wall = None if args.wall_min is None else args.wall_min * 60.0
     out_root = args.out or Path(tempfile.mkdtemp(prefix="pidog-steering-"))
     if args.experiment is None:
         exp_dir, wall = train_defaults(args.seed, out_root)
@@ -140,8 +158,9 @@ def main() -> None:
         "",
         f"Machine: {machine_summary()}",
         "",
-        f"Policy trained by `pidog-train` with its defaults (seed {args.seed})"
-        + (f" in {wall / 60:.1f} min wall-clock (target <= 15 min)" if wall else f" ({exp_dir})")
+        f"Policy trained by `pidog-train` with its defaults ({how_trained(exp_dir)})"
+        + (f" in {wall / 60:.1f} min wall-clock (target <= 15 min)" if wall else "")
+        + (f" ({exp_dir.name})" if args.experiment else "")
         + f"; the pipeline deployed the {selected} policy. Randomised sim, {len(TRACKING_GRID)} commands x "
         f"{args.episodes} paired episodes of 8 s, the first 2 s not scored; velocities are heading-frame forward "
         "speed and world yaw rate averaged over the scored window.",
