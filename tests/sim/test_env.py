@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pidog_sim
-from pidog_description.spec import OBS_DIM, OBS_SLICES
+from pidog_description.spec import ACTION_DIM, OBS_DIM, OBS_SLICES
 from pidog_sim import PiDogEnv
 from pidog_sim.controllers import TrotController
 from pidog_sim.evaluation import evaluate
@@ -142,3 +142,24 @@ def test_trot_turns_when_commanded() -> None:
         w, x, y, z = env.sim.base_quaternion()
         yaws[wz] = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
     assert yaws[0.5] > 0.2 and yaws[-0.5] < -0.2
+
+
+def test_vertical_velocity_term_is_off_by_default_and_costs_a_bouncing_body() -> None:
+    """reward.vertical_velocity (squared vertical body speed): nothing on a robot standing still,
+    a cost while it drops, and nothing at all unless weighted (the defaults train without it)."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+
+    def terms_after_drop(weight: float) -> tuple[float, float]:
+        env = PiDogEnv(randomize=False, reward={"vertical_velocity": weight})
+        env.reset(seed=0)
+        for _ in range(25):  # land from the reset height
+            _, _, _, _, info = env.step(still)
+        standing = info["reward_terms"]["vertical_velocity"]
+        env.sim.batch.qpos[0, 2] += 0.2
+        dropping = min(env.step(still)[4]["reward_terms"]["vertical_velocity"] for _ in range(8))
+        env.close()
+        return standing, dropping
+
+    standing, dropping = terms_after_drop(10.0)
+    assert standing > -1e-3 and dropping < -0.5  # ~1.6 m/s after 0.16 s: -10 * 1.6^2 at the lowest
+    assert terms_after_drop(0.0) == (0.0, 0.0)

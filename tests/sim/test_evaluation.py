@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pidog_description.spec import ACTION_DIM
+from pidog_description.spec import ACTION_DIM, FREEFALL_S
 from pidog_sim.controllers import TrotController
+from pidog_sim.env import PiDogEnv
 from pidog_sim.evaluation import (
     TRACKING_GRID,
+    GaitMeter,
     evaluate,
     evaluate_tracking,
     mean_ci,
@@ -86,3 +88,39 @@ def test_tracking_reports_velocities_errors_and_gait_quality() -> None:
     )
     assert np.isnan(stand["median_clearance_mm"]) and stand["mean_stance_slip_mps"] < 0.01
     assert np.isnan(stand["cost_of_transport"])  # commanded below COT_MIN_SPEED: no CoT
+    assert stand["low_g_percent"] == 0.0 and stand["longest_low_g_s"] == 0.0
+    # The trot keeps a foot on the ground: its body is never thrown for long.
+    assert trot["longest_low_g_s"] < FREEFALL_S, trot["longest_low_g_s"]
+
+
+def test_a_dropped_robot_reads_low_g_for_as_long_as_it_falls_and_the_table_flags_it() -> None:
+    """hw_node's free-fall check in the evaluation: the accelerometer of a robot dropped from
+    0.3 m reads ~0 for the ~0.25 s of the fall, which the table marks as what would stop the robot."""
+    env = PiDogEnv(randomize=False)
+    env.reset(seed=0)
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+    for _ in range(25):  # a reset places the robot just above the floor: let it land first
+        env.step(still)
+    gait = GaitMeter(env.sim.model)
+    gait.start()
+    for _ in range(25):
+        env.step(still)
+        gait.update(env.sim.batch)
+    assert gait.summary()["low_g_percent"] == 0.0
+    env.sim.batch.qpos[0, 2] += 0.3
+    for _ in range(50):
+        env.step(still)
+        gait.update(env.sim.batch)
+    env.close()
+    summary = gait.summary()
+    fall_s = np.sqrt(2 * 0.3 / 9.81)
+    assert fall_s - 0.04 <= summary["longest_low_g_s"] <= fall_s + 0.04, summary
+    assert len(gait.low_g_runs) == 1 and summary["low_g_percent"] == pytest.approx(
+        100 * summary["longest_low_g_s"] / 0.02 / 75
+    )
+    result = evaluate_tracking(
+        lambda obs: still, [(0.0, 0.0)], seconds=1.0, randomize=False, settle_seconds=0.5
+    )
+    assert "free fall" not in "\n".join(tracking_table({"still": result}))
+    result.update(low_g_percent=summary["low_g_percent"], longest_low_g_s=summary["longest_low_g_s"])
+    assert "**(hw_node: free fall)**" in "\n".join(tracking_table({"dropped": result}))

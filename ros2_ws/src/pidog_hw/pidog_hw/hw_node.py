@@ -46,6 +46,7 @@ from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.robot import JOINT_NAMES, N_JOINTS
 from pidog_description.rotations import tilt_from_up, up_in_body
 from pidog_description.servo import ServoModel
+from pidog_description.spec import FREEFALL_S
 from pidog_description.topics import (
     BATTERY_TOPIC,
     DIAGNOSTICS_TOPIC,
@@ -86,7 +87,6 @@ SETTLE_S = 0.3  # hold at the end of a stand-up: the servos trail the model esti
 ARM_POSE_TOLERANCE = float(np.deg2rad(5.0))  # arming farther than this from stand stands up first
 BATTERY_PERIOD_S = 0.5
 BATTERY_HYSTERESIS_V = 0.2  # ~reset needs the pack this far above battery_low_v (a rested pack)
-FREEFALL_S = 0.1
 LIFT_WINDOW_S = 0.3
 
 

@@ -15,6 +15,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from pidog_description.robot import N_JOINTS
+from pidog_description.spec import FREEFALL_ACCEL_MPS2, FREEFALL_S
 
 from .i2c import EMULATED_BUS, TWIN_BUS
 from .servo_backend import BACKENDS
@@ -82,7 +83,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "fall_tilt_rad": (0.8, "roll/pitch tilt (rad) that latches 'fallen' (until ~/reset)"),
     "fallen_limp_s": (2.0, "seconds fallen or lifted before the servos go limp; 0 = keep holding"),
     "lift_detection": (True, "latch 'lifted' on free fall or a sustained upward acceleration (IMU)"),
-    "freefall_accel_mps2": (3.0, "specific force below this for 0.1 s = free fall, m/s^2"),
+    "freefall_accel_mps2": (
+        FREEFALL_ACCEL_MPS2,
+        f"specific force below this for {FREEFALL_S:g} s = free fall, m/s^2",
+    ),
     "lift_accel_mps2": (2.5, "upward acceleration sustained for 0.3 s = picked up, m/s^2"),
     "battery_low_v": (6.4, "pack voltage (V) below which the robot lies down and stops; 0 = not monitored"),
     "battery_low_s": (2.0, "seconds below battery_low_v before acting (servo current dips are brief)"),

@@ -330,6 +330,11 @@ class BatchSim:
         return self.servo_position.copy() if robots is None else self.servo_position[robots]
 
     # --- privileged state (reward, evaluation, ground truth) -------------------------------
+    def specific_force(self) -> np.ndarray:
+        """(N, 3) accelerometer reading, m/s^2, body frame, noise-free: evaluation reads it beside
+        the policy's own IMU draws and must not shift their random stream."""
+        return self.sensordata[:, self._s_accel]
+
     @property
     def time(self) -> np.ndarray:
         return self.state[:, self._t_col]

@@ -230,6 +230,7 @@ class WalkTask:
             )
             / max(w["clearance_height"], 1e-6) ** 2,
             "pose": -w["pose"] * np.sum((sim.joint_positions() - STAND_POSE) ** 2, axis=1),
+            "vertical_velocity": -w["vertical_velocity"] * sim.base_linear_velocity_world()[:, 2] ** 2,
         }
         return sum(terms.values()), terms
 
