@@ -330,10 +330,12 @@ class BatchSim:
         return self.servo_position.copy() if robots is None else self.servo_position[robots]
 
     # --- privileged state (reward, evaluation, ground truth) -------------------------------
-    def specific_force(self) -> np.ndarray:
-        """(N, 3) accelerometer reading, m/s^2, body frame, noise-free: evaluation reads it beside
-        the policy's own IMU draws and must not shift their random stream."""
-        return self.sensordata[:, self._s_accel]
+    def specific_force_trace(self) -> np.ndarray:
+        """(N, substeps, 3) accelerometer readings, m/s^2, body frame, at every physics step of
+        the last control period (2 ms apart): a robot's IMU samples far faster than the policy
+        runs. Noise-free: evaluation reads it beside the policy's own IMU draws and must not
+        shift their random stream."""
+        return self._out_sensors[:, :, self._s_accel]
 
     @property
     def time(self) -> np.ndarray:

@@ -101,20 +101,19 @@ class GaitMeter:
     a batch.
 
     Reads the batch's own sensors (foot positions, velocities, floor contacts: the arrays the
-    reward uses; the accelerometer), so measuring costs no extra MuJoCo pass per step. Low g:
-    control steps whose specific force is below FREEFALL_ACCEL_MPS2, the body in flight as a
-    bouncing gait throws it. The robot's hw_node takes FREEFALL_S of that for a drop and stops;
-    runs are timed at the control rate (20 ms), the robot's IMU is read at 100 Hz, so a run
-    short of FREEFALL_S here can still trip it there (docs/ABLATIONS.md).
+    reward uses; the accelerometer at every physics step), so measuring costs no extra MuJoCo
+    pass. Low g: physics steps (2 ms) whose specific force is below FREEFALL_ACCEL_MPS2, the body
+    in flight as a bouncing gait throws it. The robot's hw_node takes FREEFALL_S of that for a
+    drop and stops (docs/ABLATIONS.md).
     """
 
     model: mujoco.MjModel
     clearances: list[float] = field(default_factory=list)  # m, peak height per swing
     slip_speeds: list[float] = field(default_factory=list)  # m/s, horizontal speed of stance feet
     powers: list[float] = field(default_factory=list)  # W, sum over joints of |torque x speed|
-    low_g_runs: list[float] = field(default_factory=list)  # s, each run of low-g steps
-    steps: int = 0
-    low_g_steps: int = 0
+    low_g_runs: list[float] = field(default_factory=list)  # s, each run of low-g physics steps
+    samples: int = 0
+    low_g_samples: int = 0
 
     def __post_init__(self) -> None:
         # Foot sites sit at the centre of the foot spheres: clearance is measured from the sole.
@@ -131,13 +130,15 @@ class GaitMeter:
 
     def update(self, sim: BatchSim) -> None:
         contact = sim.foot_contacts()[0]
-        self.steps += 1
-        if np.linalg.norm(sim.specific_force()[0]) < FREEFALL_ACCEL_MPS2:
-            self.low_g_steps += 1
-            self._low_g_run += 1
-        elif self._low_g_run:
-            self.low_g_runs.append(self._low_g_run * CONTROL_DT)
-            self._low_g_run = 0
+        low_g = np.linalg.norm(sim.specific_force_trace()[0], axis=1) < FREEFALL_ACCEL_MPS2
+        self.samples += low_g.size
+        self.low_g_samples += int(low_g.sum())
+        for low in low_g:
+            if low:
+                self._low_g_run += 1
+            elif self._low_g_run:
+                self.low_g_runs.append(self._low_g_run * float(self.model.opt.timestep))
+                self._low_g_run = 0
         heights = sim.foot_positions()[0, :, 2] - self._radius
         slip = np.hypot(*sim.foot_velocities()[0, :, :2].T)
         for i in range(len(LEG_NAMES)):
@@ -160,7 +161,7 @@ class GaitMeter:
             "mean_stance_slip_mps": float(np.mean(self.slip_speeds)) if self.slip_speeds else float("nan"),
             "mean_power_w": float(np.mean(self.powers)) if self.powers else float("nan"),
             "swings": len(self.clearances),
-            "low_g_percent": 100.0 * self.low_g_steps / self.steps if self.steps else float("nan"),
+            "low_g_percent": 100.0 * self.low_g_samples / self.samples if self.samples else float("nan"),
             "longest_low_g_s": max(self.low_g_runs, default=0.0),
         }
 
@@ -418,7 +419,7 @@ def evaluate_tracking(
     ``settle_seconds`` of each are not scored. Per command: achieved heading-frame vx and yaw
     rate (means and 95 % CIs over the non-fallen episodes), falls. Overall: mean |vx error| and
     |wz error| over non-fallen episodes, falls, median swing-foot clearance (mm), mean
-    stance-foot slip (m/s), the share of steps in low g and the longest run of them (s; hw_node
+    stance-foot slip (m/s), the share of time in low g and the longest spell of it (s; hw_node
     takes FREEFALL_S of it for a drop), and cost of transport (mean mechanical power / (m g |vx|) over the
     rows commanded at least COT_MIN_SPEED).
     """
@@ -505,7 +506,7 @@ def tracking_table(results: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown: one summary row per controller, then achieved (vx, wz) per command."""
     lines = [
         "| controller | mean abs vx error (m/s) | mean abs wz error (rad/s) | falls | median swing clearance (mm) "
-        "| mean stance slip (m/s) | cost of transport | low g (% of steps) | longest low g (s) |",
+        "| mean stance slip (m/s) | cost of transport | low g (% of time) | longest low g (s) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
@@ -514,7 +515,7 @@ def tracking_table(results: dict[str, dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {name} | {r['mean_abs_vx_error']:.3f} | {r['mean_abs_wz_error']:.3f} | {r['falls']}/{r['episodes']} "
             f"| {r['median_clearance_mm']:.1f} | {r['mean_stance_slip_mps']:.3f} | {r['cost_of_transport']:.2f} "
-            f"| {low_g:.1f} | {longest:.2f}{' **(hw_node: free fall)**' if longest >= FREEFALL_S else ''} |"
+            f"| {low_g:.1f} | {longest:.3f}{' **(hw_node: free fall)**' if longest >= FREEFALL_S else ''} |"
         )
     names = list(results)
     lines += ["", "| command (vx m/s, wz rad/s) | " + " | ".join(f"{n}: vx, wz" for n in names) + " |"]
