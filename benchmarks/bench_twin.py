@@ -1,11 +1,11 @@
 """The register-level twin in real time: hw_node (i2c_bus:=twin) + policy_node on 2 cores.
 
-    python -m benchmarks.bench_twin [--seconds 30]
+    python -m benchmarks.bench_twin [--seconds 30] [--policy FILE.onnx]
 
 The robot's own graph on the twin (docs/TWIN.md): hw_node runs in this process with its I2C
 bus behind the twin (MuJoCo stepped at 2 ms in its own thread, the SH3001 at its configured
 500 Hz ODR), the servo loop at 50 Hz and the IMU read at its configured rate; policy_node
-(the shipped policy, onnxruntime) runs as its own process and walks forward. Everything is
+(the shipped policy or ``--policy``, onnxruntime) runs as its own process and walks forward. Everything is
 pinned to 2 cores. Measured over a window after stand-up and arming:
 
 - real-time factor: sim time advanced / wall time (physics steps x 2 ms), and how often the
@@ -55,7 +55,7 @@ def stats_ms(values: list[float]) -> str:
     return f"{np.median(a):.2f} / {np.percentile(a, 99):.2f} / {a.max():.2f}"
 
 
-def run(seconds: float) -> dict[str, object]:
+def run(seconds: float, policy_path: Path = POLICY) -> dict[str, object]:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -94,7 +94,7 @@ def run(seconds: float) -> dict[str, object]:
             "pidog_control.policy_node",
             "--ros-args",
             "-p",
-            f"policy_path:={POLICY}",
+            f"policy_path:={policy_path}",
             "-p",
             "default_vx:=0.2",
         ],
@@ -139,6 +139,8 @@ def run(seconds: float) -> dict[str, object]:
             "walked_m": float(np.linalg.norm((twin.sim.base_position() - x0)[:2])),
             "height_m": float(twin.sim.base_position()[2]),
             "state": node._state(),
+            "faults": "; ".join(f"{k}: {v}" for k, v in node.faults.items()),
+            "policy": str(policy_path.relative_to(REPO) if policy_path.is_relative_to(REPO) else policy_path),
             "control_rate_hz": node.p.rate_hz,
             "imu_rate_hz": node.p.imu_rate_hz,
         }
@@ -171,7 +173,7 @@ def report(r: dict[str, object], seconds: float) -> str:
             "",
             f"`hw_node` with `i2c_bus:=twin` (servo loop {r['control_rate_hz']:g} Hz, IMU read at "
             f"{r['imu_rate_hz']:g} Hz, SH3001 ODR 500 Hz, MuJoCo at 2 ms in hw_node's process) and "
-            f"`policy_node` (`models/policies/pidog_walk.onnx`, default_vx 0.2) as its own process, "
+            f"`policy_node` (`{r['policy']}`, default_vx 0.2) as its own process, "
             f"over {seconds:g} s of wall time after {WARMUP_S:g} s of start-up (stand-up, then `~/arm`).",
             "",
             "| measure | value |",
@@ -186,7 +188,7 @@ def report(r: dict[str, object], seconds: float) -> str:
             f"| CPU, hw_node + twin process | {r['hw_cpu']:.2f} cores |",
             f"| CPU, policy_node | {r['policy_cpu']:.2f} cores |",
             f"| sanity: walked (ground truth), end height, hw_node state | {r['walked_m']:.2f} m, "
-            f"{r['height_m']:.3f} m, {r['state']} |",
+            f"{r['height_m']:.3f} m, {r['state']}" + (f" ({r['faults']})" if r["faults"] else "") + " |",
             "",
             "Tick costs are wall time inside the callback, in the process that also steps the physics "
             "(one GIL): the robot's hw_node, without a simulator beside it, pays less. The twin runs "
@@ -199,8 +201,13 @@ def report(r: dict[str, object], seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measured wall-clock window")
+    parser.add_argument(
+        "--policy", type=Path, default=POLICY, help="the ONNX policy to walk (default: the shipped one)"
+    )
     args = parser.parse_args(argv)
-    r = run(args.seconds)
+    if not args.policy.is_file():
+        parser.error(f"--policy {args.policy}: no such file")
+    r = run(args.seconds, args.policy.resolve())
     text = report(r, args.seconds)
     print(text)
     print(f"written to {write_result('twin', text)}")

@@ -119,3 +119,27 @@ def test_failing_imu_stops_imu_data_and_is_published(harness: Harness) -> None:
     assert len(harness.imu) > count + 20
     assert harness.fresh_status("pidog_hw: imu").level == DiagnosticStatus.OK
     assert math.isfinite(harness.imu[-1].orientation.w)
+
+
+def test_free_fall_is_judged_on_an_unbroken_run_of_imu_samples(harness: Harness) -> None:
+    """A stalled IMU timer (a busy Pi) leaves a few samples in the free-fall window; if they all
+    sit in one of a bouncing gait's brief low-g spells that is no drop. A real drop, sampled
+    without gaps for the whole window, still latches `lifted`."""
+    node = harness.node
+    level = np.array([1.0, 0.0, 0.0, 0.0])
+    one_g, weightless = np.array([0.0, 0.0, 9.81]), np.zeros(3)
+    t0 = time.monotonic() + 100.0  # after anything the node's own IMU timer adds
+    node.motion.clear()
+    for k in range(20):  # walking along at 100 Hz
+        node._check_motion(t0 + 0.01 * k, level, one_g)
+    # The timer stalls 110 ms; the next samples land in a 30 ms low-g spell of the gait.
+    for k in range(4):
+        node._check_motion(t0 + 0.30 + 0.01 * k, level, weightless)
+    assert "lifted" not in node.faults, node.faults
+    # The same body keeps falling, sampled without gaps: a drop, judged once it covers the window.
+    k = 4
+    while "lifted" not in node.faults and k < 30:
+        node._check_motion(t0 + 0.30 + 0.01 * k, level, weightless)
+        k += 1
+    assert "lifted" in node.faults and "free fall" in node.faults["lifted"], node.faults
+    assert 0.09 <= 0.01 * (k - 1) <= 0.10, f"latched after {0.01 * (k - 1):.2f} s of gap-free free fall"

@@ -88,6 +88,7 @@ ARM_POSE_TOLERANCE = float(np.deg2rad(5.0))  # arming farther than this from sta
 BATTERY_PERIOD_S = 0.5
 BATTERY_HYSTERESIS_V = 0.2  # ~reset needs the pack this far above battery_low_v (a rested pack)
 LIFT_WINDOW_S = 0.3
+FREEFALL_MIN_FILL = 0.8  # share of the IMU samples due in FREEFALL_S that must be there to judge
 
 
 def _publisher_gid(info: dict[str, Any] | None) -> bytes | None:
@@ -831,7 +832,8 @@ class HwNode(Node):
 
     def _check_motion(self, now: float, q: np.ndarray, accel: np.ndarray) -> None:
         """Fallen: tilt beyond ``fall_tilt_rad``. Lifted: free fall (|a| below
-        ``freefall_accel_mps2`` for FREEFALL_S) or an upward acceleration above
+        ``freefall_accel_mps2`` in every sample of FREEFALL_S, with at most a fifth of the
+        samples missing) or an upward acceleration above
         ``lift_accel_mps2`` sustained over LIFT_WINDOW_S (a trot's bounce averages out over it)."""
         up = up_in_body(q)  # once per IMU sample: the tilt and the lift check both use it
         self.tilt = tilt_from_up(up)
@@ -846,9 +848,12 @@ class HwNode(Node):
         while self.motion and now - self.motion[0][0] > LIFT_WINDOW_S:
             self.motion.popleft()
         recent = [m for m in self.motion if now - m[0] <= FREEFALL_S]
-        if now - self.motion[0][0] >= FREEFALL_S * 0.9 and all(
-            m[1] < self.p.freefall_accel_mps2 for m in recent
-        ):
+        # Free fall is judged on an unbroken run of samples: after the IMU timer stalled (a busy
+        # Pi; on the twin, a GIL pause) the few samples left in the window may all fall inside
+        # one of a bouncing gait's brief low-g spells, which is no drop.
+        covered = now - recent[0][0] >= FREEFALL_S * 0.9
+        dense = len(recent) >= FREEFALL_MIN_FILL * FREEFALL_S * self.p.imu_rate_hz
+        if covered and dense and all(m[1] < self.p.freefall_accel_mps2 for m in recent):
             self._fault("lifted", f"free fall (specific force below {self.p.freefall_accel_mps2:g} m/s^2)")
         elif now - self.motion[0][0] >= LIFT_WINDOW_S * 0.9:
             upward = float(np.mean([m[2] for m in self.motion]))
