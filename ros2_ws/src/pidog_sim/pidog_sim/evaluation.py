@@ -123,9 +123,15 @@ class GaitMeter:
         self._low_g_run = 0
 
     def start(self) -> None:
-        """New window (after settling): swings and low-g runs that began before it are not counted."""
+        """New window (after settling): swings and low-g runs that began before it are not
+        counted; a low-g run the last episode ended in counts as far as it went."""
         self._swing_peak[:] = np.nan
         self._swing_steps[:] = 0
+        self._close_low_g_run()
+
+    def _close_low_g_run(self) -> None:
+        if self._low_g_run:
+            self.low_g_runs.append(self._low_g_run * float(self.model.opt.timestep))
         self._low_g_run = 0
 
     def update(self, sim: BatchSim) -> None:
@@ -136,9 +142,8 @@ class GaitMeter:
         for low in low_g:
             if low:
                 self._low_g_run += 1
-            elif self._low_g_run:
-                self.low_g_runs.append(self._low_g_run * float(self.model.opt.timestep))
-                self._low_g_run = 0
+            else:
+                self._close_low_g_run()
         heights = sim.foot_positions()[0, :, 2] - self._radius
         slip = np.hypot(*sim.foot_velocities()[0, :, :2].T)
         for i in range(len(LEG_NAMES)):
@@ -162,7 +167,7 @@ class GaitMeter:
             "mean_power_w": float(np.mean(self.powers)) if self.powers else float("nan"),
             "swings": len(self.clearances),
             "low_g_percent": 100.0 * self.low_g_samples / self.samples if self.samples else float("nan"),
-            "longest_low_g_s": max(self.low_g_runs, default=0.0),
+            "longest_low_g_s": max(self.low_g_runs + [self._low_g_run * float(self.model.opt.timestep)]),
         }
 
 
