@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, machine_summary, write_result
+from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result
 
 COMMANDS: list[tuple[float, float]] = [
     (0.0, 0.0),
@@ -36,7 +36,7 @@ COMMANDS: list[tuple[float, float]] = [
     (0.05, 1.0),
 ]
 SECONDS, SETTLE, SEED = 8.0, 2.0, 2000
-SHIPPED = REPO / "models" / "policies" / "pidog_walk.onnx"
+SHIPPED = SHIPPED_POLICY
 
 
 def measure(policy, sigma: float, episodes: int, randomize: bool, latency: int | None) -> list[str]:
@@ -105,9 +105,7 @@ def main() -> None:
         for command, cells in zip(COMMANDS, zip(*columns, strict=True), strict=True):
             rows.append(f"| {label} | {command[0]:+.2f}, {command[1]:+.1f} | {' | '.join(cells)} |")
             print(rows[-1], flush=True)
-    names = ", ".join(
-        f"`{label}` ({p.relative_to(REPO) if p.is_relative_to(REPO) else p})" for label, p in policies
-    )
+    names = ", ".join(f"`{label}` ({repo_relative(p)})" for label, p in policies)
     lines = [
         "## What training does not see of deployment (`python -m benchmarks.bench_deploy_gap`)",
         "",

@@ -29,17 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS_DIR, machine_summary, write_result
+from benchmarks.bench_steering import TARGETS as STEERING_TARGETS
+from benchmarks.common import RESULTS_DIR, SHIPPED_POLICY, machine_summary, repo_relative, write_result
 
-POLICY = REPO / "models" / "policies" / "pidog_walk.onnx"
+POLICY = SHIPPED_POLICY
 TROT = "trot"  # --policy trot: the scripted gait as the reference
+TROT_ROLE = " (the demonstrations' gait, for reference)"
 STRENGTHS_NM = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 LATENCIES = (0, 1, 2, 3)
 MASSES_KG = (0.8, 0.85, None, 1.1, 1.15, 1.2)  # None: the model's own total mass
 TARGET = {"strength": (0.25, 0.45), "latency": (0, 2), "mass": (0.85, 1.15), "speed_ratio": 0.7}
 COMMAND_VX = 0.2
 WARMUP_S = 2.0
-DRIFT_LIMIT_RADPS = 0.15  # the tracking grid's wz error target (issue 12)
+DRIFT_LIMIT_RADPS = STEERING_TARGETS["wz_error"]  # the tracking grid's wz error target (issue 12)
 
 
 def batch_controller(
@@ -190,10 +192,9 @@ def holds_heading(r: dict) -> bool:
 def describe(policy: Path | str) -> tuple[str, str]:
     """(what is tested, in words; how to name it in the re-run command and the text)."""
     if policy == TROT:
-        return "the scripted trot (the demonstrations' gait, for reference)", TROT
-    path = Path(policy).resolve()
-    name = str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
-    return ("the shipped policy" if path == POLICY.resolve() else f"`{name}`"), name
+        return "the scripted trot", TROT
+    name = str(repo_relative(Path(policy)))
+    return ("the shipped policy" if Path(policy).resolve() == POLICY.resolve() else f"`{name}`"), name
 
 
 def sentence_start(text: str) -> str:
@@ -243,7 +244,7 @@ def plot(result: dict, path: Path, policy: Path | str = POLICY) -> None:
     axes[0].set_ylabel("servo stall torque (N·m)")
     fig.colorbar(im, ax=axes, label="forward speed / nominal", shrink=0.8)
     fig.suptitle(
-        f"{sentence_start(describe(policy)[0].split(' (')[0])} at vx = {COMMAND_VX} m/s: heading-frame speed relative to nominal (and falls; "
+        f"{sentence_start(describe(policy)[0])} at vx = {COMMAND_VX} m/s: heading-frame speed relative to nominal (and falls; "
         f"yaw drift in rad/s where over {DRIFT_LIMIT_RADPS:g}); black box: the target range (>= 0.70, no falls)"
     )
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -259,7 +260,7 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
     subject, name = describe(policy)
     outside_fail = [r for r in rows if not in_target(r) and not passes(r)]
     lines = [
-        f"## Robustness of {subject} to servo strength, latency and mass",
+        f"## Robustness of {subject}{TROT_ROLE if policy == TROT else ''} to servo strength, latency and mass",
         "",
         f"`python -m benchmarks.bench_robustness --episodes {episodes} --seconds {seconds:g}"
         f"{'' if subject == 'the shipped policy' else f' --policy {name}'}` ({machine_summary()}).",

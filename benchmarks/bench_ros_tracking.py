@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, machine_summary, write_result
+from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result
 
 COMMANDS = [(0.2, 0.0), (-0.1, 0.0), (0.0, 0.6), (0.0, -0.6), (0.2, 0.5), (0.1, -0.3)]
 SETTLE_S = 2.0
@@ -160,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--policy", type=Path, default=REPO / "models" / "policies" / "pidog_walk.onnx")
+    parser.add_argument("--policy", type=Path, default=SHIPPED_POLICY)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -180,7 +180,7 @@ def main() -> None:
         "",
         f"Machine: {machine_summary()}",
         "",
-        f"`{args.policy.relative_to(REPO) if args.policy.is_relative_to(REPO) else args.policy}` in `policy_node` "
+        f"`{repo_relative(args.policy)}` in `policy_node` "
         f"(onnxruntime, 50 Hz, sim time, `stand_after_s` {STAND_AFTER_S:g}: it stands between runs and "
         "each run starts its gait clock afresh, as on the robot) on `sim_node` (nominal physics), driven "
         "by `/cmd_vel` from a third process; "

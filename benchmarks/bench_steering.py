@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS_DIR, machine_summary, write_result
+from benchmarks.common import REPO, RESULTS_DIR, SHIPPED_POLICY, machine_summary, write_result
 
-SHIP_DIR = REPO / "models" / "policies"
+SHIP_DIR = SHIPPED_POLICY.parent
 SEQUENCE_SEED = 3
 TARGETS = {"vx_error": 0.03, "wz_error": 0.15, "turn_in_place": 0.6, "top_speed_ratio": 1.5}
 
@@ -63,7 +63,9 @@ def how_trained(exp_dir: Path) -> str:
     defaults = flatten(resolve_config())
     ignored = {"seed", "output_dir", "experiment_name", "progress_bar"}
     changed = [f"{k}={ran[k]}" for k in sorted(ran) if k not in ignored and ran[k] != defaults.get(k)]
-    return f"seed {ran['seed']}" + (f"; `--set {' --set '.join(changed)}`" if changed else "")
+    return f"seed {ran['seed']}; " + (
+        f"`--set {' --set '.join(changed)}`" if changed else "every other option at its default"
+    )
 
 
 def summary(result: dict[str, Any]) -> dict[str, float]:
@@ -158,7 +160,7 @@ def main() -> None:
         "",
         f"Machine: {machine_summary()}",
         "",
-        f"Policy trained by `pidog-train` with its defaults ({how_trained(exp_dir)})"
+        f"Policy trained by `pidog-train` ({how_trained(exp_dir)})"
         + (f" in {wall / 60:.1f} min wall-clock (target <= 15 min)" if wall else "")
         + (f" ({exp_dir.name})" if args.experiment else "")
         + f"; the pipeline deployed the {selected} policy. Randomised sim, {len(TRACKING_GRID)} commands x "
@@ -206,11 +208,12 @@ def main() -> None:
     print(f"wrote {path}")
     if args.ship:
         SHIP_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(exp_dir / "policy.onnx", SHIP_DIR / "pidog_walk.onnx")
-        shutil.copyfile(exp_dir / "eval.json", SHIP_DIR / "pidog_walk.training_eval.json")
-        shutil.copyfile(exp_dir / "config.json", SHIP_DIR / "pidog_walk.config.json")
-        (SHIP_DIR / "pidog_walk.steering.json").write_text(json.dumps(results, indent=1) + "\n")
-        print(f"shipped {exp_dir / 'policy.onnx'} -> {SHIP_DIR / 'pidog_walk.onnx'}")
+        shutil.copyfile(exp_dir / "policy.onnx", SHIPPED_POLICY)
+        stem = SHIPPED_POLICY.with_suffix("")  # its evaluations sit beside it: pidog_walk.*.json
+        shutil.copyfile(exp_dir / "eval.json", f"{stem}.training_eval.json")
+        shutil.copyfile(exp_dir / "config.json", f"{stem}.config.json")
+        Path(f"{stem}.steering.json").write_text(json.dumps(results, indent=1) + "\n")
+        print(f"shipped {exp_dir / 'policy.onnx'} -> {SHIPPED_POLICY}")
 
 
 if __name__ == "__main__":

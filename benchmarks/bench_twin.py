@@ -37,9 +37,9 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import REPO, machine_summary, write_result  # noqa: E402
+from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result  # noqa: E402
 
-POLICY = REPO / "models" / "policies" / "pidog_walk.onnx"
+POLICY = SHIPPED_POLICY
 CORES = 2
 WARMUP_S = 12.0  # wall s: twin settle, gyro calibration, stand-up, arming, slew onto the gait
 
@@ -140,7 +140,7 @@ def run(seconds: float, policy_path: Path = POLICY) -> dict[str, object]:
             "height_m": float(twin.sim.base_position()[2]),
             "state": node._state(),
             "faults": "; ".join(f"{k}: {v}" for k, v in node.faults.items()),
-            "policy": str(policy_path.relative_to(REPO) if policy_path.is_relative_to(REPO) else policy_path),
+            "policy": str(repo_relative(policy_path)),
             "control_rate_hz": node.p.rate_hz,
             "imu_rate_hz": node.p.imu_rate_hz,
         }

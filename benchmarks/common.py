@@ -10,6 +10,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "docs" / "benchmarks"
+SHIPPED_POLICY = REPO / "models" / "policies" / "pidog_walk.onnx"
+
+
+def repo_relative(path: Path) -> Path:
+    """``path`` relative to the repository when it lies inside it (how reports name files)."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def machine_summary() -> str:
