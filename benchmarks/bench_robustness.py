@@ -128,9 +128,9 @@ def run_grid(policy: Path | str, episodes: int, seconds: float, threads: int | N
     for k in range(steps):
         out = task.step(act(task.observe().astype(np.float32)))
         fell |= out["terminated"]
-        if k + 1 > warm:
-            speed_sum += sim.heading_velocity()[:, 0]
-            yaw_sum += sim.yaw_rate()
+        if k + 1 > warm:  # the step's own heading-frame velocity and yaw rate, not a re-read
+            speed_sum += out["forward_speed"]
+            yaw_sum += out["yaw_rate"]
     wall = time.monotonic() - t0
     speed = speed_sum / (steps - warm)
     drift = np.abs(yaw_sum / (steps - warm))

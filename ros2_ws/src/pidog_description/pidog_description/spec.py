@@ -58,8 +58,8 @@ CMD_TIMEOUT_S: float = 0.5
 FREEFALL_ACCEL_MPS2: float = 3.0
 FREEFALL_S: float = 0.1
 """hw_node latches ``lifted`` (free fall) when the IMU's specific force stays below
-FREEFALL_ACCEL_MPS2 for FREEFALL_S. A bouncing gait trips it on the robot: the tracking grid
-reports how often and how long a policy's gait stays below it (pidog_sim.evaluation)."""
+FREEFALL_ACCEL_MPS2 for FREEFALL_S. A bouncing gait throws the body below the threshold in
+short spells: the tracking grid reports how often and how long (pidog_sim.evaluation)."""
 
 _COMMAND_LOWER = np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]])
 _COMMAND_UPPER = np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]])

@@ -39,7 +39,7 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "clearance_height": 0.02,  # m
         "pose": 0.0,  # squared distance of the joints from the stand pose (rad^2)
         # Squared vertical body speed ((m/s)^2): a bouncing gait throws the body into low g,
-        # which the robot's hw_node takes for a drop (docs/ABLATIONS.md).
+        # near what the robot's hw_node takes for a drop (docs/ABLATIONS.md).
         "vertical_velocity": 0.0,
     },
     # The robot's physical parameters without randomisation (randomize=False), and the centre
