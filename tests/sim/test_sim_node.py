@@ -253,11 +253,53 @@ def test_a_sim_time_controller_reads_the_sensors_of_the_tick_its_timer_fires_on(
         assert fresh >= 0.8, f"{topic}: only {fresh:.0%} of timer ticks saw their own step's sensors"
 
 
+def test_lockstep_applies_every_answer_of_a_slow_controller_and_runs_on_when_it_stops(
+    spawn_node, ros_probe
+) -> None:
+    """lockstep: a controller that answers each /clock tick 60 ms late (three control periods)
+    gets every answer applied: the sim publishes no newer tick before the answer to the last one
+    came (free-running, 107 of 147 ticks passed unanswered in a trial run). When it stops answering, the
+    sim steps on after lockstep_timeout_s and says so."""
+    node = spawn_node("pidog_sim.sim_node", {"randomize": False, "lockstep": True, "lockstep_timeout_s": 1.0})
+    pub = ros_probe.node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
+    clocks: list[int] = []
+    newest: dict[str, object] = {}  # the latest tick, and since when one is unanswered
+
+    def on_clock(msg: Clock) -> None:
+        clocks.append(Time.from_msg(msg.clock).nanoseconds)
+        newest.update(stamp=msg.clock, ns=clocks[-1])
+        newest.setdefault("since", time.monotonic())
+
+    ros_probe.node.create_subscription(Clock, CLOCK_TOPIC, on_clock, STREAM_QOS)
+    answered: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(answered) < 40:
+        assert time.monotonic() < deadline, f"{len(answered)} answers in 60 s\n{node.log()}"
+        ros_probe.executor.spin_once(timeout_sec=0.005)
+        if "since" in newest and time.monotonic() - newest["since"] >= 0.06:
+            del newest["since"]
+            pub.publish(joint_state_msg(newest["stamp"], STAND_POSE))
+            answered.append(newest["ns"])
+    # Before the first answer the sim runs free (no controller yet); from then on, none skipped.
+    window = [t for t in clocks if answered[0] <= t <= answered[-1]]
+    skipped = sorted(set(window) - set(answered))
+    assert not skipped, f"{len(skipped)} of {len(window)} ticks passed unanswered\n{node.log()}"
+    assert np.all(np.diff(answered[1:]) == round(CONTROL_DT * 1e9)), "a tick was skipped or repeated"
+
+    # The controller stops: one timeout, then the sim runs on by itself.
+    last = clocks[-1]
+    assert ros_probe.spin_until(lambda: clocks[-1] >= last + round(1.0e9), 30), node.log()
+    assert "lockstep: no /joint_commands" in node.log()
+
+
 def test_invalid_parameter_is_refused_with_its_name(spawn_node) -> None:
     node = spawn_node("pidog_sim.sim_node", {"rate_hz": 33.0})
     node.proc.wait(timeout=30)
     assert node.proc.returncode != 0
     assert "rate_hz" in node.log()
+    node = spawn_node("pidog_sim.sim_node", {"lockstep": True, "publish_clock": False})
+    node.proc.wait(timeout=30)
+    assert node.proc.returncode != 0 and "lockstep" in node.log()
     node = spawn_node("pidog_sim.sim_node", {"model_path": "/nonexistent/pidog.xml"})
     node.proc.wait(timeout=30)
     assert node.proc.returncode != 0 and "/nonexistent/pidog.xml" in node.log()

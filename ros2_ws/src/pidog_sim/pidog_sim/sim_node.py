@@ -4,9 +4,20 @@ Steps the same PiDogSim as PiDogEnv in (scaled) real time and publishes what hw_
 publishes: /joint_states (the servo-model estimate, like the robot) and /imu/data, plus
 /clock and the sim-only ground truth /sim/ground_truth/odom and /sim/ground_truth/joint_states.
 Applies /joint_commands by joint name, honours /estop, resets via the /sim/reset service.
+
+``lockstep:=true`` (with /clock): once a controller answers on sim time (/joint_commands
+stamped with a /clock value), each step waits for its answer to the tick last published, up
+to ``lockstep_timeout_s`` of wall-clock, instead of stepping on a busy machine with the previous
+command (PX4's SITL lockstep does the same). The simulation runs slower than real time rather
+than apply commands late, so what pidog-excite records for pidog-sysid is what the simulated
+servos got (free-running on a loaded 2-core machine, one command in six was applied a tick late
+and the fit came out wrong; docs/SYSID.md). After a timeout the simulation runs free until the
+controller answers again.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import rclpy
@@ -82,6 +93,8 @@ class SimNode(Node):
         self.declare_parameter("estop_behavior", "hold")
         self.declare_parameter("robot_params", "")  # a pidog-sysid parameters file; "" = defaults
         self.declare_parameter("viewer", False)
+        self.declare_parameter("lockstep", False)
+        self.declare_parameter("lockstep_timeout_s", 0.5)
         p = {name: self.get_parameter(name).value for name in self._parameters}
         rate, rtf = float(p["rate_hz"]), float(p["real_time_factor"])
         if not rtf > 0:
@@ -99,7 +112,16 @@ class SimNode(Node):
         self.seed = int(p["seed"])
         self.estop_behavior = p["estop_behavior"]
         self.publish_clock = bool(p["publish_clock"])
+        self.lockstep = bool(p["lockstep"])
+        self.lockstep_timeout_s = float(p["lockstep_timeout_s"])
+        if self.lockstep and not self.publish_clock:
+            raise ValueError("parameter 'lockstep' needs publish_clock: the controller answers /clock ticks")
+        if not self.lockstep_timeout_s > 0:
+            raise ValueError(
+                f"parameter 'lockstep_timeout_s' must be positive, got {self.lockstep_timeout_s}"
+            )
         self.estopped = False
+        self.lockstep_timeouts = 0
         self._reset_sim()
 
         self.joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, STREAM_QOS)
@@ -130,6 +152,7 @@ class SimNode(Node):
         self.create_timer(self.sim.control_dt / rtf, self._tick)
         self.get_logger().info(
             f"simulating PiDog at {rate:g} Hz x{rtf:g} real time, randomize={bool(p['randomize'])}, seed={self.seed}"
+            + (f", lockstep (timeout {self.lockstep_timeout_s:g} s)" if self.lockstep else "")
         )
 
     @staticmethod
@@ -153,6 +176,13 @@ class SimNode(Node):
         return substeps
 
     def _reset_sim(self) -> None:
+        # Lockstep bookkeeping, in sim-time nanoseconds (a reset restarts sim time): the last
+        # /clock published, the latest command's stamp, and since when (wall-clock, s) a due
+        # step has waited for its command.
+        self._clock_ns = 0
+        self._command_ns = 0
+        self._attached = False  # a controller answers on sim time (until a timeout)
+        self._waiting_since: float | None = None
         self.sim.reset(np.random.default_rng(self.seed))
         self.seed += 1
         self.target = STAND_POSE.copy()
@@ -163,6 +193,10 @@ class SimNode(Node):
 
     # --- callbacks -------------------------------------------------------------------------
     def _on_command(self, msg: JointState) -> None:
+        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+        if 0 < stamp_ns <= self._clock_ns:  # on sim time: unstamped or wall-clock stamps never lock
+            self._attached = True
+        self._command_ns = max(self._command_ns, stamp_ns)
         try:
             # Clipped exactly as hw_node clips (geometric joint limits, legs never touching).
             target, _ = clip_joint_targets(joint_command_from_msg(msg))
@@ -173,6 +207,9 @@ class SimNode(Node):
             return
         if not self.estopped:
             self.target = target
+        if self._waiting_since is not None and not self._awaiting_command():
+            self._waiting_since = None
+            self._step()  # the step was due and waited for exactly this command
 
     def _on_cmd_vel(self, msg: Twist) -> None:
         self.cmd_vel = np.array([msg.linear.x, msg.angular.z], dtype=np.float64)
@@ -203,7 +240,29 @@ class SimNode(Node):
         response.message = f"simulation reset (seed {self.seed - 1})"
         return response
 
+    def _awaiting_command(self) -> bool:
+        """Lockstep: a controller is attached and has not yet answered the last tick."""
+        return self.lockstep and self._attached and self._command_ns < self._clock_ns
+
     def _tick(self) -> None:
+        if self._awaiting_command():
+            now = time.monotonic()
+            if self._waiting_since is None:
+                self._waiting_since = now
+            if now - self._waiting_since < self.lockstep_timeout_s:
+                return  # the command's arrival steps (_on_command)
+            self.lockstep_timeouts += 1
+            self._attached = False
+            self.get_logger().warning(
+                f"lockstep: no /joint_commands for the tick at {self._clock_ns * 1e-9:.2f} s within "
+                f"{self.lockstep_timeout_s:g} s (controller stopped or too slow); stepping without it, "
+                f"{self.lockstep_timeouts} time(s) so far",
+                throttle_duration_sec=5.0,
+            )
+        self._waiting_since = None
+        self._step()
+
+    def _step(self) -> None:
         self.sim.step(self.target)
         if self.publish_clock:
             # Everything this tick publishes carries the /clock value it publishes, so a
@@ -226,6 +285,7 @@ class SimNode(Node):
             # the previous tick's sensors: one extra control step of latency that training
             # never saw (the shipped policy walked ~17 % slower through sim_node than through
             # the twin, whose drivers publish on wall-clock timers).
+            self._clock_ns = Time.from_msg(stamp).nanoseconds
             self.clock_pub.publish(Clock(clock=stamp))
         if self.viewer is not None:
             self.viewer.submit(self.sim.batch, 0, self.cmd_vel)
