@@ -163,3 +163,23 @@ def test_vertical_velocity_term_is_off_by_default_and_costs_a_bouncing_body() ->
     standing, dropping = terms_after_drop(10.0)
     assert standing > -1e-3 and dropping < -0.5  # ~1.6 m/s after 0.16 s: -10 * 1.6^2 at the lowest
     assert terms_after_drop(0.0) == (0.0, 0.0)
+
+
+def test_low_g_term_costs_the_share_of_a_control_period_spent_in_flight() -> None:
+    """reward.low_g: weight x the share of the period's 2 ms physics steps below hw_node's
+    free-fall threshold. Standing: nothing; dropped from 0.2 m: the whole period in flight, so
+    exactly -weight before the feet land; off (0) by default."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+    env = PiDogEnv(randomize=False, reward={"low_g": 2.0})
+    env.reset(seed=0)
+    for _ in range(25):  # land from the reset height
+        _, _, _, _, info = env.step(still)
+    assert info["reward_terms"]["low_g"] == 0.0
+    env.sim.batch.qpos[0, 2] += 0.2
+    assert env.step(still)[4]["reward_terms"]["low_g"] == pytest.approx(-2.0)
+    env.close()
+    env = PiDogEnv(randomize=False)
+    env.reset(seed=0)
+    env.sim.batch.qpos[0, 2] += 0.2
+    assert env.step(still)[4]["reward_terms"]["low_g"] == 0.0
+    env.close()

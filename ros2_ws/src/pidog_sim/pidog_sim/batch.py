@@ -37,7 +37,7 @@ from pidog_description import JOINT_NAMES, STAND_POSE
 from pidog_description.robot import JOINT_LOWER, JOINT_UPPER, N_JOINTS, SERVO_MAX_SPEED
 from pidog_description.rotations import quat_from_rotvec, quat_multiply, yaw_from_quaternion
 from pidog_description.servo import rate_limit
-from pidog_description.spec import gravity_from_quaternion, roll_pitch_from_gravity
+from pidog_description.spec import FREEFALL_ACCEL_MPS2, gravity_from_quaternion, roll_pitch_from_gravity
 
 from .batch_random import BatchRandom
 from .config import merge_config
@@ -336,6 +336,12 @@ class BatchSim:
         runs. Noise-free: evaluation reads it beside the policy's own IMU draws and must not
         shift their random stream."""
         return self._out_sensors[:, :, self._s_accel]
+
+    def low_g_trace(self) -> np.ndarray:
+        """(N, substeps) bool: the physics steps of the last control period whose accelerometer
+        reading is below hw_node's free-fall threshold (FREEFALL_ACCEL_MPS2): the body in flight,
+        as a bouncing gait throws it."""
+        return np.linalg.norm(self.specific_force_trace(), axis=2) < FREEFALL_ACCEL_MPS2
 
     @property
     def time(self) -> np.ndarray:

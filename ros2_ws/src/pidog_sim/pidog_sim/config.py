@@ -41,6 +41,10 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # Squared vertical body speed ((m/s)^2): a bouncing gait throws the body into low g,
         # near what the robot's hw_node takes for a drop (docs/ABLATIONS.md).
         "vertical_velocity": 0.0,
+        # Share of the control period the accelerometer spends below hw_node's free-fall
+        # threshold (FREEFALL_ACCEL_MPS2), from every physics step: the bounce itself, where
+        # vertical_velocity also taxes the gait's ordinary heave.
+        "low_g": 0.0,
     },
     # The robot's physical parameters without randomisation (randomize=False), and the centre
     # the IMU gyro bias is randomised around; a robot parameters file (pidog_sim.robot_params,

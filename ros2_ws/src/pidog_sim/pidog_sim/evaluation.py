@@ -21,7 +21,7 @@ import numpy as np
 
 from pidog_description.robot import LEG_NAMES
 from pidog_description.rotations import yaw_from_quaternion
-from pidog_description.spec import CONTROL_DT, FREEFALL_ACCEL_MPS2, FREEFALL_S, OBS_SLICES
+from pidog_description.spec import CONTROL_DT, FREEFALL_S, OBS_SLICES
 
 from .batch import BatchSim
 from .env import PiDogEnv
@@ -136,7 +136,7 @@ class GaitMeter:
 
     def update(self, sim: BatchSim) -> None:
         contact = sim.foot_contacts()[0]
-        low_g = np.linalg.norm(sim.specific_force_trace()[0], axis=1) < FREEFALL_ACCEL_MPS2
+        low_g = sim.low_g_trace()[0]
         self.samples += low_g.size
         self.low_g_samples += int(low_g.sum())
         for low in low_g:

@@ -231,6 +231,7 @@ class WalkTask:
             / max(w["clearance_height"], 1e-6) ** 2,
             "pose": -w["pose"] * np.sum((sim.joint_positions() - STAND_POSE) ** 2, axis=1),
             "vertical_velocity": -w["vertical_velocity"] * sim.base_linear_velocity_world()[:, 2] ** 2,
+            "low_g": -w["low_g"] * np.mean(sim.low_g_trace(), axis=1),
         }
         return sum(terms.values()), terms
 
