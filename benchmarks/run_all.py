@@ -20,6 +20,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_training", "training", []),
     ("benchmarks.bench_video", "video", []),
     ("benchmarks.bench_steering", "steering", []),
+    ("benchmarks.bench_grid_seeds", "grid_seeds", []),
     ("benchmarks.bench_deploy_gap", "deploy_gap", []),
     ("benchmarks.bench_ros_tracking", "ros_tracking", []),
     ("benchmarks.bench_study", "study", []),

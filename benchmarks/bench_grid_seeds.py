@@ -1,0 +1,150 @@
+"""How much of a steering verdict is the grid's luck (issue 12): the same policies on the
+tracking grid at several evaluation seeds, each seed a block like the one the pipeline's report
+and bench_steering use (seed 1000, 2 paired episodes per command), and all blocks pooled.
+
+    python -m benchmarks.bench_grid_seeds [--policy FILE ...] [--seeds 1000 5000 7000] [--episodes 2]
+
+Without --policy it runs the shipped policy. The scripted gait always runs too: the
+turn-in-place and top-speed targets are relative to it. Pooled: errors weighted by each block's
+scored (non-fallen) episodes, falls summed, per-command speeds averaged before the top speed
+and turn rates are read off. Results: docs/benchmarks/grid_seeds.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench_steering import TARGETS, summary
+from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result
+
+GAIT = "scripted gait"
+
+
+def pool(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One grid result from several blocks of the same grid (same commands, other seeds)."""
+    scored = np.array([b["episodes"] - b["falls"] for b in blocks], dtype=float)
+
+    def weighted(key: str) -> float:
+        values = np.array([b[key] for b in blocks])
+        ok = np.isfinite(values) & (scored > 0)
+        return float(np.average(values[ok], weights=scored[ok])) if ok.any() else float("nan")
+
+    rows = []
+    for per_block in zip(*(b["commands"] for b in blocks), strict=True):
+        standing = np.array([r["episodes"] - r["falls"] for r in per_block], dtype=float)
+        falls = sum(r["falls"] for r in per_block)
+        episodes = sum(r["episodes"] for r in per_block)
+        row = {"command_vx": per_block[0]["command_vx"], "command_wz": per_block[0]["command_wz"]}
+        for key in ("vx", "wz"):
+            values = np.array([r[key] for r in per_block])
+            ok = np.isfinite(values) & (standing > 0)
+            row[key] = float(np.average(values[ok], weights=standing[ok])) if ok.any() else float("nan")
+        rows.append({**row, "falls": falls, "episodes": episodes, "fell": falls == episodes})
+    return {
+        "commands": rows,
+        "episodes": sum(b["episodes"] for b in blocks),
+        "falls": sum(b["falls"] for b in blocks),
+        "mean_abs_vx_error": weighted("mean_abs_vx_error"),
+        "mean_abs_wz_error": weighted("mean_abs_wz_error"),
+        "low_g_percent": float(np.mean([b["low_g_percent"] for b in blocks])),
+    }
+
+
+def turns(result: dict[str, Any]) -> str:
+    """Turn-in-place rate at +1 and -1 rad/s commanded (mean over the standing episodes)."""
+    out = []
+    for sign in (1.0, -1.0):
+        row = next(r for r in result["commands"] if r["command_vx"] == 0.0 and r["command_wz"] == sign)
+        out.append(f"{row['wz']:+.2f}" if np.isfinite(row["wz"]) else "fell")
+    return " / ".join(out)
+
+
+def verdicts(result: dict[str, Any], gait: dict[str, Any]) -> list[bool]:
+    """Issue 12's five grid targets: vx error, wz error, turn in place, top speed, no falls."""
+    s, g = summary(result), summary(gait)
+    return [
+        result["mean_abs_vx_error"] <= TARGETS["vx_error"],
+        result["mean_abs_wz_error"] <= TARGETS["wz_error"],
+        s["turn_in_place"] >= min(TARGETS["turn_in_place"], 0.9 * g["turn_in_place"]),
+        s["top_speed"] >= TARGETS["top_speed_ratio"] * g["top_speed"],
+        result["falls"] == 0,
+    ]
+
+
+def row(name: str, seed: str, result: dict[str, Any], gait: dict[str, Any]) -> str:
+    met = verdicts(result, gait)
+    return (
+        f"| {name} | {seed} | {result['mean_abs_vx_error']:.3f} | {result['mean_abs_wz_error']:.3f} "
+        f"| {result['falls']}/{result['episodes']} | {turns(result)} | {summary(result)['top_speed']:.3f} "
+        f"| {result['low_g_percent']:.1f} | {sum(met)} of 5 |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--policy", type=Path, action="append", default=None, help="ONNX policy (repeatable)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 5000, 7000])
+    parser.add_argument("--episodes", type=int, default=2, help="paired episodes per command and seed")
+    args = parser.parse_args()
+    if len(args.seeds) < 2:
+        parser.error("--seeds: give at least two (one seed is bench_steering's grid)")
+    policies = args.policy or [SHIPPED_POLICY]
+    for path in policies:
+        if not path.is_file():
+            parser.error(f"--policy {path}: no such file")
+
+    from pidog_control.policy_runtime import OnnxPolicy
+    from pidog_sim.controllers import TrotController
+    from pidog_sim.evaluation import TRACKING_GRID, evaluate_tracking
+
+    controllers: dict[str, Any] = {GAIT: TrotController()}
+    controllers.update({f"`{repo_relative(p)}`": OnnxPolicy(p).act for p in policies})
+    blocks: dict[str, list[dict[str, Any]]] = {name: [] for name in controllers}
+    for seed in args.seeds:
+        for name, controller in controllers.items():
+            blocks[name].append(
+                evaluate_tracking(
+                    controller, TRACKING_GRID, seconds=8.0, seed=seed, episodes_per_command=args.episodes
+                )
+            )
+            done = blocks[name][-1]
+            print(
+                f"seed {seed} {name}: vx error {done['mean_abs_vx_error']:.3f}, "
+                f"wz error {done['mean_abs_wz_error']:.3f}, falls {done['falls']}/{done['episodes']}",
+                flush=True,
+            )
+
+    lines = [
+        "## How much of the steering verdict is the grid's luck (`python -m benchmarks.bench_grid_seeds`)",
+        "",
+        f"Machine: {machine_summary()}",
+        "",
+        f"The tracking grid ({len(TRACKING_GRID)} commands, randomised sim, 8 s episodes, the first 2 s not scored) "
+        f"at {len(args.seeds)} evaluation seeds, {args.episodes} paired episodes per command each: the pipeline's report "
+        "and `bench_steering` use one such block (seed 1000). *Pooled* weighs the blocks by their scored episodes and "
+        "reads top speed and turn rates off the pooled per-command speeds. Targets met: issue 12's five grid targets "
+        f"(vx error <= {TARGETS['vx_error']} m/s, wz error <= {TARGETS['wz_error']} rad/s, turn in place >= "
+        f"{TARGETS['turn_in_place']} rad/s or 90 % of the gait's, top speed >= {TARGETS['top_speed_ratio']}x the gait's, "
+        "0 falls), against the scripted gait of the same block.",
+        "",
+        "| controller | grid seed | vx error (m/s) | wz error (rad/s) | falls | turn in place +1 / -1 (rad/s) "
+        "| top speed (m/s) | low g (% of time) | targets met |",
+        "|---|---|---:|---:|---:|---|---:|---:|---|",
+    ]
+    gait_pooled = pool(blocks[GAIT])
+    for name, results in blocks.items():
+        for seed, result, gait in zip(args.seeds, results, blocks[GAIT], strict=True):
+            lines.append(row(name, str(seed), result, gait))
+        lines.append(row(f"**{name}**", "**pooled**", pool(results), gait_pooled))
+    lines.append("")
+    print(f"written to {write_result('grid_seeds', chr(10).join(lines))}")
+
+
+if __name__ == "__main__":
+    main()
