@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import REPO, RESULTS_DIR, SHIPPED_POLICY, machine_summary, write_result
+from pidog_sim.evaluation import TRACKING_TARGETS
 
 SHIP_DIR = SHIPPED_POLICY.parent
 SEQUENCE_SEED = 3
-TARGETS = {"vx_error": 0.03, "wz_error": 0.15, "turn_in_place": 0.6, "top_speed_ratio": 1.5}
+TARGETS = TRACKING_TARGETS
 
 
 def train_defaults(seed: int, out: Path) -> tuple[Path, float]:
