@@ -13,6 +13,7 @@ and turn rates are read off. Results: docs/benchmarks/grid_seeds.md.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,8 @@ def main() -> None:
     lines = [
         "## How much of the steering verdict is the grid's luck (`python -m benchmarks.bench_grid_seeds`)",
         "",
+        f"Ran: `{' '.join(['python -m benchmarks.bench_grid_seeds', *sys.argv[1:]])}`",
+        "",
         f"Machine: {machine_summary()}",
         "",
         f"The tracking grid ({len(TRACKING_GRID)} commands, randomised sim, 8 s episodes, the first 2 s not scored) "
@@ -131,7 +134,13 @@ def main() -> None:
         "reads top speed and turn rates off the pooled per-command speeds. Targets met: issue 12's five grid targets "
         f"(vx error <= {TARGETS['vx_error']} m/s, wz error <= {TARGETS['wz_error']} rad/s, turn in place >= "
         f"{TARGETS['turn_in_place']} rad/s or 90 % of the gait's, top speed >= {TARGETS['top_speed_ratio']}x the gait's, "
-        "0 falls), against the scripted gait of the same block.",
+        "0 falls), against the scripted gait of the same block."
+        + (
+            " Policies named by a path outside the repository come from training runs kept out of it "
+            "(docs/ABLATIONS.md says how each was trained)."
+            if any(repo_relative(p).is_absolute() for p in policies)
+            else ""
+        ),
         "",
         "| controller | grid seed | vx error (m/s) | wz error (rad/s) | falls | turn in place +1 / -1 (rad/s) "
         "| top speed (m/s) | low g (% of time) | targets met |",
