@@ -269,7 +269,8 @@ def _grid(falls: int, vx_error: float = 0.04, wz_error: float = 0.12) -> dict:
 
 def test_falls_decide_the_deployed_policy_only_beyond_chance() -> None:
     """1 fall against 2 (or 4 against 2, grid included) is chance: the return decides without a
-    grid. 10 against 2 over the same episodes is not (one-sided p 0.019): fewer falls wins."""
+    grid. 10 against 2 over the same episodes is not (one-sided p 0.019), nor 4 against 0 (p
+    0.0625, within the deployment's 0.1): fewer falls wins."""
     from pidog_learning.pipeline import falls_p_value, select_policy
 
     assert falls_p_value(0, 5) == pytest.approx(1 / 32)
@@ -284,10 +285,15 @@ def test_falls_decide_the_deployed_policy_only_beyond_chance() -> None:
     selected, record = select_policy(results, {"bc": _grid(9), "finetuned": _grid(0)})
     assert selected == "finetuned" and record["falls"] == {"bc": 10, "finetuned": 2}
     assert "tracking grid" in record["reason"] and record["falls_p_value"] < 0.05
+    selected, record = select_policy(results, {"bc": _grid(3, 0.06, 0.2), "finetuned": _grid(2, 0.04, 0.12)})
+    assert selected == "finetuned" and record["falls"] == {"bc": 4, "finetuned": 4}  # equal: the grid decides
+    results = {"bc": _result(0, [100.0, 100.0]), "finetuned": _result(2, [120.0, 120.0])}
+    selected, record = select_policy(results, {"bc": _grid(0, 0.06, 0.2), "finetuned": _grid(2, 0.04, 0.12)})
+    assert selected == "bc" and record["falls_p_value"] == pytest.approx(1 / 16)
 
 
 def test_within_chance_the_grid_tracking_decides_not_the_return() -> None:
-    """Four ablation runs deployed BC on falls such as 1 vs 2 or 1 vs 3 although PPO followed
+    """Three ablation runs deployed BC on falls such as 1 vs 2 or 1 vs 3 although PPO followed
     the commands far better (docs/ABLATIONS.md). Within chance the grid's tracking decides; a policy
     that stands still (measured: a PPO run converged to it) tracks worst and loses."""
     from pidog_learning.pipeline import select_policy

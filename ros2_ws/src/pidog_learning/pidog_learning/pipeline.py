@@ -185,10 +185,11 @@ def preflight(config: Mapping[str, Any]) -> PiDogPolicy | None:
 # Falls decide which policy is deployed only when their difference is beyond chance. Both
 # policies run the same number of episodes, so if they fell equally often the count of the one
 # that fell less would be Binomial(total falls, 1/2): one-sided p below FALLS_SIGNIFICANCE
-# decides (0 vs 5, 1 vs 7, 2 vs 9, ...). Fewer falls on 1 vs 2 or 1 vs 3 is chance: it deployed
-# BC in 4 of 12 ablation runs (E2, G1, G2, H2) whose PPO followed the commands far better
+# decides (0 vs 4, 1 vs 6, 2 vs 7, ...). 0.1 rather than the usual 0.05: a fall costs a robot
+# more than a tracking error does. Fewer falls on 1 vs 2 or 1 vs 3 is chance: it deployed BC in
+# 3 of 12 ablation runs (G1, G2, H2) whose PPO followed the commands far better
 # (docs/ABLATIONS.md).
-FALLS_SIGNIFICANCE: Final = 0.05
+FALLS_SIGNIFICANCE: Final = 0.1
 
 
 def _name(policy: str) -> str:
