@@ -260,7 +260,7 @@ def select_policy(
     p = falls_p_value(falls[fell_less], falls[fell_more])
     record["falls_p_value"] = round(p, 4)
     falls_text = f"{falls['finetuned']} vs {falls['bc']} falls for PPO vs BC over the {counted}"
-    if falls[fell_less] < falls[fell_more] and p < FALLS_SIGNIFICANCE:
+    if p < FALLS_SIGNIFICANCE:  # equal counts give p >= 0.5
         selected = fell_less
         record["reason"] = f"{_name(selected)} fell less ({falls_text}; one-sided p = {p:.3f})"
         return selected, record

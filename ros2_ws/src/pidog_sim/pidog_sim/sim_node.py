@@ -10,8 +10,8 @@ stamped with a /clock value), each step waits for its answer to the tick last pu
 to ``lockstep_timeout_s`` of wall-clock, instead of stepping on a busy machine with the previous
 command (PX4's SITL lockstep does the same). The simulation runs slower than real time rather
 than apply commands late, so what pidog-excite records for pidog-sysid is what the simulated
-servos got (free-running on a loaded 2-core machine, one command in six was applied a tick late
-and the fit came out wrong; docs/SYSID.md). After a timeout the simulation runs free until the
+servos got (free-running on a loaded 2-core machine, in the worst of four runs one command in six
+was applied a tick late, and three of the four fits came out wrong; docs/SYSID.md). After a timeout the simulation runs free until the
 controller answers again.
 """
 
@@ -194,9 +194,9 @@ class SimNode(Node):
     # --- callbacks -------------------------------------------------------------------------
     def _on_command(self, msg: JointState) -> None:
         stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
-        if 0 < stamp_ns <= self._clock_ns:  # on sim time: unstamped or wall-clock stamps never lock
+        if 0 < stamp_ns <= self._clock_ns:  # on sim time: unstamped or wall-clock stamps never count
             self._attached = True
-        self._command_ns = max(self._command_ns, stamp_ns)
+            self._command_ns = max(self._command_ns, stamp_ns)
         try:
             # Clipped exactly as hw_node clips (geometric joint limits, legs never touching).
             target, _ = clip_joint_targets(joint_command_from_msg(msg))
@@ -267,7 +267,8 @@ class SimNode(Node):
         if self.publish_clock:
             # Everything this tick publishes carries the /clock value it publishes, so a
             # use_sim_time consumer sees sensor stamps on the same time line as its own clock.
-            stamp = Time(nanoseconds=round(self.sim.data.time * 1e9)).to_msg()
+            self._clock_ns = round(self.sim.data.time * 1e9)
+            stamp = Time(nanoseconds=self._clock_ns).to_msg()
         else:
             stamp = self.get_clock().now().to_msg()
         quat, gyro, accel = self.sim.imu()
@@ -285,7 +286,6 @@ class SimNode(Node):
             # the previous tick's sensors: one extra control step of latency that training
             # never saw (the shipped policy walked ~17 % slower through sim_node than through
             # the twin, whose drivers publish on wall-clock timers).
-            self._clock_ns = Time.from_msg(stamp).nanoseconds
             self.clock_pub.publish(Clock(clock=stamp))
         if self.viewer is not None:
             self.viewer.submit(self.sim.batch, 0, self.cmd_vel)

@@ -231,7 +231,9 @@ class WalkTask:
             / max(w["clearance_height"], 1e-6) ** 2,
             "pose": -w["pose"] * np.sum((sim.joint_positions() - STAND_POSE) ** 2, axis=1),
             "vertical_velocity": -w["vertical_velocity"] * sim.base_linear_velocity_world()[:, 2] ** 2,
-            "low_g": -w["low_g"] * np.mean(sim.low_g_trace(), axis=1),
+            # Off by default, and its accelerometer norms over every physics step cost 0.4 % of a
+            # 64-robot step: only computed when weighted.
+            "low_g": -w["low_g"] * np.mean(sim.low_g_trace(), axis=1) if w["low_g"] else np.zeros(self.n),
         }
         return sum(terms.values()), terms
 
