@@ -174,6 +174,42 @@ def test_command_timeout_ends_standing_or_limp_as_configured(
         assert near(np.array([{e["channel"]: e["pulse_us"] for e in on}[c] for c in LEG_CHANNELS]), STAND_US)
 
 
+def test_commands_delivered_late_do_not_keep_the_robot_walking(spawn_node, ros_probe, tmp_path: Path) -> None:
+    """The watchdog judges a command by its header stamp, relative to the sender's own clock: a
+    sender on a clock 5 s behind drives the robot, but a queue of its old commands delivered
+    after it stopped (a starved executor, a DDS resend) does not: hw_node times out on them."""
+    log = tmp_path / "i2c.jsonl"
+    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, start_armed=True))
+    io = Listener(ros_probe)
+    io.wait_state("armed", timeout=30.0)
+    clock = ros_probe.node.get_clock()
+    sender_offset_ns = 5_000_000_000
+
+    def publish(joint_deg: list[float], stamp_ns: int, seconds: float) -> None:
+        msg = JointState(name=list(JOINT_NAMES), position=[math.radians(d) for d in joint_deg])
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(
+                stamp_ns or clock.now().nanoseconds - sender_offset_ns, 1_000_000_000
+            )
+            io.commands.publish(msg)
+            ros_probe.spin_for(0.02)
+
+    publish(COMMAND_DEG, 0, 4.0)  # live commands, stamped by the 5 s slow clock
+    wait_pulses(io, log, COMMAND_US, timeout=3.0)
+    assert "stale" not in node.log()
+    # The sender is gone; a backlog of what it sent keeps arriving, all stamped 1 s ago.
+    backlog_stamp = clock.now().nanoseconds - sender_offset_ns - 1_000_000_000
+    other_deg = [d + 10.0 for d in COMMAND_DEG]
+    publish(other_deg, backlog_stamp, 2.0)
+    assert io.states and io.states[-1] in ("moving_to_pose", "disarmed"), io.states[-3:]
+    assert not near(latest_pulses(log), expected_pulse_us(other_deg)), "old commands were executed"
+    assert "stale /joint_commands dropped" in node.log()
+    assert "stale ones dropped since" in node.log(), "the timeout says why the commands stopped counting"
+    status = io.status("pidog_hw: commands", lambda s: "stale" in s.message)
+    assert int({v.key: v.value for v in status.values}["stale_commands"]) >= 3  # until it disarmed
+
+
 def test_mcu_reset_recover_stands_up_again_disarmed(spawn_node, ros_probe, tmp_path: Path) -> None:
     log, world = tmp_path / "i2c.jsonl", tmp_path / "world.json"
     write_control(world, battery_v=7.8)

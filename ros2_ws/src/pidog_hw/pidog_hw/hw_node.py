@@ -64,6 +64,7 @@ from pidog_description.topics import (
 )
 
 from .calibration import resolve_calibration
+from .command_age import CommandLateness
 from .errors import (
     CalibrationError,
     ChannelWriteError,
@@ -135,6 +136,9 @@ class HwNode(Node):
         self.fault_time: dict[str, float] = {}
         self.target: np.ndarray | None = None  # last valid command while armed
         self.last_command_time: float | None = None
+        self.lateness = CommandLateness()
+        self.last_stale = ""
+        self.stale_since_accepted = 0  # for the timeout's message: why the commands stopped counting
         self.last_heartbeat: float | None = None  # monotonic time of the operator's last heartbeat
         self.source_gid: bytes | None = None
         self.source_name = ""
@@ -151,6 +155,7 @@ class HwNode(Node):
             "ignored_during_estop": 0,
             "ignored_disarmed": 0,
             "ignored_second_source": 0,
+            "stale_commands": 0,
             "feedback_failures": 0,
             "battery_read_failures": 0,
         }
@@ -350,6 +355,7 @@ class HwNode(Node):
         self.armed = False
         self.target = None
         self.last_command_time = None
+        self.lateness.reset()
         self.source_gid = None
         self.source_name = ""
 
@@ -394,6 +400,21 @@ class HwNode(Node):
                 throttle_duration_sec=2.0,
             )
             return
+        late = self.lateness.lateness(
+            msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
+            self.get_clock().now().nanoseconds,
+        )
+        if late > self.p.command_timeout_s:
+            # Held up in a queue longer than the watchdog allows: its sender may be gone.
+            self.counts["stale_commands"] += 1
+            self.stale_since_accepted += 1
+            self.last_stale = f"one arrived {late:.2f} s later than the fastest from {self.source_name}"
+            self.get_logger().warning(
+                f"stale /joint_commands dropped: {self.last_stale} (command_timeout_s "
+                f"{self.p.command_timeout_s:g})",
+                throttle_duration_sec=2.0,
+            )
+            return
         target, clipped = clip_joint_targets(wanted)
         if clipped.any():
             self.counts["clipped_commands"] += 1
@@ -401,8 +422,9 @@ class HwNode(Node):
             self.last_clip = f"{', '.join(names)} clipped to the joint/leg collision limits"
             self.get_logger().warning(f"/joint_commands: {self.last_clip}", throttle_duration_sec=2.0)
         self.counts["commands"] += 1
+        self.stale_since_accepted = 0
         self.target = target
-        self.last_command_time = time.monotonic()
+        self.last_command_time = time.monotonic() - late  # the watchdog counts from when it was due
 
     def _publisher_name(self, gid: bytes | None) -> str:
         if gid is not None:
@@ -571,9 +593,12 @@ class HwNode(Node):
             and self.last_command_time is not None
             and now - self.last_command_time > self.p.command_timeout_s
         ):
+            n_stale = self.stale_since_accepted
+            stale = f"; {n_stale} stale ones dropped since, last: {self.last_stale}" if n_stale else ""
             self.timeout_fault = (
                 f"command timeout: no valid /joint_commands for {self.p.command_timeout_s:g} s "
-                f"(from {self.source_name}); disarmed, stand then {self.p.command_timeout_action}"
+                f"(the last from {self.source_name} was due {now - self.last_command_time:.2f} s ago{stale}); "
+                f"disarmed, stand then {self.p.command_timeout_action}"
             )
             self.get_logger().error(self.timeout_fault)
             self._disarm(self.timeout_fault, then=self.p.command_timeout_action)
@@ -910,7 +935,7 @@ class HwNode(Node):
 
     def _command_status(self) -> DiagnosticStatus:
         rejected, clipped = self.counts["rejected_commands"], self.counts["clipped_commands"]
-        second = self.counts["ignored_second_source"]
+        second, stale = self.counts["ignored_second_source"], self.counts["stale_commands"]
         notes = []
         if rejected:
             notes.append(f"{rejected} /joint_commands rejected, last: {self.last_rejection}")
@@ -918,6 +943,8 @@ class HwNode(Node):
             notes.append(f"{clipped} clipped, last: {self.last_clip}")
         if second:
             notes.append(f"{second} from a second publisher ignored (source: {self.source_name})")
+        if stale:
+            notes.append(f"{stale} stale ones dropped, last: {self.last_stale}")
         level = DiagnosticStatus.WARN if notes else DiagnosticStatus.OK
         values = {**self.counts, "source": self.source_name}
         return _status("pidog_hw: commands", "joint_commands", level, "; ".join(notes) or "ok", values)
