@@ -54,22 +54,14 @@ def batch_controller(
 
         trot = TrotController()
         return lambda obs: np.stack([trot(o) for o in obs]), lambda obs1: None
-    import onnxruntime as ort
-
     from pidog_control.policy_runtime import OnnxPolicy
 
     runtime = OnnxPolicy(Path(policy))  # validates the file exactly as the robot does
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(policy), sess_options=options, providers=["CPUExecutionProvider"])
 
-    def act(obs: np.ndarray) -> np.ndarray:
-        return session.run(["action"], {"obs": obs})[0]
+    def check(obs1: np.ndarray) -> None:  # the batched run and the robot's single one agree
+        assert np.allclose(runtime.act(obs1[0]), runtime.act_batch(obs1)[0], atol=1e-5)
 
-    def check(obs1: np.ndarray) -> None:  # the batched session and the robot's runtime agree
-        assert np.allclose(runtime.act(obs1[0]), act(obs1)[0], atol=1e-5)
-
-    return act, check
+    return runtime.act_batch, check
 
 
 def run_grid(policy: Path | str, episodes: int, seconds: float, threads: int | None) -> dict:

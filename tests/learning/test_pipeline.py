@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from learning_helpers import TINY_KWARGS, checkpoint_timesteps, run_train
+from learning_helpers import TINY_KWARGS, checkpoint_timesteps, policy_inside, run_train
 
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_learning.bc import load_bc_policy
@@ -80,9 +80,13 @@ def test_bc_weights_and_policies_load_and_agree(full_run) -> None:
     ppo_onnx = OnnxPolicy(exp / "policies" / "ppo_final.onnx")
     final_torch = load_sb3_controller(exp / "checkpoints" / "ppo_final.zip")
     assert checkpoint_timesteps(exp / "checkpoints" / "ppo_final.zip") >= 256
-    # policy.onnx is whichever of BC and BC -> PPO evaluated better (eval.json says which).
-    selected = json.loads((exp / "eval.json").read_text())["selected"]
-    deployed = OnnxPolicy(exp / "policy.onnx")
+    # policy.onnx is whichever of BC and BC -> PPO evaluated better (eval.json says which),
+    # behind its command calibration.
+    evaluation = json.loads((exp / "eval.json").read_text())
+    selected = evaluation["selected"]
+    assert evaluation["calibration"]["calibrated"], evaluation["calibration"]
+    assert "command_calibration" in OnnxPolicy(exp / "policy.onnx").metadata
+    deployed = policy_inside(exp / "policy.onnx")
     for obs in sim_observations():
         bc_action, _ = bc.predict(obs, deterministic=True)
         np.testing.assert_allclose(bc_onnx.act(obs), bc_action, atol=1e-5)
@@ -112,10 +116,11 @@ def test_eval_report_plots_videos_tensorboard(full_run) -> None:
     assert evaluation["selected"] in ("bc", "finetuned") and evaluation["selection"]["reason"] in report
     assert set(evaluation["selection"]["return_difference"]) == {"mean", "ci95", "significant"}
     # The tracking grid for every controller, in eval.json and as a table in the report.
-    assert set(evaluation["tracking"]) == {"trot", "bc", "finetuned"}
+    assert set(evaluation["tracking"]) == {"trot", "bc", "finetuned", "calibrated"}
     assert all(len(t["commands"]) >= 20 for t in evaluation["tracking"].values())
     assert "## Command tracking" in report and "mean abs wz error" in report
     assert "plots/command_tracking.png" in report  # commanded vs achieved over time
+    assert "## Command calibration" in report and "command-calibrated (policy.onnx)" in report
     for png in ("bc_loss", "learning_curve", "eval_comparison", "command_tracking"):
         image = imageio.imread(exp / "plots" / f"{png}.png")
         assert image.ndim == 3 and image.shape[0] > 100
@@ -227,7 +232,9 @@ def test_bc_only_then_expert_and_pretrained_runs(full_run, tmp_path: Path) -> No
     obs = sim_observations(5)
     for o in obs:
         np.testing.assert_allclose(
-            OnnxPolicy(bc_exp / "policy.onnx").act(o), OnnxPolicy(bc_exp / "bc_policy.onnx").act(o), atol=1e-6
+            policy_inside(bc_exp / "policy.onnx").act(o),
+            OnnxPolicy(bc_exp / "bc_policy.onnx").act(o),
+            atol=1e-6,
         )
 
     # --skip-bc --pretrained-model: PPO starts from those weights, no BC training.

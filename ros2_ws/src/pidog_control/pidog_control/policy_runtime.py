@@ -72,6 +72,15 @@ class OnnxPolicy:
         (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: self._input})
         return np.asarray(out, dtype=np.float32).reshape(ACTION_DIM).copy()
 
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Observations (B, OBS_DIM) -> raw outputs (B, ACTION_DIM) in one run: many simulated
+        robots at once (benchmarks, calibration); the robot itself uses ``act``."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.ndim != 2 or obs.shape[1] != OBS_DIM:
+            raise ValueError(f"observations must have shape (batch, {OBS_DIM}), got {obs.shape}")
+        (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: obs})
+        return np.asarray(out, dtype=np.float32).reshape(len(obs), ACTION_DIM)
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.act(obs)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import torch
 
 from pidog_description.spec import OBS_LAYOUT_VERSION
@@ -63,6 +64,7 @@ BC_WEIGHTS_FILE = "bc_pretrained_policy.pth"
 BC_HISTORY_FILE = "bc_history.json"
 BC_ONNX_FILE = "bc_policy.onnx"
 POLICY_FILE = "policy.onnx"
+CALIBRATED = "calibrated"  # the deployed policy with its command calibration, in eval.json's tracking
 EVAL_FILE = "eval.json"
 REPORT_FILE = "report.md"
 HISTORY_FILE = "training_history.json"
@@ -659,10 +661,20 @@ class Pipeline:
         if selected == "finetuned":
             info["source_checkpoint"] = str(self.path(FINAL_CHECKPOINT).resolve())
         self._export(deployed, self.path(POLICY_FILE), **info)
+        deployed_controller = controllers["finetuned" if selected == "finetuned" else "bc"][0]
+        calibration = self._calibrate(deployed)
+        if calibration.get("calibrated"):
+            from pidog_control.policy_runtime import OnnxPolicy
+
+            deployed_controller = OnnxPolicy(self.path(POLICY_FILE)).act
+            if tracking:
+                self.reporter.status(phase="evaluating", message="command tracking grid, calibrated")
+                tracking[CALIBRATED] = self._track(deployed_controller, False)
         evaluation = {
             "policy": POLICY_FILE,
             "selected": selected,
             "selection": selection,
+            "calibration": calibration,
             "timesteps": info["timesteps"],
             "obs_layout_version": OBS_LAYOUT_VERSION,
             "results": results,
@@ -675,7 +687,6 @@ class Pipeline:
         if not self.use_camera:  # commanded vs achieved over time, for the report
             from pidog_sim.evaluation import command_sequence
 
-            deployed_controller = controllers["finetuned" if selected == "finetuned" else "bc"][0]
             series = command_sequence(
                 deployed_controller, seed=cfg["eval"]["seed"], env_kwargs=self.config["env"]
             )
@@ -685,6 +696,44 @@ class Pipeline:
         write_report(self.path(REPORT_FILE), self.dir, cfg, evaluation, artifacts, video)
         artifacts["report"] = self.path(REPORT_FILE)
         return artifacts
+
+    def _calibrate(self, deployed: PiDogPolicy) -> dict[str, Any]:
+        """Calibrate policy.onnx in place (config 'calibration'); what happened, for eval.json.
+        A calibration that cannot be fitted leaves the policy as exported and says why."""
+        cal = self.config.get("calibration") or {"enabled": False}  # older experiments: none
+        if not cal["enabled"]:
+            return {"calibrated": False, "reason": "disabled (calibration.enabled false)"}
+        if deployed.uses_camera:
+            return {"calibrated": False, "reason": "camera policies are not calibrated (two inputs)"}
+        from .command_calibration import CalibrationError, apply_table, calibrate
+
+        self.reporter.status(phase="evaluating", message="command calibration")
+        threads = self.config["physics_threads"] or None
+        try:
+            fit = calibrate(
+                self.path(POLICY_FILE),
+                self.path(POLICY_FILE),
+                cal["episodes"],
+                cal["seconds"],
+                cal["seed"],
+                env_kwargs=self.config["env"],
+                threads=threads,
+            )
+        except CalibrationError as exc:
+            self.reporter.status(message=f"policy.onnx left uncalibrated: {exc}")
+            return {"calibrated": False, "reason": str(exc)}
+        self.reporter.policy(self.path(POLICY_FILE))
+        wanted = [[0.05, 0.0], [0.1, 0.0], [0.3, 0.0], [-0.15, 0.0], [0.0, 1.0], [0.0, -1.0]]
+        told = apply_table(fit["table"], np.array(wanted))
+        return {
+            "calibrated": True,
+            "seconds_taken": round(fit["seconds_taken"], 1),
+            "lattice_falls": int(fit["falls"].sum()),
+            "examples": [
+                {"wanted": w, "told": [round(float(t[0]), 3), round(float(t[1]), 3)]}
+                for w, t in zip(wanted, told, strict=True)
+            ],
+        }
 
     def artifacts(self) -> dict[str, Path]:
         candidates = {

@@ -9,7 +9,12 @@ from typing import Any
 
 from .atomic import write_text
 
-LABELS = {"trot": "scripted trot (expert)", "bc": "BC only", "finetuned": "BC + PPO fine-tuned"}
+LABELS = {
+    "trot": "scripted trot (expert)",
+    "bc": "BC only",
+    "finetuned": "BC + PPO fine-tuned",
+    "calibrated": "deployed, command-calibrated (policy.onnx)",
+}
 
 
 def _table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -45,6 +50,28 @@ def _verdict(results: Mapping[str, Mapping[str, Any]]) -> str:
         f"(paired over the same {ft['episodes']} episodes, 95 % CI: {measured}) and the falls by {falls:+d} "
         "relative to BC only."
     )
+
+
+def _calibration(calibration: Mapping[str, Any]) -> list[str]:
+    if not calibration:
+        return []
+    if not calibration["calibrated"]:
+        return ["## Command calibration", "", f"Not calibrated: {calibration['reason']}.", ""]
+    lines = [
+        "## Command calibration",
+        "",
+        f"`policy.onnx` carries a feed-forward calibration ({calibration['seconds_taken']:g} s; "
+        f"{calibration['lattice_falls']} falls on the measuring lattice): the policy's response to a "
+        "lattice of commands was measured in randomised sim and inverted in front of it "
+        "(`pidog-calibrate`; README). What the policy is told, for some wanted commands:",
+        "",
+        "| wanted vx (m/s), wz (rad/s) | told vx, wz |",
+        "|---|---|",
+    ]
+    for example in calibration["examples"]:
+        (wv, ww), (tv, tw) = example["wanted"], example["told"]
+        lines.append(f"| {wv:+.2f}, {ww:+.2f} | {tv:+.3f}, {tw:+.2f} |")
+    return [*lines, ""]
 
 
 def write_report(
@@ -100,6 +127,7 @@ def write_report(
             *tracking_table({LABELS.get(name, name): r for name, r in tracking.items()}),
             "",
         ]
+    lines += _calibration(evaluation.get("calibration") or {})
     if "command_tracking" in artifacts:
         lines += [
             "## Driven through a command sequence",

@@ -1,0 +1,413 @@
+"""pidog-calibrate: measure how a policy answers its velocity commands, and correct for it.
+
+A PPO policy follows its commands with a systematic bias: the mean action is tuned for the
+exploration noise it trained under, so deployed without noise it walks 0.10 m/s when asked for
+0.05 and turns right slower than left (docs/ABLATIONS.md, "sixth session"). The bias is a
+property of the policy, seen with nominal and with randomised physics alike, so it can be
+measured and inverted, as a feed-forward calibration in front of the policy:
+
+1. ``measure_response``: run the policy over a lattice of commands in randomised sim (the
+   tracking evaluation, heading-frame vx and yaw rate after a settle time) -> achieved (vx, wz).
+2. ``fit_inverse``: for each command on a finer grid, the lattice command whose (bilinearly
+   interpolated) response is nearest to it, in units of the tracking targets, with a small pull
+   towards the command itself so that flat stretches of the response do not send it anywhere.
+   Commands whose response cell saw a fall are never chosen.
+3. ``calibrated_model``: a bilinear lookup of that table, prepended to the ONNX graph. The file
+   keeps its contract (raw observation in, action out; DESIGN.md §5), so policy_node, the twin
+   and every benchmark run it unchanged; its metadata says it is calibrated, and on what.
+
+The lattice runs on seeds the tracking grid never uses, so the grid measures the calibration on
+episodes it was not fitted to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pidog_description.spec import COMMAND_LIMITS, OBS_DIM, OBS_SLICES
+
+CALIBRATION_KEY = "command_calibration"  # ONNX metadata prop
+# Names inside a calibrated graph: the lookup's nodes, the policy's (so it can be taken out again).
+LOOKUP_PREFIX, POLICY_PREFIX, LOOKUP_OUTPUT = "command_calibration/", "policy/", "calibrated_obs"
+LATTICE_VX = np.linspace(COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["vx"][1], 10)  # 0.05 m/s apart
+LATTICE_WZ = np.linspace(COMMAND_LIMITS["wz"][0], COMMAND_LIMITS["wz"][1], 9)  # 0.25 rad/s apart
+TABLE_VX = np.linspace(COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["vx"][1], 19)
+TABLE_WZ = np.linspace(COMMAND_LIMITS["wz"][0], COMMAND_LIMITS["wz"][1], 17)
+SEARCH_STEPS = (91, 81)  # candidate commands searched per axis
+# Errors are weighed in units of issue 12's tracking targets (0.03 m/s, 0.15 rad/s).
+ERROR_SCALE = np.array([0.03, 0.15])
+PULL = 0.05  # weight of the distance from the command itself, same units
+COMMAND = OBS_SLICES["command"]
+LATTICE_SEED = 20_000  # the tracking grid uses seeds 1000-7100; never these
+SETTLE_S = 2.0  # not scored, as on the tracking grid
+# Per lattice command. A turn in place varies by +-0.2 rad/s between episodes (the grid's
+# blocks); 4 episodes of all 90 commands run as one batch of 360 robots in ~45 s on 2 cores.
+EPISODES = 4
+
+
+class CalibrationError(ValueError):
+    """A policy or a response that cannot be calibrated; the message says why."""
+
+
+def measure_response(
+    act_batch: Callable[[np.ndarray], np.ndarray],
+    seed: int = LATTICE_SEED,
+    episodes: int = EPISODES,
+    seconds: float = 8.0,
+    env_kwargs: dict[str, Any] | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Achieved (vx, wz) over LATTICE_VX x LATTICE_WZ, NaN where every episode fell.
+
+    Every lattice episode runs at once, as one batch of randomised ``WalkTask`` robots (the
+    simulator PiDogEnv and the tracking grid step), each with its command fixed for the episode;
+    as on the grid, heading-frame forward speed and yaw rate are averaged after the first
+    SETTLE_S, and an episode that fell does not count.
+    """
+    from pidog_description.spec import CONTROL_DT
+    from pidog_sim.task import WalkTask
+
+    lattice = np.array([(vx, wz) for vx in LATTICE_VX for wz in LATTICE_WZ])
+    commands = np.repeat(lattice, episodes, axis=0)
+    n = len(commands)
+    config = {**(env_kwargs or {}), "episode_seconds": seconds + 1.0, "command_mode": "fixed"}
+    task = WalkTask(n, randomize=True, config=config, threads=threads)
+    try:
+        task.reset(np.arange(n), seeds=seed + np.arange(n), commands=commands)
+        steps, settle = int(round(seconds / CONTROL_DT)), int(round(SETTLE_S / CONTROL_DT))
+        fell = np.zeros(n, dtype=bool)
+        sums = np.zeros((n, 2))
+        iterator: Any = range(steps)
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, desc=f"lattice ({n} robots)", unit="step")
+        for k in iterator:
+            out = task.step(act_batch(task.observe()))
+            fell |= out["terminated"]
+            if k >= settle:
+                sums += np.stack([out["forward_speed"], out["yaw_rate"]], axis=1)
+    finally:
+        task.close()
+    per_episode = np.where(fell[:, None], np.nan, sums / (steps - settle)).reshape(len(lattice), episodes, 2)
+    falls = fell.reshape(len(lattice), episodes).sum(axis=1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all episodes of a command fell: NaN
+        achieved = np.nanmean(per_episode, axis=1)
+    shape = (len(LATTICE_VX), len(LATTICE_WZ))
+    return {
+        "achieved": achieved.reshape(*shape, 2),
+        "falls": falls.reshape(shape),
+        "episodes": episodes,
+        "seconds": seconds,
+        "seed": seed,
+    }
+
+
+def bilinear(grid_x: np.ndarray, grid_y: np.ndarray, values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """values (Nx, Ny, ...) on a regular grid, at points (M, 2), clamped to the grid's edges."""
+    x = np.clip(points[:, 0], grid_x[0], grid_x[-1])
+    y = np.clip(points[:, 1], grid_y[0], grid_y[-1])
+    i = np.clip(np.searchsorted(grid_x, x, side="right") - 1, 0, len(grid_x) - 2)
+    j = np.clip(np.searchsorted(grid_y, y, side="right") - 1, 0, len(grid_y) - 2)
+    u = (x - grid_x[i]) / (grid_x[i + 1] - grid_x[i])
+    v = (y - grid_y[j]) / (grid_y[j + 1] - grid_y[j])
+    extra = (slice(None),) + (None,) * (values.ndim - 2)
+    u, v = u[extra], v[extra]
+    return (
+        (1 - u) * (1 - v) * values[i, j]
+        + u * (1 - v) * values[i + 1, j]
+        + (1 - u) * v * values[i, j + 1]
+        + u * v * values[i + 1, j + 1]
+    )
+
+
+def fit_inverse(achieved: np.ndarray, falls: np.ndarray | None = None) -> np.ndarray:
+    """The command to give the policy (TABLE_VX x TABLE_WZ x 2) for each wanted command."""
+    shape = (len(LATTICE_VX), len(LATTICE_WZ))
+    if achieved.shape != (*shape, 2):
+        raise CalibrationError(f"response must have shape {(*shape, 2)}, got {achieved.shape}")
+    unsafe = ~np.isfinite(achieved).all(axis=2)
+    if falls is not None:
+        unsafe |= np.asarray(falls).reshape(shape) > 0
+    if unsafe.mean() > 0.25:
+        raise CalibrationError(
+            f"the policy fell or failed in {unsafe.sum()} of {unsafe.size} lattice commands: "
+            "(more than a quarter): train or pick a steadier policy first"
+        )
+    filled = np.where(unsafe[..., None], 0.0, achieved)
+    cv, cw = np.meshgrid(
+        np.linspace(LATTICE_VX[0], LATTICE_VX[-1], SEARCH_STEPS[0]),
+        np.linspace(LATTICE_WZ[0], LATTICE_WZ[-1], SEARCH_STEPS[1]),
+        indexing="ij",
+    )
+    candidates = np.stack([cv.ravel(), cw.ravel()], axis=1)
+    response = bilinear(LATTICE_VX, LATTICE_WZ, filled, candidates)
+    # A candidate whose interpolation touches an unsafe cell is never chosen.
+    safe = bilinear(LATTICE_VX, LATTICE_WZ, unsafe.astype(np.float64), candidates) == 0.0
+    wanted_v, wanted_w = np.meshgrid(TABLE_VX, TABLE_WZ, indexing="ij")
+    wanted = np.stack([wanted_v.ravel(), wanted_w.ravel()], axis=1)
+    miss = ((response[None, :, :] - wanted[:, None, :]) / ERROR_SCALE) ** 2
+    pull = ((candidates[None, :, :] - wanted[:, None, :]) / ERROR_SCALE) ** 2
+    cost = (miss + PULL * pull).sum(axis=2)
+    cost[:, ~safe] = np.inf
+    best = np.argmin(cost, axis=1)
+    return candidates[best].reshape(len(TABLE_VX), len(TABLE_WZ), 2)
+
+
+def apply_table(table: np.ndarray, commands: np.ndarray) -> np.ndarray:
+    """The calibrated commands (M, 2) for wanted commands (M, 2), as the ONNX graph computes them."""
+    return bilinear(TABLE_VX, TABLE_WZ, table, np.asarray(commands, dtype=np.float64))
+
+
+def _lookup_module(table: np.ndarray):
+    import torch
+
+    start = COMMAND.start
+    n_v, n_w = len(TABLE_VX), len(TABLE_WZ)
+    origin = (float(TABLE_VX[0]), float(TABLE_WZ[0]))
+    step = (float(TABLE_VX[1] - TABLE_VX[0]), float(TABLE_WZ[1] - TABLE_WZ[0]))
+
+    class CommandLookup(torch.nn.Module):
+        """obs -> obs with its command replaced by the table's bilinear interpolation."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("table", torch.as_tensor(table.reshape(-1, 2), dtype=torch.float32))
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            x = ((obs[:, start] - origin[0]) / step[0]).clamp(0.0, n_v - 1.0)
+            y = ((obs[:, start + 1] - origin[1]) / step[1]).clamp(0.0, n_w - 1.0)
+            i = torch.floor(x).clamp(max=n_v - 2.0)
+            j = torch.floor(y).clamp(max=n_w - 2.0)
+            u, v = (x - i).unsqueeze(1), (y - j).unsqueeze(1)
+            k = (i * n_w + j).long()
+            t = self.table
+            command = (
+                (1 - u) * (1 - v) * t[k]
+                + u * (1 - v) * t[k + n_w]
+                + (1 - u) * v * t[k + 1]
+                + u * v * t[k + n_w + 1]
+            )
+            return torch.cat([obs[:, :start], command, obs[:, start + 2 :]], dim=1)
+
+    return CommandLookup().eval()
+
+
+def calibrated_model(policy_bytes: bytes, table: np.ndarray, info: dict[str, Any]) -> bytes:
+    """The policy's ONNX with the command lookup in front of it; metadata kept, plus ours."""
+    import io
+
+    import onnx
+    import torch
+    from onnx import compose
+
+    policy = onnx.load_from_string(policy_bytes)
+    meta = {p.key: p.value for p in policy.metadata_props}
+    if CALIBRATION_KEY in meta:
+        raise CalibrationError("the policy is already command-calibrated: calibrate the uncalibrated one")
+    if [i.name for i in policy.graph.input] != ["obs"]:
+        raise CalibrationError(
+            f"only policies with the single input 'obs' can be calibrated, got {[i.name for i in policy.graph.input]}"
+        )
+    opset = next(o.version for o in policy.opset_import if o.domain in ("", "ai.onnx"))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _lookup_module(table),
+            (torch.zeros(2, policy.graph.input[0].type.tensor_type.shape.dim[1].dim_value),),
+            buffer,
+            dynamo=False,
+            input_names=["obs"],
+            output_names=[LOOKUP_OUTPUT],
+            dynamic_axes={"obs": {0: "batch"}, LOOKUP_OUTPUT: {0: "batch"}},
+            opset_version=opset,
+        )
+    lookup = onnx.load_from_string(buffer.getvalue())
+    lookup.ir_version = policy.ir_version
+    lookup = compose.add_prefix(lookup, LOOKUP_PREFIX, rename_inputs=False, rename_outputs=True)
+    policy_renamed = compose.add_prefix(policy, POLICY_PREFIX, rename_inputs=True, rename_outputs=False)
+    merged = compose.merge_models(
+        lookup, policy_renamed, io_map=[(LOOKUP_PREFIX + LOOKUP_OUTPUT, POLICY_PREFIX + "obs")]
+    )
+    opsets = _opsets(merged)  # merge_models lists the shared default domain twice
+    del merged.opset_import[:]
+    merged.opset_import.extend(opsets)
+    del merged.metadata_props[:]
+    for key, value in {**meta, CALIBRATION_KEY: json.dumps(info, sort_keys=True)}.items():
+        entry = merged.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(merged)
+    return merged.SerializeToString()
+
+
+def _opsets(model: Any) -> list[Any]:
+    """The model's opset imports, one per domain."""
+    seen: dict[str, Any] = {}
+    for opset in model.opset_import:
+        seen.setdefault(opset.domain, opset)
+    return list(seen.values())
+
+
+def uncalibrated_model(model_bytes: bytes) -> bytes:
+    """The policy inside a calibrated ONNX, as it was before ``calibrated_model`` (an
+    uncalibrated one is returned as it is): to calibrate again, e.g. on an identified robot."""
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    meta = {p.key: p.value for p in model.metadata_props}
+    if CALIBRATION_KEY not in meta:
+        return model_bytes
+
+    def plain(name: str) -> str:
+        if name == LOOKUP_PREFIX + LOOKUP_OUTPUT:
+            return "obs"
+        return name.removeprefix(POLICY_PREFIX)
+
+    graph = model.graph
+    nodes = [n for n in graph.node if n.name.startswith(POLICY_PREFIX)]
+    for node in nodes:
+        node.name = plain(node.name)
+        node.input[:] = [plain(i) for i in node.input]
+        node.output[:] = [plain(o) for o in node.output]
+    initializers = [t for t in graph.initializer if t.name.startswith(POLICY_PREFIX)]
+    for tensor in initializers:
+        tensor.name = plain(tensor.name)
+    value_info = [v for v in graph.value_info if v.name.startswith(POLICY_PREFIX)]
+    for info in value_info:
+        info.name = plain(info.name)
+    stripped = onnx.helper.make_graph(
+        nodes, "policy", graph.input, graph.output, initializers, value_info=value_info
+    )
+    result = onnx.helper.make_model(stripped, opset_imports=_opsets(model), ir_version=model.ir_version)
+    for key, value in meta.items():
+        if key != CALIBRATION_KEY:
+            entry = result.metadata_props.add()
+            entry.key, entry.value = key, value
+    onnx.checker.check_model(result)
+    return result.SerializeToString()
+
+
+def calibrate(
+    policy_path: str | Path,
+    out_path: str | Path,
+    episodes: int = EPISODES,
+    seconds: float = 8.0,
+    seed: int = LATTICE_SEED,
+    env_kwargs: dict[str, Any] | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Measure, fit, write the calibrated ONNX atomically and check it runs; returns the fit.
+    ``out_path`` may be ``policy_path``: the policy survives inside the calibrated graph."""
+    from pidog_control.policy_runtime import OnnxPolicy
+
+    from .atomic import write_bytes
+
+    policy_path, out_path = Path(policy_path), Path(out_path)
+    OnnxPolicy(policy_path)  # refuses a file that is not a policy for this robot, by name
+    raw = uncalibrated_model(policy_path.read_bytes())  # calibrating again starts from the policy
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_path, candidate = Path(tmp) / "uncalibrated.onnx", Path(tmp) / "calibrated.onnx"
+        raw_path.write_bytes(raw)
+        policy = OnnxPolicy(raw_path)
+        start = time.monotonic()
+        response = measure_response(policy.act_batch, seed, episodes, seconds, env_kwargs, threads, progress)
+        table = fit_inverse(response["achieved"], response["falls"])
+        info = {
+            "lattice_vx": LATTICE_VX.round(4).tolist(),
+            "lattice_wz": LATTICE_WZ.round(4).tolist(),
+            "achieved": np.round(response["achieved"], 4).tolist(),
+            "falls": response["falls"].tolist(),
+            "table_vx": TABLE_VX.round(4).tolist(),
+            "table_wz": TABLE_WZ.round(4).tolist(),
+            "table": np.round(table, 4).tolist(),
+            "episodes": episodes,
+            "seconds": seconds,
+            "seed": seed,
+            "randomized": True,
+            "sim_overrides": json.loads(json.dumps(env_kwargs or {}, default=str)),
+            "source": policy_path.name,
+        }
+        data = calibrated_model(raw, table, info)
+        candidate.write_bytes(data)
+        check = OnnxPolicy(candidate)  # loads, validates and runs as policy_node would
+        probe = np.zeros(OBS_DIM, dtype=np.float32)
+        probe[COMMAND] = (0.05, 0.0)
+        told = probe.copy()
+        told[COMMAND] = apply_table(table, probe[None, COMMAND])[0]
+        if not np.allclose(check.act(probe), policy.act(told), atol=1e-4):
+            raise CalibrationError(
+                f"{policy_path}: the calibrated graph disagrees with its table; nothing written"
+            )
+    write_bytes(out_path, data)
+    return {
+        "table": table,
+        "achieved": response["achieved"],
+        "falls": response["falls"],
+        "seconds_taken": time.monotonic() - start,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="pidog-calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("policy", help="an exported policy.onnx (not yet calibrated)")
+    parser.add_argument("--out", required=True, help="where to write the calibrated policy .onnx")
+    parser.add_argument(
+        "--episodes", type=int, default=EPISODES, help=f"episodes per lattice command (default {EPISODES})"
+    )
+    parser.add_argument("--seconds", type=float, default=8.0, help="episode length, s (default 8)")
+    parser.add_argument(
+        "--seed", type=int, default=LATTICE_SEED, help=f"first episode seed (default {LATTICE_SEED})"
+    )
+    parser.add_argument(
+        "--robot-params",
+        default=None,
+        help="robot_params.yaml from pidog-sysid: calibrate on the identified robot's simulator",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env_kwargs = None
+    try:
+        if args.robot_params:
+            from pidog_sim.robot_params import load_override
+
+            env_kwargs = load_override(args.robot_params)
+        if args.episodes < 1 or not math.isfinite(args.seconds) or args.seconds <= 2.0:
+            raise CalibrationError("--episodes must be >= 1 and --seconds > 2 (the first 2 s are not scored)")
+        fit = calibrate(
+            args.policy, args.out, args.episodes, args.seconds, args.seed, env_kwargs, progress=True
+        )
+    except (CalibrationError, OSError, ValueError) as exc:  # RobotParamsError, PolicyLoadError too
+        print(f"pidog-calibrate: {exc}", file=sys.stderr)
+        return 2
+    wanted = np.array([[0.05, 0.0], [0.1, 0.0], [-0.15, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    given = apply_table(fit["table"], wanted)
+    print(f"calibrated in {fit['seconds_taken']:.0f} s; wrote {args.out}")
+    for w, g in zip(wanted, given, strict=True):
+        print(
+            f"  wanted vx {w[0]:+.2f} m/s, wz {w[1]:+.2f} rad/s -> the policy is told {g[0]:+.3f}, {g[1]:+.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

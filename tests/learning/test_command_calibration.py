@@ -1,0 +1,132 @@
+"""pidog-calibrate: the inverse of a policy's command response, baked into its ONNX graph."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pidog_control.policy_runtime import OnnxPolicy
+from pidog_description.spec import OBS_DIM, OBS_SLICES
+from pidog_learning import command_calibration as cc
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "models" / "policies" / "pidog_walk.onnx"
+CMD = OBS_SLICES["command"]
+
+
+def lattice() -> np.ndarray:
+    v, w = np.meshgrid(cc.LATTICE_VX, cc.LATTICE_WZ, indexing="ij")
+    return np.stack([v, w], axis=2)
+
+
+def biased_response() -> np.ndarray:
+    """A policy that overshoots forward commands (x1.4 + 0.03 m/s) and turns right weakly."""
+    c = lattice()
+    vx = 1.4 * c[..., 0] + 0.03
+    wz = np.where(c[..., 1] < 0, 0.6 * c[..., 1], 0.9 * c[..., 1])
+    return np.stack([vx, wz], axis=2)
+
+
+def test_the_table_inverts_a_biased_response_where_it_is_reachable() -> None:
+    table = cc.fit_inverse(biased_response())
+    wanted = np.array([[0.05, 0.0], [0.1, 0.3], [0.2, -0.4], [-0.1, 0.5], [0.0, -0.5]])
+    told = cc.apply_table(table, wanted)
+    # What the biased policy achieves when told the calibrated command:
+    achieved = np.stack([1.4 * told[:, 0] + 0.03, np.where(told[:, 1] < 0, 0.6, 0.9) * told[:, 1]], axis=1)
+    assert np.abs(achieved[:, 0] - wanted[:, 0]).max() < 0.01
+    assert np.abs(achieved[:, 1] - wanted[:, 1]).max() < 0.05
+    # Out of reach (the right turn tops out at 0.6 rad/s): the strongest command, not a wild one.
+    assert cc.apply_table(table, np.array([[0.0, -1.0]]))[0, 1] == pytest.approx(-1.0, abs=0.02)
+
+
+def test_commands_near_a_fall_are_never_chosen_and_too_many_falls_are_refused() -> None:
+    response = biased_response()
+    falls = np.zeros(response.shape[:2], dtype=int)
+    i, j = 8, 4  # vx 0.25, wz 0: the lattice command whose response reaches 0.38 m/s
+    falls[i, j] = 1
+    table = cc.fit_inverse(response, falls)
+    lo_v, hi_v = cc.LATTICE_VX[i - 1], cc.LATTICE_VX[i + 1]
+    lo_w, hi_w = cc.LATTICE_WZ[j - 1], cc.LATTICE_WZ[j + 1]
+    inside = (table[..., 0] > lo_v) & (table[..., 0] < hi_v) & (table[..., 1] > lo_w) & (table[..., 1] < hi_w)
+    assert not inside.any(), "a calibrated command lies next to a lattice command that fell"
+    falls[:, :3] = 1
+    with pytest.raises(cc.CalibrationError, match="fell or failed in 31 of 90"):
+        cc.fit_inverse(response, falls)
+    with pytest.raises(cc.CalibrationError, match="shape"):
+        cc.fit_inverse(response[:5])
+
+
+def test_the_calibrated_onnx_is_the_policy_behind_the_table(tmp_path: Path) -> None:
+    table = cc.fit_inverse(biased_response())
+    data = cc.calibrated_model(SHIPPED.read_bytes(), table, {"source": "test"})
+    path = tmp_path / "calibrated.onnx"
+    path.write_bytes(data)
+    calibrated, plain = OnnxPolicy(path), OnnxPolicy(SHIPPED)  # loads and validates like policy_node
+    assert json.loads(calibrated.metadata[cc.CALIBRATION_KEY]) == {"source": "test"}
+    assert calibrated.metadata["obs_layout_version"] == plain.metadata["obs_layout_version"]
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        obs = rng.normal(0.0, 0.5, OBS_DIM).astype(np.float32)
+        obs[CMD] = rng.uniform([-0.2, -1.2], [0.35, 1.2])  # past the limits too: the table clamps
+        told = obs.copy()
+        told[CMD] = cc.apply_table(table, obs[None, CMD])[0]
+        np.testing.assert_allclose(calibrated.act(obs), plain.act(told), atol=1e-5)
+    with pytest.raises(cc.CalibrationError, match="already command-calibrated"):
+        cc.calibrated_model(data, table, {})
+    # The policy inside can be taken out again (to calibrate on an identified robot's sim).
+    raw = tmp_path / "raw.onnx"
+    raw.write_bytes(cc.uncalibrated_model(data))
+    stripped = OnnxPolicy(raw)
+    assert cc.CALIBRATION_KEY not in stripped.metadata
+    assert stripped.metadata == plain.metadata
+    obs = rng.normal(0.0, 0.5, OBS_DIM).astype(np.float32)
+    np.testing.assert_array_equal(stripped.act(obs), plain.act(obs))
+    assert cc.uncalibrated_model(SHIPPED.read_bytes()) == SHIPPED.read_bytes()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pidog_learning.command_calibration", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_pidog_calibrate_measures_the_policy_in_sim_and_writes_a_policy_node_can_load(tmp_path: Path) -> None:
+    out = tmp_path / "calibrated.onnx"
+    # The shortest measurement that scores anything: 1 episode of 2.5 s per lattice command.
+    result = run_cli(str(SHIPPED), "--out", str(out), "--episodes", "1", "--seconds", "2.5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wanted vx +0.05 m/s" in result.stdout
+    info = json.loads(OnnxPolicy(out).metadata[cc.CALIBRATION_KEY])
+    # Calibrating a calibrated policy starts again from the policy inside it, in place.
+    before = out.read_bytes()
+    result = run_cli(str(out), "--out", str(out), "--episodes", "1", "--seconds", "2.5", "--seed", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(OnnxPolicy(out).metadata[cc.CALIBRATION_KEY])["seed"] == 5
+    assert cc.uncalibrated_model(out.read_bytes()) == cc.uncalibrated_model(before)
+    achieved = np.array(info["achieved"])
+    assert achieved.shape == (len(cc.LATTICE_VX), len(cc.LATTICE_WZ), 2)
+    # The measured response follows the commands: faster forward when told faster.
+    forward = np.nanmean(achieved[:, :, 0], axis=1)
+    assert np.corrcoef(cc.LATTICE_VX, forward)[0, 1] > 0.8
+    assert info["seed"] == cc.LATTICE_SEED and info["source"] == SHIPPED.name
+
+
+def test_pidog_calibrate_refuses_bad_input_by_name(tmp_path: Path) -> None:
+    result = run_cli(str(SHIPPED), "--out", str(tmp_path / "x.onnx"), "--seconds", "1")
+    assert result.returncode == 2 and "--seconds" in result.stderr
+    result = run_cli(str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "x.onnx"))
+    assert result.returncode == 2 and "missing.onnx" in result.stderr
+    bad = tmp_path / "robot.yaml"
+    bad.write_text("servo: {strength: -3}\n")
+    result = run_cli(str(SHIPPED), "--out", str(tmp_path / "x.onnx"), "--robot-params", str(bad))
+    assert result.returncode == 2 and "robot.yaml" in result.stderr
+    assert not (tmp_path / "x.onnx").exists()
