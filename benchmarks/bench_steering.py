@@ -31,6 +31,7 @@ from pidog_sim.evaluation import TRACKING_TARGETS
 
 SHIP_DIR = SHIPPED_POLICY.parent
 SEQUENCE_SEED = 3
+UNCALIBRATED = "deployed without its command calibration"
 
 
 def train_defaults(seed: int, out: Path) -> tuple[Path, float]:
@@ -147,6 +148,13 @@ def main() -> None:
         "BC": OnnxPolicy(exp_dir / "bc_policy.onnx").act,
         "deployed (policy.onnx)": OnnxPolicy(exp_dir / "policy.onnx").act,
     }
+    from pidog_learning.command_calibration import CALIBRATION_KEY, uncalibrated_model
+
+    deployed_meta = OnnxPolicy(exp_dir / "policy.onnx").metadata
+    if CALIBRATION_KEY in deployed_meta:  # the same policy without its command calibration
+        raw = out_root / "uncalibrated_policy.onnx"
+        raw.write_bytes(uncalibrated_model((exp_dir / "policy.onnx").read_bytes()))
+        controllers[UNCALIBRATED] = OnnxPolicy(raw).act
     results = {}
     for name, controller in controllers.items():
         results[name] = evaluate_tracking(
@@ -179,7 +187,13 @@ def main() -> None:
         + (f" ({exp_dir.name})" if args.experiment else "")
         + f"; the pipeline deployed the {selected} policy. Randomised sim, {len(TRACKING_GRID)} commands x "
         f"{args.episodes} paired episodes of 8 s, the first 2 s not scored; velocities are heading-frame forward "
-        "speed and world yaw rate averaged over the scored window.",
+        "speed and world yaw rate averaged over the scored window."
+        + (
+            f" `policy.onnx` carries the pipeline's command calibration; the row '{UNCALIBRATED}' is the"
+            " policy inside it (`pidog_learning.command_calibration`)."
+            if UNCALIBRATED in results
+            else ""
+        ),
         "",
         *tracking_table(results),
         "",
