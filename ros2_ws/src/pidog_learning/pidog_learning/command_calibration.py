@@ -1,10 +1,10 @@
 """pidog-calibrate: measure how a policy answers its velocity commands, and correct for it.
 
-A PPO policy follows its commands with a systematic bias: the mean action is tuned for the
-exploration noise it trained under, so deployed without noise it walks 0.10 m/s when asked for
-0.05 and turns right slower than left (docs/ABLATIONS.md, "sixth session"). The bias is a
-property of the policy, seen with nominal and with randomised physics alike, so it can be
-measured and inverted, as a feed-forward calibration in front of the policy:
+A PPO policy follows its commands with a systematic bias: deployed (without its exploration
+noise) the shipped one walks 0.10 m/s when asked for 0.05, 0.29 for 0.2 on the nominal robot, and
+turns right slower than left. The bias is much the same with nominal and with randomised physics
+(docs/ABLATIONS.md, "sixth session"), so it can be measured and inverted, as a feed-forward
+calibration in front of the policy:
 
 1. ``measure_response``: run the policy over a lattice of commands in randomised sim (the
    tracking evaluation, heading-frame vx and yaw rate after a settle time) -> achieved (vx, wz).
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from pidog_description.spec import COMMAND_LIMITS, OBS_DIM, OBS_SLICES
+from pidog_sim.evaluation import TRACKING_SETTLE_S, TRACKING_TARGETS
 
 CALIBRATION_KEY = "command_calibration"  # ONNX metadata prop
 # Names inside a calibrated graph: the lookup's nodes, the policy's (so it can be taken out again).
@@ -46,11 +47,10 @@ TABLE_VX = np.linspace(COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["vx"][1], 19)
 TABLE_WZ = np.linspace(COMMAND_LIMITS["wz"][0], COMMAND_LIMITS["wz"][1], 17)
 SEARCH_STEPS = (91, 81)  # candidate commands searched per axis
 # Errors are weighed in units of issue 12's tracking targets (0.03 m/s, 0.15 rad/s).
-ERROR_SCALE = np.array([0.03, 0.15])
+ERROR_SCALE = np.array([TRACKING_TARGETS["vx_error"], TRACKING_TARGETS["wz_error"]])
 PULL = 0.05  # weight of the distance from the command itself, same units
 COMMAND = OBS_SLICES["command"]
-LATTICE_SEED = 20_000  # the tracking grid uses seeds 1000-7100; never these
-SETTLE_S = 2.0  # not scored, as on the tracking grid
+LATTICE_SEED = 20_000  # the tracking grid's blocks use 1000-1043, 5000-5043, 7000-7043
 # Per lattice command. A turn in place varies by +-0.2 rad/s between episodes (the grid's
 # blocks); 4 episodes of all 90 commands run as one batch of 360 robots in ~45 s on 2 cores.
 EPISODES = 4
@@ -74,7 +74,7 @@ def measure_response(
     Every lattice episode runs at once, as one batch of randomised ``WalkTask`` robots (the
     simulator PiDogEnv and the tracking grid step), each with its command fixed for the episode;
     as on the grid, heading-frame forward speed and yaw rate are averaged after the first
-    SETTLE_S, and an episode that fell does not count.
+    TRACKING_SETTLE_S, and an episode that fell does not count.
     """
     from pidog_description.spec import CONTROL_DT
     from pidog_sim.task import WalkTask
@@ -86,7 +86,7 @@ def measure_response(
     task = WalkTask(n, randomize=True, config=config, threads=threads)
     try:
         task.reset(np.arange(n), seeds=seed + np.arange(n), commands=commands)
-        steps, settle = int(round(seconds / CONTROL_DT)), int(round(SETTLE_S / CONTROL_DT))
+        steps, settle = int(round(seconds / CONTROL_DT)), int(round(TRACKING_SETTLE_S / CONTROL_DT))
         fell = np.zeros(n, dtype=bool)
         sums = np.zeros((n, 2))
         iterator: Any = range(steps)

@@ -66,6 +66,7 @@ TRACKING_TARGETS: dict[str, float] = {
     "turn_in_place": 0.6,
     "top_speed_ratio": 1.5,
 }
+TRACKING_SETTLE_S = 2.0  # the start of a tracking episode not scored: the gait gets going
 VIDEO_FRAME_EVERY = 2  # control steps per video frame: 25 fps is plenty
 # A swing shorter than this is contact chatter, not a step.
 MIN_SWING_S = 0.04
@@ -422,7 +423,7 @@ def evaluate_tracking(
     seconds: float = 8.0,
     randomize: bool = True,
     seed: int = 0,
-    settle_seconds: float = 2.0,
+    settle_seconds: float = TRACKING_SETTLE_S,
     episodes_per_command: int = 1,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
