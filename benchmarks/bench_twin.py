@@ -61,6 +61,7 @@ def run(seconds: float, policy_path: Path = POLICY) -> dict[str, object]:
     from rclpy.parameter import Parameter
     from std_srvs.srv import SetBool
 
+    from pidog_description.rotations import yaw_from_quaternion
     from pidog_hw.hw_node import HwNode
 
     cores = sorted(os.sched_getaffinity(0))[:CORES]
@@ -105,10 +106,15 @@ def run(seconds: float, policy_path: Path = POLICY) -> dict[str, object]:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 
-    def spin(wall_s: float) -> None:
+    track: list[tuple[float, float, float]] = []  # (x, y, yaw) while measuring
+
+    def spin(wall_s: float, record: bool = False) -> None:
         end = time.monotonic() + wall_s
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
+            if record:
+                x, y, _z = twin.sim.base_position()
+                track.append((float(x), float(y), yaw_from_quaternion(twin.sim.base_quaternion())))
 
     try:
         # As an operator would: wait for the stand-up to end, let the policy run, then arm.
@@ -124,7 +130,7 @@ def run(seconds: float, policy_path: Path = POLICY) -> dict[str, object]:
         wall0, steps0, drops0 = time.monotonic(), twin.steps, twin.lag_drops
         cpu0, pcpu0 = time.process_time(), proc_cpu_s(policy.pid)
         x0 = twin.sim.base_position().copy()
-        spin(seconds)
+        spin(seconds, record=True)
         wall = time.monotonic() - wall0
         sim_s = (twin.steps - steps0) * twin.dt
         result = {
@@ -137,6 +143,9 @@ def run(seconds: float, policy_path: Path = POLICY) -> dict[str, object]:
             "hw_cpu": (time.process_time() - cpu0) / wall,
             "policy_cpu": (proc_cpu_s(policy.pid) - pcpu0) / wall,
             "walked_m": float(np.linalg.norm((twin.sim.base_position() - x0)[:2])),
+            # The path, not only where it ended: a robot that veers ends nearer its start.
+            "path_m": float(np.sum(np.linalg.norm(np.diff(np.array(track)[:, :2], axis=0), axis=1))),
+            "turned_rad": float(np.diff(np.unwrap(np.array(track)[:, 2])).sum()),
             "height_m": float(twin.sim.base_position()[2]),
             "state": node._state(),
             "faults": "; ".join(f"{k}: {v}" for k, v in node.faults.items()),
@@ -187,7 +196,8 @@ def report(r: dict[str, object], seconds: float) -> str:
             f"| hw_node IMU tick period, median / p99 / max | {r['imu_period']} ms ({r['imu_hz']:.1f} Hz achieved) |",
             f"| CPU, hw_node + twin process | {r['hw_cpu']:.2f} cores |",
             f"| CPU, policy_node | {r['policy_cpu']:.2f} cores |",
-            f"| sanity: walked (ground truth), end height, hw_node state | {r['walked_m']:.2f} m, "
+            f"| sanity: walked (ground truth: path, from start to end), turned, end height, hw_node state "
+            f"| {r['path_m']:.2f} m, {r['walked_m']:.2f} m, {r['turned_rad']:+.2f} rad, "
             f"{r['height_m']:.3f} m, {r['state']}" + (f" ({r['faults']})" if r["faults"] else "") + " |",
             "",
             "Tick costs are wall time inside the callback, in the process that also steps the physics "
