@@ -72,11 +72,15 @@ def test_a_chance_fall_does_not_bend_a_straight_command_and_no_response_is_never
 
 
 def test_the_calibrated_onnx_is_the_policy_behind_the_table(tmp_path: Path) -> None:
+    # The shipped file is calibrated itself: the policy inside it is the one to calibrate.
+    plain_bytes = cc.uncalibrated_model(SHIPPED.read_bytes())
+    assert plain_bytes != SHIPPED.read_bytes() and cc.uncalibrated_model(plain_bytes) == plain_bytes
+    (tmp_path / "plain.onnx").write_bytes(plain_bytes)
     table = cc.fit_inverse(biased_response())
-    data = cc.calibrated_model(SHIPPED.read_bytes(), table, {"source": "test"})
+    data = cc.calibrated_model(plain_bytes, table, {"source": "test"})
     path = tmp_path / "calibrated.onnx"
     path.write_bytes(data)
-    calibrated, plain = OnnxPolicy(path), OnnxPolicy(SHIPPED)  # loads and validates like policy_node
+    calibrated, plain = OnnxPolicy(path), OnnxPolicy(tmp_path / "plain.onnx")  # validated like policy_node
     assert json.loads(calibrated.metadata[cc.CALIBRATION_KEY]) == {"source": "test"}
     assert calibrated.metadata["obs_layout_version"] == plain.metadata["obs_layout_version"]
     rng = np.random.default_rng(3)
@@ -96,7 +100,6 @@ def test_the_calibrated_onnx_is_the_policy_behind_the_table(tmp_path: Path) -> N
     assert stripped.metadata == plain.metadata
     obs = rng.normal(0.0, 0.5, OBS_DIM).astype(np.float32)
     np.testing.assert_array_equal(stripped.act(obs), plain.act(obs))
-    assert cc.uncalibrated_model(SHIPPED.read_bytes()) == SHIPPED.read_bytes()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
