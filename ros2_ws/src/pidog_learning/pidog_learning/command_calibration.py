@@ -190,7 +190,7 @@ def apply_table(table: np.ndarray, commands: np.ndarray) -> np.ndarray:
     return bilinear(TABLE_VX, TABLE_WZ, table, np.asarray(commands, dtype=np.float64))
 
 
-def _lookup_module(table: np.ndarray):
+def _lookup_module(table: np.ndarray) -> Any:  # a torch.nn.Module (torch is imported lazily)
     import torch
 
     start = COMMAND.start
