@@ -143,18 +143,16 @@ def main() -> None:
         exp_dir, wall = train_defaults(args.seed, out_root)
     else:
         exp_dir = args.experiment
+    from pidog_learning.command_calibration import CALIBRATION_KEY, policy_inside
+
+    deployed_policy = OnnxPolicy(exp_dir / "policy.onnx")
     controllers = {
         "scripted gait": TrotController(),
         "BC": OnnxPolicy(exp_dir / "bc_policy.onnx").act,
-        "deployed (policy.onnx)": OnnxPolicy(exp_dir / "policy.onnx").act,
+        "deployed (policy.onnx)": deployed_policy.act,
     }
-    from pidog_learning.command_calibration import CALIBRATION_KEY, uncalibrated_model
-
-    deployed_meta = OnnxPolicy(exp_dir / "policy.onnx").metadata
-    if CALIBRATION_KEY in deployed_meta:  # the same policy without its command calibration
-        raw = out_root / "uncalibrated_policy.onnx"
-        raw.write_bytes(uncalibrated_model((exp_dir / "policy.onnx").read_bytes()))
-        controllers[UNCALIBRATED] = OnnxPolicy(raw).act
+    if CALIBRATION_KEY in deployed_policy.metadata:  # the same policy without its command calibration
+        controllers[UNCALIBRATED] = policy_inside(exp_dir / "policy.onnx").act
     results = {}
     for name, controller in controllers.items():
         results[name] = evaluate_tracking(

@@ -58,17 +58,3 @@ def run_train(*args: str) -> tuple[int, str, str]:
 def checkpoint_timesteps(path: Path) -> int:
     with zipfile.ZipFile(path) as archive:
         return int(json.loads(archive.read("data"))["num_timesteps"])
-
-
-def policy_inside(path: Path):
-    """The policy a pipeline's policy.onnx deploys, without its command calibration in front
-    (pidog_learning.command_calibration): what BC or PPO themselves compute."""
-    import tempfile
-
-    from pidog_control.policy_runtime import OnnxPolicy
-    from pidog_learning.command_calibration import uncalibrated_model
-
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "policy.onnx"
-        raw.write_bytes(uncalibrated_model(Path(path).read_bytes()))
-        return OnnxPolicy(raw)

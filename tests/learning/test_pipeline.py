@@ -15,10 +15,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from learning_helpers import TINY_KWARGS, checkpoint_timesteps, policy_inside, run_train
+from learning_helpers import TINY_KWARGS, checkpoint_timesteps, run_train
 
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_learning.bc import load_bc_policy
+from pidog_learning.command_calibration import policy_inside
 from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.export import load_checkpoint_policy, load_sb3_controller
 from pidog_sim.env import PiDogEnv

@@ -7,14 +7,14 @@ clocks must agree, and the sender may run on another machine with its own clock.
 
 So the age is relative: the smallest (arrival - stamp) seen from the current source is the
 delivery baseline (transport delay plus any clock offset, both constant), and a command's
-lateness is how much longer than that it took. Two clocks that drift apart (no NTP, ~50 ppm)
+lateness is how much longer than that it took. Two clocks that drift apart (no NTP; quartz clocks are commonly specified at tens of ppm, not measured here)
 move the baseline slowly; it may rise by ``drift_per_s`` seconds per second, far less than any
 watchdog, so drift never reads as lateness while a stuck queue still does.
 """
 
 from __future__ import annotations
 
-DEFAULT_DRIFT_PER_S = 1e-3  # 20x a cheap crystal's drift
+DEFAULT_DRIFT_PER_S = 1e-3  # 1000 ppm: far above a quartz clock's usual specification
 
 
 class CommandLateness:

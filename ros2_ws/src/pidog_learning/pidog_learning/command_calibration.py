@@ -55,9 +55,12 @@ PULL = 0.05  # weight of the distance from the command itself, same units
 # into 0.1-0.2 rad/s turns to dodge one such cell (tests/learning/test_command_calibration.py).
 FALL_PENALTY = 2.0
 COMMAND = OBS_SLICES["command"]
+# What the CLI prints and the pipeline's report shows of a table: the commands whose bias was
+# largest on the shipped policy (slow, fast, backward, turning in place).
+EXAMPLE_COMMANDS = ((0.05, 0.0), (0.1, 0.0), (0.3, 0.0), (-0.15, 0.0), (0.0, 1.0), (0.0, -1.0))
 LATTICE_SEED = 20_000  # the tracking grid's blocks use 1000-1043, 5000-5043, 7000-7043
 # Per lattice command. A turn in place varies by +-0.2 rad/s between episodes (the grid's
-# blocks); 4 episodes of all 90 commands run as one batch of 360 robots in ~45 s on 2 cores.
+# blocks); 4 episodes of all 90 commands run as one batch of 360 robots in ~40 s on 2 cores.
 EPISODES = 4
 
 
@@ -108,7 +111,7 @@ def measure_response(
         task.close()
     per_episode = np.where(fell[:, None], np.nan, sums / (steps - settle)).reshape(len(lattice), episodes, 2)
     falls = fell.reshape(len(lattice), episodes).sum(axis=1)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all episodes of a command fell: NaN
         achieved = np.nanmean(per_episode, axis=1)
     shape = (len(LATTICE_VX), len(LATTICE_WZ))
@@ -172,14 +175,15 @@ def fit_inverse(achieved: np.ndarray, fall_rate: np.ndarray | None = None) -> np
     reachable = bilinear(LATTICE_VX, LATTICE_WZ, unsafe.astype(np.float64), candidates) == 0.0
     wanted_v, wanted_w = np.meshgrid(TABLE_VX, TABLE_WZ, indexing="ij")
     wanted = np.stack([wanted_v.ravel(), wanted_w.ravel()], axis=1)
-    miss = ((response[None, :, :] - wanted[:, None, :]) / ERROR_SCALE) ** 2
-    pull = ((candidates[None, :, :] - wanted[:, None, :]) / ERROR_SCALE) ** 2
-    riskier = np.maximum(
+    # (wanted, candidate) costs, one axis at a time: no (wanted, candidate, axis) array.
+    cost = FALL_PENALTY * np.maximum(
         bilinear(LATTICE_VX, LATTICE_WZ, rate, candidates)[None, :]
         - bilinear(LATTICE_VX, LATTICE_WZ, rate, wanted)[:, None],
         0.0,
     )
-    cost = (miss + PULL * pull).sum(axis=2) + FALL_PENALTY * riskier
+    for axis, scale in enumerate(ERROR_SCALE):
+        cost += ((response[None, :, axis] - wanted[:, None, axis]) / scale) ** 2
+        cost += PULL * ((candidates[None, :, axis] - wanted[:, None, axis]) / scale) ** 2
     cost[:, ~reachable] = np.inf
     best = np.argmin(cost, axis=1)
     return candidates[best].reshape(len(TABLE_VX), len(TABLE_WZ), 2)
@@ -272,6 +276,27 @@ def calibrated_model(policy_bytes: bytes, table: np.ndarray, info: dict[str, Any
     return merged.SerializeToString()
 
 
+def examples(table: np.ndarray) -> list[dict[str, list[float]]]:
+    """What the policy is told for EXAMPLE_COMMANDS under ``table``."""
+    told = apply_table(table, np.array(EXAMPLE_COMMANDS))
+    return [
+        {"wanted": list(w), "told": [round(float(t[0]), 3), round(float(t[1]), 3)]}
+        for w, t in zip(EXAMPLE_COMMANDS, told, strict=True)
+    ]
+
+
+def policy_inside(path: str | Path) -> Any:
+    """The ``OnnxPolicy`` inside a (possibly) calibrated file: what BC or PPO themselves compute.
+    Validated like any policy file; a file that is no policy is refused by name."""
+    from pidog_control.policy_runtime import OnnxPolicy
+
+    OnnxPolicy(path)  # a clear error for a file that is not a policy for this robot
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / Path(path).name
+        raw.write_bytes(uncalibrated_model(Path(path).read_bytes()))
+        return OnnxPolicy(raw)  # the session holds the model: the file may go
+
+
 def _opsets(model: Any) -> list[Any]:
     """The model's opset imports, one per domain."""
     seen: dict[str, Any] = {}
@@ -336,12 +361,15 @@ def calibrate(
     from .atomic import write_bytes
 
     policy_path, out_path = Path(policy_path), Path(out_path)
-    OnnxPolicy(policy_path)  # refuses a file that is not a policy for this robot, by name
-    raw = uncalibrated_model(policy_path.read_bytes())  # calibrating again starts from the policy
+    if episodes < 1 or not math.isfinite(seconds) or seconds <= TRACKING_SETTLE_S:
+        raise CalibrationError(
+            f"episodes (--episodes, calibration.episodes) must be >= 1 and seconds (--seconds, "
+            f"calibration.seconds) > {TRACKING_SETTLE_S:g}, the unscored start; got {episodes} and {seconds:g}"
+        )
+    policy = policy_inside(policy_path)  # calibrating again starts from the policy
+    raw = uncalibrated_model(policy_path.read_bytes())
     with tempfile.TemporaryDirectory() as tmp:
-        raw_path, candidate = Path(tmp) / "uncalibrated.onnx", Path(tmp) / "calibrated.onnx"
-        raw_path.write_bytes(raw)
-        policy = OnnxPolicy(raw_path)
+        candidate = Path(tmp) / "calibrated.onnx"
         start = time.monotonic()
         response = measure_response(policy.act_batch, seed, episodes, seconds, env_kwargs, threads, progress)
         table = fit_inverse(response["achieved"], response["falls"] / episodes)
@@ -409,21 +437,16 @@ def main(argv: list[str] | None = None) -> int:
             from pidog_sim.robot_params import load_override
 
             env_kwargs = load_override(args.robot_params)
-        if args.episodes < 1 or not math.isfinite(args.seconds) or args.seconds <= 2.0:
-            raise CalibrationError("--episodes must be >= 1 and --seconds > 2 (the first 2 s are not scored)")
         fit = calibrate(
             args.policy, args.out, args.episodes, args.seconds, args.seed, env_kwargs, progress=True
         )
     except (CalibrationError, OSError, ValueError) as exc:  # RobotParamsError, PolicyLoadError too
         print(f"pidog-calibrate: {exc}", file=sys.stderr)
         return 2
-    wanted = np.array([[0.05, 0.0], [0.1, 0.0], [-0.15, 0.0], [0.0, 1.0], [0.0, -1.0]])
-    given = apply_table(fit["table"], wanted)
     print(f"calibrated in {fit['seconds_taken']:.0f} s; wrote {args.out}")
-    for w, g in zip(wanted, given, strict=True):
-        print(
-            f"  wanted vx {w[0]:+.2f} m/s, wz {w[1]:+.2f} rad/s -> the policy is told {g[0]:+.3f}, {g[1]:+.2f}"
-        )
+    for example in examples(fit["table"]):
+        (wv, ww), (tv, tw) = example["wanted"], example["told"]
+        print(f"  wanted vx {wv:+.2f} m/s, wz {ww:+.2f} rad/s -> the policy is told {tv:+.3f}, {tw:+.2f}")
     return 0
 
 

@@ -632,7 +632,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         _bool(config, "calibration.enabled")
         _int(config, "calibration.episodes", 1)
         _int(config, "calibration.seed", 0)
-        _float(config, "calibration.seconds", 2.0, low_open=True)  # the first 2 s are not scored
+        # pidog_sim.evaluation.TRACKING_SETTLE_S (not imported here: it brings MuJoCo); calibrate()
+        # checks against the constant itself.
+        _float(config, "calibration.seconds", 2.0, low_open=True)
 
     if "ray" in config:  # absent from experiments saved before it existed: no Ray, as then
         _optional_str(config, "ray.address")

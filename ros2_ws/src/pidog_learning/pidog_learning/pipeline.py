@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
 import torch
 
 from pidog_description.spec import OBS_LAYOUT_VERSION
@@ -705,7 +704,7 @@ class Pipeline:
             return {"calibrated": False, "reason": "disabled (calibration.enabled false)"}
         if deployed.uses_camera:
             return {"calibrated": False, "reason": "camera policies are not calibrated (two inputs)"}
-        from .command_calibration import CalibrationError, apply_table, calibrate
+        from .command_calibration import CalibrationError, calibrate, examples
 
         self.reporter.status(phase="evaluating", message="command calibration")
         threads = self.config["physics_threads"] or None
@@ -723,16 +722,11 @@ class Pipeline:
             self.reporter.status(message=f"policy.onnx left uncalibrated: {exc}")
             return {"calibrated": False, "reason": str(exc)}
         self.reporter.policy(self.path(POLICY_FILE))
-        wanted = [[0.05, 0.0], [0.1, 0.0], [0.3, 0.0], [-0.15, 0.0], [0.0, 1.0], [0.0, -1.0]]
-        told = apply_table(fit["table"], np.array(wanted))
         return {
             "calibrated": True,
             "seconds_taken": round(fit["seconds_taken"], 1),
             "lattice_falls": int(fit["falls"].sum()),
-            "examples": [
-                {"wanted": w, "told": [round(float(t[0]), 3), round(float(t[1]), 3)]}
-                for w, t in zip(wanted, told, strict=True)
-            ],
+            "examples": examples(fit["table"]),
         }
 
     def artifacts(self) -> dict[str, Path]:
