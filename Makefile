@@ -32,7 +32,8 @@ $(STAMP): requirements/dev.txt requirements/ros.txt requirements/ray.txt $(forea
 	env -u MUJOCO_GL -u PYOPENGL_PLATFORM $(PY) -c "import rclpy; from sensor_msgs.msg import JointState, Imu; import mujoco, stable_baselines3, pidog_description"
 	@touch $(STAMP)
 
-# Three phases: the in-process tests on TEST_WORKERS pytest-xdist workers; the tests that start
+# Three phases: the in-process tests on TEST_WORKERS pytest-xdist workers (--dist loadgroup: the
+# tests marked with one xdist_group share a worker, so their module fixture is built once); the tests that start
 # processes (DDS nodes, the Ray cluster; marked in tests/conftest.py) on as many workers, one
 # test file per worker at a time (--dist loadfile: a file's module fixtures, such as the Ray
 # cluster, stay on one worker; each worker has a DDS domain of its own), whose real-time tests
@@ -41,7 +42,7 @@ $(STAMP): requirements/dev.txt requirements/ros.txt requirements/ray.txt $(forea
 # Exit 5 = nothing selected.
 TEST_WORKERS ?= 2
 test: setup
-	@$(PY) -m pytest -n $(TEST_WORKERS) -m "not processes" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not processes" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "processes and not alone" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
 	$(PY) -m pytest -m alone $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 

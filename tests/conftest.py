@@ -140,7 +140,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.processes)
         # The twin's physics is paced by the wall clock and slows down when the machine is
         # loaded, while policy_node keeps its 50 Hz wall-clock tick: beside another test the
-        # gait runs fast against the twin's sim time, bounces, and hw_node rightly latches
-        # 'lifted' (seen once in three parallel runs). A real robot's physics never slows.
+        # gait runs fast against the twin's sim time and bounces harder than on any robot
+        # (hw_node latched 'lifted' once in three parallel runs before it timed its IMU by the
+        # twin's clock, docs/TWIN.md). A real robot's physics never slows.
         if item.path.is_relative_to(REPO_ROOT / "tests" / "twin") and item.get_closest_marker("processes"):
             item.add_marker(pytest.mark.alone)

@@ -19,7 +19,15 @@ from cluster_helpers import LoopbackCluster, listening_addresses, processes_ment
 pytestmark = pytest.mark.slow
 
 # Tiny runs with every pipeline phase, minus videos and the tracking grid (not what is tested).
-FAST = ["--set", "visualize_freq=0", "--set", "eval.tracking_episodes=0"]
+# What these tests do not look at: videos, the tracking grid, the command calibration.
+FAST = [
+    "--set",
+    "visualize_freq=0",
+    "--set",
+    "eval.tracking_episodes=0",
+    "--set",
+    "calibration.enabled=false",
+]
 
 
 def cli(module: str, *args: str) -> list[str]:
@@ -133,6 +141,7 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_a_rerun_resumes_the_trial(
                 "total_rl_timesteps": 1024,
                 "visualize_freq": 0,
                 "eval": {"freq": 0, "tracking_episodes": 0},
+                "calibration": {"enabled": False},
             },
             "seeds": [0],
         },
@@ -215,7 +224,11 @@ def test_a_trial_that_raises_is_retried_then_reported_failed_while_the_others_fi
         {
             "name": "flaky",
             "preset": "tiny",
-            "base": {"visualize_freq": 0, "eval": {"tracking_episodes": 0}},
+            "base": {
+                "visualize_freq": 0,
+                "eval": {"tracking_episodes": 0},
+                "calibration": {"enabled": False},
+            },
             "trials": [{"name": "ok"}, {"name": "broken", **broken}],
             "seeds": [0],
             "num_cpus": 1,
@@ -261,7 +274,11 @@ def test_sweep_retries_the_trial_of_a_dead_node_and_skips_finished_trials(
         {
             "name": "pair",
             "preset": "tiny",
-            "base": {"visualize_freq": 0, "eval": {"tracking_episodes": 0}},
+            "base": {
+                "visualize_freq": 0,
+                "eval": {"tracking_episodes": 0},
+                "calibration": {"enabled": False},
+            },
             "seeds": [0, 1],
             "num_cpus": 1,
             "max_retries": 2,

@@ -33,6 +33,11 @@ from pidog_sim.env import PiDogEnv
 CTRL_C_EXITS = (130, -signal.SIGINT)
 
 
+# The tests that read full_run share one pytest-xdist worker (`make test` runs --dist
+# loadgroup): a module fixture is built once per worker, and full_run is a whole pipeline run.
+FULL_RUN_GROUP = pytest.mark.xdist_group("full_run")
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("outputs")
@@ -54,6 +59,7 @@ def sim_observations(n: int = 20) -> list[np.ndarray]:
     return seen
 
 
+@FULL_RUN_GROUP
 def test_cli_prints_where_the_artifacts_are(full_run) -> None:
     exp, stdout = full_run
     assert f"Artifacts in {exp.resolve()}" in stdout
@@ -61,6 +67,7 @@ def test_cli_prints_where_the_artifacts_are(full_run) -> None:
         assert name in stdout
 
 
+@FULL_RUN_GROUP
 def test_config_and_demonstrations(full_run) -> None:
     exp, _ = full_run
     config = json.loads((exp / "config.json").read_text())
@@ -72,6 +79,7 @@ def test_config_and_demonstrations(full_run) -> None:
     assert "trot" in demos.metadata["source"]
 
 
+@FULL_RUN_GROUP
 def test_bc_weights_and_policies_load_and_agree(full_run) -> None:
     exp, _ = full_run
     raw = torch.load(exp / "bc_pretrained_policy.pth", weights_only=True)
@@ -105,6 +113,7 @@ def test_bc_weights_and_policies_load_and_agree(full_run) -> None:
     ]
 
 
+@FULL_RUN_GROUP
 def test_eval_report_plots_videos_tensorboard(full_run) -> None:
     exp, _ = full_run
     evaluation = json.loads((exp / "eval.json").read_text())
@@ -196,6 +205,7 @@ def test_ctrl_c_before_ppo_stops_cleanly_and_says_how_to_resume(tmp_path: Path) 
     assert (tmp_path / "run" / "demonstrations.npz").is_file()  # the finished phase is kept
 
 
+@FULL_RUN_GROUP
 def test_resume_refuses_to_change_the_experiment(full_run) -> None:
     exp, _ = full_run
     code, _out, err = run_train("--resume", str(exp), "--seed", "7")
@@ -220,6 +230,7 @@ def test_use_camera_runs_at_a_tiny_budget(tmp_path: Path) -> None:
     assert action.shape == (8,) and np.all(np.abs(action) <= 1)
 
 
+@FULL_RUN_GROUP
 def test_bc_only_then_expert_and_pretrained_runs(full_run, tmp_path: Path) -> None:
     exp, _ = full_run
     # --total-rl-timesteps 0: the deployed policy is the BC policy.

@@ -238,6 +238,7 @@ def run_twin(
             left = op.drive(LEFT, seconds)
             yaw = float(left[-1, 3] - left[0, 3])
         note = f"{window_note(forward)} arm: {armed.message}; hw_node state {states[-1] if states else '?'}"
+        note += "".join(f"\n  hw_node: {line}" for line in hw.log().splitlines() if "latched until" in line)
         run = Run(walked_distance(forward), yaw, op.fell_since(t0), note, gyro_corr)
     finally:
         op.close()

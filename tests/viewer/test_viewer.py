@@ -219,6 +219,8 @@ def test_pidog_train_viewer_shows_each_periodic_rollout_and_still_writes_videos(
                 "--config",
                 "tiny",
                 "--viewer",
+                "--set",
+                "calibration.enabled=false",  # not what this test watches
                 "--output-dir",
                 str(tmp_path),
                 "--experiment-name",

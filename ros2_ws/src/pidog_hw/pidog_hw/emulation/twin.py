@@ -167,6 +167,11 @@ class Twin:
         self._thread = threading.Thread(target=self._run, name="pidog_twin_physics", daemon=True)
         self._thread.start()
 
+    def clock(self) -> float:
+        """The simulated world's time, s: what the twin's sensors are timed by (hw_node times
+        its IMU samples by it). It runs slower than the wall clock when the physics falls behind."""
+        return self.steps * self.dt  # one int read: safe from any thread
+
     # --- ground truth ------------------------------------------------------------------------
     def _open_ground_truth(self) -> None:
         import rclpy
