@@ -81,7 +81,9 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
     while time.monotonic() < end:  # a second source (a sim launch on the same domain) joins
         intruder.publish(intruding)
         io.command(COMMAND_DEG, 0.02)
-    assert near(latest_pulses(log), COMMAND_US), "commands from a second publisher are not executed"
+    assert near(latest_pulses(log), COMMAND_US), (
+        f"commands from a second publisher are not executed\n--- hw_node\n{node.log()[-3000:]}"
+    )
     assert "a second /joint_commands publisher" in node.log()
 
     # The first source dies (policy_node crashed mid-walk).
