@@ -61,6 +61,25 @@ FREEFALL_S: float = 0.1
 FREEFALL_ACCEL_MPS2 for FREEFALL_S. A bouncing gait throws the body below the threshold in
 short spells: the tracking grid reports how often and how long (pidog_sim.evaluation)."""
 
+LIFT_ACCEL_MPS2: float = 2.5
+LIFT_WINDOW_S: float = 0.3
+LIFT_QUARTILE: float = 0.5
+IMU_READ_HZ: float = 100.0
+"""hw_node latches ``lifted`` (picked up) when, over a LIFT_WINDOW_S window of its IMU reads
+(IMU_READ_HZ by default), the upward acceleration (specific force along up, minus g) averages
+above LIFT_ACCEL_MPS2 and its lower quartile is above LIFT_QUARTILE of that: a hand lifts
+smoothly, so nearly every read points up, while a trot's footfall spikes, read at 100 Hz, can
+average past the threshold over a window whose lower quartile still points down (measured on
+the twin, docs/TWIN.md). The tracking grid runs the same test on the simulated accelerometer."""
+
+
+def picked_up(upward: np.ndarray, threshold: float = LIFT_ACCEL_MPS2) -> tuple[bool, float, float]:
+    """hw_node's lift test on one window of upward accelerations (m/s^2): (lifted, the window's
+    mean, its lower quartile)."""
+    mean, quartile = float(np.mean(upward)), float(np.percentile(upward, 25))
+    return mean > threshold and quartile > LIFT_QUARTILE * threshold, mean, quartile
+
+
 _COMMAND_LOWER = np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]])
 _COMMAND_UPPER = np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]])
 

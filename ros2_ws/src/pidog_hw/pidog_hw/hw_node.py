@@ -47,7 +47,7 @@ from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.robot import JOINT_NAMES, N_JOINTS
 from pidog_description.rotations import tilt_from_up, up_in_body
 from pidog_description.servo import ServoModel
-from pidog_description.spec import FREEFALL_S
+from pidog_description.spec import FREEFALL_S, LIFT_WINDOW_S, picked_up
 from pidog_description.topics import (
     BATTERY_TOPIC,
     DIAGNOSTICS_TOPIC,
@@ -89,10 +89,6 @@ SETTLE_S = 0.3  # hold at the end of a stand-up: the servos trail the model esti
 ARM_POSE_TOLERANCE = float(np.deg2rad(5.0))  # arming farther than this from stand stands up first
 BATTERY_PERIOD_S = 0.5
 BATTERY_HYSTERESIS_V = 0.2  # ~reset needs the pack this far above battery_low_v (a rested pack)
-LIFT_WINDOW_S = 0.3
-# A lift: the window's lower quartile of upward acceleration above this share of the
-# threshold too (the samples of a smooth lift all point up; a trot's alternate with low g).
-LIFT_QUARTILE = 0.5
 FREEFALL_MIN_FILL = 0.8  # share of the IMU samples due in FREEFALL_S that must be there to judge
 
 
@@ -871,7 +867,7 @@ class HwNode(Node):
         """Fallen: tilt beyond ``fall_tilt_rad``. Lifted: free fall (|a| below
         ``freefall_accel_mps2`` in every sample of FREEFALL_S, with at most a fifth of the
         samples missing) or an upward acceleration above
-        ``lift_accel_mps2`` sustained over LIFT_WINDOW_S (a trot's bounce averages out over it)."""
+        ``lift_accel_mps2`` sustained over LIFT_WINDOW_S (``pidog_description.spec.picked_up``)."""
         up = up_in_body(q)  # once per IMU sample: the tilt and the lift check both use it
         self.tilt = tilt_from_up(up)
         if self.tilt > self.p.fall_tilt_rad:
@@ -893,17 +889,12 @@ class HwNode(Node):
         if covered and dense and all(m[1] < self.p.freefall_accel_mps2 for m in recent):
             self._fault("lifted", f"free fall (specific force below {self.p.freefall_accel_mps2:g} m/s^2)")
         elif now - self.motion[0][0] >= LIFT_WINDOW_S * 0.9:
-            upward = np.array([m[2] for m in self.motion])
-            # A hand lifts smoothly: nearly every sample in the window points up. A trot's
-            # footfalls are spikes between low-g spells; read at 100 Hz they alias, and a window
-            # that catches several can average past the threshold while its lower quartile
-            # still points down (measured on the twin: mean 2.7 m/s^2, lower quartile -0.4).
-            # Minimum-jerk lifts of 0.1-1 m in 0.4-1.2 s that pass the mean pass this too.
-            quartile = float(np.percentile(upward, 25))
-            if upward.mean() > self.p.lift_accel_mps2 and quartile > LIFT_QUARTILE * self.p.lift_accel_mps2:
+            # The test lives in pidog_description.spec (the tracking grid runs it in sim too).
+            lifted, mean, quartile = picked_up(np.array([m[2] for m in self.motion]), self.p.lift_accel_mps2)
+            if lifted:
                 self._fault(
                     "lifted",
-                    f"picked up: upward acceleration {upward.mean():.1f} m/s^2 for {LIFT_WINDOW_S:g} s "
+                    f"picked up: upward acceleration {mean:.1f} m/s^2 for {LIFT_WINDOW_S:g} s "
                     f"(lower quartile {quartile:.1f})",
                 )
 

@@ -15,7 +15,13 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from pidog_description.robot import N_JOINTS
-from pidog_description.spec import FREEFALL_ACCEL_MPS2, FREEFALL_S
+from pidog_description.spec import (
+    FREEFALL_ACCEL_MPS2,
+    FREEFALL_S,
+    IMU_READ_HZ,
+    LIFT_ACCEL_MPS2,
+    LIFT_WINDOW_S,
+)
 
 from .i2c import EMULATED_BUS, TWIN_BUS
 from .servo_backend import BACKENDS
@@ -47,7 +53,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "maestro_feedback": (True, "publish Maestro Get Position as /joint_states (else the servo model)"),
     "reconnect_interval_s": (1.0, "seconds between serial reconnect attempts; 0 = never reconnect"),
     "imu_backend": ("sh3001", f"one of {IMU_BACKENDS}"),
-    "imu_rate_hz": (100.0, "IMU read and /imu/data publish rate"),
+    "imu_rate_hz": (IMU_READ_HZ, "IMU read and /imu/data publish rate"),
     "imu_axes": (DEFAULT_AXES, "body x,y,z as signed SH3001 chip axes"),
     "imu_calibration_s": (1.0, "gyro bias calibration time at start (robot still); 0 = skip"),
     "imu_filter_gain": (2.0, "complementary filter accelerometer gain, 1/s"),
@@ -87,7 +93,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         FREEFALL_ACCEL_MPS2,
         f"specific force below this for {FREEFALL_S:g} s = free fall, m/s^2",
     ),
-    "lift_accel_mps2": (2.5, "upward acceleration sustained for 0.3 s = picked up, m/s^2"),
+    "lift_accel_mps2": (
+        LIFT_ACCEL_MPS2,
+        f"upward acceleration sustained for {LIFT_WINDOW_S:g} s = picked up, m/s^2",
+    ),
     "battery_low_v": (6.4, "pack voltage (V) below which the robot lies down and stops; 0 = not monitored"),
     "battery_low_s": (2.0, "seconds below battery_low_v before acting (servo current dips are brief)"),
     "mcu_reset_action": ("fault", f"after a Robot HAT MCU reset: one of {MCU_RESET_ACTIONS}"),

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,8 @@ import mujoco
 import numpy as np
 
 from pidog_description.robot import LEG_NAMES
-from pidog_description.rotations import yaw_from_quaternion
-from pidog_description.spec import CONTROL_DT, FREEFALL_S, OBS_SLICES
+from pidog_description.rotations import up_in_body, yaw_from_quaternion
+from pidog_description.spec import CONTROL_DT, FREEFALL_S, IMU_READ_HZ, LIFT_WINDOW_S, OBS_SLICES, picked_up
 
 from .batch import BatchSim
 from .env import PiDogEnv
@@ -115,7 +116,10 @@ class GaitMeter:
     reward uses; the accelerometer at every physics step), so measuring costs no extra MuJoCo
     pass. Low g: physics steps (2 ms) whose specific force is below FREEFALL_ACCEL_MPS2, the body
     in flight as a bouncing gait throws it. The robot's hw_node takes FREEFALL_S of that for a
-    drop and stops (docs/ABLATIONS.md).
+    drop and stops (docs/ABLATIONS.md). Lift test: hw_node's other 'lifted' check
+    (``pidog_description.spec.picked_up``) on the accelerometer read as hw_node reads it, every
+    1 / IMU_READ_HZ s, over sliding LIFT_WINDOW_S windows: the largest window mean, and how often
+    the test would have latched.
     """
 
     model: mujoco.MjModel
@@ -125,6 +129,8 @@ class GaitMeter:
     low_g_runs: list[float] = field(default_factory=list)  # s, each run of low-g physics steps
     samples: int = 0
     low_g_samples: int = 0
+    max_lift_mean: float = float("-inf")  # m/s^2, the largest lift-window mean of upward acceleration
+    lift_trips: int = 0  # windows where hw_node's lift test would latch, after one where it would not
 
     def __post_init__(self) -> None:
         # Foot sites sit at the centre of the foot spheres: clearance is measured from the sole.
@@ -132,6 +138,13 @@ class GaitMeter:
         self._swing_peak = np.full(len(LEG_NAMES), np.nan)  # nan: the foot is on the ground
         self._swing_steps = np.zeros(len(LEG_NAMES), dtype=np.int64)
         self._low_g_run = 0
+        timestep = float(self.model.opt.timestep)
+        self._read_every = max(1, round(1.0 / (IMU_READ_HZ * timestep)))  # physics steps per IMU read
+        self._window = round(LIFT_WINDOW_S * IMU_READ_HZ)  # IMU reads per lift window
+        self._gravity = float(-self.model.opt.gravity[2])
+        self._reads: deque[float] = deque(maxlen=self._window)
+        self._physics_steps = 0
+        self._lifted = False
 
     def start(self) -> None:
         """New window (after settling): swings and low-g runs that began before it are not
@@ -139,13 +152,30 @@ class GaitMeter:
         self._swing_peak[:] = np.nan
         self._swing_steps[:] = 0
         self._close_low_g_run()
+        self._reads.clear()
+        self._lifted = False
 
     def _close_low_g_run(self) -> None:
         if self._low_g_run:
             self.low_g_runs.append(self._low_g_run * float(self.model.opt.timestep))
         self._low_g_run = 0
 
+    def _lift_test(self, sim: BatchSim) -> None:
+        # Up from the true orientation (the IMU's noisy one would shift the policy's random
+        # stream); held over the control period, whose 20 ms hardly turn the body.
+        up = up_in_body(sim.qpos[0, 3:7])
+        for force in sim.specific_force_trace()[0]:
+            if self._physics_steps % self._read_every == 0:
+                self._reads.append(float(force @ up) - self._gravity)
+                if len(self._reads) == self._window:
+                    lifted, mean, _ = picked_up(np.array(self._reads))
+                    self.max_lift_mean = max(self.max_lift_mean, mean)
+                    self.lift_trips += int(lifted and not self._lifted)
+                    self._lifted = lifted
+            self._physics_steps += 1
+
     def update(self, sim: BatchSim) -> None:
+        self._lift_test(sim)
         contact = sim.foot_contacts()[0]
         low_g = sim.low_g_trace()[0]
         self.samples += low_g.size
@@ -179,6 +209,8 @@ class GaitMeter:
             "swings": len(self.clearances),
             "low_g_percent": 100.0 * self.low_g_samples / self.samples if self.samples else float("nan"),
             "longest_low_g_s": max(self.low_g_runs + [self._low_g_run * float(self.model.opt.timestep)]),
+            "max_lift_mean_mps2": self.max_lift_mean if np.isfinite(self.max_lift_mean) else float("nan"),
+            "lift_trips": self.lift_trips,
         }
 
 
@@ -436,7 +468,8 @@ def evaluate_tracking(
     rate (means and 95 % CIs over the non-fallen episodes), falls. Overall: mean |vx error| and
     |wz error| over non-fallen episodes, falls, median swing-foot clearance (mm), mean
     stance-foot slip (m/s), the share of time in low g and the longest spell of it (s; hw_node
-    takes FREEFALL_S of it for a drop), and cost of transport (mean mechanical power / (m g |vx|) over the
+    takes FREEFALL_S of it for a drop), hw_node's lift test on the accelerometer (largest window
+    mean, m/s^2, and how often it would latch: GaitMeter), and cost of transport (mean mechanical power / (m g |vx|) over the
     rows commanded at least COT_MIN_SPEED).
     """
     commands = list(TRACKING_GRID if commands is None else commands)
@@ -510,6 +543,8 @@ def evaluate_tracking(
         "mean_stance_slip_mps": quality["mean_stance_slip_mps"],
         "low_g_percent": quality["low_g_percent"],
         "longest_low_g_s": quality["longest_low_g_s"],
+        "max_lift_mean_mps2": quality["max_lift_mean_mps2"],
+        "lift_trips": quality["lift_trips"],
         "cost_of_transport": cot_power / cot_weight_speed if cot_weight_speed > 0 else float("nan"),
         "seconds": seconds,
         "settle_seconds": settle_seconds,
@@ -522,16 +557,19 @@ def tracking_table(results: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown: one summary row per controller, then achieved (vx, wz) per command."""
     lines = [
         "| controller | mean abs vx error (m/s) | mean abs wz error (rad/s) | falls | median swing clearance (mm) "
-        "| mean stance slip (m/s) | cost of transport | low g (% of time) | longest low g (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| mean stance slip (m/s) | cost of transport | low g (% of time) | longest low g (s) "
+        f"| lift test: largest {LIFT_WINDOW_S:g} s mean (m/s^2) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         # Results saved before the low-g metrics (older evaluations) have none.
         low_g, longest = r.get("low_g_percent", float("nan")), r.get("longest_low_g_s", float("nan"))
+        lift, trips = r.get("max_lift_mean_mps2", float("nan")), r.get("lift_trips", 0)  # the same, lift test
         lines.append(
             f"| {name} | {r['mean_abs_vx_error']:.3f} | {r['mean_abs_wz_error']:.3f} | {r['falls']}/{r['episodes']} "
             f"| {r['median_clearance_mm']:.1f} | {r['mean_stance_slip_mps']:.3f} | {r['cost_of_transport']:.2f} "
-            f"| {low_g:.1f} | {longest:.3f}{' **(hw_node: free fall)**' if longest >= FREEFALL_S else ''} |"
+            f"| {low_g:.1f} | {longest:.3f}{' **(hw_node: free fall)**' if longest >= FREEFALL_S else ''} "
+            f"| {lift:.2f}{f' **(hw_node: picked up, {trips}x)**' if trips else ''} |"
         )
     names = list(results)
     lines += ["", "| command (vx m/s, wz rad/s) | " + " | ".join(f"{n}: vx, wz" for n in names) + " |"]
