@@ -58,6 +58,9 @@ def pool(blocks: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_abs_vx_error": _mean([b["mean_abs_vx_error"] for b in blocks], scored),
         "mean_abs_wz_error": _mean([b["mean_abs_wz_error"] for b in blocks], scored),
         "low_g_percent": float(np.mean([b["low_g_percent"] for b in blocks])),
+        # hw_node's lift test (older results have none): the largest window, latches summed
+        "max_lift_mean_mps2": max(b.get("max_lift_mean_mps2", float("nan")) for b in blocks),
+        "lift_trips": sum(b.get("lift_trips", 0) for b in blocks),
     }
 
 
@@ -75,7 +78,8 @@ def row(name: str, seed: str, result: dict[str, Any], gait: dict[str, Any]) -> s
     return (
         f"| {name} | {seed} | {result['mean_abs_vx_error']:.3f} | {result['mean_abs_wz_error']:.3f} "
         f"| {result['falls']}/{result['episodes']} | {turns(result)} | {summary(result)['top_speed']:.3f} "
-        f"| {result['low_g_percent']:.1f} | {sum(met)} of 5 |"
+        f"| {result['low_g_percent']:.1f} | {result['max_lift_mean_mps2']:.2f}, {result['lift_trips']} "
+        f"| {sum(met)} of 5 |"
     )
 
 
@@ -128,7 +132,9 @@ def main() -> None:
         "reads top speed and turn rates off the pooled per-command speeds. Targets met: issue 12's five grid targets "
         f"(vx error <= {TRACKING_TARGETS['vx_error']} m/s, wz error <= {TRACKING_TARGETS['wz_error']} rad/s, turn in place >= "
         f"{TRACKING_TARGETS['turn_in_place']} rad/s or 90 % of the gait's, top speed >= {TRACKING_TARGETS['top_speed_ratio']}x the gait's, "
-        "0 falls), against the scripted gait of the same block."
+        "0 falls), against the scripted gait of the same block. Lift test: `hw_node`'s 'picked up' test "
+        "(`pidog_description.spec.picked_up`) on the accelerometer read every 10 ms: the largest 0.3 s window mean "
+        "(the mean alone latched above 2.5 m/s^2 before 2026-12-02) and how often the test latches."
         + (
             " Policies named by a path outside the repository come from training runs kept out of it "
             "(docs/ABLATIONS.md says how each was trained)."
@@ -137,8 +143,8 @@ def main() -> None:
         ),
         "",
         "| controller | grid seed | vx error (m/s) | wz error (rad/s) | falls | turn in place +1 / -1 (rad/s) "
-        "| top speed (m/s) | low g (% of time) | targets met |",
-        "|---|---|---:|---:|---:|---|---:|---:|---|",
+        "| top speed (m/s) | low g (% of time) | lift test: largest window mean (m/s^2), latches | targets met |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     gait_pooled = pool(blocks[GAIT])
     for name, results in blocks.items():
