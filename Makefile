@@ -32,9 +32,9 @@ $(STAMP): requirements/dev.txt requirements/ros.txt requirements/ray.txt $(forea
 	env -u MUJOCO_GL -u PYOPENGL_PLATFORM $(PY) -c "import rclpy; from sensor_msgs.msg import JointState, Imu; import mujoco, stable_baselines3, pidog_description"
 	@touch $(STAMP)
 
-# Three phases: the in-process tests on TEST_WORKERS pytest-xdist workers (--dist loadgroup: the
-# tests marked with one xdist_group share a worker, so their module fixture is built once); the tests that start
-# processes (DDS nodes, the Ray cluster; marked in tests/conftest.py) on as many workers, one
+# Three phases: the in-process tests on TEST_WORKERS pytest-xdist workers (--dist loadgroup:
+# the tests marked with one xdist_group share a worker, so their module fixture is built once);
+# the tests that start processes (DDS nodes, the Ray cluster; marked in tests/conftest.py) on as many workers, one
 # test file per worker at a time (--dist loadfile: a file's module fixtures, such as the Ray
 # cluster, stay on one worker; each worker has a DDS domain of its own), whose real-time tests
 # hold with the other worker's load beside them as `make test-stress` checks; then the tests

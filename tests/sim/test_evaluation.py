@@ -157,9 +157,9 @@ def test_a_robot_lifted_by_a_hand_trips_the_lift_test_once_and_the_table_flags_i
     env.close()
     summary = gait.summary()
     assert summary["lift_trips"] == 1 and summary["max_lift_mean_mps2"] > 3.0, summary
-    result = {
-        **evaluate_tracking(lambda obs: STILL, [(0.0, 0.0)], seconds=1.0, randomize=False, settle_seconds=0.5)
-    }
+    result = evaluate_tracking(
+        lambda obs: STILL, [(0.0, 0.0)], seconds=1.0, randomize=False, settle_seconds=0.5
+    )
     assert "picked up" not in "\n".join(tracking_table({"still": result}))
     result.update(lift_trips=1, max_lift_mean_mps2=summary["max_lift_mean_mps2"])
     assert "**(hw_node: picked up, 1x)**" in "\n".join(tracking_table({"lifted": result}))

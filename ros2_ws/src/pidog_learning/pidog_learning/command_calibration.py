@@ -288,13 +288,19 @@ def examples(table: np.ndarray) -> list[dict[str, list[float]]]:
 def policy_inside(path: str | Path) -> Any:
     """The ``OnnxPolicy`` inside a (possibly) calibrated file: what BC or PPO themselves compute.
     Validated like any policy file; a file that is no policy is refused by name."""
+    return _inside(path)[1]
+
+
+def _inside(path: str | Path) -> tuple[bytes, Any]:
+    """(the uncalibrated model's bytes, its OnnxPolicy) for the policy file at ``path``."""
     from pidog_control.policy_runtime import OnnxPolicy
 
     OnnxPolicy(path)  # a clear error for a file that is not a policy for this robot
+    raw = uncalibrated_model(Path(path).read_bytes())
     with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / Path(path).name
-        raw.write_bytes(uncalibrated_model(Path(path).read_bytes()))
-        return OnnxPolicy(raw)  # the session holds the model: the file may go
+        raw_path = Path(tmp) / Path(path).name
+        raw_path.write_bytes(raw)
+        return raw, OnnxPolicy(raw_path)  # the session holds the model: the file may go
 
 
 def _opsets(model: Any) -> list[Any]:
@@ -366,8 +372,7 @@ def calibrate(
             f"episodes (--episodes, calibration.episodes) must be >= 1 and seconds (--seconds, "
             f"calibration.seconds) > {TRACKING_SETTLE_S:g}, the unscored start; got {episodes} and {seconds:g}"
         )
-    policy = policy_inside(policy_path)  # calibrating again starts from the policy
-    raw = uncalibrated_model(policy_path.read_bytes())
+    raw, policy = _inside(policy_path)  # calibrating again starts from the policy
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "calibrated.onnx"
         start = time.monotonic()

@@ -8,6 +8,7 @@ same function the policy node and the bag importer use) from signals the robot h
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -209,8 +210,14 @@ class WalkTask:
         sim = self.sim
         avg = self.averaged_velocity()
 
+        # Read by two terms each: computed once per step when either is weighted.
+        @functools.cache
         def foot_speed_xy() -> np.ndarray:
             return np.linalg.norm(sim.foot_velocities()[:, :, :2], axis=2)
+
+        @functools.cache
+        def contacts() -> np.ndarray:
+            return sim.foot_contacts()
 
         # Each term as a function, called only when weighted: a term at weight 0 (the gait-
         # quality terms and low_g by default) costs nothing; low_g's accelerometer norms over
@@ -223,10 +230,10 @@ class WalkTask:
             "action_rate": lambda: -np.sum((action - prev_action) ** 2, axis=1),
             "energy": lambda: -np.sum(np.abs(sim.joint_torques() * sim.joint_velocities()), axis=1),
             "alive": lambda: np.where(fell, 0.0, 1.0),
-            "foot_slip": lambda: -np.sum(sim.foot_contacts() * foot_speed_xy() ** 2, axis=1),
+            "foot_slip": lambda: -np.sum(contacts() * foot_speed_xy() ** 2, axis=1),
             "foot_clearance": lambda: (
                 -np.sum(
-                    ~sim.foot_contacts()
+                    ~contacts()
                     * (np.minimum(sim.foot_positions()[:, :, 2] - w["clearance_height"], 0.0) ** 2)
                     * foot_speed_xy(),
                     axis=1,
