@@ -230,9 +230,12 @@ def run_twin(
         future = client.call_async(SetBool.Request(data=True))
         assert probe.spin_until(future.done, 10), logs()
         armed = future.result()
+        armed_at = time.monotonic()
         t0 = op.odom.now
         forward = op.drive(FORWARD, seconds)
-        gyro_corr = op.gyro_correlation(since=time.monotonic() - 0.8 * seconds)
+        # From arming on (up to a fall, if any): a fault that topples the robot within its first
+        # second of walking still leaves its settling and first steps to compare.
+        gyro_corr = op.gyro_correlation(since=armed_at)
         yaw = None
         if turn:
             left = op.drive(LEFT, seconds)
