@@ -58,8 +58,8 @@ class Run:
     yaw_rad: float | None  # yaw change over the turn window
     fell: bool
     note: str = ""
-    # Correlation of /imu/data's roll and pitch rates with the ground truth's over the forward
-    # window (hw_node runs only): +1 = the driver's IMU tells the truth.
+    # Correlation of /imu/data's roll and pitch rates with the ground truth's from arming to the
+    # end of the forward window or a fall (hw_node runs only): +1 = the driver's IMU tells the truth.
     gyro_corr: tuple[float, float] | None = None
 
     def __str__(self) -> str:
