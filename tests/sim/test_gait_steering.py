@@ -16,11 +16,16 @@ SETTLE_S = 2.0
 WINDOW_S = 8.0
 
 
-def steer(command: tuple[float, float], randomize: bool, seed: int = 0) -> tuple[float, float, bool]:
-    """(mean heading-frame forward speed m/s, mean yaw rate rad/s, fell) over WINDOW_S after SETTLE_S."""
+def steer(
+    command: tuple[float, float], randomize: bool, seed: int = 0, phase: float = 0.0
+) -> tuple[float, float, bool]:
+    """(mean heading-frame forward speed m/s, mean yaw rate rad/s, fell) over WINDOW_S after
+    SETTLE_S, the gait clock starting at ``phase`` (cycles)."""
     env = PiDogEnv(randomize=randomize, episode_seconds=SETTLE_S + WINDOW_S)
     trot = TrotController()
-    obs, _ = env.reset(seed=seed, options={"command": list(command)})
+    env.reset(seed=seed, options={"command": list(command)})
+    env.task.phase[:] = phase
+    obs = env.task.observe()[0]
     yaws, forward, fell = [], [], False
     for step in range(int(round((SETTLE_S + WINDOW_S) / CONTROL_DT))):
         obs, _, terminated, truncated, info = env.step(trot(obs))
@@ -74,12 +79,14 @@ def test_trot_steers_the_right_way_in_the_randomised_sim(command: tuple[float, f
 def test_the_simulated_robot_is_left_right_symmetric(command) -> None:
     """The mirror loss in PPO (pidog_learning.symmetry) assumes a right turn is a mirrored left
     turn. The scripted trot commutes with the mirror (tests/description/test_spec.py); here the
-    physics must too: the mirrored command turns the other way at about the same rate and
-    speed. Not exactly: both runs start with the same diagonal pair in swing, and contact
-    dynamics amplify that difference (measured 7-15 %, larger on either side by command)."""
+    physics must too: the mirrored run (mirrored command, and the other diagonal pair in swing
+    first: the gait clock half a cycle on, as spec.mirror_observation has it) turns the other
+    way at about the same rate and speed. Not exactly: the physics is not bit-symmetric and
+    contact dynamics amplify rounding over 10 s (measured 3-7 % on the yaw rate; without the
+    half-cycle the two runs start differently and differed by 7-29 %, by CPU and command)."""
     vx_left, wz_left, fell_left = steer(command, randomize=False)
-    vx_right, wz_right, fell_right = steer((command[0], -command[1]), randomize=False)
+    vx_right, wz_right, fell_right = steer((command[0], -command[1]), randomize=False, phase=0.5)
     assert not (fell_left or fell_right)
     assert wz_left > 0.1 and wz_right < -0.1
-    assert abs(wz_left + wz_right) <= 0.2 * abs(wz_left), f"yaw rates {wz_left:.3f} vs {wz_right:.3f} rad/s"
+    assert abs(wz_left + wz_right) <= 0.15 * abs(wz_left), f"yaw rates {wz_left:.3f} vs {wz_right:.3f} rad/s"
     assert abs(vx_left - vx_right) <= 0.015, f"forward speeds {vx_left:.3f} vs {vx_right:.3f} m/s"

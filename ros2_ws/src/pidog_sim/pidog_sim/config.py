@@ -45,6 +45,12 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # threshold (FREEFALL_ACCEL_MPS2), from every physics step: the bounce itself, where
         # vertical_velocity also taxes the gait's ordinary heave.
         "low_g": 0.0,
+        # At each touchdown, the foot's time in the air minus air_time_range[0], the air time
+        # counted up to air_time_range[1], while the command asks to move: steps shorter than
+        # the low end (a foot chattering on the floor, a bounce) cost, full swings pay. Each
+        # touchdown is one more chance to slide (docs/ABLATIONS.md).
+        "feet_air_time": 0.0,
+        "air_time_range": (0.1, 0.2),  # s; the gait clock's swing lasts 0.2 s
     },
     # The robot's physical parameters without randomisation (randomize=False), and the centre
     # the IMU gyro bias is randomised around; a robot parameters file (pidog_sim.robot_params,

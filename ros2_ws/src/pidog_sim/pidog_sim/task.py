@@ -73,6 +73,8 @@ class WalkTask:
         self.next_command_step = np.zeros(self.n, dtype=np.int64)
         self._vel_history = np.zeros((self.n, self.window, 2))  # (forward, yaw rate) ring buffer
         self.fixed_command = np.zeros(self.n, dtype=bool)  # a reset with an explicit command keeps it
+        self.air_time = np.zeros((self.n, 4))  # s each foot has been off the floor (0 in contact)
+        self.foot_down = np.ones((self.n, 4), dtype=bool)  # contact after the last step
         self.reset(np.arange(self.n), seeds=np.arange(self.n))
 
     # --- episodes --------------------------------------------------------------------------
@@ -93,6 +95,8 @@ class WalkTask:
         self.steps[robots] = 0
         self.start_xy[robots] = self.sim.base_position()[robots, :2]
         self._vel_history[robots] = 0.0
+        self.air_time[robots] = 0.0
+        self.foot_down[robots] = True
         self.fixed_command[robots] = commands is not None
         if commands is not None:
             self.command[robots] = np.broadcast_to(np.asarray(commands, dtype=np.float64), (robots.size, 2))
@@ -142,7 +146,10 @@ class WalkTask:
             [velocity[:, 0], yaw_rate], axis=1
         )
         fell = self.sim.fallen() | unstable
-        reward, terms = self._reward(actions, prev_action, fell, velocity, yaw_rate)
+        contact = self.sim.foot_contacts()
+        reward, terms = self._reward(actions, prev_action, fell, velocity, yaw_rate, contact)
+        self.air_time = np.where(contact, 0.0, self.air_time + CONTROL_DT)
+        self.foot_down = contact
         if unstable.any():  # nothing about a diverged robot is worth learning from
             reward[unstable] = 0.0
         truncated = (self.steps >= self.max_steps) & ~fell
@@ -205,19 +212,25 @@ class WalkTask:
         fell: np.ndarray,
         velocity: np.ndarray,
         yaw_rate: np.ndarray,
+        contacts: np.ndarray,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         w = self.cfg["reward"]
         sim = self.sim
         avg = self.averaged_velocity()
 
-        # Read by two terms each: computed once per step when either is weighted.
+        # Read by two terms: computed once per step when either is weighted.
         @functools.cache
         def foot_speed_xy() -> np.ndarray:
             return np.linalg.norm(sim.foot_velocities()[:, :, :2], axis=2)
 
-        @functools.cache
-        def contacts() -> np.ndarray:
-            return sim.foot_contacts()
+        def feet_air_time() -> np.ndarray:
+            lo, hi = w["air_time_range"]
+            touchdown = contacts & ~self.foot_down
+            moving = np.any(self.command != 0.0, axis=1)
+            # The flight, from the control steps that ended with the foot in the air: the
+            # contact sample's resolution is one control period either way.
+            air = np.minimum(self.air_time, hi) - lo
+            return np.sum(touchdown * air, axis=1) * moving
 
         # Each term as a function, called only when weighted: a term at weight 0 (the gait-
         # quality terms and low_g by default) costs nothing; low_g's accelerometer norms over
@@ -230,10 +243,10 @@ class WalkTask:
             "action_rate": lambda: -np.sum((action - prev_action) ** 2, axis=1),
             "energy": lambda: -np.sum(np.abs(sim.joint_torques() * sim.joint_velocities()), axis=1),
             "alive": lambda: np.where(fell, 0.0, 1.0),
-            "foot_slip": lambda: -np.sum(contacts() * foot_speed_xy() ** 2, axis=1),
+            "foot_slip": lambda: -np.sum(contacts * foot_speed_xy() ** 2, axis=1),
             "foot_clearance": lambda: (
                 -np.sum(
-                    ~contacts()
+                    ~contacts
                     * (np.minimum(sim.foot_positions()[:, :, 2] - w["clearance_height"], 0.0) ** 2)
                     * foot_speed_xy(),
                     axis=1,
@@ -243,6 +256,7 @@ class WalkTask:
             "pose": lambda: -np.sum((sim.joint_positions() - STAND_POSE) ** 2, axis=1),
             "vertical_velocity": lambda: -(sim.base_linear_velocity_world()[:, 2] ** 2),
             "low_g": lambda: -np.mean(sim.low_g_trace(), axis=1),
+            "feet_air_time": feet_air_time,
         }
         terms = {
             name: w[name] * formula() if w[name] else np.zeros(self.n) for name, formula in formulas.items()
@@ -282,6 +296,9 @@ def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
     window = cfg["reward"]["track_window_s"]
     if not CONTROL_DT <= window <= 5.0:
         raise ValueError(f"reward.track_window_s must be between {CONTROL_DT} and 5 s, got {window}")
+    air_lo, air_hi = cfg["reward"]["air_time_range"]
+    if not 0.0 <= air_lo < air_hi:
+        raise ValueError(f"reward.air_time_range must be (low, high) with 0 <= low < high s, got {(air_lo, air_hi)}")
     for name in ("track_vx_sigma", "track_wz_sigma"):
         if not cfg["reward"][name] > 0:
             raise ValueError(f"reward.{name} must be positive, got {cfg['reward'][name]}")
