@@ -298,7 +298,9 @@ def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
         raise ValueError(f"reward.track_window_s must be between {CONTROL_DT} and 5 s, got {window}")
     air_lo, air_hi = cfg["reward"]["air_time_range"]
     if not 0.0 <= air_lo < air_hi:
-        raise ValueError(f"reward.air_time_range must be (low, high) with 0 <= low < high s, got {(air_lo, air_hi)}")
+        raise ValueError(
+            f"reward.air_time_range must be (low, high) with 0 <= low < high s, got {(air_lo, air_hi)}"
+        )
     for name in ("track_vx_sigma", "track_wz_sigma"):
         if not cfg["reward"][name] > 0:
             raise ValueError(f"reward.{name} must be positive, got {cfg['reward'][name]}")
