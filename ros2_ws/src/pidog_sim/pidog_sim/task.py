@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pidog_description import STAND_POSE
+from pidog_description.robot import LEG_NAMES
 from pidog_description.spec import (
     ACTION_DIM,
     COMMAND_LIMITS,
@@ -73,8 +74,9 @@ class WalkTask:
         self.next_command_step = np.zeros(self.n, dtype=np.int64)
         self._vel_history = np.zeros((self.n, self.window, 2))  # (forward, yaw rate) ring buffer
         self.fixed_command = np.zeros(self.n, dtype=bool)  # a reset with an explicit command keeps it
-        self.air_time = np.zeros((self.n, 4))  # s each foot has been off the floor (0 in contact)
-        self.foot_down = np.ones((self.n, 4), dtype=bool)  # contact after the last step
+        # s each foot has been off the floor (0 in contact)
+        self.air_time = np.zeros((self.n, len(LEG_NAMES)))
+        self.foot_down = np.ones((self.n, len(LEG_NAMES)), dtype=bool)  # contact after the last step
         self.reset(np.arange(self.n), seeds=np.arange(self.n))
 
     # --- episodes --------------------------------------------------------------------------
@@ -148,6 +150,8 @@ class WalkTask:
         fell = self.sim.fallen() | unstable
         contact = self.sim.foot_contacts()
         reward, terms = self._reward(actions, prev_action, fell, velocity, yaw_rate, contact)
+        # Kept at every weight, so the term reads a true air time whenever it is switched on:
+        # 14 us of a 15.6 ms step of 64 robots.
         self.air_time = np.where(contact, 0.0, self.air_time + CONTROL_DT)
         self.foot_down = contact
         if unstable.any():  # nothing about a diverged robot is worth learning from
