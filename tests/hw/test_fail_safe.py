@@ -58,9 +58,17 @@ def wait_pulses(io: Listener, log: Path, expected: np.ndarray, timeout: float = 
     )
 
 
+# This test's command timeout: twice the default 0.3 s, because its own 20 ms command stream
+# once stalled for 0.31 s beside the sysid fit on a 2-core machine and tripped the default.
+WATCHDOG_S = 0.6
+
+
 def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_probe, tmp_path: Path) -> None:
     log = tmp_path / "i2c.jsonl"
-    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, command_timeout_action="lie"))
+    node = spawn_node(
+        "pidog_hw.hw_node",
+        hw_params(tmp_path, command_timeout_action="lie", command_timeout_s=WATCHDOG_S),
+    )
     io = Listener(ros_probe)
     io.wait_state("disarmed", timeout=30.0)  # stood up by itself, then waits for an operator
     assert io.armed() is False
@@ -97,7 +105,7 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
     ]
     reaction = moved[0]["t"] - last_command
     print(f"command watchdog: legs ramping to stand {reaction:.3f} s after the last command")
-    assert reaction < 0.5 + 0.25, "ramp to stand within ~0.5 s (0.3 s timeout + a loaded machine's margin)"
+    assert reaction < WATCHDOG_S + 0.45, "ramp to stand soon after the timeout (+ a loaded machine's margin)"
     status = io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.ERROR)
     assert "command timeout" in status.message
     io.wait_state("disarmed", timeout=10.0)

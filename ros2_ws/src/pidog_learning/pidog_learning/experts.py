@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from pidog_description.spec import CONTROL_DT
 from pidog_sim.controllers import TrotController
-from pidog_sim.env import PiDogEnv
+from pidog_sim.rollout import EpisodeRecord, run_episodes
 
 from .demonstrations import Demonstrations
 
@@ -59,49 +59,48 @@ def collect_demonstrations(
 ) -> Demonstrations:
     """Roll ``expert`` out for ``n_episodes`` randomised episodes and record (obs, action).
 
-    With ``action_noise`` > 0 the executed action is perturbed (DART) but the recorded label
-    is the expert's clean action for the observation it saw, so BC learns to recover.
+    The episodes run as one batch (``pidog_sim.rollout.run_episodes``); episode ``k`` meets the
+    robot that ``PiDogEnv.reset(seed=seed + k)`` builds. With ``action_noise`` > 0 the executed
+    action is perturbed (DART, a noise stream per episode) but the recorded label is the
+    expert's clean action for the observation it saw, so BC learns to recover.
     Only the 26-value state is recorded (DESIGN.md §5 format).
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     kwargs = {**dict(env_kwargs or {}), "episode_seconds": episode_seconds}
-    env = PiDogEnv(randomize=True, use_camera=use_camera, **kwargs)
-    rng = np.random.default_rng(seed)
-    parts: list[Demonstrations] = []
+    bar = tqdm(total=n_episodes, desc="demonstrations", unit="episode", disable=not progress)
     speeds: list[float] = []
     falls = 0
+
+    def finished(record: EpisodeRecord) -> None:
+        nonlocal falls
+        speeds.append(record.distance / (record.steps * CONTROL_DT))
+        falls += int(record.fell)
+        bar.update()
+        bar.set_postfix(falls=falls, speed=f"{np.mean(speeds):.3f} m/s")
+
     try:
-        bar = tqdm(range(n_episodes), desc="demonstrations", unit="episode", disable=not progress)
-        for ep in bar:
-            if should_stop is not None and should_stop():
-                raise InterruptedError("demonstration collection stopped on request")
-            obs, info = env.reset(seed=seed + ep)
-            if hasattr(expert, "reset"):
-                expert.reset()
-            states, actions = [], []
-            done = False
-            while not done:
-                action = np.asarray(expert(obs), dtype=np.float32).reshape(-1)
-                states.append(obs["state"] if use_camera else obs)
-                actions.append(np.clip(action, -1.0, 1.0))
-                executed = (
-                    action + rng.normal(0.0, action_noise, action.shape) if action_noise > 0 else action
-                )
-                obs, _reward, terminated, truncated, info = env.step(executed)
-                done = terminated or truncated
-            steps = len(actions)
-            speeds.append(info["distance"] / (steps * CONTROL_DT))
-            if info["fell"]:
-                falls += 1
-                if drop_falls:
-                    continue
-            starts = np.zeros(steps, dtype=bool)
-            starts[0] = True
-            parts.append(Demonstrations(np.array(states), np.array(actions), starts))
-            bar.set_postfix(falls=falls, speed=f"{np.mean(speeds):.3f} m/s")
+        records = run_episodes(
+            expert,
+            [seed + k for k in range(n_episodes)],
+            env_config=kwargs,
+            record=True,
+            action_noise=action_noise,
+            use_camera=use_camera,
+            on_episode=finished,
+            should_stop=should_stop,
+        )
+    except InterruptedError:
+        raise InterruptedError("demonstration collection stopped on request") from None
     finally:
-        env.close()
+        bar.close()
+    parts: list[Demonstrations] = []
+    for record in records:
+        if record.fell and drop_falls:
+            continue
+        starts = np.zeros(record.steps, dtype=bool)
+        starts[0] = True
+        parts.append(Demonstrations(np.array(record.states), np.array(record.actions), starts))
     if not parts:
         raise ExpertError(
             f"the expert fell in all {n_episodes} demonstration episodes: nothing to learn from"
@@ -116,6 +115,6 @@ def collect_demonstrations(
         "seed": seed,
         "action_noise": action_noise,
         "env": dict(kwargs),
-        "mean_forward_speed_mps": float(np.mean(speeds)),
+        "mean_forward_speed_mps": float(np.mean([r.distance / (r.steps * CONTROL_DT) for r in records])),
     }
     return Demonstrations.concatenate(parts, metadata=metadata)

@@ -63,6 +63,7 @@ BC_WEIGHTS_FILE = "bc_pretrained_policy.pth"
 BC_HISTORY_FILE = "bc_history.json"
 BC_ONNX_FILE = "bc_policy.onnx"
 POLICY_FILE = "policy.onnx"
+LEARNING_CURVE_EVERY_S = 30.0  # redraw the learning curve at most this often while PPO runs
 CALIBRATED = "calibrated"  # the deployed policy with its command calibration, in eval.json's tracking
 EVAL_FILE = "eval.json"
 REPORT_FILE = "report.md"
@@ -304,6 +305,7 @@ class Pipeline:
         self.kwargs = policy_kwargs(config)
         self.use_camera = bool(config["use_camera"])
         self.history = self._load_history()
+        self._plotted_at = -math.inf  # when the learning curve was last drawn (time.monotonic)
         self.timesteps = 0  # PPO timesteps behind the final policy
         self.viewer: Any | None = None  # pidog-train --viewer: a LiveViewer showing each video rollout
 
@@ -320,14 +322,19 @@ class Pipeline:
             return json.loads(file.read_text())
         return {"rewards": [], "evaluations": [], "references": {}}
 
-    def _save_history(self) -> None:
+    def _save_history(self, plot: bool = False) -> None:
+        """history.json every time; the learning-curve plot when ``plot`` or when the last one
+        is LEARNING_CURVE_EVERY_S old (a redraw costs ~0.8 s of matplotlib)."""
         write_json(self.path(HISTORY_FILE), self.history)
-        plot_learning_curve(
-            self.history["rewards"],
-            self.history["evaluations"],
-            self.path(PLOTS["learning_curve"]),
-            self.history["references"],
-        )
+        now = time.monotonic()
+        if plot or now - self._plotted_at >= LEARNING_CURVE_EVERY_S:
+            plot_learning_curve(
+                self.history["rewards"],
+                self.history["evaluations"],
+                self.path(PLOTS["learning_curve"]),
+                self.history["references"],
+            )
+            self._plotted_at = now
 
     def _env_kwargs(self, camera: bool) -> dict[str, Any]:
         return {**self.config["env"], "use_camera": camera}
@@ -554,6 +561,8 @@ class Pipeline:
             self.timesteps = model.num_timesteps
             return model.policy
         finally:
+            if self.history["evaluations"]:
+                self._save_history(plot=True)  # the curve as far as PPO got, stopped or not
             try:
                 env.close()
             except (EOFError, BrokenPipeError, ConnectionResetError):
@@ -682,7 +691,7 @@ class Pipeline:
         write_json(self.path(EVAL_FILE), evaluation)
         plot_eval_comparison(results, self.path(PLOTS["comparison"]))
         if finetuned:
-            self._save_history()
+            self._save_history(plot=True)
         if not self.use_camera:  # commanded vs achieved over time, for the report
             from pidog_sim.evaluation import command_sequence
 

@@ -1,4 +1,5 @@
-"""Roll out a controller in PiDogEnv and measure how well it walks and follows commands.
+"""Roll out a controller in the simulator (a batch of robots, or one PiDogEnv when filmed) and
+measure how well it walks and follows commands.
 
 - Speed is the heading-frame forward velocity (the reward's), averaged over the episode, not
   world-x displacement / time: a slow yaw drift must not read as a slow walk.
@@ -26,6 +27,7 @@ from pidog_description.spec import CONTROL_DT, FREEFALL_S, IMU_READ_HZ, LIFT_WIN
 
 from .batch import BatchSim
 from .env import PiDogEnv
+from .rollout import MAX_BATCH, EpisodeRecord, run_episodes
 
 Controller = Callable[[np.ndarray], np.ndarray]
 GRAVITY = 9.81
@@ -109,8 +111,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float
 
 @dataclass
 class GaitMeter:
-    """Swing-foot clearance, stance-foot slip, low-g phases and mechanical power of robot 0 of
-    a batch.
+    """Swing-foot clearance, stance-foot slip, low-g phases and mechanical power of robot
+    ``row`` of a batch (``pooled`` sums the meters of several rows).
 
     Reads the batch's own sensors (foot positions, velocities, floor contacts: the arrays the
     reward uses; the accelerometer at every physics step), so measuring costs no extra MuJoCo
@@ -123,6 +125,7 @@ class GaitMeter:
     """
 
     model: mujoco.MjModel
+    row: int = 0  # the robot of the batch this meter reads
     clearances: list[float] = field(default_factory=list)  # m, peak height per swing
     slip_speeds: list[float] = field(default_factory=list)  # m/s, horizontal speed of stance feet
     powers: list[float] = field(default_factory=list)  # W, sum over joints of |torque x speed|
@@ -163,8 +166,8 @@ class GaitMeter:
     def _lift_test(self, sim: BatchSim) -> None:
         # Up from the true orientation (the IMU's noisy one would shift the policy's random
         # stream); held over the control period, whose 20 ms hardly turn the body.
-        up = up_in_body(sim.qpos[0, 3:7])
-        for force in sim.specific_force_trace()[0]:
+        up = up_in_body(sim.qpos[self.row, 3:7])
+        for force in sim.specific_force_trace()[self.row]:
             if self._physics_steps % self._read_every == 0:
                 self._reads.append(float(force @ up) - self._gravity)
                 if len(self._reads) == self._window:
@@ -176,8 +179,9 @@ class GaitMeter:
 
     def update(self, sim: BatchSim) -> None:
         self._lift_test(sim)
-        contact = sim.foot_contacts()[0]
-        low_g = sim.low_g_trace()[0]
+        r = self.row
+        contact = sim.foot_contacts()[r]
+        low_g = sim.low_g_trace()[r]
         self.samples += low_g.size
         self.low_g_samples += int(low_g.sum())
         for low in low_g:
@@ -185,8 +189,8 @@ class GaitMeter:
                 self._low_g_run += 1
             else:
                 self._close_low_g_run()
-        heights = sim.foot_positions()[0, :, 2] - self._radius
-        slip = np.hypot(*sim.foot_velocities()[0, :, :2].T)
+        heights = sim.foot_positions()[r, :, 2] - self._radius
+        slip = np.hypot(*sim.foot_velocities()[r, :, :2].T)
         for i in range(len(LEG_NAMES)):
             if contact[i]:
                 if np.isfinite(self._swing_peak[i]) and self._swing_steps[i] * CONTROL_DT >= MIN_SWING_S:
@@ -197,7 +201,24 @@ class GaitMeter:
             else:
                 self._swing_peak[i] = max(np.nan_to_num(self._swing_peak[i], nan=0.0), float(heights[i]))
                 self._swing_steps[i] += 1
-        self.powers.append(float(np.sum(np.abs(sim.joint_torques()[0] * sim.joint_velocities()[0]))))
+        self.powers.append(float(np.sum(np.abs(sim.joint_torques()[r] * sim.joint_velocities()[r]))))
+
+    @classmethod
+    def pooled(cls, meters: Sequence[GaitMeter]) -> GaitMeter:
+        """One meter holding every sample of ``meters`` (their open low-g runs closed), as if
+        one meter had watched all their episodes."""
+        total = cls(meters[0].model)
+        for meter in meters:
+            meter._close_low_g_run()
+            total.clearances += meter.clearances
+            total.slip_speeds += meter.slip_speeds
+            total.powers += meter.powers
+            total.low_g_runs += meter.low_g_runs
+            total.samples += meter.samples
+            total.low_g_samples += meter.low_g_samples
+            total.max_lift_mean = max(total.max_lift_mean, meter.max_lift_mean)
+            total.lift_trips += meter.lift_trips
+        return total
 
     def summary(self) -> dict[str, float]:
         return {
@@ -294,6 +315,26 @@ def _check_budget(episodes: int, seconds: float) -> None:
 # --- walking at the configured command ---------------------------------------------------------
 
 
+def _episode(record: EpisodeRecord) -> Episode:
+    return Episode(
+        steps=record.steps,
+        fell=record.fell,
+        total_return=record.total_return,
+        distance=record.distance,
+        forward_speed=record.mean_forward(),
+        yaw_rate=record.yaw_rate(),
+        scored_steps=len(record.forward),
+    )
+
+
+def _episode_bar(progress: bool, total: int, desc: str) -> Any:
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="episode")
+
+
 def evaluate(
     controller: Controller,
     episodes: int = 10,
@@ -305,14 +346,79 @@ def evaluate(
     progress: bool = False,
     command: tuple[float, float] | None = None,
     viewer: Any | None = None,
+    max_batch: int = MAX_BATCH,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes of ``seconds`` each (seeds ``seed + k``: paired across
-    controllers); the first one is filmed if ``video_path``. ``command`` (vx, wz) holds for
-    every episode; by default the env's command mode decides. ``viewer`` (a LiveViewer) shows
-    every episode live."""
+    controllers). ``command`` (vx, wz) holds for every episode; by default the env's command
+    mode decides. The episodes run ``max_batch`` at a time (``rollout.run_episodes``); with
+    ``video_path`` (the first one is filmed) or ``viewer`` (a LiveViewer shows every episode
+    live) they run one at a time in a ``PiDogEnv``, with the same results."""
     _check_budget(episodes, seconds)
     kwargs = dict(env_kwargs or {})
-    kwargs.update(randomize=randomize, episode_seconds=seconds)
+    if video_path is None and viewer is None:
+        use_camera = bool(kwargs.pop("use_camera", False))
+        bar = _episode_bar(progress, episodes, "evaluating")
+        try:
+            records = run_episodes(
+                controller,
+                [seed + k for k in range(episodes)],
+                env_config={**kwargs, "episode_seconds": seconds},
+                randomize=randomize,
+                commands=None
+                if command is None
+                else np.tile(np.asarray(command, dtype=np.float64), (episodes, 1)),
+                use_camera=use_camera,
+                max_batch=max_batch,
+                on_episode=None if bar is None else lambda _r: bar.update(),
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        runs = [_episode(r) for r in records]
+    else:
+        runs = _evaluate_one_at_a_time(
+            controller, episodes, seconds, randomize, seed, video_path, kwargs, progress, command, viewer
+        )
+    speeds = [r.forward_speed for r in runs]
+    returns = [r.total_return for r in runs]
+    speed, speed_ci = mean_ci(speeds)
+    mean_return, return_ci = mean_ci(returns)
+    return {
+        "episodes": episodes,
+        "seconds": seconds,
+        "randomize": randomize,
+        "seed": seed,
+        "speed_measure": "heading-frame forward velocity, mean over each episode",
+        "mean_forward_speed_mps": speed,
+        "ci95_forward_speed_mps": speed_ci,
+        "std_forward_speed_mps": float(np.std(speeds)),
+        "falls": sum(r.fell for r in runs),
+        "mean_return": mean_return,
+        "ci95_return": return_ci,
+        "mean_distance_m": float(np.mean([r.distance for r in runs])),
+        "mean_episode_seconds": float(np.mean([r.steps * CONTROL_DT for r in runs])),
+        "mean_yaw_rate_radps": float(np.mean([r.yaw_rate for r in runs])),
+        "per_episode_speed_mps": [float(s) for s in speeds],
+        "per_episode_return": [float(r) for r in returns],
+        "per_episode_fell": [bool(r.fell) for r in runs],
+        **({} if command is None else {"command": {"vx": float(command[0]), "wz": float(command[1])}}),
+    }
+
+
+def _evaluate_one_at_a_time(
+    controller: Controller,
+    episodes: int,
+    seconds: float,
+    randomize: bool,
+    seed: int,
+    video_path: str | Path | None,
+    env_kwargs: dict[str, Any],
+    progress: bool,
+    command: tuple[float, float] | None,
+    viewer: Any | None,
+) -> list[Episode]:
+    """``evaluate``'s episodes in one ``PiDogEnv``: for filming and for the live viewer."""
+    kwargs = {**env_kwargs, "randomize": randomize, "episode_seconds": seconds}
     if video_path is not None:
         kwargs["render_mode"] = "rgb_array"
     env = PiDogEnv(**kwargs)
@@ -338,30 +444,7 @@ def evaluate(
         env.close()
     if video_path is not None:
         write_video(video_path, frames, fps=int(round(1.0 / (VIDEO_FRAME_EVERY * CONTROL_DT))))
-    speeds = [r.forward_speed for r in runs]
-    returns = [r.total_return for r in runs]
-    speed, speed_ci = mean_ci(speeds)
-    mean_return, return_ci = mean_ci(returns)
-    return {
-        "episodes": episodes,
-        "seconds": seconds,
-        "randomize": randomize,
-        "seed": seed,
-        "speed_measure": "heading-frame forward velocity, mean over each episode",
-        "mean_forward_speed_mps": speed,
-        "ci95_forward_speed_mps": speed_ci,
-        "std_forward_speed_mps": float(np.std(speeds)),
-        "falls": sum(r.fell for r in runs),
-        "mean_return": mean_return,
-        "ci95_return": return_ci,
-        "mean_distance_m": float(np.mean([r.distance for r in runs])),
-        "mean_episode_seconds": float(np.mean([r.steps * CONTROL_DT for r in runs])),
-        "mean_yaw_rate_radps": float(np.mean([r.yaw_rate for r in runs])),
-        "per_episode_speed_mps": [float(s) for s in speeds],
-        "per_episode_return": [float(r) for r in returns],
-        "per_episode_fell": [bool(r.fell) for r in runs],
-        **({} if command is None else {"command": {"vx": float(command[0]), "wz": float(command[1])}}),
-    }
+    return runs
 
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: int) -> Path:
@@ -459,11 +542,13 @@ def evaluate_tracking(
     episodes_per_command: int = 1,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
+    max_batch: int = MAX_BATCH,
 ) -> dict[str, Any]:
     """How closely a controller follows velocity commands (vx m/s, wz rad/s), and how it walks.
 
     Each command (default ``TRACKING_GRID``) gets ``episodes_per_command`` episodes with seeds
-    ``seed + i * episodes_per_command + k`` (paired across controllers); the first
+    ``seed + i * episodes_per_command + k`` (paired across controllers), run ``max_batch`` at a
+    time, each row of the batch with a ``GaitMeter`` of its own; the first
     ``settle_seconds`` of each are not scored. Per command: achieved heading-frame vx and yaw
     rate (means and 95 % CIs over the non-fallen episodes), falls. Overall: mean |vx error| and
     |wz error| over non-fallen episodes, falls, median swing-foot clearance (mm), mean
@@ -478,59 +563,78 @@ def evaluate_tracking(
     _check_budget(episodes_per_command, seconds)
     if seconds <= settle_seconds:
         raise ValueError(f"seconds ({seconds}) must exceed settle_seconds ({settle_seconds})")
-    kwargs = {**(env_kwargs or {}), "randomize": randomize, "episode_seconds": seconds}
-    kwargs["command_mode"] = "fixed"  # the commanded value holds for the whole episode
-    env = PiDogEnv(**kwargs)
-    gait = GaitMeter(env.sim.model)
+    config = {**(env_kwargs or {}), "episode_seconds": seconds, "command_mode": "fixed"}
+    use_camera = bool(config.pop("use_camera", False))
+    n = len(commands) * episodes_per_command
+    pinned = np.repeat(np.asarray(commands, dtype=np.float64), episodes_per_command, axis=0)
+    settle_steps = int(round(settle_seconds / CONTROL_DT))
+    meters: dict[int, GaitMeter] = {}  # one per batch row, each pooling the episodes it ran
+    cot: dict[int, tuple[float, float]] = {}  # episode -> (mean power W, m g |vx| of its robot)
+    power_start: dict[int, int] = {}
+
+    def measure(slot: int, record: EpisodeRecord, task: Any, done: bool) -> None:
+        meter = meters.get(slot)
+        if meter is None:
+            meter = meters[slot] = GaitMeter(task.sim.models[slot], row=slot)
+        if record.steps == 1:
+            meter.start()
+            power_start[record.index] = len(meter.powers)
+        if record.steps > settle_steps and not done:
+            meter.update(task.sim)
+        if done and not record.fell and len(meter.powers) > power_start[record.index]:
+            mass = float(np.sum(task.sim.models[slot].body_mass))  # this episode's randomised mass
+            power = float(np.mean(meter.powers[power_start[record.index] :]))
+            cot[record.index] = (power, mass * GRAVITY * abs(record.mean_forward()))
+
+    bar = _episode_bar(progress, n, "tracking")
+    try:
+        records = run_episodes(
+            controller,
+            [seed + k for k in range(n)],
+            env_config=config,
+            randomize=randomize,
+            commands=pinned,
+            settle_steps=settle_steps,
+            use_camera=use_camera,
+            max_batch=max_batch,
+            on_step=measure,
+            on_episode=None if bar is None else lambda _r: bar.update(),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     rows, vx_errors, wz_errors = [], [], []
     cot_power, cot_weight_speed = 0.0, 0.0
-    iterator: Any = enumerate(commands)
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, total=len(commands), desc="tracking", unit="command")
-    try:
-        for i, (vx_cmd, wz_cmd) in iterator:
-            runs = []
-            for k in range(episodes_per_command):
-                powers_before = len(gait.powers)
-                run = run_episode(
-                    env,
-                    controller,
-                    seed + i * episodes_per_command + k,
-                    (vx_cmd, wz_cmd),
-                    settle_seconds,
-                    gait,
-                )
-                runs.append(run)
-                if not run.fell:
-                    vx_errors.append(abs(run.forward_speed - vx_cmd))
-                    wz_errors.append(abs(run.yaw_rate - wz_cmd))
-                    if abs(vx_cmd) >= COT_MIN_SPEED and len(gait.powers) > powers_before:
-                        mass = float(np.sum(env.sim.model.body_mass))  # this episode's randomised mass
-                        cot_power += float(np.mean(gait.powers[powers_before:]))
-                        cot_weight_speed += mass * GRAVITY * abs(run.forward_speed)
-            standing = [r for r in runs if not r.fell]
-            vx, vx_ci = mean_ci([r.forward_speed for r in standing])
-            wz, wz_ci = mean_ci([r.yaw_rate for r in standing])
-            rows.append(
-                {
-                    "command_vx": float(vx_cmd),
-                    "command_wz": float(wz_cmd),
-                    "vx": vx,
-                    "wz": wz,
-                    "ci95_vx": vx_ci,
-                    "ci95_wz": wz_ci,
-                    "falls": len(runs) - len(standing),
-                    "episodes": len(runs),
-                    "fell": len(standing) < len(runs),
-                }
-            )
-    finally:
-        env.close()
+    for i, (vx_cmd, wz_cmd) in enumerate(commands):
+        runs = [_episode(r) for r in records[i * episodes_per_command : (i + 1) * episodes_per_command]]
+        for k, run in enumerate(runs):
+            if run.fell:
+                continue
+            vx_errors.append(abs(run.forward_speed - vx_cmd))
+            wz_errors.append(abs(run.yaw_rate - wz_cmd))
+            index = i * episodes_per_command + k
+            if abs(vx_cmd) >= COT_MIN_SPEED and index in cot:
+                cot_power += cot[index][0]
+                cot_weight_speed += cot[index][1]
+        standing = [r for r in runs if not r.fell]
+        vx, vx_ci = mean_ci([r.forward_speed for r in standing])
+        wz, wz_ci = mean_ci([r.yaw_rate for r in standing])
+        rows.append(
+            {
+                "command_vx": float(vx_cmd),
+                "command_wz": float(wz_cmd),
+                "vx": vx,
+                "wz": wz,
+                "ci95_vx": vx_ci,
+                "ci95_wz": wz_ci,
+                "falls": len(runs) - len(standing),
+                "episodes": len(runs),
+                "fell": len(standing) < len(runs),
+            }
+        )
     vx_err, vx_ci = mean_ci(vx_errors)
     wz_err, wz_ci = mean_ci(wz_errors)
-    quality = gait.summary()
+    quality = GaitMeter.pooled([meters[slot] for slot in sorted(meters)]).summary()
     return {
         "commands": rows,
         "episodes": len(commands) * episodes_per_command,
