@@ -38,12 +38,12 @@ $(STAMP): requirements/dev.txt requirements/ros.txt requirements/ray.txt $(forea
 # test file per worker at a time (--dist loadfile: a file's module fixtures, such as the Ray
 # cluster, stay on one worker; each worker has a DDS domain of its own), whose real-time tests
 # hold with the other worker's load beside them as `make test-stress` checks; then the tests
-# marked `alone` (the twin, whose physics slows under load), one at a time.
-# Exit 5 = nothing selected.
+# marked `alone` (the twin, whose physics slows under load), one at a time. The first two list
+# their 15 slowest tests (where CI time goes). Exit 5 = nothing selected.
 TEST_WORKERS ?= 2
 test: setup
-	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not processes" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "processes and not alone" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not processes" --durations=15 $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "processes and not alone" --durations=15 $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; \
 	$(PY) -m pytest -m alone $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
 # The suite STRESS_RUNS times in a row while a CPU burner keeps one core busy (timing tests

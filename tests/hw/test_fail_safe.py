@@ -36,6 +36,12 @@ COMMAND_US = expected_pulse_us(COMMAND_DEG)
 SEQUENCE_US_PER_TICK = 60.0 * 0.02 * 2000.0 / 180.0  # 60 deg/s at 50 Hz, in pulse microseconds
 
 
+# The command timeout of these tests: twice hw_node's default 0.3 s. The tests' own 20 ms command
+# streams (a Python loop in the test process) stalled for 0.31 s beside the sysid fit and the Ray
+# tests on a 2-core machine, twice, and tripped the default where the test was about something else.
+WATCHDOG_S = 0.6
+
+
 def near(pulses: np.ndarray, expected: np.ndarray, tol: float = TICK_US) -> bool:
     return bool(np.abs(pulses - expected).max() <= tol)
 
@@ -47,6 +53,7 @@ def hw_params(tmp_path: Path, **extra) -> dict:
         "emulator_control": str(tmp_path / "world.json"),
         "imu_calibration_s": 0.0,
         "shutdown_pose": "limp",
+        "command_timeout_s": WATCHDOG_S,
     }
     params.update(extra)
     return params
@@ -58,17 +65,9 @@ def wait_pulses(io: Listener, log: Path, expected: np.ndarray, timeout: float = 
     )
 
 
-# This test's command timeout: twice the default 0.3 s, because its own 20 ms command stream
-# once stalled for 0.31 s beside the sysid fit on a 2-core machine and tripped the default.
-WATCHDOG_S = 0.6
-
-
 def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_probe, tmp_path: Path) -> None:
     log = tmp_path / "i2c.jsonl"
-    node = spawn_node(
-        "pidog_hw.hw_node",
-        hw_params(tmp_path, command_timeout_action="lie", command_timeout_s=WATCHDOG_S),
-    )
+    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, command_timeout_action="lie"))
     io = Listener(ros_probe)
     io.wait_state("disarmed", timeout=30.0)  # stood up by itself, then waits for an operator
     assert io.armed() is False

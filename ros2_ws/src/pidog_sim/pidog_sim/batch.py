@@ -75,7 +75,8 @@ class BatchSim:
         threads: int | None = None,
     ) -> None:
         self.n = _positive_int(n, "n_envs (number of simulated robots)")
-        self.threads = _positive_int(default_threads() if threads is None else threads, "physics_threads")
+        requested = _positive_int(default_threads() if threads is None else threads, "physics_threads")
+        self.threads = min(requested, self.n)  # a thread with no robot of its own only adds hand-offs
         self.config = merge_config(config)
         substeps = self.config["physics_substeps"]
         self.substeps = _positive_int(substeps, "physics_substeps")

@@ -19,12 +19,15 @@ import numpy as np
 from pidog_description.rotations import yaw_from_quaternion
 from pidog_description.spec import ACTION_DIM, CONTROL_DT, clip_command
 
+from .batch import default_threads
 from .spaces import HeadCamera
 from .task import WalkTask
 
 # Robots stepped together: past a few dozen the batch's per-step cost grows linearly anyway, and
 # this keeps a camera run's images (64 x 96 x 128 x 3 bytes) small.
 MAX_BATCH = 64
+# Physics threads only from this many robots per thread (default_threads() otherwise one).
+MIN_ROBOTS_PER_THREAD = 4
 
 
 def robot_seed(seed: int) -> int:
@@ -124,6 +127,8 @@ def run_episodes(
     act = batch_actor(controller)
     stateless = is_stateless(controller)
     slots = min(n, max(1, int(max_batch))) if stateless else 1
+    if threads is None:  # a pool hand-off per step costs more than a few robots' physics
+        threads = default_threads() if slots >= MIN_ROBOTS_PER_THREAD * 2 else 1
     task = WalkTask(slots, randomize=randomize, config=dict(env_config or {}), threads=threads)
     camera = HeadCamera(task.sim) if use_camera else None
     running: list[EpisodeRecord | None] = [None] * slots
