@@ -15,6 +15,7 @@ from benchmarks.common import REPO, RESULTS_DIR, machine_summary
 # (module, section file, extra args) in report order.
 BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_sim", "sim", []),
+    ("benchmarks.bench_rollout", "rollout", []),
     ("benchmarks.bench_policy", "policy", []),
     ("benchmarks.bench_bc", "bc", []),
     ("benchmarks.bench_training", "training", []),

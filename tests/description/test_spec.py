@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pidog_description import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, STAND_POSE
 from pidog_description.gait import TrotGait
@@ -12,6 +13,7 @@ from pidog_description.servo import ServoModel
 from pidog_description.spec import (
     ACTION_SCALE,
     CONTROL_DT,
+    LIFT_ACCEL_MPS2,
     OBS_DIM,
     OBS_SLICES,
     action_to_target,
@@ -21,6 +23,7 @@ from pidog_description.spec import (
     mirror_action,
     mirror_observation,
     phase_features,
+    picked_up,
     policy_metadata,
     roll_pitch_from_gravity,
     target_to_action,
@@ -142,3 +145,19 @@ def test_the_left_right_mirror_reflects_every_signal_and_the_trot_commutes_with_
         )
         np.testing.assert_allclose(mirrored_situation, mirror_action(action), atol=1e-6)
     np.testing.assert_allclose(phase_features(0.25 + 0.5), -phase_features(0.25), atol=1e-12)
+
+
+def test_lift_test_reads_the_mean_and_numpys_lower_quartile_of_any_window() -> None:
+    """picked_up computes the quartile itself (cheaper than np.percentile): same numbers, any
+    window length hw_node's parameters can give, and the decision follows both."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 4, 5, 29, 30, 31, 100):
+        for _ in range(50):
+            window = rng.normal(2.0, 3.0, n)
+            _lifted, mean, quartile = picked_up(window)
+            assert mean == float(np.mean(window))
+            assert quartile == pytest.approx(float(np.percentile(window, 25)), abs=1e-12)
+    smooth_lift = np.full(30, LIFT_ACCEL_MPS2 + 0.5)
+    assert picked_up(smooth_lift)[0]
+    footfalls = np.where(np.arange(30) % 3 == 0, 12.0, -1.0)  # mean 3.33 m/s^2, mostly down
+    assert np.mean(footfalls) > LIFT_ACCEL_MPS2 and not picked_up(footfalls)[0]

@@ -76,7 +76,15 @@ the twin, docs/TWIN.md). The tracking grid runs the same test on the simulated a
 def picked_up(upward: np.ndarray, threshold: float = LIFT_ACCEL_MPS2) -> tuple[bool, float, float]:
     """hw_node's lift test on one window of upward accelerations (m/s^2): (lifted, the window's
     mean, its lower quartile)."""
-    mean, quartile = float(np.mean(upward)), float(np.percentile(upward, 25))
+    upward = np.asarray(upward, dtype=np.float64).ravel()
+    values = np.sort(upward)
+    # np.percentile(values, 25) by its default linear rule, without its ~0.15 ms of dispatch:
+    # the tracking grid runs this twice per control step and robot.
+    position = 0.25 * (values.size - 1)
+    low = int(position)
+    high = min(low + 1, values.size - 1)
+    quartile = float(values[low] + (values[high] - values[low]) * (position - low))
+    mean = float(np.mean(upward))
     return mean > threshold and quartile > LIFT_QUARTILE * threshold, mean, quartile
 
 

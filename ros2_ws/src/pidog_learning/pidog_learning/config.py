@@ -183,6 +183,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "total_bc_epochs": 3,
         "total_rl_timesteps": 256,
         "n_envs": 1,
+        # One thread each: nets and batches this small gain nothing from a second, and the tests
+        # run two processes at a time (a default run's BC epochs on 2 torch threads went from
+        # ~1 s to 6-8 s while one test process ran beside it, measured on 2 cores).
+        "physics_threads": 1,
+        "update_threads": 1,
         "visualize_freq": 256,
         "progress_bar": False,
         "env": {"episode_seconds": 2.0},

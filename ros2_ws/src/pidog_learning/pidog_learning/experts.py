@@ -69,15 +69,15 @@ def collect_demonstrations(
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     kwargs = {**dict(env_kwargs or {}), "episode_seconds": episode_seconds}
     bar = tqdm(total=n_episodes, desc="demonstrations", unit="episode", disable=not progress)
-    speeds: list[float] = []
     falls = 0
 
     def finished(record: EpisodeRecord) -> None:
+        # The episodes run together, so the first to finish are the falls (they end early):
+        # the bar counts them but gives no running speed, which would read low until the end.
         nonlocal falls
-        speeds.append(record.distance / (record.steps * CONTROL_DT))
         falls += int(record.fell)
         bar.update()
-        bar.set_postfix(falls=falls, speed=f"{np.mean(speeds):.3f} m/s")
+        bar.set_postfix(falls=falls)
 
     try:
         records = run_episodes(

@@ -327,12 +327,16 @@ def _episode(record: EpisodeRecord) -> Episode:
     )
 
 
-def _episode_bar(progress: bool, total: int, desc: str) -> Any:
+def _run_batched(
+    controller: Controller, seeds: Sequence[int], progress: bool, desc: str, **options: Any
+) -> list[EpisodeRecord]:
+    """``rollout.run_episodes`` with a progress bar over its episodes when ``progress``."""
     if not progress:
-        return None
+        return run_episodes(controller, seeds, **options)
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="episode")
+    with tqdm(total=len(seeds), desc=desc, unit="episode") as bar:
+        return run_episodes(controller, seeds, on_episode=lambda _r: bar.update(), **options)
 
 
 def evaluate(
@@ -350,35 +354,38 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes of ``seconds`` each (seeds ``seed + k``: paired across
     controllers). ``command`` (vx, wz) holds for every episode; by default the env's command
-    mode decides. The episodes run ``max_batch`` at a time (``rollout.run_episodes``); with
-    ``video_path`` (the first one is filmed) or ``viewer`` (a LiveViewer shows every episode
-    live) they run one at a time in a ``PiDogEnv``, with the same results."""
+    mode decides. The episodes run ``max_batch`` at a time (``rollout.run_episodes``), except
+    in a ``PiDogEnv``, one at a time, with the same results: the first one when filmed to
+    ``video_path``, and all of them when a ``viewer`` (a LiveViewer) shows them live."""
     _check_budget(episodes, seconds)
     kwargs = dict(env_kwargs or {})
-    if video_path is None and viewer is None:
-        use_camera = bool(kwargs.pop("use_camera", False))
-        bar = _episode_bar(progress, episodes, "evaluating")
-        try:
-            records = run_episodes(
+    if viewer is not None:
+        runs = _evaluate_one_at_a_time(
+            controller, range(episodes), seconds, randomize, seed, None, kwargs, progress, command, viewer
+        )
+    else:
+        filmed = 1 if video_path is not None else 0  # episode 0 runs alone, in front of the camera
+        runs = []
+        if filmed:
+            runs = _evaluate_one_at_a_time(
+                controller, range(1), seconds, randomize, seed, video_path, kwargs, False, command, None
+            )
+        if episodes > filmed:
+            use_camera = bool(kwargs.pop("use_camera", False))
+            records = _run_batched(
                 controller,
-                [seed + k for k in range(episodes)],
+                [seed + k for k in range(filmed, episodes)],
+                progress,
+                "evaluating",
                 env_config={**kwargs, "episode_seconds": seconds},
                 randomize=randomize,
                 commands=None
                 if command is None
-                else np.tile(np.asarray(command, dtype=np.float64), (episodes, 1)),
+                else np.tile(np.asarray(command, dtype=np.float64), (episodes - filmed, 1)),
                 use_camera=use_camera,
                 max_batch=max_batch,
-                on_episode=None if bar is None else lambda _r: bar.update(),
             )
-        finally:
-            if bar is not None:
-                bar.close()
-        runs = [_episode(r) for r in records]
-    else:
-        runs = _evaluate_one_at_a_time(
-            controller, episodes, seconds, randomize, seed, video_path, kwargs, progress, command, viewer
-        )
+            runs += [_episode(r) for r in records]
     speeds = [r.forward_speed for r in runs]
     returns = [r.total_return for r in runs]
     speed, speed_ci = mean_ci(speeds)
@@ -407,7 +414,7 @@ def evaluate(
 
 def _evaluate_one_at_a_time(
     controller: Controller,
-    episodes: int,
+    episodes: range,
     seconds: float,
     randomize: bool,
     seed: int,
@@ -417,13 +424,14 @@ def _evaluate_one_at_a_time(
     command: tuple[float, float] | None,
     viewer: Any | None,
 ) -> list[Episode]:
-    """``evaluate``'s episodes in one ``PiDogEnv``: for filming and for the live viewer."""
+    """``evaluate``'s episodes ``episodes`` (seeds ``seed + k``) in one ``PiDogEnv``: for
+    filming (the first one) and for the live viewer."""
     kwargs = {**env_kwargs, "randomize": randomize, "episode_seconds": seconds}
     if video_path is not None:
         kwargs["render_mode"] = "rgb_array"
     env = PiDogEnv(**kwargs)
     frames: list[np.ndarray] = []
-    iterator: Any = range(episodes)
+    iterator: Any = episodes
     if progress:
         from tqdm import tqdm
 
@@ -435,7 +443,7 @@ def _evaluate_one_at_a_time(
                 controller,
                 seed + k,
                 command,
-                frames=frames if video_path is not None and k == 0 else None,
+                frames=frames if video_path is not None and k == episodes[0] else None,
                 viewer=viewer,
             )
             for k in iterator
@@ -586,23 +594,19 @@ def evaluate_tracking(
             power = float(np.mean(meter.powers[power_start[record.index] :]))
             cot[record.index] = (power, mass * GRAVITY * abs(record.mean_forward()))
 
-    bar = _episode_bar(progress, n, "tracking")
-    try:
-        records = run_episodes(
-            controller,
-            [seed + k for k in range(n)],
-            env_config=config,
-            randomize=randomize,
-            commands=pinned,
-            settle_steps=settle_steps,
-            use_camera=use_camera,
-            max_batch=max_batch,
-            on_step=measure,
-            on_episode=None if bar is None else lambda _r: bar.update(),
-        )
-    finally:
-        if bar is not None:
-            bar.close()
+    records = _run_batched(
+        controller,
+        [seed + k for k in range(n)],
+        progress,
+        "tracking",
+        env_config=config,
+        randomize=randomize,
+        commands=pinned,
+        settle_steps=settle_steps,
+        use_camera=use_camera,
+        max_batch=max_batch,
+        on_step=measure,
+    )
     rows, vx_errors, wz_errors = [], [], []
     cot_power, cot_weight_speed = 0.0, 0.0
     for i, (vx_cmd, wz_cmd) in enumerate(commands):
