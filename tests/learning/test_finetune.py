@@ -234,6 +234,7 @@ def test_the_update_runs_on_every_core_and_the_rollout_on_one_thread(model) -> N
     from pidog_sim.batch import default_threads
 
     ppo, _ = model
+    ppo.update_threads = 0  # the default's "every core" (the tiny preset runs its tests on one)
     seen: list[int] = []
     update = ppo._update
     ppo._update = lambda: (seen.append(torch.get_num_threads()), update())  # type: ignore[method-assign]

@@ -361,7 +361,16 @@ def evaluate(
     kwargs = dict(env_kwargs or {})
     if viewer is not None:
         runs = _evaluate_one_at_a_time(
-            controller, range(episodes), seconds, randomize, seed, None, kwargs, progress, command, viewer
+            controller,
+            range(episodes),
+            seconds,
+            randomize,
+            seed,
+            video_path,
+            kwargs,
+            progress,
+            command,
+            viewer,
         )
     else:
         filmed = 1 if video_path is not None else 0  # episode 0 runs alone, in front of the camera
