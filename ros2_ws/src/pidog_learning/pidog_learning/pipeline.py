@@ -690,8 +690,6 @@ class Pipeline:
         }
         write_json(self.path(EVAL_FILE), evaluation)
         plot_eval_comparison(results, self.path(PLOTS["comparison"]))
-        if finetuned:
-            self._save_history(plot=True)
         if not self.use_camera:  # commanded vs achieved over time, for the report
             from pidog_sim.evaluation import command_sequence
 

@@ -22,6 +22,13 @@ __all__ = ["CAMERA_SHAPE", "PiDogEnv"]
 RENDER_SHAPE = (480, 640)
 
 
+def draw_robot_seed(rng: np.random.Generator) -> int:
+    """The seed of an episode's robot, drawn from the episode's generator (``PiDogEnv.reset``:
+    its ``np_random``; ``pidog_sim.rollout``: ``default_rng(seed)``, which is what gymnasium
+    seeds ``np_random`` with)."""
+    return int(rng.integers(0, 2**63 - 1))
+
+
 class PiDogEnv(gym.Env):
     """Walk at a commanded forward speed and yaw rate on the randomised simulated PiDog.
 
@@ -90,8 +97,7 @@ class PiDogEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         command = clip_command(options["command"])[None] if "command" in options else None
-        robot_seed = int(self.np_random.integers(0, 2**63 - 1))
-        self.task.reset(np.array([0]), seeds=np.array([robot_seed]), commands=command)
+        self.task.reset(np.array([0]), seeds=np.array([draw_robot_seed(self.np_random)]), commands=command)
         return self._observation(), self._info(fell=False)
 
     def step(self, action: np.ndarray):

@@ -254,25 +254,20 @@ def run_episode(
     controller: Controller,
     seed: int,
     command: tuple[float, float] | None = None,
-    settle_seconds: float = 0.0,
-    gait: GaitMeter | None = None,
     frames: list[np.ndarray] | None = None,
     viewer: Any | None = None,
 ) -> Episode:
-    """One episode; the first ``settle_seconds`` are run but not scored. ``viewer`` (a
-    ``pidog_sim.viewer.LiveViewer``) shows it live and may set the command from its keyboard."""
+    """One episode in ``env``, every step scored; for filming (``frames``) and for ``viewer`` (a
+    ``pidog_sim.viewer.LiveViewer``, which shows it live and may set the command from its
+    keyboard). Everything else runs batched (``rollout.run_episodes``)."""
     options = None if command is None else {"command": [float(command[0]), float(command[1])]}
     obs, info = env.reset(seed=seed, options=options)
     if hasattr(controller, "reset"):
         controller.reset()
-    if gait is not None:
-        gait.start()
     if viewer is not None:
         viewer.begin_episode()
-    settle_steps = int(round(settle_seconds / CONTROL_DT))
-    total, steps, done, fell = 0.0, 0, False, False
-    forward: list[float] = []
-    yaws: list[float] = []
+    record = EpisodeRecord(index=0, seed=seed)
+    done = False
     while not done:
         if viewer is not None:
             viewer.drive(env)
@@ -280,29 +275,16 @@ def run_episode(
         obs, reward, terminated, truncated, info = env.step(controller(obs))
         if viewer is not None:
             viewer.show(env)
-        total += reward
-        steps += 1
+        record.total_return += reward
+        record.steps += 1
         done = terminated or truncated
-        fell = fell or bool(info["fell"])
-        if steps > settle_steps:
-            forward.append(float(info["forward_speed"]))
-            yaws.append(yaw_from_quaternion(env.sim.base_quaternion()))
-            if gait is not None and not done:
-                gait.update(env.sim.batch)
-        if frames is not None and steps % VIDEO_FRAME_EVERY == 0:
+        record.fell = record.fell or bool(info["fell"])
+        record.forward.append(float(info["forward_speed"]))
+        record.yaw.append(yaw_from_quaternion(env.sim.base_quaternion()))
+        if frames is not None and record.steps % VIDEO_FRAME_EVERY == 0:
             frames.append(env.render())
-    heading = np.unwrap(yaws)
-    return Episode(
-        steps=steps,
-        fell=fell,
-        total_return=total,
-        distance=float(info["distance"]),
-        forward_speed=float(np.mean(forward)) if forward else float("nan"),
-        yaw_rate=float((heading[-1] - heading[0]) / (CONTROL_DT * (len(heading) - 1)))
-        if len(heading) > 1
-        else float("nan"),
-        scored_steps=len(forward),
-    )
+    record.distance = float(info["distance"])
+    return _episode(record)
 
 
 def _check_budget(episodes: int, seconds: float) -> None:

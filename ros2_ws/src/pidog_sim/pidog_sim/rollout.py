@@ -19,21 +19,18 @@ import numpy as np
 from pidog_description.rotations import yaw_from_quaternion
 from pidog_description.spec import ACTION_DIM, CONTROL_DT, clip_command
 
-from .batch import default_threads
+from .env import draw_robot_seed
 from .spaces import HeadCamera
 from .task import WalkTask
 
 # Robots stepped together: past a few dozen the batch's per-step cost grows linearly anyway, and
 # this keeps a camera run's images (64 x 96 x 128 x 3 bytes) small.
 MAX_BATCH = 64
-# Physics threads only from this many robots per thread (default_threads() otherwise one).
-MIN_ROBOTS_PER_THREAD = 4
 
 
 def robot_seed(seed: int) -> int:
-    """The seed of the robot that ``PiDogEnv.reset(seed=seed)`` builds (gymnasium seeds its
-    ``np_random`` with ``default_rng(seed)``; the env draws the robot's seed from it)."""
-    return int(np.random.default_rng(seed).integers(0, 2**63 - 1))
+    """The seed of the robot that ``PiDogEnv.reset(seed=seed)`` builds."""
+    return draw_robot_seed(np.random.default_rng(seed))
 
 
 def batch_actor(controller: Callable[[Any], np.ndarray]) -> Callable[[Any], np.ndarray]:
@@ -127,8 +124,6 @@ def run_episodes(
     act = batch_actor(controller)
     stateless = is_stateless(controller)
     slots = min(n, max(1, int(max_batch))) if stateless else 1
-    if threads is None:  # a pool hand-off per step costs more than a few robots' physics
-        threads = default_threads() if slots >= MIN_ROBOTS_PER_THREAD * 2 else 1
     task = WalkTask(slots, randomize=randomize, config=dict(env_config or {}), threads=threads)
     camera = HeadCamera(task.sim) if use_camera else None
     running: list[EpisodeRecord | None] = [None] * slots
@@ -173,7 +168,7 @@ def run_episodes(
                 if gen is not None:
                     executed[slot] += gen.normal(0.0, action_noise, ACTION_DIM)
             out = task.step(executed)
-            quat = task.sim.base_quaternion()
+            yaws = yaw_from_quaternion(task.sim.base_quaternion())
             distance = task.distance()
             for slot, rec in enumerate(running):
                 if rec is None:
@@ -182,7 +177,7 @@ def run_episodes(
                 rec.total_return += float(out["reward"][slot])
                 if rec.steps > settle_steps:
                     rec.forward.append(float(out["forward_speed"][slot]))
-                    rec.yaw.append(yaw_from_quaternion(quat[slot]))
+                    rec.yaw.append(float(yaws[slot]))
                 finished = bool(out["terminated"][slot] or out["truncated"][slot])
                 if on_step is not None:
                     on_step(slot, rec, task, finished)
