@@ -8,6 +8,7 @@ parameters); a probe then asks every node for its declared parameters over DDS.
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 import pytest
@@ -39,12 +40,18 @@ def test_every_launch_file_is_covered() -> None:
 def declared_parameters(probe, node_name: str, timeout: float = 40.0) -> set[str] | None:
     client = probe.node.create_client(ListParameters, f"/{node_name}/list_parameters")
     try:
+        deadline = time.monotonic() + timeout
         if not probe.spin_until(client.service_is_ready, timeout):
             return None
-        future = client.call_async(ListParameters.Request(depth=ListParameters.Request.DEPTH_RECURSIVE))
-        if not probe.spin_until(future.done, 10.0):
-            return None
-        return set(future.result().result.names)
+        # A request can reach the node before the node has discovered our reply reader; Fast DDS
+        # then drops the reply ("failed to send response (timeout)", seen under load). Ask again
+        # until the deadline: the question is whether the node declares its parameters.
+        while time.monotonic() < deadline:
+            future = client.call_async(ListParameters.Request(depth=ListParameters.Request.DEPTH_RECURSIVE))
+            if probe.spin_until(future.done, 5.0):
+                return set(future.result().result.names)
+            client.remove_pending_request(future)
+        return None
     finally:
         probe.node.destroy_client(client)
 

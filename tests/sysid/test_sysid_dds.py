@@ -1,6 +1,6 @@
 """pidog-sysid on a bag recorded over DDS: sim_node (hidden, non-default robot parameters),
 pidog-excite and bag_recorder as separate processes, then the fit of strength, speed, mass and
-latency together (issue 14's test target)."""
+latency together (issue 14's test target), the speed from its profile over the squat snaps."""
 
 from __future__ import annotations
 
@@ -75,3 +75,12 @@ def test_identifies_latency_strength_speed_and_mass_from_a_dds_recording(
     assert ratio == pytest.approx(0.7 / 1.15, rel=0.10)
     fit = robot_params.load(out)["fit"]
     assert fit["windows_from_rest"] == fit["windows"]  # the rests survive the DDS hop
+    # The speed comes from the squat snaps' profile: its lowest cost is next to the truth, and
+    # speeds far off either way fit clearly worse (a minimum, not a bound).
+    assert fit["speed_windows"] >= sysid.MIN_SPEED_WINDOWS and "servo_speed" not in fit["not_determined"]
+    profile = {float(speed): cost for speed, cost in fit["speed_profile"].items()}
+    best = min(profile.values())
+    assert abs(min(profile, key=profile.get) - 0.65) <= 0.1, profile
+    assert profile[1.0] > 1.5 * best and profile[0.5] > 1.5 * best, profile
+    lo, hi = fit["near_best"]["range"]["mass_scale"]
+    assert lo - 1e-3 <= p["mass_scale"]["value"] <= hi + 1e-3  # the range is rounded to 4 places
