@@ -22,6 +22,7 @@ from pidog_learning.bc import load_bc_policy
 from pidog_learning.command_calibration import policy_inside
 from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.export import load_checkpoint_policy, load_sb3_controller
+from pidog_learning.report import continue_hint
 from pidog_sim.env import PiDogEnv
 
 # How a Ctrl-C'd pidog-train may exit. It catches KeyboardInterrupt, says how to resume and
@@ -131,6 +132,8 @@ def test_eval_report_plots_videos_tensorboard(full_run) -> None:
     assert "## Command tracking" in report and "mean abs wz error" in report
     assert "plots/command_tracking.png" in report  # commanded vs achieved over time
     assert "## Command calibration" in report and "command-calibrated (policy.onnx)" in report
+    # Only a run whose PPO lost to its BC prior is told to go on training it.
+    assert ("--resume" in report) == (evaluation["selected"] == "bc"), report
     for png in ("bc_loss", "learning_curve", "eval_comparison", "command_tracking"):
         image = imageio.imread(exp / "plots" / f"{png}.png")
         assert image.ndim == 3 and image.shape[0] > 100
@@ -330,3 +333,12 @@ def test_within_chance_the_grid_tracking_decides_not_the_return() -> None:
     # but a policy that fell far more often loses, however well it tracked while it stood
     results = {"bc": _result(12, [100.0] * 2), "finetuned": _result(0, [100.0] * 2)}
     assert select_policy(results, {"bc": walking, "finetuned": standing})[0] == "finetuned"
+
+
+def test_a_run_that_deployed_bc_is_told_how_to_train_its_ppo_further(tmp_path: Path) -> None:
+    both = {"bc": {}, "finetuned": {}}
+    hint = continue_hint(tmp_path, 2_000_000, {"selected": "bc", "results": both})
+    assert hint is not None and f"pidog-train --resume {tmp_path} --total-rl-timesteps 3000000" in hint
+    assert continue_hint(tmp_path, 2_000_000, {"selected": "finetuned", "results": both}) is None
+    # No PPO at all (--total-rl-timesteps 0): BC is all there is, nothing to go on with.
+    assert continue_hint(tmp_path, 0, {"selected": "bc", "results": {"bc": {}}}) is None

@@ -53,7 +53,7 @@ from .ppo_finetune import (
     set_exploration,
     start_from,
 )
-from .report import write_report
+from .report import continue_hint, write_report
 from .video import record_rollout
 
 CONFIG_FILE = "config.json"
@@ -701,6 +701,9 @@ class Pipeline:
         artifacts = self.artifacts()
         write_report(self.path(REPORT_FILE), self.dir, cfg, evaluation, artifacts, video)
         artifacts["report"] = self.path(REPORT_FILE)
+        hint = continue_hint(self.dir, int(cfg["total_rl_timesteps"]), evaluation)
+        if hint:  # also in the report; said here so a user watching the run sees it
+            self.reporter.status(message=hint.replace("`", ""))
         return artifacts
 
     def _calibrate(self, deployed: PiDogPolicy) -> dict[str, Any]:

@@ -52,6 +52,21 @@ def _verdict(results: Mapping[str, Mapping[str, Any]]) -> str:
     )
 
 
+def continue_hint(exp_dir: Path, total_rl_timesteps: int, evaluation: Mapping[str, Any]) -> str | None:
+    """What to do when PPO ran but lost to its BC prior (BC deployed): go on training it.
+
+    Measured (docs/ABLATIONS.md, ninth session): the default PPO dips below BC for its first
+    ~1M steps; a seed still behind BC at 2M steps beat it after 1M more (resumed)."""
+    if evaluation.get("selected") != "bc" or "finetuned" not in evaluation.get("results", {}):
+        return None
+    more = max(total_rl_timesteps * 3 // 2, total_rl_timesteps + 1)
+    return (
+        f"PPO did not beat its BC prior in {total_rl_timesteps:,} steps, so BC is deployed. PPO can go on "
+        f"from where it stopped: `pidog-train --resume {exp_dir} --total-rl-timesteps {more}` (in our runs "
+        "a seed whose PPO lost to BC at 2M steps beat it after 1M more; docs/ABLATIONS.md)."
+    )
+
+
 def _calibration(calibration: Mapping[str, Any]) -> list[str]:
     if not calibration:
         return []
@@ -103,6 +118,9 @@ def write_report(
         lines.append(f"Selected by measurement ({selection['rule']}): {selection['reason']}.")
     elif selection.get("reason"):
         lines.append(f"{selection['reason']}.")
+    hint = continue_hint(exp_dir, int(config["total_rl_timesteps"]), evaluation)
+    if hint:
+        lines += ["", hint]
     lines += [
         "",
         f"## Evaluation ({first['episodes']} randomised episodes of {first['seconds']:g} s, {commanded}; "
