@@ -117,8 +117,12 @@ def test_headless_rendering_and_camera_observation() -> None:
     obs, _ = env.reset(seed=0)
     assert obs["image"].shape == (64, 64, 3) and obs["image"].dtype == np.uint8
     assert obs["image"].std() > 5  # the camera sees the floor, not a blank frame
+    samples = int(env.sim.model.vis.quality.offsamples)
     frame = env.render()
     assert frame.shape == (480, 640, 3) and frame.std() > 5
+    # Videos skip multisampling (software GL: half the cost per frame), but only their own
+    # renderer does: the model, whose head camera a camera policy was trained on, keeps it.
+    assert int(env.sim.model.vis.quality.offsamples) == samples > 0
     assert env.observation_space.contains(obs)
     env.close()
 

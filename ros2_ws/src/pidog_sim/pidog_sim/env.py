@@ -26,8 +26,8 @@ def video_renderer(model: mujoco.MjModel) -> mujoco.Renderer:
     """A RENDER_SHAPE renderer for videos, without multisample anti-aliasing.
 
     Headless rendering is software GL, where MuJoCo's default 4x multisampling doubles the cost
-    of a frame (152 -> 72 ms at 640x480 on 2 cores, osmesa) for edges that are barely smoother;
-    a default training run films 6 videos of 200 frames. The setting is read when the GL
+    of a frame (85 -> 46 ms at 640x480 on 2 cores, osmesa, docs/benchmarks/video.md) for edges
+    that are barely smoother; a default training run films 6 videos of 200 frames. The setting is read when the GL
     context is made, so it is lowered only for that and the model (shared with physics and the
     head camera, whose images a camera policy was trained on) keeps its own.
     """
