@@ -4,11 +4,11 @@
 
 A default `pidog-train` films the BC policy, one PPO rollout every ``visualize_freq`` steps and
 the final policy (``FRAMES_PER_TRAINING_RUN``, from ``pidog_learning.config.DEFAULT_CONFIG``).
-This measures one 640x480 frame of the tracking camera at MuJoCo's
-defaults (shadow map 4096, 4x multisampling), at the model's shadow map (``models/pidog.xml``,
-``<quality shadowsize>``), and as videos are filmed (``pidog_sim.env.video_renderer``: the
-model's shadow map, no multisampling), and one filmed rollout end to end (``pidog_learning.video.record_rollout``, physics and video
-encoding included). Results: docs/benchmarks/video.md.
+This measures one 640x480 frame of the tracking camera at MuJoCo's defaults (shadow map 4096,
+4x multisampling), at the model's shadow map (``models/pidog.xml``, ``<quality shadowsize>``)
+and as videos are filmed (``pidog_sim.env.video_renderer``: the model's shadow map, no
+multisampling), and one filmed rollout end to end (``pidog_learning.video.record_rollout``,
+physics and video encoding included). Results: docs/benchmarks/video.md.
 """
 
 from __future__ import annotations
