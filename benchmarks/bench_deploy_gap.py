@@ -50,7 +50,7 @@ def measure(policy, sigma: float, episodes: int, randomize: bool, latency: int |
     def controller(obs: np.ndarray) -> np.ndarray:
         return np.clip(policy(obs) + sigma * rng.standard_normal(ACTION_DIM), -1.0, 1.0)
 
-    env_kwargs = None if latency is None else {"config": {"nominal": {"latency_steps": latency}}}
+    env_kwargs = None if latency is None else {"nominal": {"latency_steps": latency}}  # the env config
     result = evaluate_tracking(
         controller if sigma > 0 else policy,
         COMMANDS,
