@@ -34,7 +34,7 @@ from pidog_description.topics import (
 # The deploy tests' recorders (policy state) and ground-truth odometry sampler: one copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from deploy_graph import record  # noqa: E402
-from test_shipped_policy import Odom  # noqa: E402
+from test_shipped_policy import Odom, odometry_window  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "policies" / "pidog_walk.onnx"
 FORWARD = (0.2, 0.0)  # (vx m/s, wz rad/s) as test_shipped_policy drives it
@@ -157,12 +157,7 @@ class Operator:
         """Send ``cmd`` for ``settle`` + ``seconds`` of sim time; the odometry after settling."""
         assert self.probe.spin_until(lambda: self.twist_pub.get_subscription_count() > 0, 10), self.logs()
         self.command = cmd
-        t0 = self.odom.now
-        # Sim time, not wall time: a loaded machine runs the sim slower, never the test shorter.
-        assert self.probe.spin_until(
-            lambda: self.odom.now >= t0 + settle + seconds, 10 * (settle + seconds) + 30
-        ), f"sim time stalled at {self.odom.now:.2f} s\n{self.logs()}"
-        return self.odom.window(t0 + settle, t0 + settle + seconds)
+        return odometry_window(self.probe, self.odom, seconds, settle, self.logs)
 
     def fell_since(self, t0: float, limit: float = FALL_TILT_RAD) -> bool:
         return any(tilt > limit for t, tilt in self.tilt if t >= t0)
