@@ -112,7 +112,8 @@ def odometry_window(
     The window starts at the latest odometry sample, so it waits for the first one: this process
     can discover sim_node's odometry publisher after the policy already reports its state. Timed
     from "no sample yet" (-1 s), a walk's window held seconds from before its command and lost
-    seconds of walking at its end: 0.8 m instead of 1.4 m in 7 s, in 1 run of 3 or so.
+    seconds of walking at its end: 0.83-0.88 m instead of 1.37-1.49 m in 7 s, in 3 of 10 runs
+    through sim_node (2026-12-03, docs/TWIN.md).
     """
     assert probe.spin_until(lambda: bool(odom.samples), 30), "no odometry\n" + logs()
     t0 = odom.now
