@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -253,14 +254,9 @@ def test_a_sim_time_controller_reads_the_sensors_of_the_tick_its_timer_fires_on(
         assert fresh >= 0.8, f"{topic}: only {fresh:.0%} of timer ticks saw their own step's sensors"
 
 
-def test_lockstep_applies_every_answer_of_a_slow_controller_and_runs_on_when_it_stops(
-    spawn_node, ros_probe
-) -> None:
-    """lockstep: a controller that answers each /clock tick 60 ms late (three control periods)
-    gets every answer applied: the sim publishes no newer tick before the answer to the last one
-    came (free-running, 107 of 147 ticks passed unanswered in a trial run). When it stops answering, the
-    sim steps on after lockstep_timeout_s and says so."""
-    node = spawn_node("pidog_sim.sim_node", {"randomize": False, "lockstep": True, "lockstep_timeout_s": 1.0})
+def answer_late(ros_probe, node, answers: int, late_s: float = 0.06) -> tuple[list[int], list[int]]:
+    """A slow controller: answers each /clock tick ``late_s`` after it came (the stand pose,
+    stamped with the tick), ``answers`` times. Returns the /clock values seen and those answered."""
     pub = ros_probe.node.create_publisher(JointState, JOINT_COMMANDS_TOPIC, STREAM_QOS)
     clocks: list[int] = []
     newest: dict[str, object] = {}  # the latest tick, and since when one is unanswered
@@ -273,13 +269,33 @@ def test_lockstep_applies_every_answer_of_a_slow_controller_and_runs_on_when_it_
     ros_probe.node.create_subscription(Clock, CLOCK_TOPIC, on_clock, STREAM_QOS)
     answered: list[int] = []
     deadline = time.monotonic() + 60
-    while len(answered) < 40:
+    while len(answered) < answers:
         assert time.monotonic() < deadline, f"{len(answered)} answers in 60 s\n{node.log()}"
         ros_probe.executor.spin_once(timeout_sec=0.005)
-        if "since" in newest and time.monotonic() - newest["since"] >= 0.06:
+        if "since" in newest and time.monotonic() - newest["since"] >= late_s:
             del newest["since"]
             pub.publish(joint_state_msg(newest["stamp"], STAND_POSE))
             answered.append(newest["ns"])
+    return clocks, answered
+
+
+def late_steps_reported(node) -> tuple[int, int]:
+    """sim_node's count at shutdown: (steps that ran before their command, steps under a controller)."""
+    node.stop()
+    found = re.search(r"(\d+) of (\d+) steps under a sim-time controller", node.log_path.read_text())
+    assert found, node.log_path.read_text()
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_lockstep_applies_every_answer_of_a_slow_controller_and_runs_on_when_it_stops(
+    spawn_node, ros_probe
+) -> None:
+    """lockstep: a controller that answers each /clock tick 60 ms late (three control periods)
+    gets every answer applied: the sim publishes no newer tick before the answer to the last one
+    came. When it stops answering, the sim steps on after lockstep_timeout_s and says so; at
+    shutdown it counts no step that ran ahead of its command."""
+    node = spawn_node("pidog_sim.sim_node", {"randomize": False, "lockstep": True, "lockstep_timeout_s": 1.0})
+    clocks, answered = answer_late(ros_probe, node, 40)
     # Before the first answer the sim runs free (no controller yet); from then on, none skipped.
     window = [t for t in clocks if answered[0] <= t <= answered[-1]]
     skipped = sorted(set(window) - set(answered))
@@ -290,6 +306,18 @@ def test_lockstep_applies_every_answer_of_a_slow_controller_and_runs_on_when_it_
     last = clocks[-1]
     assert ros_probe.spin_until(lambda: clocks[-1] >= last + round(1.0e9), 30), node.log()
     assert "lockstep: no /joint_commands" in node.log()
+    late, steps = late_steps_reported(node)
+    assert late == 0 and steps >= 39, f"lockstep: {late} of {steps} steps ran ahead of their command"
+
+
+def test_free_running_counts_the_steps_that_ran_before_their_command(spawn_node, ros_probe) -> None:
+    """Free-running, the same slow controller's answers mostly come after the sim has stepped on
+    (107 of 147 ticks passed unanswered in a trial run); sim_node says at shutdown how many
+    steps ran on a command a tick or more old, which is what bench_ros_tracking reports."""
+    node = spawn_node("pidog_sim.sim_node", {"randomize": False})
+    answer_late(ros_probe, node, 30)
+    late, steps = late_steps_reported(node)
+    assert steps >= 30 and late > steps / 2, f"free-running: {late} of {steps} steps counted late"
 
 
 def test_invalid_parameter_is_refused_with_its_name(spawn_node) -> None:

@@ -122,6 +122,11 @@ class SimNode(Node):
             )
         self.estopped = False
         self.lockstep_timeouts = 0
+        # Steps taken while a controller answers on sim time, and those of them that ran
+        # before its command for the tick last published had arrived (a control step late):
+        # logged at shutdown, so a benchmark can say what free-running cost.
+        self.controlled_steps = 0
+        self.late_steps = 0
         self._reset_sim()
 
         self.joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, STREAM_QOS)
@@ -263,6 +268,9 @@ class SimNode(Node):
         self._step()
 
     def _step(self) -> None:
+        if self._attached:
+            self.controlled_steps += 1
+            self.late_steps += self._command_ns < self._clock_ns
         self.sim.step(self.target)
         if self.publish_clock:
             # Everything this tick publishes carries the /clock value it publishes, so a
@@ -291,6 +299,12 @@ class SimNode(Node):
             self.viewer.submit(self.sim.batch, 0, self.cmd_vel)
 
     def destroy_node(self) -> None:
+        if self.controlled_steps:
+            self.get_logger().info(
+                f"{self.late_steps} of {self.controlled_steps} steps under a sim-time controller ran "
+                "before its command for the previous tick had arrived"
+                + (f" ({self.lockstep_timeouts} lockstep timeouts)" if self.lockstep else "")
+            )
         if self.viewer is not None:
             self.viewer.close()
             self.viewer = None
