@@ -1,5 +1,6 @@
 """What training does not see of deployment (issue 12): a policy with and without PPO's
-exploration noise, and on the nominal robot at each control latency.
+exploration noise, on the nominal robot at each control latency, and with the orientation
+hw_node estimates.
 
     python -m benchmarks.bench_deploy_gap [--policy LABEL=FILE.onnx ...] [--sigma S]
 
@@ -11,6 +12,10 @@ exploration noise, and on the nominal robot at each control latency.
 - Latency: training draws 0-2 steps per episode and the policy cannot observe which; `sim_node`
   runs 0 by default, the twin and the robot have their own. Nominal robot (no randomisation) at
   latency 0, 1 and 2 steps.
+- Orientation: training observes the simulator's orientation with white noise; hw_node
+  publishes its complementary filter's estimate, which in a trot leans and lags by degrees
+  (sim config ``imu_orientation: filter`` runs that filter over the simulated IMU). Nominal
+  robot with the filter, at latency 0 and 1.
 
 Fixed commands, 3 episodes of 8 s per cell (the first 2 s not scored), measured as the tracking
 grid measures (``evaluate_tracking``: heading-frame forward speed and yaw rate, fallen episodes
@@ -39,7 +44,9 @@ SECONDS, SETTLE, SEED = 8.0, 2.0, 2000
 SHIPPED = SHIPPED_POLICY
 
 
-def measure(policy, sigma: float, episodes: int, randomize: bool, latency: int | None) -> list[str]:
+def measure(
+    policy, sigma: float, episodes: int, randomize: bool, latency: int | None, imu_filter: bool = False
+) -> list[str]:
     """One cell text per command: achieved vx, wz (``pidog_sim.evaluation.evaluate_tracking``,
     the grid's own measure), the policy's action perturbed by Gaussian noise of std ``sigma``."""
     from pidog_description.spec import ACTION_DIM
@@ -50,7 +57,9 @@ def measure(policy, sigma: float, episodes: int, randomize: bool, latency: int |
     def controller(obs: np.ndarray) -> np.ndarray:
         return np.clip(policy(obs) + sigma * rng.standard_normal(ACTION_DIM), -1.0, 1.0)
 
-    env_kwargs = None if latency is None else {"nominal": {"latency_steps": latency}}  # the env config
+    env_kwargs: dict = {} if latency is None else {"nominal": {"latency_steps": latency}}  # the env config
+    if imu_filter:
+        env_kwargs["imu_orientation"] = "filter"
     result = evaluate_tracking(
         controller if sigma > 0 else policy,
         COMMANDS,
@@ -59,7 +68,7 @@ def measure(policy, sigma: float, episodes: int, randomize: bool, latency: int |
         seed=SEED,
         settle_seconds=SETTLE,
         episodes_per_command=episodes,
-        env_kwargs=env_kwargs,
+        env_kwargs=env_kwargs or None,
     )
     return [
         f"{r['vx']:+.3f}, {r['wz']:+.2f}" + (f" ({r['falls']} fell)" if r["falls"] else "")
@@ -92,15 +101,16 @@ def main() -> None:
     policies = args.policy or [("shipped", SHIPPED)]
     header = (
         "| policy | command (vx m/s, wz rad/s) | randomised, as deployed | randomised + training noise "
-        "| nominal, latency 0 | latency 1 | latency 2 |"
+        "| nominal, latency 0 | latency 1 | latency 2 | hw_node's orientation filter, latency 0 | filter, latency 1 |"
     )
-    rows = [header, "|---|---|---|---|---|---|---|"]
+    rows = [header, "|---|---|---|---|---|---|---|---|---|"]
     for label, path in policies:
         policy = OnnxPolicy(path).act
         columns = [
             measure(policy, 0.0, args.episodes, True, None),
             measure(policy, args.sigma, args.episodes, True, None),
             *(measure(policy, 0.0, args.episodes, False, lat) for lat in (0, 1, 2)),
+            *(measure(policy, 0.0, args.episodes, False, lat, imu_filter=True) for lat in (0, 1)),
         ]
         for command, cells in zip(COMMANDS, zip(*columns, strict=True), strict=True):
             rows.append(f"| {label} | {command[0]:+.2f}, {command[1]:+.1f} | {' | '.join(cells)} |")
@@ -114,7 +124,10 @@ def main() -> None:
         f"Policies: {names}. Each cell: achieved vx (m/s), wz (rad/s), {args.episodes} episodes of "
         f"{SECONDS:.0f} s (first {SETTLE:.0f} s not scored). Training noise: std {args.sigma:.3f} action units "
         "per joint and step, as PPO explores. Latency columns: the nominal robot (no randomisation) "
-        "at a fixed control latency; `sim_node` runs latency 0 by default.",
+        "at a fixed control latency; `sim_node` runs latency 0 by default. Filter columns: the nominal robot "
+        "observing the orientation `hw_node` publishes (its complementary filter at 100 Hz over the simulated "
+        "gyro and accelerometer, sim config `imu_orientation: filter`) instead of the truth with white noise "
+        "that training sees; the twin and the robot run it, `sim_node` does not.",
         "",
         *rows,
         "",

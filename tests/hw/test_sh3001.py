@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pidog_description.orientation_filter import ComplementaryFilter
 from pidog_description.spec import gravity_from_quaternion, roll_pitch_from_gravity
 from pidog_hw.emulation import EmulatedI2CBus, Sh3001Emulator
 from pidog_hw.errors import DeviceNotFoundError, I2CError, ImuCalibrationError, WrongDeviceError
-from pidog_hw.orientation_filter import ComplementaryFilter
 from pidog_hw.sh3001 import Sh3001, parse_axes
 
 G = 9.80665

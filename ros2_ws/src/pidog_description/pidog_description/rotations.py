@@ -36,10 +36,12 @@ def quat_from_rotvec(rotvec: np.ndarray) -> np.ndarray:
     return np.concatenate([np.cos(angle / 2), scale * rotvec], axis=-1)
 
 
-def quat_from_roll_pitch(roll: float, pitch: float) -> np.ndarray:
-    """Body -> world quaternion for yaw 0: R = Ry(pitch) Rx(roll)."""
-    qx = np.array([np.cos(roll / 2), np.sin(roll / 2), 0.0, 0.0])
-    qy = np.array([np.cos(pitch / 2), 0.0, np.sin(pitch / 2), 0.0])
+def quat_from_roll_pitch(roll: float | np.ndarray, pitch: float | np.ndarray) -> np.ndarray:
+    """Body -> world quaternion for yaw 0: R = Ry(pitch) Rx(roll) (shape (..., 4) for arrays)."""
+    roll, pitch = np.asarray(roll, dtype=np.float64), np.asarray(pitch, dtype=np.float64)
+    zero = np.zeros_like(roll + pitch)
+    qx = np.stack([np.cos(roll / 2) + zero, np.sin(roll / 2) + zero, zero, zero], axis=-1)
+    qy = np.stack([np.cos(pitch / 2) + zero, zero, np.sin(pitch / 2) + zero, zero], axis=-1)
     return quat_multiply(qy, qx)
 
 

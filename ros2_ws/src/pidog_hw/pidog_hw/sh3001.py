@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from pidog_description.orientation_filter import STANDARD_GRAVITY
+
 from .errors import DeviceNotFoundError, HardwareError, ImuCalibrationError, WrongDeviceError
 from .i2c import BusStats, I2CDevice
 
@@ -46,7 +48,6 @@ ACC_CUTOFF_ODR_X025 = 0x20  # low-pass at 0.25 x ODR, filter enabled (as the sto
 
 ACC_LSB_PER_G = 16384.0
 GYRO_LSB_PER_DPS = 16.4
-STANDARD_GRAVITY = 9.80665
 ACC_SCALE = STANDARD_GRAVITY / ACC_LSB_PER_G  # m/s^2 per count
 GYRO_SCALE = np.pi / 180.0 / GYRO_LSB_PER_DPS  # rad/s per count
 

@@ -34,10 +34,16 @@ import numpy as np
 from mujoco import rollout
 
 from pidog_description import JOINT_NAMES, STAND_POSE
+from pidog_description.orientation_filter import STANDARD_GRAVITY, ComplementaryFilter
 from pidog_description.robot import JOINT_LOWER, JOINT_UPPER, N_JOINTS, SERVO_MAX_SPEED
 from pidog_description.rotations import quat_from_rotvec, quat_multiply, yaw_from_quaternion
 from pidog_description.servo import rate_limit
-from pidog_description.spec import FREEFALL_ACCEL_MPS2, gravity_from_quaternion, roll_pitch_from_gravity
+from pidog_description.spec import (
+    FREEFALL_ACCEL_MPS2,
+    IMU_READ_HZ,
+    gravity_from_quaternion,
+    roll_pitch_from_gravity,
+)
 
 from .batch_random import BatchRandom
 from .config import merge_config
@@ -47,6 +53,7 @@ FEET = ("lf", "rf", "lh", "rh")
 FALL_GEOMS = ("torso", "battery", "head")
 _STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 _CONTROL_SPEC = mujoco.mjtState.mjSTATE_CTRL.value | mujoco.mjtState.mjSTATE_XFRC_APPLIED.value
+IMU_ORIENTATIONS = ("noisy_truth", "filter")  # config "imu_orientation"
 
 
 def default_threads() -> int:
@@ -125,6 +132,7 @@ class BatchSim:
         self.gyro_bias = np.zeros((self.n, 3))
         self.gyro_noise = np.zeros(self.n)
         self.gravity_noise = np.zeros(self.n)
+        self._orientation_filter = self._make_orientation_filter(m.opt.timestep)
         self._next_push = np.full(self.n, np.inf)
         self._push_end = np.full(self.n, -np.inf)
         self._push_force = np.zeros((self.n, 3))
@@ -132,6 +140,30 @@ class BatchSim:
         self.reset(np.arange(self.n), seeds=np.arange(self.n))
 
     # --- set-up ----------------------------------------------------------------------------
+    def _make_orientation_filter(self, timestep: float) -> ComplementaryFilter | None:
+        """hw_node's orientation filter over the batch, fed at IMU_READ_HZ from the physics
+        steps' sensors (config imu_orientation "filter"), or None for the noisy truth."""
+        mode = self.config["imu_orientation"]
+        if mode not in IMU_ORIENTATIONS:
+            raise ValueError(
+                f"sim config option 'imu_orientation' must be one of {IMU_ORIENTATIONS}, got {mode!r}"
+            )
+        if mode == "noisy_truth":
+            return None
+        stride = int(round(1.0 / (IMU_READ_HZ * timestep)))
+        # The physics steps whose sensors the filter reads, each stride steps after the last.
+        self._imu_samples = np.arange(stride - 1, self.substeps, stride)
+        if self._imu_samples.size == 0:
+            raise ValueError(
+                f"imu_orientation 'filter' reads the IMU at {IMU_READ_HZ:g} Hz; a control step of "
+                f"{self.substeps} physics steps holds no sample (physics_substeps must be >= {stride})"
+            )
+        self._imu_dt = stride * timestep
+        try:
+            return ComplementaryFilter(gain=float(self.config["imu_filter_gain"]))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"sim config option 'imu_filter_gain': {exc}") from None
+
     def _index_model(self, m: mujoco.MjModel) -> None:
         joint_ids = [m.joint(name).id for name in JOINT_NAMES]
         qpos_idx = np.array([m.jnt_qposadr[j] for j in joint_ids])
@@ -194,6 +226,8 @@ class BatchSim:
         )
         pose = np.clip(pose, JOINT_LOWER, JOINT_UPPER)
         self._randomize(robots)
+        if self._orientation_filter is not None:
+            self._orientation_filter.reset(robots)
         state = np.tile(self._template, (robots.size, 1))
         state[:, self.joint_qpos_cols] = pose
         self.state[robots] = state
@@ -293,7 +327,23 @@ class BatchSim:
             np.abs(self.state[:, self._t_col] - expected_time) > 0.5 * self.control_dt
         )
         self.unstable_resets += int(unstable.sum())
+        if self._orientation_filter is not None:
+            self._filter_imu(unstable)
         return unstable
+
+    def _filter_imu(self, unstable: np.ndarray) -> None:
+        """Feed this control step's IMU samples to the orientation filter; a diverged robot's
+        estimate starts over (its caller resets it)."""
+        level = np.array([0.0, 0.0, STANDARD_GRAVITY])
+        for k in self._imu_samples:
+            s = self._out_sensors[:, k]
+            gyro = s[:, self._s_gyro] + self.gyro_bias
+            accel = s[:, self._s_accel]
+            finite = (np.isfinite(gyro).all(axis=1) & np.isfinite(accel).all(axis=1))[:, None]
+            self._orientation_filter.update(
+                np.where(finite, gyro, 0.0), np.where(finite, accel, level), self._imu_dt
+            )
+        self._orientation_filter.reset(np.flatnonzero(unstable))
 
     def _schedule_pushes(self) -> None:
         r = self.config["randomization"]
@@ -321,10 +371,23 @@ class BatchSim:
         s = self.sensordata[rows]
         noise = self.rng.normal(rows, k=6)
         gyro = s[:, self._s_gyro] + self.gyro_bias[rows] + self.gyro_noise[rows, None] * noise[:, :3]
+        if self._orientation_filter is not None:
+            return self._filtered_orientation(rows), gyro, s[:, self._s_accel]
         # A small random tilt of the filter's estimate: rotation vector with the given std.
         rotvec = self.gravity_noise[rows, None] * noise[:, 3:]
         quat = quat_multiply(s[:, self._s_quat], quat_from_rotvec(rotvec))
         return quat, gyro, s[:, self._s_accel]
+
+    def _filtered_orientation(self, rows: np.ndarray) -> np.ndarray:
+        """The filter's estimate for ``rows``; a robot with none yet (just reset) gets the
+        accelerometer-only start the filter itself would take (roll and pitch, yaw 0)."""
+        f = self._orientation_filter
+        accel = self.sensordata[rows][:, self._s_accel]
+        if f.q is None:
+            return ComplementaryFilter.from_accel(accel)
+        q = f.q[rows]
+        fresh = np.isnan(q[:, 0])
+        return np.where(fresh[:, None], ComplementaryFilter.from_accel(accel), q)
 
     def joint_estimate(self, robots: np.ndarray | None = None) -> np.ndarray:
         """The servo-model joint estimate (what the real PiDog reports: it has no encoders)."""

@@ -18,6 +18,14 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
     "command_ranges": {"vx": (-0.15, 0.3), "wz": (-1.0, 1.0)},
     "command_resample_s": (4.0, 8.0),
     "command_special": {"stand": 0.1, "turn_in_place": 0.2, "straight": 0.2},
+    # The IMU orientation the policy observes. "noisy_truth": the simulator's orientation,
+    # tilted by randomization.imu_gravity_noise (white, per step). "filter": what hw_node
+    # publishes, its complementary filter (pidog_description.orientation_filter, gain
+    # imu_filter_gain) run at IMU_READ_HZ over the simulated gyro (with its bias) and
+    # accelerometer; in a turning trot it reads 3-7 deg off, in slow drifts the white noise
+    # does not have (docs/ABLATIONS.md, eleventh session).
+    "imu_orientation": "noisy_truth",
+    "imu_filter_gain": 2.0,  # 1/s, as hw_node's imu_filter_gain
     # Termination.
     "max_tilt_rad": 0.9,  # roll or pitch beyond this is a fall
     # Reward weights (per control step); the reward may use privileged sim state. Velocity
