@@ -95,6 +95,9 @@ class SimNode(Node):
         self.declare_parameter("viewer", False)
         self.declare_parameter("lockstep", False)
         self.declare_parameter("lockstep_timeout_s", 0.5)
+        # "filter": /imu/data carries hw_node's orientation estimate (its complementary filter
+        # over the simulated IMU) instead of the truth with white noise that training sees.
+        self.declare_parameter("imu_orientation", "noisy_truth")
         p = {name: self.get_parameter(name).value for name in self._parameters}
         rate, rtf = float(p["rate_hz"]), float(p["real_time_factor"])
         if not rtf > 0:
@@ -107,7 +110,11 @@ class SimNode(Node):
         self.sim = PiDogSim(
             model_path=p["model_path"] or None,
             randomize=bool(p["randomize"]),
-            config={"physics_substeps": substeps, **self._robot_params(p["robot_params"])},
+            config={
+                "physics_substeps": substeps,
+                "imu_orientation": p["imu_orientation"],
+                **self._robot_params(p["robot_params"]),
+            },
         )
         self.seed = int(p["seed"])
         self.estop_behavior = p["estop_behavior"]
