@@ -20,7 +20,6 @@ episode's figure reads as a miss that the graph did not cause. Target: within 10
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import subprocess
@@ -73,6 +72,7 @@ def through_ros(
     from std_srvs.srv import Trigger
 
     from pidog_description import STAND_POSE
+    from pidog_description.rotations import yaw_from_quaternion
     from pidog_description.spec import CONTROL_DT
     from pidog_description.topics import (
         CMD_VEL_TOPIC,
@@ -106,26 +106,22 @@ def through_ros(
 
     def on_odom(msg: Odometry) -> None:
         q = msg.pose.pose.orientation
-        yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
-        if samples:
-            yaw = samples[-1][3] + math.remainder(yaw - samples[-1][3], 2 * math.pi)
         t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        yaw = float(yaw_from_quaternion(np.array([q.w, q.x, q.y, q.z])))  # heading_frame_rates unwraps
         samples.append((t, msg.pose.pose.position.x, msg.pose.pose.position.y, yaw))
 
     node.create_subscription(Odometry, GROUND_TRUTH_ODOM_TOPIC, on_odom, STREAM_QOS)
-    # The latest /joint_commands (is it the stand pose?), and the sim time of the policy's first
-    # command since the last reset. Sim time restarts at 0 on a reset, and the policy starts in
-    # the first ticks; a command stamped in the last half second before the reset was published
-    # before it and arrived late: it is not this run's.
-    commands = {"standing": False, "reset_from": math.inf}
+    # Is the latest /joint_commands the stand pose; and the sim time of the policy's first
+    # command since the last reset. The reset comes only once the stand pose arrived, so every
+    # command still in flight then is a stand pose too: the first other one is this run's.
+    commands = {"standing": False}
     started: list[float] = []
 
     def on_command(msg: JointState) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         standing = float(np.max(np.abs(np.asarray(msg.position) - STAND_POSE))) <= POLICY_STARTED_RAD
         commands["standing"] = standing
-        if not started and not standing and stamp < commands["reset_from"]:
-            started.append(stamp)
+        if not started and not standing:
+            started.append(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
 
     node.create_subscription(JointState, JOINT_COMMANDS_TOPIC, on_command, STREAM_QOS)
     twist = node.create_publisher(Twist, CMD_VEL_TOPIC, STREAM_QOS)
@@ -159,7 +155,6 @@ def through_ros(
                 if not spin_until(lambda: commands["standing"], 30):
                     raise RuntimeError(f"policy_node did not stand at a zero command; logs in {logs}")
                 reset.wait_for_service(timeout_sec=10)
-                commands["reset_from"] = samples[-1][0] - 0.5
                 future = reset.call_async(Trigger.Request())
                 spin_until(future.done, 10)
                 samples.clear()

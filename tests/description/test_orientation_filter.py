@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pidog_description.orientation_filter import STANDARD_GRAVITY, ComplementaryFilter
-from pidog_description.spec import gravity_from_quaternion, roll_pitch_from_gravity
+from pidog_description.orientation_filter import ComplementaryFilter
+from pidog_description.spec import STANDARD_GRAVITY, gravity_from_quaternion, roll_pitch_from_gravity
 
 
 def wobbling_imu(n: int, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

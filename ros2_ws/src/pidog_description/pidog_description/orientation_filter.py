@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .rotations import quat_from_roll_pitch, quat_multiply, up_in_body
-
-STANDARD_GRAVITY = 9.80665  # m/s^2
+from .spec import STANDARD_GRAVITY
 
 
 class ComplementaryFilter:
@@ -60,9 +59,13 @@ class ComplementaryFilter:
             raise ValueError(f"IMU sample is not finite: gyro {gyro.tolist()}, accel {accel.tolist()}")
         if not 0 < dt < 1.0:
             raise ValueError(f"filter time step must be in (0, 1) s, got {dt}")
-        if self.q is None or self.q.shape[:-1] != gyro.shape[:-1]:
+        if self.q is None:
             self.q = self.from_accel(accel)
             return self.q.copy()
+        if self.q.shape[:-1] != gyro.shape[:-1]:
+            raise ValueError(
+                f"IMU samples of shape {gyro.shape} for a filter of {self.q.shape[:-1] or 'one'} IMU(s)"
+            )
         fresh = np.isnan(self.q[..., 0])
         omega = gyro.copy()
         norm = np.linalg.norm(accel, axis=-1, keepdims=True)
@@ -74,6 +77,7 @@ class ComplementaryFilter:
         axis = omega / np.where(rate > 0, rate, 1.0)
         dq = np.concatenate([np.cos(half), np.sin(half) * axis], axis=-1)
         q = quat_multiply(self.q, dq)
-        q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-        self.q = np.where(fresh[..., None], self.from_accel(accel), q)
+        self.q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+        if fresh.any():  # rows reset since the last sample start over from this one
+            self.q[fresh] = self.from_accel(accel[fresh])
         return self.q.copy()

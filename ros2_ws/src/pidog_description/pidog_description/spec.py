@@ -55,6 +55,7 @@ COMMAND_LIMITS: dict[str, tuple[float, float]] = {
 CMD_TIMEOUT_S: float = 0.5
 """A /cmd_vel older than this means "stop" (teleop gait node, policy node, bag importer)."""
 
+STANDARD_GRAVITY: float = 9.80665  # m/s^2
 FREEFALL_ACCEL_MPS2: float = 3.0
 FREEFALL_S: float = 0.1
 """hw_node latches ``lifted`` (free fall) when the IMU's specific force stays below

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pidog_description.orientation_filter import STANDARD_GRAVITY
+from pidog_description.spec import STANDARD_GRAVITY
 
 from .errors import DeviceNotFoundError, HardwareError, ImuCalibrationError, WrongDeviceError
 from .i2c import BusStats, I2CDevice

@@ -34,7 +34,7 @@ import numpy as np
 from mujoco import rollout
 
 from pidog_description import JOINT_NAMES, STAND_POSE
-from pidog_description.orientation_filter import STANDARD_GRAVITY, ComplementaryFilter
+from pidog_description.orientation_filter import ComplementaryFilter
 from pidog_description.robot import JOINT_LOWER, JOINT_UPPER, N_JOINTS, SERVO_MAX_SPEED
 from pidog_description.rotations import quat_from_rotvec, quat_multiply, yaw_from_quaternion
 from pidog_description.servo import rate_limit
@@ -334,14 +334,14 @@ class BatchSim:
     def _filter_imu(self, unstable: np.ndarray) -> None:
         """Feed this control step's IMU samples to the orientation filter; a diverged robot's
         estimate starts over (its caller resets it)."""
-        level = np.array([0.0, 0.0, STANDARD_GRAVITY])
         for k in self._imu_samples:
             s = self._out_sensors[:, k]
-            gyro = s[:, self._s_gyro] + self.gyro_bias
-            accel = s[:, self._s_accel]
-            finite = (np.isfinite(gyro).all(axis=1) & np.isfinite(accel).all(axis=1))[:, None]
+            # A diverged robot's readings may not be finite; the filter refuses those, and its
+            # estimate is dropped below anyway.
             self._orientation_filter.update(
-                np.where(finite, gyro, 0.0), np.where(finite, accel, level), self._imu_dt
+                np.nan_to_num(s[:, self._s_gyro] + self.gyro_bias, nan=0.0, posinf=0.0, neginf=0.0),
+                np.nan_to_num(s[:, self._s_accel], nan=0.0, posinf=0.0, neginf=0.0),
+                self._imu_dt,
             )
         self._orientation_filter.reset(np.flatnonzero(unstable))
 
@@ -381,13 +381,14 @@ class BatchSim:
     def _filtered_orientation(self, rows: np.ndarray) -> np.ndarray:
         """The filter's estimate for ``rows``; a robot with none yet (just reset) gets the
         accelerometer-only start the filter itself would take (roll and pitch, yaw 0)."""
-        f = self._orientation_filter
-        accel = self.sensordata[rows][:, self._s_accel]
-        if f.q is None:
-            return ComplementaryFilter.from_accel(accel)
-        q = f.q[rows]
+        q = self._orientation_filter.q
+        if q is None:
+            return ComplementaryFilter.from_accel(self.sensordata[rows][:, self._s_accel])
+        q = q[rows]  # a copy (fancy indexing): the filter's state stays its own
         fresh = np.isnan(q[:, 0])
-        return np.where(fresh[:, None], ComplementaryFilter.from_accel(accel), q)
+        if fresh.any():
+            q[fresh] = ComplementaryFilter.from_accel(self.sensordata[rows[fresh]][:, self._s_accel])
+        return q
 
     def joint_estimate(self, robots: np.ndarray | None = None) -> np.ndarray:
         """The servo-model joint estimate (what the real PiDog reports: it has no encoders)."""

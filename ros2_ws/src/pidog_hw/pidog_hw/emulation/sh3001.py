@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-G = 9.80665
+from pidog_description.spec import STANDARD_GRAVITY as G
+
 CHIP_ID_REGISTER = 0x0F
 DATA_END = 0x0C  # 0x00..0x0B: six int16 samples
 READ_ONLY_END = 0x10  # data, temperature and chip id
