@@ -201,7 +201,11 @@ class LiveViewer:
             return
         new = np.round(clip_command(new), 6)
         self.key_command = new
-        self.key_log.append((float(self._staging.time), float(new[0]), float(new[1])))
+        # Under the lock: submit() rebuilds the staging data from a reset, so an unlocked read
+        # can catch its time at 0 halfway through.
+        with self._lock:
+            sim_time = float(self._staging.time)
+        self.key_log.append((sim_time, float(new[0]), float(new[1])))
         print(f"viewer: command vx={new[0]:+.2f} m/s wz={new[1]:+.2f} rad/s", flush=True)
 
     # --- the viewer's side -----------------------------------------------------------------
