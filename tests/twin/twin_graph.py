@@ -164,9 +164,12 @@ class Operator:
 
 
 def run_sim_node(spawn_node, probe, seconds: float, turn: bool = True) -> Run:
-    """The reference: the shipped policy through sim_node (use_sim_time), forward then left."""
+    """The reference: the shipped policy through sim_node (use_sim_time), forward then left.
+    Its orientation comes from hw_node's complementary filter, as on the twin: a policy's turn
+    differs by up to 12 % between the filter's estimate and the true orientation it was trained
+    on (docs/ABLATIONS.md, eleventh session), which the comparison is not about."""
     rec = record(probe)
-    sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 0})
+    sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 0, "imu_orientation": "filter"})
     policy = spawn_node("pidog_control.policy_node", {**POLICY_PARAMS, "use_sim_time": True})
     logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
     op = Operator(probe, logs)

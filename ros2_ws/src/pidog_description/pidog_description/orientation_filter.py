@@ -21,11 +21,15 @@ import numpy as np
 from .rotations import quat_from_roll_pitch, quat_multiply, up_in_body
 from .spec import STANDARD_GRAVITY
 
+# 1/s: roll and pitch settle in ~0.5 s, slow enough to ride over a trot's foot impacts. hw_node's
+# default and the simulator's, so a policy trained on the filter meets the same one on the robot.
+DEFAULT_GAIN = 2.0
+
 
 class ComplementaryFilter:
     """Fuses gyro (rad/s) and accelerometer (m/s^2) samples into orientation quaternions."""
 
-    def __init__(self, gain: float = 2.0, accel_gate: float = 0.15) -> None:
+    def __init__(self, gain: float = DEFAULT_GAIN, accel_gate: float = 0.15) -> None:
         if not gain >= 0:
             raise ValueError(f"filter gain must be >= 0, got {gain}")
         if not 0 < accel_gate < 1:

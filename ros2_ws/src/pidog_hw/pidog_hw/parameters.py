@@ -14,6 +14,7 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
+from pidog_description.orientation_filter import DEFAULT_GAIN
 from pidog_description.robot import N_JOINTS
 from pidog_description.spec import (
     FREEFALL_ACCEL_MPS2,
@@ -56,7 +57,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "imu_rate_hz": (IMU_READ_HZ, "IMU read and /imu/data publish rate"),
     "imu_axes": (DEFAULT_AXES, "body x,y,z as signed SH3001 chip axes"),
     "imu_calibration_s": (1.0, "gyro bias calibration time at start (robot still); 0 = skip"),
-    "imu_filter_gain": (2.0, "complementary filter accelerometer gain, 1/s"),
+    "imu_filter_gain": (DEFAULT_GAIN, "complementary filter accelerometer gain, 1/s"),
     "calibration_file": ("", "servo offsets YAML; '' = ~/.config/pidog_hw/calibration.yaml if present"),
     "rate_hz": (50.0, "servo command and /joint_states rate"),
     "estop_behavior": ("hold", f"one of {ESTOP_BEHAVIORS}"),

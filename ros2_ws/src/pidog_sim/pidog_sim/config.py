@@ -7,6 +7,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from pidog_description.orientation_filter import DEFAULT_GAIN
+
 DEFAULT_SIM_CONFIG: dict[str, Any] = {
     "physics_substeps": 10,  # 10 x 2 ms = one 20 ms control step (50 Hz)
     "episode_seconds": 20.0,
@@ -25,7 +27,7 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
     # accelerometer; in a turning trot it reads 3-7 deg off, in slow drifts the white noise
     # does not have (docs/ABLATIONS.md, eleventh session).
     "imu_orientation": "noisy_truth",
-    "imu_filter_gain": 2.0,  # 1/s, as hw_node's imu_filter_gain
+    "imu_filter_gain": DEFAULT_GAIN,  # 1/s, as hw_node's imu_filter_gain
     # Termination.
     "max_tilt_rad": 0.9,  # roll or pitch beyond this is a fall
     # Reward weights (per control step); the reward may use privileged sim state. Velocity
