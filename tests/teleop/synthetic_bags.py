@@ -22,7 +22,7 @@ from pidog_control.teleop_gait_node import RampLimits, TeleopGait
 from pidog_description.kinematics import STAND_POSE
 from pidog_description.robot import JOINT_NAMES
 from pidog_description.servo import ServoModel
-from pidog_description.spec import CMD_TIMEOUT_S, CONTROL_DT, clip_command
+from pidog_description.spec import CMD_TIMEOUT_S, CONTROL_DT, STANDARD_GRAVITY, clip_command
 from pidog_description.topics import (
     CMD_VEL_TOPIC,
     GAIT_PHASE_TOPIC,
@@ -36,7 +36,6 @@ from pidog_description.topics import (
 TS = get_typestore(Stores.ROS2_KILTED)
 T0_NS = 1_700_000_000_000_000_000  # a wall-clock-like start time
 TYPES = TELEOP_RECORDED_TOPICS  # topic -> message type: what a teleop recording holds
-G = 9.80665
 
 
 @dataclass
@@ -120,7 +119,7 @@ def make_recording(
         gyro = np.array([droll, dpitch * np.cos(roll), -dpitch * np.sin(roll)])
         up_body = np.array([-np.sin(pitch), np.cos(pitch) * np.sin(roll), np.cos(pitch) * np.cos(roll)])
         streams[IMU_TOPIC].times_ns.append(start_ns + 3_000_000 + round(t * 1e9))
-        streams[IMU_TOPIC].values.append(np.concatenate([q, gyro, G * up_body]))
+        streams[IMU_TOPIC].values.append(np.concatenate([q, gyro, STANDARD_GRAVITY * up_body]))
     return Recording(streams)
 
 

@@ -23,14 +23,21 @@ import numpy as np
 
 from pidog_description.robot import LEG_NAMES
 from pidog_description.rotations import up_in_body, yaw_from_quaternion
-from pidog_description.spec import CONTROL_DT, FREEFALL_S, IMU_READ_HZ, LIFT_WINDOW_S, OBS_SLICES, picked_up
+from pidog_description.spec import (
+    CONTROL_DT,
+    FREEFALL_S,
+    IMU_READ_HZ,
+    LIFT_WINDOW_S,
+    OBS_SLICES,
+    STANDARD_GRAVITY,
+    picked_up,
+)
 
 from .batch import BatchSim
 from .env import PiDogEnv
 from .rollout import MAX_BATCH, EpisodeRecord, run_episodes
 
 Controller = Callable[[np.ndarray], np.ndarray]
-GRAVITY = 9.81
 
 # (vx m/s, wz rad/s): standing, forward, backward, turning in place both ways, arcs.
 TRACKING_GRID: tuple[tuple[float, float], ...] = (
@@ -583,7 +590,7 @@ def evaluate_tracking(
         if done and not record.fell and len(meter.powers) > power_start[record.index]:
             mass = float(np.sum(task.sim.models[slot].body_mass))  # this episode's randomised mass
             power = float(np.mean(meter.powers[power_start[record.index] :]))
-            cot[record.index] = (power, mass * GRAVITY * abs(record.mean_forward()))
+            cot[record.index] = (power, mass * STANDARD_GRAVITY * abs(record.mean_forward()))
 
     records = _run_batched(
         controller,
