@@ -20,7 +20,12 @@ FAULT_WINDOW_S = 5.0  # the faults are blatant: a shorter look keeps tests/twin 
 # turn 1.01-1.10 (all within the 15 %), forward 0.89-0.94 in 4 pairs and 1.61 once,
 # when the sim_node reference walked slowly (1.22 m against its usual 1.9-2.1 m). The forward
 # band leaves room for that reference's spread; docs/TWIN.md has the history.
-TURN_TOLERANCE = 0.25  # a margin over the 15 % for a loaded CI machine
+# The policy shipped on 2026-12-03, 9 pairs with the filter on both sides: turn 0.89-1.21, mean
+# 1.06, forward 1.09-1.29. Likely why: the twin answers 0-1 control tick later than sim_node (policy_node
+# and hw_node run on unsynchronised wall-clock timers), and this policy turns and walks ~10 %
+# faster at one tick of latency (docs/benchmarks/deploy_gap.md). The band still catches what
+# it caught before: a harness bug that read 0.40 (docs/TWIN.md); wiring faults stop the walk.
+TURN_TOLERANCE = 0.30
 FORWARD_BAND = (0.5, 2.0)
 REFERENCE: dict[str, Run] = {}  # the sim_node run, shared with the fault cases
 
