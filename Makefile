@@ -1,4 +1,4 @@
-# PiDog sim-to-real stack: set-up, tests, lint, the demo pipeline and benchmarks.
+# PiDog sim-to-real stack: set-up, tests, lint, type checks, the demo pipeline and benchmarks.
 # `make demo` runs the main job, `make test` the test suite; both set up .venv first.
 
 SHELL := /bin/bash
@@ -12,7 +12,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
 
-.PHONY: setup test test-stress lint demo bench colcon clean
+.PHONY: setup test test-stress lint type demo bench colcon clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ test-stress: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy over the five packages (configured in pyproject.toml, [tool.mypy]).
+type: setup
+	$(VENV)/bin/mypy
 
 colcon: setup
 	cd ros2_ws && ../$(VENV)/bin/colcon build --symlink-install

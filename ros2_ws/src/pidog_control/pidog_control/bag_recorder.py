@@ -23,7 +23,15 @@ from pathlib import Path
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.interfaces import (
+    Connection,
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from pidog_description.node_runner import refuse_start, spin_node
@@ -107,9 +115,11 @@ class BagRecorder(Node):
 
         self.path = Path(output)
         self.wanted = list(dict.fromkeys(topics))
-        self.writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
+        self.writer: Writer | None = Writer(
+            self.path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage]
+        )
         self.writer.open()
-        self.connections: dict[str, object] = {}
+        self.connections: dict[str, Connection] = {}
         self.counts: dict[str, int] = {}
         self._warned: set[str] = set()
         self.create_timer(DISCOVERY_PERIOD_S, self._discover)

@@ -22,9 +22,11 @@ Robot side: numpy and rclpy only.
 from __future__ import annotations
 
 import sys
+from typing import Any, cast
 
 import numpy as np
 import rclpy
+from rclpy.client import Client
 from rclpy.node import Node
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool
@@ -169,7 +171,10 @@ def standing_problems(
             f"not standing: joint {int(err.argmax())} is {np.degrees(err.max()):.1f}° from the stand pose "
             f"(tolerance {np.degrees(stand_tol):.1f}°)"
         )
-    roll, pitch = roll_pitch_from_gravity(gravity_from_quaternion(np.asarray(quat_wxyz)))
+    # One quaternion: floats.
+    roll, pitch = cast(
+        tuple[float, float], roll_pitch_from_gravity(gravity_from_quaternion(np.asarray(quat_wxyz)))
+    )
     if max(abs(roll), abs(pitch)) > level_tol:
         problems.append(
             f"IMU not level: roll {np.degrees(roll):.1f}°, pitch {np.degrees(pitch):.1f}° "
@@ -211,7 +216,9 @@ class ExcitationNode(Node):
         self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joints, SENSOR_QOS)
         self.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS)
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, LATCHED_QOS)
-        self.arm_client = self.create_client(SetBool, HW_ARM_SERVICE_NAME) if self.arm_hw else None
+        self.arm_client: Client[Any, Any] | None = (
+            self.create_client(SetBool, HW_ARM_SERVICE_NAME) if self.arm_hw else None
+        )
         self.create_timer(CONTROL_DT, self._tick)
         self.get_logger().info(
             f"excitation: {len(self.targets) * CONTROL_DT:.1f} s of motion "
@@ -272,6 +279,7 @@ class ExcitationNode(Node):
         if self.k >= len(self.targets):
             self.get_logger().info("excitation done")
             return self._finish("done", 0)
+        assert self.quat is not None  # "waiting" is left only once an IMU sample arrived
         tilt = tilt_from_quaternion(self.quat)
         if tilt > self.tip_tol:
             segment = [name for start, name in self.labels if start <= self.k][-1]

@@ -96,8 +96,8 @@ NUMBER_DEFAULTS: dict[str, float] = {
 def declare_parameters(node: Node) -> PolicyNodeParams:
     """Declare every parameter with a working default; refuse invalid values by name."""
     try:
-        policy_path = node.declare_parameter("policy_path", "").value
-        follow = node.declare_parameter("follow_learning", False).value
+        policy_path: str = node.declare_parameter("policy_path", "").value
+        follow: bool = node.declare_parameter("follow_learning", False).value
     except (InvalidParameterTypeException, ParameterException) as exc:
         raise ParameterError(str(exc)) from exc
     # Numbers are dynamically typed so `rate_hz:=50` (an integer in YAML) works as well as 50.0.
@@ -124,7 +124,7 @@ def declare_parameters(node: Node) -> PolicyNodeParams:
 
 
 def _number(node: Node, name: str, default: float) -> float:
-    value = node.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True)).value
+    value: object = node.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True)).value
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ParameterError(f"parameter '{name}' must be a finite number, got {value!r}")
     return float(value)
@@ -371,10 +371,14 @@ class PolicyNode(Node):
     def _policy_target(self) -> np.ndarray | None:
         """Run the policy; a non-finite or failed output yields None (the safety layer holds)."""
         obs = self.obs.observation()
+        error: str | None
         try:
+            # RUNNING: update() was told there is a policy; inside the try, so even a broken
+            # promise only holds the robot, as any other failure of the policy does.
+            assert self.policy is not None
             action = self.policy.act(obs)
         except Exception as exc:  # a runtime failure must not kill the control loop
-            action, error = None, f"policy failed: {exc}"
+            error = f"policy failed: {exc}"  # returns below before any use of action
         else:
             error = None if np.all(np.isfinite(action)) else f"policy output is not finite: {action.tolist()}"
         if error is not None:

@@ -183,6 +183,8 @@ class ObservationBuilder:
     def observation(self) -> np.ndarray:
         if not self.ready():
             raise RuntimeError("no observation yet: waiting for /joint_states and /imu/data")
+        # ready(); set_imu sets gravity and gyro together.
+        assert self.joint_pos is not None and self.gravity is not None and self.gyro is not None
         return build_observation(
             gravity_body=self.gravity,
             gyro=self.gyro,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 import numpy as np
 
@@ -152,7 +153,7 @@ class SafetyLayer:
         stale = times.stale(now, self.config.sensor_timeout_s)
         if stale:
             return self._enter(SafetyState.STALE, "no valid " + ", ".join(stale))
-        roll, pitch = roll_pitch_from_gravity(gravity)
+        roll, pitch = cast(tuple[float, float], roll_pitch_from_gravity(gravity))  # one robot: floats
         tilt = max(abs(roll), abs(pitch))
         if self.state == SafetyState.FALLEN:
             self._upright_ticks = self._upright_ticks + 1 if tilt < 0.5 * self.config.max_tilt_rad else 0
@@ -173,6 +174,7 @@ class SafetyLayer:
             return self.state
         if have_policy and self._stand_still():
             if self.state != SafetyState.STANDING:
+                assert self._servo is not None  # every state past WAITING began with _begin_soft_start
                 self._ramp_from = self._servo.position.copy()
             return self._enter(
                 SafetyState.STANDING, f"command zero for {self.config.stand_after_s:g} s: standing still"

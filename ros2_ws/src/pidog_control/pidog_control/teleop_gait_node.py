@@ -25,6 +25,7 @@ import rclpy
 from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32
 
@@ -128,7 +129,7 @@ class TeleopGaitNode(Node):
         self.control = TeleopGait(step_height, limits)
 
         self.requested: np.ndarray | None = None
-        self.requested_at = None  # rclpy Time of the last valid /cmd_vel
+        self.requested_at: Time | None = None  # rclpy Time of the last valid /cmd_vel
         self.estopped = False
         self._warned_lateral = False
 

@@ -6,7 +6,7 @@ module needs the message packages (sensor_msgs), which the Pi has with ROS 2.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from sensor_msgs.msg import Imu, JointState
@@ -30,9 +30,9 @@ class MessageError(ValueError):
 
 def joint_state_msg(
     stamp,
-    positions: Sequence[float],
-    velocities: Sequence[float] | None = None,
-    efforts: Sequence[float] | None = None,
+    positions: Iterable[float],
+    velocities: Iterable[float] | None = None,
+    efforts: Iterable[float] | None = None,
     names: Sequence[str] = JOINT_NAMES,
 ) -> JointState:
     msg = JointState()

@@ -8,7 +8,7 @@ layout is versioned: a policy exported for another layout is refused at load tim
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -93,7 +93,7 @@ _COMMAND_LOWER = np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]])
 _COMMAND_UPPER = np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]])
 
 
-def clip_command(command: np.ndarray) -> np.ndarray:
+def clip_command(command: Sequence[float] | np.ndarray) -> np.ndarray:
     """(vx m/s, wz rad/s) clipped to COMMAND_LIMITS; non-finite entries become 0 (stop)."""
     raw = np.asarray(command, dtype=np.float64).reshape(2)
     return np.clip(np.where(np.isfinite(raw), raw, 0.0), _COMMAND_LOWER, _COMMAND_UPPER)

@@ -23,7 +23,7 @@ import termios
 import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import numpy as np
 
@@ -230,7 +230,7 @@ def interactive(
         elif key in ("d", "RIGHT"):
             selected = (selected + 1) % N_JOINTS
         elif step is not None or key == "z":
-            value = 0.0 if key == "z" else calibration.offset(name) + step
+            value = 0.0 if key == "z" else calibration.offset(name) + cast(float, step)  # not "z": a step
             calibration, clamped = calibration.with_offset(name, round(value, 3))
             if clamped:
                 print(f"{name}: limit +-{MAX_OFFSET_DEG:g} deg reached", file=out)

@@ -28,9 +28,9 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import rclpy
@@ -82,6 +82,11 @@ from .sequences import SEQUENCE_SPEED, hold, lie_down, play, ramp, stand_up
 from .servo_backend import ServoBackend, make_servo_backend
 from .sh3001 import STANDARD_GRAVITY, Sh3001
 
+if TYPE_CHECKING:
+    from rclpy.subscription import MessageInfo  # not in every ROS 2 release's rclpy
+
+    from .robot_hat import RobotHatServos
+
 LOG_THROTTLE_S = 1.0
 STAGGER_S = 0.06  # between switching on one servo and the next (8 within the lie pose's 0.5 s hold)
 SLEW_DONE_RAD = float(np.deg2rad(1.0))  # within this of the commanded pose, full servo speed again
@@ -92,7 +97,7 @@ BATTERY_HYSTERESIS_V = 0.2  # ~reset needs the pack this far above battery_low_v
 FREEFALL_MIN_FILL = 0.8  # share of the IMU samples due in FREEFALL_S that must be there to judge
 
 
-def _publisher_gid(info: dict[str, Any] | None) -> bytes | None:
+def _publisher_gid(info: Mapping[str, Any] | None) -> bytes | None:
     """The publishing endpoint's gid from rclpy's MessageInfo (None if the RMW gives none)."""
     gid = (info or {}).get("publisher_gid")
     if isinstance(gid, dict):
@@ -210,7 +215,8 @@ class HwNode(Node):
             self.create_timer(BATTERY_PERIOD_S, self._battery_tick)
         self._publish_state()
         self.get_logger().info(
-            f"driving {self.servos.description} at {self.p.rate_hz:g} Hz; IMU {self.p.imu_backend}"
+            # _open_hardware set self.servos (mypy still sees the None assigned above).
+            f"driving {cast(ServoBackend, self.servos).description} at {self.p.rate_hz:g} Hz; IMU {self.p.imu_backend}"
             f"{f' at {self.p.imu_rate_hz:g} Hz' if self.imu else ''}; calibration {self.calibration.source}; "
             f"estop={self.p.estop_behavior}, startup={self.p.startup_pose}, shutdown={self.p.shutdown_pose}; "
             f"{'ARMED' if self.armed else 'disarmed (call ~/arm)'}"
@@ -297,6 +303,7 @@ class HwNode(Node):
         if samples < 2:
             self.imu_calibration_note = "gyro bias calibration skipped (imu_calibration_s)"
             return
+        assert self.imu is not None  # only called with an IMU
         try:
             bias = self.imu.calibrate_gyro_bias(samples, 1.0 / self.p.imu_rate_hz)
         except ImuCalibrationError as exc:
@@ -324,6 +331,7 @@ class HwNode(Node):
         self.sequence = deque(targets)
         self.after_sequence = after
         self.output = "drive"
+        assert self.servos is not None  # opened in __init__ (_open_hardware)
         if stagger or not self.servos.last_pulse_us.any():
             # All 8 servos jumping from unknown positions at once is a current spike that can
             # brown the HAT out; one every STAGGER_S spreads it (inside the lie pose's hold).
@@ -333,6 +341,7 @@ class HwNode(Node):
         """Write the Robot HAT timer registers again before motion resumes after a stop (a reset
         of the MCU while nothing was written cannot be seen: its registers cannot be read).
         Returns an error text, '' on success."""
+        assert self.servos is not None  # opened in __init__ (_open_hardware)
         if not hasattr(self.servos, "configure_timers") or self.disconnected:
             return ""
         try:
@@ -375,7 +384,7 @@ class HwNode(Node):
             self._go_to_safe_pose(then)
 
     # --- subscriptions and services ------------------------------------------------------------
-    def _on_command(self, msg: JointState, info: dict[str, Any]) -> None:
+    def _on_command(self, msg: JointState, info: MessageInfo) -> None:
         try:
             wanted = joint_command_from_msg(msg)
         except MessageError as exc:
@@ -656,6 +665,7 @@ class HwNode(Node):
                 self.slewing, self.slew_offset = False, None
                 return self.target
             return self.target + self.slew_offset
+        assert self.servos is not None  # opened in __init__ (_open_hardware)
         if self.servos.last_pulse_us.any():
             # Re-send the pose each cycle: keeps the legs where they are, and a Robot HAT MCU
             # that reset shows up as a silent cycle (it cannot be read back; see robot_hat.py).
@@ -663,6 +673,7 @@ class HwNode(Node):
         return None  # startup_pose 'none': no pulse before the first command
 
     def _drive(self, now: float) -> None:
+        assert self.servos is not None  # opened in __init__ (_open_hardware)
         if self.output == "limp":
             self._guarded(self.servos.stop_pulses)
             return
@@ -715,7 +726,8 @@ class HwNode(Node):
     def _on_mcu_reset(self, exc: McuResetError) -> None:
         self.get_logger().error(f"{exc}; mcu_reset_action={self.p.mcu_reset_action}")
         try:
-            self.servos.configure_timers()
+            # Only the Robot HAT backend raises McuResetError.
+            cast("RobotHatServos", self.servos).configure_timers()
         except HardwareError as again:
             self.get_logger().error(f"re-initialising the Robot HAT timers failed: {again}")
             self._fault("mcu_reset", f"{exc}; re-initialising failed: {again}")
@@ -745,6 +757,7 @@ class HwNode(Node):
         if self.p.reconnect_interval_s <= 0 or time.monotonic() < self._next_reconnect:
             return
         self.reconnect_attempts += 1
+        assert self.servos is not None  # opened in __init__ (_open_hardware)
         try:
             self.servos.reconnect()
         except HardwareError as exc:
@@ -763,6 +776,7 @@ class HwNode(Node):
 
     def _publish_joint_states(self) -> None:
         positions = self.model.position
+        assert self.servos is not None  # opened in __init__ (_open_hardware)
         if self.servos.has_feedback and self.p.maestro_feedback:
             if self.disconnected:
                 return  # no device, no measurement: consumers see /joint_states stop
@@ -806,7 +820,8 @@ class HwNode(Node):
         if self.disconnected:
             return
         try:
-            volts = self.servos.read_battery_voltage()
+            # The timer runs only for a backend with read_battery_voltage: the Robot HAT's.
+            volts = cast("RobotHatServos", self.servos).read_battery_voltage()
         except HardwareError as exc:
             self.counts["battery_read_failures"] += 1
             self.get_logger().error(f"battery read failed: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
@@ -850,6 +865,7 @@ class HwNode(Node):
             else 1.0 / self.p.imu_rate_hz
         )
         self._last_imu_time = now
+        assert self.imu is not None  # only called with an IMU
         try:
             sample = self.imu.read()
         except HardwareError as exc:
@@ -869,7 +885,7 @@ class HwNode(Node):
         samples missing) or an upward acceleration above
         ``lift_accel_mps2`` sustained over LIFT_WINDOW_S (``pidog_description.spec.picked_up``)."""
         up = up_in_body(q)  # once per IMU sample: the tilt and the lift check both use it
-        self.tilt = tilt_from_up(up)
+        self.tilt = cast(float, tilt_from_up(up))  # one sample: a float
         if self.tilt > self.p.fall_tilt_rad:
             self._fault(
                 "fallen",
@@ -900,6 +916,7 @@ class HwNode(Node):
 
     # --- diagnostics ---------------------------------------------------------------------------
     def _diagnostics_tick(self) -> None:
+        assert self.servos is not None  # opened in __init__ (_open_hardware)
         if self.servos.kind == "maestro" and not self.disconnected:
             try:
                 self.device_errors = self.servos.poll_device_errors()
@@ -933,6 +950,7 @@ class HwNode(Node):
             level, message = DiagnosticStatus.WARN, f"e-stop active ({self.p.estop_behavior})"
         else:
             level, message = DiagnosticStatus.OK, "running sequence" if self.sequence else "ok"
+        assert self.servos is not None  # opened in __init__ (_open_hardware)
         values = {
             **self.servos.status(),
             "estop": self.latch.active,
@@ -1000,6 +1018,7 @@ class HwNode(Node):
 
     def _imu_status(self) -> DiagnosticStatus:
         failing = self.imu_counts["consecutive_failures"]
+        assert self.imu is not None  # only called with an IMU
         if failing:
             level, message = DiagnosticStatus.ERROR, f"{failing} consecutive read failures"
         elif not self.imu.bias_calibrated and self.p.imu_calibration_s > 0:

@@ -128,7 +128,7 @@ class DryRunBackend(ServoBackend):
 
     kind = "dry_run"
 
-    def __init__(self, calibration: Calibration, log: Callable[[str], None]) -> None:
+    def __init__(self, calibration: Calibration, log: Callable[[str], object]) -> None:
         super().__init__(calibration)
         self._log = log
 
@@ -154,7 +154,7 @@ def make_servo_backend(
     kind: str,
     calibration: Calibration,
     *,
-    log: Callable[[str], None],
+    log: Callable[[str], object],
     bus: Any = None,
     bus_label: str = "",
     i2c_address: int = 0,

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rosbags.rosbag2 import Reader
@@ -318,7 +319,7 @@ def _decode(topic: str, msgtype: str, items: list[tuple[int, bytes]], report: Ba
     lateral = 0
     for i, (_, raw) in enumerate(items):
         try:
-            msg = deserialize(raw, msgtype)
+            msg: Any = deserialize(raw, msgtype)
             values[i] = decoder(msg)
             valid[i] = True
         except Exception as exc:  # SerdeError for broken bytes, MessageError for bad values

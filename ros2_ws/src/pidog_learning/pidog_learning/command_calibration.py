@@ -205,6 +205,8 @@ def _lookup_module(table: np.ndarray) -> Any:  # a torch.nn.Module (torch is imp
     class CommandLookup(torch.nn.Module):
         """obs -> obs with its command replaced by the table's bilinear interpolation."""
 
+        table: torch.Tensor  # a buffer (register_buffer)
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("table", torch.as_tensor(table.reshape(-1, 2), dtype=torch.float32))
@@ -251,7 +253,7 @@ def calibrated_model(policy_bytes: bytes, table: np.ndarray, info: dict[str, Any
         torch.onnx.export(
             _lookup_module(table),
             (torch.zeros(2, policy.graph.input[0].type.tensor_type.shape.dim[1].dim_value),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch's annotation omits file objects, which it writes to
             dynamo=False,
             input_names=["obs"],
             output_names=[LOOKUP_OUTPUT],

@@ -17,10 +17,11 @@ import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from pidog_description.spec import ACTION_DIM, OBS_DIM, policy_metadata
@@ -44,6 +45,7 @@ class DeterministicActor(nn.Module):
     def forward(self, obs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         if self.policy.uses_camera:
             # SB3 divides image spaces by 255 itself (preprocess_obs); we only reorder to CHW.
+            assert image is not None  # a camera policy is always given the image
             policy_obs: Any = {"state": obs, "image": image.permute(0, 3, 1, 2).float()}
         else:
             policy_obs = obs
@@ -56,9 +58,9 @@ def _example_inputs(policy: PiDogPolicy, batch: int, seed: int) -> dict[str, np.
     std = policy.normalizer.std.numpy()
     # Around the data the policy was fitted to, and well outside it (clip path exercised).
     obs = (mean + std * rng.normal(0.0, 3.0, (batch, OBS_DIM))).astype(np.float32)
-    inputs = {"obs": obs}
+    inputs: dict[str, np.ndarray] = {"obs": obs}
     if policy.uses_camera:
-        _c, h, w = policy.observation_space["image"].shape
+        _c, h, w = cast(spaces.Box, cast(spaces.Dict, policy.observation_space)["image"]).shape
         inputs["image"] = rng.integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
     return inputs
 
@@ -93,7 +95,7 @@ def export_onnx(policy: PiDogPolicy, path: str | os.PathLike[str], training_info
         torch.onnx.export(
             actor,
             args,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch's annotation omits file objects, which it writes to
             dynamo=False,
             input_names=names,
             output_names=["action"],
@@ -154,7 +156,7 @@ def checkpoint_metadata_of(path: str | os.PathLike[str]) -> tuple[dict[str, Any]
     return meta, data
 
 
-def load_checkpoint_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The policy state_dict of an SB3 zip (torch.load with weights_only=True inside SB3)."""
     from stable_baselines3.common.save_util import load_from_zip_file
 
@@ -164,7 +166,9 @@ def load_checkpoint_state(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
         raise PretrainedModelError(f"cannot read the weights in {path}: {exc}") from exc
     if "policy" not in params:
         raise PretrainedModelError(f"{path} holds no policy weights")
-    return params["policy"]
+    return cast(
+        dict[str, torch.Tensor], params["policy"]
+    )  # SB3 types each entry as a tensor, not a state_dict
 
 
 def load_checkpoint_policy(
@@ -230,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         policy = load_checkpoint_policy(args.checkpoint)
     except PretrainedModelError as exc:
         parser.exit(2, f"pidog-export: error: {exc}\n")
-    info = {"source_checkpoint": str(args.checkpoint.resolve())}
+    info: dict[str, Any] = {"source_checkpoint": str(args.checkpoint.resolve())}
     if args.checkpoint.suffix == ".zip":
         info["timesteps"] = int(read_checkpoint_data(args.checkpoint).get("num_timesteps", 0))
     out = export_onnx(policy, args.output, info)

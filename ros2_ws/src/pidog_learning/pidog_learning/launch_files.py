@@ -126,9 +126,9 @@ def _parse_node(path: Path, element: ET.Element, values: Mapping[str, str]) -> L
     where = f"{path}: node {pkg}/{executable}"
     # Every node is named in our files, so tests (and users) know what to look for.
     name = substitute(path, _required(path, element, "name"), values)
-    if "if" in element.attrib and not _condition(where, substitute(path, element.get("if"), values)):
+    if "if" in element.attrib and not _condition(where, substitute(path, element.attrib["if"], values)):
         return None
-    if "unless" in element.attrib and _condition(where, substitute(path, element.get("unless"), values)):
+    if "unless" in element.attrib and _condition(where, substitute(path, element.attrib["unless"], values)):
         return None
     params: dict[str, str] = {}
     for child in element:

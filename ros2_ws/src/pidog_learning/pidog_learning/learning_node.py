@@ -72,22 +72,23 @@ class LearningNode(Node):
     # --- parameters ---
     def _read_parameters(self) -> tuple[dict[str, Any], str | None]:
         """Declare every option with the preset's default; return (validated config, resume)."""
-        preset = self.declare_parameter("config", "default").value
+        preset: str = self.declare_parameter("config", "default").value
         if preset not in PRESETS:
             raise ConfigError(f"parameter 'config' must be one of {sorted(PRESETS)}, got {preset!r}")
-        config_file = self.declare_parameter("config_file", "").value
-        assignments = list(self.declare_parameter("set", Parameter.Type.STRING_ARRAY).value or [])
+        config_file: str = self.declare_parameter("config_file", "").value
+        assignments: list[str] = list(self.declare_parameter("set", Parameter.Type.STRING_ARRAY).value or [])
         layers = [load_config_file(config_file)] if config_file else []
         layers.append(parse_assignments(assignments))
         base = merge(merge(merge(DEFAULT_CONFIG, PRESETS[preset]), NODE_DEFAULTS), combine(*layers))
-        resume = self.declare_parameter("resume", "").value or None
+        resume: str | None = self.declare_parameter("resume", "").value or None
         values: dict[str, Any] = {}
         # Dynamic typing: validate_config checks the types and names the option, so
         # `learning_rate:=1` (an int) is fine and `n_envs:=abc` gets a message, not a traceback.
         descriptor = ParameterDescriptor(dynamic_typing=True)
         for name, default in flatten(base).items():
             if isinstance(default, list | tuple) and not default:
-                param = self.declare_parameter(name, Parameter.Type.STRING_ARRAY)  # typed: [] has no type
+                # Typed: [] has no type.
+                param: Parameter[Any] = self.declare_parameter(name, Parameter.Type.STRING_ARRAY)
                 values[name] = list(param.value or [])
                 continue
             optional = default is None  # an unset option (None) is the empty string as a parameter

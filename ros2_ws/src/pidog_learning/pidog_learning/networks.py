@@ -8,7 +8,7 @@ stored as plain JSON and the network can be rebuilt from a checkpoint without un
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -68,6 +68,10 @@ class PiDogPolicy(ActorCriticPolicy):
     plain deployable observation, so nothing privileged can reach a deployed policy.
     """
 
+    # SB3 builds these from features_extractor_class: always one of ours.
+    features_extractor: NormalizedStateExtractor | StateImageExtractor
+    pi_features_extractor: NormalizedStateExtractor | StateImageExtractor
+
     def __init__(
         self,
         observation_space: spaces.Space,
@@ -112,7 +116,8 @@ class PiDogPolicy(ActorCriticPolicy):
             super()._build_mlp_extractor()  # unchanged SB3 layout: old checkpoints still load
             return
         extractor = self.features_extractor
-        self.mlp_extractor = SplitMlpExtractor(
+        # SB3 types mlp_extractor as its MlpExtractor; ours has the same interface.
+        self.mlp_extractor = SplitMlpExtractor(  # type: ignore[assignment]
             extractor.actor_dim, extractor.features_dim, self.hidden_sizes, self.activation_fn
         )
 
@@ -125,7 +130,7 @@ class PiDogPolicy(ActorCriticPolicy):
         critic = [p for p in self.parameters() if id(p) not in actor_ids]
         self.optimizer = self.optimizer_class(
             [{"params": actor, "name": "actor"}, {"params": critic, "name": "critic"}],
-            lr=lr_schedule(1),
+            lr=lr_schedule(1),  # type: ignore[call-arg]  # SB3 types optimizer_class as the base Optimizer
             **self.optimizer_kwargs,
         )
 
@@ -165,7 +170,8 @@ class PiDogPolicy(ActorCriticPolicy):
         """The actor's last hidden layer from the deployable observation alone (extra
         privileged columns, if given, are ignored)."""
         preprocessed = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
-        features = self.pi_features_extractor.actor_features(preprocessed)
+        # The extractor matches the observation space: a dict exactly for a camera policy.
+        features = self.pi_features_extractor.actor_features(cast(Any, preprocessed))
         return self.mlp_extractor.forward_actor(features)
 
     def mean_actions(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
@@ -240,5 +246,5 @@ def state_only_batch(policy: PiDogPolicy, states: torch.Tensor) -> torch.Tensor 
     """
     if not policy.uses_camera:
         return states
-    shape = policy.observation_space["image"].shape
+    shape = cast(spaces.Box, cast(spaces.Dict, policy.observation_space)["image"]).shape
     return {"state": states, "image": torch.zeros((len(states), *shape), dtype=torch.float32)}

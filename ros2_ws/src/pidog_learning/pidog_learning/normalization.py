@@ -7,6 +7,8 @@ exported ONNX graph contains it. Nothing outside the policy (no VecNormalize) ha
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -36,6 +38,9 @@ def observation_stats(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 class ObservationNormalizer(nn.Module):
     """(obs - mean) / std, clipped. Identity until ``set_stats`` is called."""
 
+    mean: torch.Tensor  # buffers (register_buffer)
+    std: torch.Tensor
+
     def __init__(self, dim: int = OBS_DIM) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
@@ -62,6 +67,10 @@ class RunningNormalizer(nn.Module):
     (they exist only in simulation), so their scale is learned as PPO trains. Buffers: they
     travel in every state_dict and checkpoint.
     """
+
+    mean: torch.Tensor  # buffers (register_buffer)
+    var: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -121,11 +130,12 @@ class StateImageExtractor(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: spaces.Dict, privileged_dim: int = 0) -> None:
-        total = int(observation_space["state"].shape[0])
+        total = int(cast(spaces.Box, observation_space["state"]).shape[0])
         super().__init__(observation_space, features_dim=total + IMAGE_FEATURES)
         self.state_dim = total - privileged_dim
         self.actor_dim = self.state_dim + IMAGE_FEATURES
-        channels = int(observation_space["image"].shape[0])  # channel-first (VecTransposeImage)
+        image_space = cast(spaces.Box, observation_space["image"])
+        channels = int(image_space.shape[0])  # channel-first (VecTransposeImage)
         self.normalizer = ObservationNormalizer(self.state_dim)
         self.privileged_normalizer = RunningNormalizer(privileged_dim) if privileged_dim else None
         self.cnn = nn.Sequential(
@@ -136,7 +146,7 @@ class StateImageExtractor(BaseFeaturesExtractor):
             nn.Flatten(),
         )
         with torch.no_grad():
-            n_flat = self.cnn(torch.zeros(1, *observation_space["image"].shape)).shape[1]
+            n_flat = self.cnn(torch.zeros(1, *image_space.shape)).shape[1]
         self.image_head = nn.Sequential(nn.Linear(n_flat, IMAGE_FEATURES), nn.ReLU())
         self.image_gate = nn.Parameter(torch.zeros(IMAGE_FEATURES))
 

@@ -237,6 +237,7 @@ def select_policy(
     bc, ft = results.get("bc"), results.get("finetuned")
     if ft is None:
         return "bc", {"reason": "PPO fine-tuning was skipped (--total-rl-timesteps 0)"}
+    assert bc is not None  # Pipeline.finish always evaluates "bc"
     diff = paired_difference(ft["per_episode_return"], bc["per_episode_return"])
     speed = paired_difference(ft["per_episode_speed_mps"], bc["per_episode_speed_mps"])
     falls = {"bc": int(bc["falls"]), "finetuned": int(ft["falls"])}
@@ -271,7 +272,7 @@ def select_policy(
         scores = {name: tracking_score(grid[name]) for name in ("bc", "finetuned")}
         record["tracking_score"] = {name: round(v, 3) for name, v in scores.items()}
         if scores["bc"] != scores["finetuned"]:
-            selected = min(scores, key=scores.get)
+            selected = min(scores, key=scores.__getitem__)
             errors = "; ".join(
                 f"{_name(n)} |vx| {grid[n]['mean_abs_vx_error']:.3f} m/s, |wz| {grid[n]['mean_abs_wz_error']:.3f} rad/s"
                 for n in ("finetuned", "bc")
@@ -431,6 +432,7 @@ class Pipeline:
         cfg = self.config
         weights = self.path(BC_WEIGHTS_FILE)
         if cfg["skip_bc"]:
+            assert self.pretrained is not None  # skip_bc needs pretrained_model (validate_config)
             policy = self.pretrained
             save_policy_weights(
                 policy,
@@ -441,6 +443,7 @@ class Pipeline:
             self.reporter.status(phase="bc", message=f"using existing {weights}")
             policy = load_bc_policy(weights, self.kwargs, self.use_camera)
         else:
+            assert demos is not None  # demonstrations() returns None only with skip_bc
             self.reporter.status(
                 phase="bc", message=f"{cfg['total_bc_epochs']} epochs on {len(demos)} samples"
             )

@@ -25,12 +25,13 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
@@ -161,6 +162,7 @@ class FinetunePPO(PPO):
       the minibatch's observations to the actor's loss.
     """
 
+    policy: PiDogPolicy  # build_ppo's policy class
     actor_lr_scale: float = 1.0
     actor_frozen: bool = False
     bc_term: BCTerm | None = None
@@ -203,11 +205,12 @@ class FinetunePPO(PPO):
         """SB3's PPO update with the changes listed in the class docstring."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        clip_range = float(self.clip_range(self._current_progress_remaining))
+        # SB3 types these as float | Schedule; _setup_model made them schedules.
+        clip_range = float(cast(Schedule, self.clip_range)(self._current_progress_remaining))
         clip_range_vf = (
             None
             if self.clip_range_vf is None
-            else float(self.clip_range_vf(self._current_progress_remaining))
+            else float(cast(Schedule, self.clip_range_vf)(self._current_progress_remaining))
         )
         stats: dict[str, list[float]] = {
             "policy_gradient_loss": [],
@@ -259,6 +262,7 @@ class FinetunePPO(PPO):
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
                 bc = self.bc_term.loss(self.policy) if self.bc_term is not None else None
                 if bc is not None:
+                    assert self.bc_term is not None and self.bc_term.last_loss is not None  # bc came from it
                     loss = loss + bc
                     stats["bc_loss"].append(float(self.bc_term.last_loss))
                 if self.symmetry_weight > 0:
@@ -274,9 +278,9 @@ class FinetunePPO(PPO):
             self._n_updates += 1
         self.actor_epochs = actor_epochs
 
-        for name, values in stats.items():
-            if values:
-                self.logger.record(f"train/{name}", float(np.mean(values)))
+        for name, series in stats.items():
+            if series:
+                self.logger.record(f"train/{name}", float(np.mean(series)))
         self.logger.record("train/loss", float(loss.detach()))
         self.logger.record("train/actor_epochs", actor_epochs)
         self.logger.record(
@@ -396,6 +400,8 @@ class AntiForgettingCallback(BaseCallback):
       least ``handover_log_std`` (more exploration; from then on PPO owns it).
     """
 
+    model: FinetunePPO  # attached to the pipeline's FinetunePPO
+
     def __init__(
         self,
         warmup_timesteps: int,
@@ -417,7 +423,8 @@ class AntiForgettingCallback(BaseCallback):
         self.handover_weight = handover_weight
         self.handover_lr_scale = handover_lr_scale
         self.handover_log_std = handover_log_std
-        self.term = BCTerm(demos, batch_size, seed) if self.bc_weight0 > 0 else None
+        # bc_weight0 > 0 only with demonstrations.
+        self.term = BCTerm(cast(Demonstrations, demos), batch_size, seed) if self.bc_weight0 > 0 else None
         self.base_lr_scale: float | None = None  # the run's actor_lr_scale before any hand-over
         self.weight = 0.0
         self.frozen = False
@@ -477,6 +484,7 @@ class AntiForgettingCallback(BaseCallback):
             with torch.no_grad():
                 self.policy.log_std.clamp_(min=self.handover_log_std)
         self.handed_over = handed_over
+        assert self.base_lr_scale is not None  # _on_training_start set it before the first call
         self.model.actor_lr_scale = self.handover_lr_scale if handed_over else self.base_lr_scale
 
 
@@ -493,6 +501,8 @@ class NoiseAnnealCallback(BaseCallback):
     so each rollout is collected with the std it is trained on; a function of timesteps, so a
     resumed run continues it.
     """
+
+    model: PPO
 
     def __init__(
         self, start_timesteps: int, total_timesteps: int, start_log_std: float, final_log_std: float
@@ -522,6 +532,8 @@ class NoiseAnnealCallback(BaseCallback):
 
 class PeriodicCallback(BaseCallback):
     """Calls ``fn(model)`` whenever the timestep count crosses a multiple of ``freq``."""
+
+    model: PPO
 
     def __init__(self, freq: int, fn: Callable[[PPO], None]) -> None:
         super().__init__()
@@ -557,6 +569,7 @@ class ProgressCallback(BaseCallback):
         return not (self.stop_event is not None and self.stop_event.is_set())
 
     def _on_rollout_end(self) -> None:
+        assert self.model.ep_info_buffer is not None  # learn() sets it up before any callback runs
         episodes = list(self.model.ep_info_buffer)
         entry: dict[str, Any] = {"timesteps": self.model.num_timesteps}
         if episodes:

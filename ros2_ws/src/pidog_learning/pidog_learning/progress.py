@@ -85,6 +85,7 @@ class TrainingProgress(BaseCallback):
         done = self.model.num_timesteps
         rate = self.steps_per_s
         eta = (total - done) / rate if rate > 0 and total > done else 0.0
+        assert self.model.ep_info_buffer is not None  # learn() sets it up before any callback runs
         returns = [e["r"] for e in self.model.ep_info_buffer]
         ret = f", return {sum(returns) / len(returns):.1f}" if returns else ""
         print(

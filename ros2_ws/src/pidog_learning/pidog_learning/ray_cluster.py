@@ -78,7 +78,7 @@ def _is_loopback(host: str) -> bool:
 def _keep_on_loopback() -> None:
     """Keep Ray on 127.0.0.1 (set before Ray reads its constants; patched if it already has)."""
     os.environ[LOOPBACK_ENV] = "0"
-    constants = sys.modules.get("ray._private.ray_constants")
+    constants: Any = sys.modules.get("ray._private.ray_constants")
     if constants is not None:
         constants.ENABLE_RAY_CLUSTER = False
 

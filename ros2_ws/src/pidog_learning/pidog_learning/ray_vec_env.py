@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
@@ -248,6 +248,8 @@ class RayVecEnv(VecEnv):
 
 
 def _concat_obs(parts: list[VecEnvObs]) -> VecEnvObs:
+    # Every worker's part has the first one's form.
     if isinstance(parts[0], dict):
-        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    return np.concatenate(parts)
+        dicts = cast(list[dict[str, np.ndarray]], parts)
+        return {key: np.concatenate([p[key] for p in dicts]) for key in parts[0]}
+    return np.concatenate(cast(list[np.ndarray], parts))

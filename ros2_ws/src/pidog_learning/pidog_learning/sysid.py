@@ -204,7 +204,7 @@ def read_series(path: str | Path) -> Series:
     path = Path(path)
     reader = _open_reader(path)
     try:
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for conn in reader.connections:
             counts[conn.topic] += conn.msgcount
         missing = [t for t in (JOINT_COMMANDS_TOPIC, IMU_TOPIC) if counts[t] == 0]
@@ -448,7 +448,7 @@ class Objective:
             out["gyro"][:, k], out["accel"][:, k] = gyro, accel
             out["gravity"][:, k] = gravity_from_quaternion(quat)
         shape = (self.pop, nw, L, 3)
-        res = {k: v.reshape(shape) for k, v in out.items()}
+        res: dict[str, np.ndarray] = {k: v.reshape(shape) for k, v in out.items()}
         res["unstable"] = unstable.reshape(self.pop, nw)
         return res
 
@@ -878,7 +878,7 @@ def identify(
         windows, names, fixed, latencies, x0, 1.0, population, generations, seed, threads, progress
     )
     best_cost = search.best_cost
-    best_lat = min(best_cost, key=best_cost.get)
+    best_lat = min(best_cost, key=best_cost.__getitem__)
     # The speed's stage, then a local refinement of the rest with the snaps in (see REFINE_*).
     speed: _SpeedFit | None = None
     if speed_windows is not None:
@@ -887,6 +887,7 @@ def identify(
         fixed["servo_speed"] = speed.held
         windows = _concat(windows, speed_windows)
     if speed is not None and names:
+        assert speed_windows is not None  # speed was fitted on them
         refined = _cma_search(
             windows,
             names,
@@ -921,9 +922,9 @@ def identify(
     # Uncertainty and correlations: CMA-ES's final distribution, in parameter units.
     d = len(names)
     cov_x = (es.sigma**2 * np.asarray(es.C))[:d, :d]
-    lo = np.array([SEARCH[n][0] for n in names])
-    hi = np.array([SEARCH[n][1] for n in names])
-    scale = (hi - lo) / SPAN
+    lows = np.array([SEARCH[n][0] for n in names])
+    highs = np.array([SEARCH[n][1] for n in names])
+    scale = (highs - lows) / SPAN
     cov = cov_x * np.outer(scale, scale)
     std = np.sqrt(np.diag(cov))
     corr = cov / np.outer(std, std) if d else cov
@@ -956,14 +957,15 @@ def identify(
         parameters["servo_strength"]["value"] if "servo_strength" in parameters else fixed["servo_strength"]
     )
     if "servo_speed" in parameters:
-        unknown = speed_not_determined(parameters["servo_speed"]["value"], strength, speed_bound)
-        if unknown is not None:  # fitted where the limit never acts: only a bound is known
-            not_determined["servo_speed"] = unknown
+        bound_only = speed_not_determined(parameters["servo_speed"]["value"], strength, speed_bound)
+        if bound_only is not None:  # fitted where the limit never acts: only a bound is known
+            not_determined["servo_speed"] = bound_only
             del parameters["servo_speed"]
     if speed is not None:
         if speed.entry is not None:
             parameters["servo_speed"] = speed.entry
         else:
+            assert speed.not_determined is not None  # speed_from_profile sets entry or not_determined
             not_determined["servo_speed"] = speed.not_determined
     parameters = {n: parameters[n] for n in SEARCH if n in parameters}
     parameters["imu_gyro_bias"] = {
@@ -1002,7 +1004,7 @@ def identify(
         }
     converged = any(
         k in stop for k in ("tolfun", "tolx", "tolfunhist", "tolflatfitness", "tolstagnation")
-    ) or bool(d and np.all(std / (hi - lo) < 0.03))
+    ) or bool(d and np.all(std / (highs - lows) < 0.03))
     fit_info = {
         "converged": bool(converged),
         "stop": {k: (v if isinstance(v, int | float | str) else str(v)) for k, v in stop.items()},

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import Any, cast
 
 import mujoco
 import numpy as np
@@ -247,8 +247,9 @@ class BatchSim:
         if self.randomize:
             mass_scale = u(robots, *r["mass_scale"])[:, 0]
             friction = u(robots, *r["friction"])[:, 0]
-            strength = u(robots, *r["servo_strength"], k=N_JOINTS)
-            self.servo_max_speed[robots] = SERVO_MAX_SPEED * u(robots, *r["servo_speed"], k=N_JOINTS)
+            (strength_lo, strength_hi), (speed_lo, speed_hi) = r["servo_strength"], r["servo_speed"]
+            strength = u(robots, strength_lo, strength_hi, k=N_JOINTS)
+            self.servo_max_speed[robots] = SERVO_MAX_SPEED * u(robots, speed_lo, speed_hi, k=N_JOINTS)
             self.gyro_bias[robots] = np.asarray(nom["imu_gyro_bias"], dtype=np.float64) + u(
                 robots, -r["imu_gyro_bias"], r["imu_gyro_bias"], k=3
             )
@@ -334,6 +335,7 @@ class BatchSim:
     def _filter_imu(self, unstable: np.ndarray) -> None:
         """Feed this control step's IMU samples to the orientation filter; a diverged robot's
         estimate starts over (its caller resets it)."""
+        assert self._orientation_filter is not None  # called only when there is a filter
         for k in self._imu_samples:
             s = self._out_sensors[:, k]
             # A diverged robot's readings may not be finite; the filter refuses those, and its
@@ -381,6 +383,7 @@ class BatchSim:
     def _filtered_orientation(self, rows: np.ndarray) -> np.ndarray:
         """The filter's estimate for ``rows``; a robot with none yet (just reset) gets the
         accelerometer-only start the filter itself would take (roll and pitch, yaw 0)."""
+        assert self._orientation_filter is not None  # called only when there is a filter
         q = self._orientation_filter.q
         if q is None:
             return ComplementaryFilter.from_accel(self.sensordata[rows][:, self._s_accel])
@@ -459,7 +462,8 @@ class BatchSim:
         return gravity_from_quaternion(self.base_quaternion())
 
     def tilt(self) -> tuple[np.ndarray, np.ndarray]:
-        return roll_pitch_from_gravity(self.gravity_body())
+        # (N, 3) gravity: the batch form, arrays rather than floats.
+        return cast(tuple[np.ndarray, np.ndarray], roll_pitch_from_gravity(self.gravity_body()))
 
     def foot_positions(self) -> np.ndarray:
         """(N, 4, 3) world positions of the feet (LF, RF, LH, RH)."""
@@ -474,11 +478,12 @@ class BatchSim:
         return self.sensordata[:, self._foot_contact_cols] > 0
 
     def body_touches_ground(self) -> np.ndarray:
-        return (self.sensordata[:, self._fall_contact_cols] > 0).any(axis=1)
+        # any(axis=1) of a 2-D array: an array (numpy's stub also allows a scalar).
+        return cast(np.ndarray, (self.sensordata[:, self._fall_contact_cols] > 0).any(axis=1))
 
     def fallen(self) -> np.ndarray:
         roll, pitch = self.tilt()
-        limit = self.config["max_tilt_rad"]
+        limit: float = self.config["max_tilt_rad"]
         return (np.abs(roll) > limit) | (np.abs(pitch) > limit) | self.body_touches_ground()
 
     def physical_parameters(self, robots: np.ndarray) -> list[np.ndarray]:

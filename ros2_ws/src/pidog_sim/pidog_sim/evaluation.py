@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import mujoco
 import numpy as np
@@ -92,7 +92,7 @@ def t_quantile_975(dof: int) -> float:
     return _T975[dof - 1] if dof <= len(_T975) else 1.96 + 2.5 / dof
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """(mean, half-width of the 95 % confidence interval); the half-width is nan for one sample."""
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
@@ -106,10 +106,10 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """``a - b`` over paired episodes (same seeds): mean, 95 % CI half-width, and whether the
     interval excludes 0 (a measured difference)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired samples must have the same length, got {a.size} and {b.size}")
-    mean, ci = mean_ci(a - b)
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if xa.shape != xb.shape:
+        raise ValueError(f"paired samples must have the same length, got {xa.size} and {xb.size}")
+    mean, ci = mean_ci(xa - xb)
     return {"mean": mean, "ci95": ci, "significant": bool(np.isfinite(ci) and abs(mean) > ci)}
 
 
@@ -287,9 +287,9 @@ def run_episode(
         done = terminated or truncated
         record.fell = record.fell or bool(info["fell"])
         record.forward.append(float(info["forward_speed"]))
-        record.yaw.append(yaw_from_quaternion(env.sim.base_quaternion()))
+        record.yaw.append(cast(float, yaw_from_quaternion(env.sim.base_quaternion())))  # one robot: a float
         if frames is not None and record.steps % VIDEO_FRAME_EVERY == 0:
-            frames.append(env.render())
+            frames.append(cast(np.ndarray, env.render()))  # frames are filmed with render_mode rgb_array
     record.distance = float(info["distance"])
     return _episode(record)
 
@@ -462,7 +462,7 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int) -> Path:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=8) as writer:
         for frame in frames:
-            writer.append_data(frame)
+            writer.append_data(frame)  # type: ignore[attr-defined]  # imageio's stub: __enter__ gives the base class
     tmp.replace(path)
     return path
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -168,7 +168,7 @@ def run_episodes(
                 if gen is not None:
                     executed[slot] += gen.normal(0.0, action_noise, ACTION_DIM)
             out = task.step(executed)
-            yaws = yaw_from_quaternion(task.sim.base_quaternion())
+            yaws = cast(np.ndarray, yaw_from_quaternion(task.sim.base_quaternion()))  # a batch: an array
             distance = task.distance()
             for slot, rec in enumerate(running):
                 if rec is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -265,7 +265,8 @@ class WalkTask:
         terms = {
             name: w[name] * formula() if w[name] else np.zeros(self.n) for name, formula in formulas.items()
         }
-        return sum(terms.values()), terms
+        # At least one term, so the sum is an array (never sum()'s start value 0).
+        return cast(np.ndarray, sum(terms.values())), terms
 
     def close(self) -> None:
         self.sim.close()

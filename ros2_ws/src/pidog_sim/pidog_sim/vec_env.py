@@ -163,7 +163,7 @@ class PiDogVecEnv(VecEnv):
             self._term_sums[name] = self._term_sums.get(name, 0.0) + float(values.sum())
         self._term_steps += self.num_envs
 
-    def _observe(self, robots: np.ndarray | None) -> VecEnvObs:
+    def _observe(self, robots: np.ndarray | None) -> np.ndarray | dict[str, np.ndarray]:
         state = self.task.observe(robots)
         if self.privileged:
             state = np.concatenate([state, self.task.privileged(robots)], axis=1)
@@ -178,7 +178,7 @@ class PiDogVecEnv(VecEnv):
         return self._camera.images(robots)
 
 
-def _row(obs: VecEnvObs, i: int) -> Any:
+def _row(obs: VecEnvObs, i: int | np.integer) -> Any:
     if isinstance(obs, dict):
         return {key: value[i].copy() for key, value in obs.items()}
     return obs[i].copy()

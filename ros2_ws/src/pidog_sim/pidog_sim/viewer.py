@@ -108,7 +108,7 @@ class LiveViewer:
         model: mujoco.MjModel,
         who: str,
         key_control: bool = False,
-        say: Callable[[str], None] | None = None,
+        say: Callable[[str], object] | None = None,
         timeout: float = 20.0,
         instead: str = "videos are written instead",
     ) -> LiveViewer | None:

@@ -8,6 +8,7 @@ smbus2 boundary; ``MaestroEmulator`` speaks the Maestro protocol on a real pseud
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from .control import ROBOT_HAT_ADDRESS, SH3001_ADDRESS, write_control
 from .i2c_bus import EmulatedI2CBus
@@ -35,6 +36,6 @@ def emulated_pidog_bus(
     a JSON file through which another process changes the emulated world (``control.py``)."""
     bus = EmulatedI2CBus(log_path, control_path=control_path)
     bus.attach(ROBOT_HAT_ADDRESS, RobotHatMcu())
-    noise = {"accel_noise": 0.02, "gyro_noise": 0.002} if imu_noise else {}
+    noise: dict[str, Any] = {"accel_noise": 0.02, "gyro_noise": 0.002} if imu_noise else {}
     bus.attach(SH3001_ADDRESS, Sh3001Emulator(**noise))
     return bus

@@ -51,6 +51,7 @@ class EmulatorControl:
                 command.get("imu_specific_force", imu.specific_force_body.tolist()),
                 command.get("imu_rate", imu.rate_body.tolist()),
             )
+        device: Any
         for device in (mcu, imu):
             # Devices with more to change (the twin's servo wiring, twin.py) take the rest.
             if hasattr(device, "apply_control"):

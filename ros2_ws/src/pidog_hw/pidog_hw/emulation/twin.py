@@ -157,7 +157,8 @@ class Twin:
         self.real_time_factor = 1.0
         self.lag_drops = 0  # times it fell behind and slowed down instead of catching up
         self._node: Any = None
-        self._odom_pub = self._joint_pub = None
+        self._odom_pub: Any = None
+        self._joint_pub: Any = None
         if ground_truth:
             self._open_ground_truth()
         # The robot was switched on lying, unpowered: let it settle before anyone reads the IMU.
