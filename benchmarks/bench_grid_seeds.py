@@ -3,11 +3,14 @@ tracking grid at several evaluation seeds, each seed a block like the one the pi
 and bench_steering use (seed 1000, 2 paired episodes per command), and all blocks pooled.
 
     python -m benchmarks.bench_grid_seeds [--policy FILE ...] [--seeds 1000 5000 7000] [--episodes 2]
+                                          [--imu-orientation noisy_truth|filter]
 
 Without --policy it runs the shipped policy. The scripted gait always runs too: the
 turn-in-place and top-speed targets are relative to it. Pooled: errors weighted by each block's
 scored (non-fallen) episodes, falls summed, per-command speeds averaged before the top speed
-and turn rates are read off. Results: docs/benchmarks/grid_seeds.md.
+and turn rates are read off. ``--imu-orientation filter``: every controller observes the
+orientation hw_node publishes (its complementary filter) instead of training's noisy truth.
+Results: docs/benchmarks/grid_seeds.md (grid_seeds_filter.md with the filter).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from benchmarks.bench_steering import summary, target_checks
 from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result
+from pidog_sim.batch import IMU_ORIENTATIONS
 
 GAIT = "scripted gait"
 
@@ -90,7 +94,14 @@ def main() -> None:
     parser.add_argument("--policy", type=Path, action="append", default=None, help="ONNX policy (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 5000, 7000])
     parser.add_argument("--episodes", type=int, default=2, help="paired episodes per command and seed")
+    parser.add_argument(
+        "--imu-orientation",
+        choices=IMU_ORIENTATIONS,
+        default="noisy_truth",
+        help="the orientation the controllers observe: the simulator's truth with noise (training's) or hw_node's filter",
+    )
     args = parser.parse_args()
+    filtered = args.imu_orientation == "filter"
     if len(args.seeds) < 2:
         parser.error("--seeds: give at least two (one seed is bench_steering's grid)")
     policies = args.policy or [SHIPPED_POLICY]
@@ -109,7 +120,12 @@ def main() -> None:
         for name, controller in controllers.items():
             blocks[name].append(
                 evaluate_tracking(
-                    controller, TRACKING_GRID, seconds=8.0, seed=seed, episodes_per_command=args.episodes
+                    controller,
+                    TRACKING_GRID,
+                    seconds=8.0,
+                    seed=seed,
+                    episodes_per_command=args.episodes,
+                    env_kwargs={"imu_orientation": args.imu_orientation},
                 )
             )
             done = blocks[name][-1]
@@ -120,7 +136,8 @@ def main() -> None:
             )
 
     lines = [
-        "## How much of the steering verdict is the grid's luck (`python -m benchmarks.bench_grid_seeds`)",
+        "## How much of the steering verdict is the grid's luck (`python -m benchmarks.bench_grid_seeds`)"
+        + (", observing hw_node's orientation filter" if filtered else ""),
         "",
         f"Ran: `{' '.join(['python -m benchmarks.bench_grid_seeds', *sys.argv[1:]])}`",
         "",
@@ -135,6 +152,12 @@ def main() -> None:
         "0 falls), against the scripted gait of the same block. Lift test: `hw_node`'s 'picked up' test "
         "(`pidog_description.spec.picked_up`) on the accelerometer read every 10 ms: the largest 0.3 s window mean "
         "(the mean alone latched above 2.5 m/s^2 before 2026-12-02) and how often the test latches."
+        + (
+            " Every controller observes the orientation `hw_node` publishes (its complementary filter over the "
+            "simulated gyro and accelerometer, sim config `imu_orientation: filter`), not training's noisy truth."
+            if filtered
+            else ""
+        )
         + (
             " Policies named by a path outside the repository come from training runs kept out of it "
             "(docs/ABLATIONS.md says how each was trained)."
@@ -152,7 +175,8 @@ def main() -> None:
             lines.append(row(name, str(seed), result, gait))
         lines.append(row(f"**{name}**", "**pooled**", pool(results), gait_pooled))
     lines.append("")
-    print(f"written to {write_result('grid_seeds', chr(10).join(lines))}")
+    section = "grid_seeds_filter" if filtered else "grid_seeds"
+    print(f"written to {write_result(section, chr(10).join(lines))}")
 
 
 if __name__ == "__main__":

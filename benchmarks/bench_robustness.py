@@ -1,6 +1,7 @@
 """Robustness of the shipped policy to the robot's physics (issue 14, item 4).
 
     python -m benchmarks.bench_robustness [--episodes 3] [--seconds 8] [--policy PATH|trot]
+                                          [--imu-orientation noisy_truth|filter]
 
 The shipped policy (models/policies/pidog_walk.onnx, as the robot runs it) walks forward at a
 fixed command on a grid of servo strength (stall torque, N·m; the model's is 0.35), control
@@ -16,7 +17,11 @@ error target is 0.15 rad/s), not as slowness. Target: >= 70 % of nominal speed w
 over strength 0.25-0.45 N·m, latency 0-2 steps and mass 0.85-1.15 kg.
 `--policy trot` runs the scripted trot (the demonstrations' gait) over the same grid instead: the
 reference for what this gait family does on weaker and stronger robots.
-Results: docs/benchmarks/robustness.md and robustness.png (robustness_trot.* for the trot).
+`--imu-orientation filter` lets the policy observe the orientation the robot's `hw_node` publishes
+(its complementary filter over the simulated gyro and accelerometer) instead of the simulator's
+truth with white noise, as training does.
+Results: docs/benchmarks/robustness.md and robustness.png (robustness_trot.* for the trot,
+robustness_filter.* with the filter).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, SHIPPED_POLICY, machine_summary, repo_relative, write_result
+from pidog_sim.batch import IMU_ORIENTATIONS
 from pidog_sim.evaluation import TRACKING_SETTLE_S, TRACKING_TARGETS
 
 POLICY = SHIPPED_POLICY
@@ -64,7 +70,13 @@ def batch_controller(
     return runtime.act_batch, check
 
 
-def run_grid(policy: Path | str, episodes: int, seconds: float, threads: int | None) -> dict:
+def run_grid(
+    policy: Path | str,
+    episodes: int,
+    seconds: float,
+    threads: int | None,
+    imu_orientation: str = "noisy_truth",
+) -> dict:
     from pidog_description.robot import SERVO_STALL_TORQUE
     from pidog_description.spec import CONTROL_DT
     from pidog_sim.task import WalkTask
@@ -87,6 +99,7 @@ def run_grid(policy: Path | str, episodes: int, seconds: float, threads: int | N
         "command_mode": "fixed",
         "forward_speed": COMMAND_VX,
         "nominal": {"latency_steps": max(LATENCIES)},  # sizes the latency queue
+        "imu_orientation": imu_orientation,
     }
     task = WalkTask(n, randomize=False, config=config, threads=threads)
     sim = task.sim
@@ -162,6 +175,7 @@ def run_grid(policy: Path | str, episodes: int, seconds: float, threads: int | N
         "steps": steps,
         "wall_s": wall,
         "threads": sim.threads,
+        "imu_orientation": imu_orientation,
     }
 
 
@@ -251,11 +265,15 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
     ok = not failing
     subject, name = describe(policy)
     outside_fail = [r for r in rows if not in_target(r) and not passes(r)]
+    filtered = result.get("imu_orientation", "noisy_truth") == "filter"
+    observing = ", observing hw_node's orientation filter" if filtered else ""
     lines = [
-        f"## Robustness of {subject}{TROT_ROLE if policy == TROT else ''} to servo strength, latency and mass",
+        f"## Robustness of {subject}{TROT_ROLE if policy == TROT else ''} to servo strength, latency and mass"
+        f"{observing}",
         "",
         f"`python -m benchmarks.bench_robustness --episodes {episodes} --seconds {seconds:g}"
-        f"{'' if subject == 'the shipped policy' else f' --policy {name}'}` ({machine_summary()}).",
+        f"{'' if subject == 'the shipped policy' else f' --policy {name}'}"
+        f"{' --imu-orientation filter' if filtered else ''}` ({machine_summary()}).",
         "",
         f"{'The scripted trot' if policy == TROT else f'`{name}`'} commanded straight ahead at vx = {COMMAND_VX} m/s, {episodes} episodes of "
         f"{seconds:g} s per cell (speed, the heading-frame forward velocity as `pidog-eval` measures "
@@ -264,7 +282,15 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
         f"{result['wall_s']:.0f} s). Servo stall torque (the model's: 0.35 N·m), control latency "
         f"(20 ms steps) and total mass (the model's: {result['total_mass']:.3f} kg; the torso's mass "
         "and inertia are scaled) vary; friction, servo speed, pushes and gyro bias stay nominal; "
-        "IMU noise is on (so the episodes differ). Nominal (0.35 N·m, latency 0, model mass): "
+        "IMU noise is on (so the episodes differ). "
+        + (
+            "The orientation in the observation is `hw_node`'s complementary filter over the simulated "
+            "gyro and accelerometer, as on the robot (sim config `imu_orientation: filter`), not the "
+            "simulator's truth with white noise that training sees. "
+            if filtered
+            else ""
+        )
+        + "Nominal (0.35 N·m, latency 0, model mass): "
         f"{result['nominal_speed']:.3f} m/s (the command: {COMMAND_VX} m/s), so 70 % of nominal is "
         f"{0.7 * result['nominal_speed']:.3f} m/s.",
         "",
@@ -348,12 +374,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=12.0)
     p.add_argument("--policy", default=str(POLICY), help=f"an ONNX policy, or '{TROT}' (the scripted gait)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--imu-orientation",
+        choices=IMU_ORIENTATIONS,
+        default="noisy_truth",
+        help="the orientation the policy observes: the simulator's truth with noise (training's) or hw_node's filter",
+    )
     args = p.parse_args(argv)
     policy: Path | str = TROT if args.policy == TROT else Path(args.policy).resolve()
     if policy != TROT and not Path(policy).is_file():
         p.error(f"--policy {args.policy}: no such file (an ONNX policy, or '{TROT}')")
-    section = "robustness_trot" if policy == TROT else "robustness"
-    result = run_grid(policy, args.episodes, args.seconds, args.threads)
+    section = ("robustness_trot" if policy == TROT else "robustness") + (
+        "_filter" if args.imu_orientation == "filter" else ""
+    )
+    result = run_grid(policy, args.episodes, args.seconds, args.threads, args.imu_orientation)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     plot(result, RESULTS_DIR / f"{section}.png", policy)
     path = write_result(
