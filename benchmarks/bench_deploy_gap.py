@@ -30,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result
+from benchmarks.common import (
+    FILTER_OBSERVATION,
+    IMU_FILTER,
+    SHIPPED_POLICY,
+    machine_summary,
+    repo_relative,
+    write_result,
+)
 
 COMMANDS: list[tuple[float, float]] = [
     (0.0, 0.0),
@@ -59,7 +66,7 @@ def measure(
 
     env_kwargs: dict = {} if latency is None else {"nominal": {"latency_steps": latency}}  # the env config
     if imu_filter:
-        env_kwargs["imu_orientation"] = "filter"
+        env_kwargs["imu_orientation"] = IMU_FILTER
     result = evaluate_tracking(
         controller if sigma > 0 else policy,
         COMMANDS,
@@ -125,9 +132,8 @@ def main() -> None:
         f"{SECONDS:.0f} s (first {SETTLE:.0f} s not scored). Training noise: std {args.sigma:.3f} action units "
         "per joint and step, as PPO explores. Latency columns: the nominal robot (no randomisation) "
         "at a fixed control latency; `sim_node` runs latency 0 by default. Filter columns: the nominal robot "
-        "observing the orientation `hw_node` publishes (its complementary filter at 100 Hz over the simulated "
-        "gyro and accelerometer, sim config `imu_orientation: filter`) instead of the truth with white noise "
-        "that training sees; the twin and the robot run it, `sim_node` does not.",
+        f"observing {FILTER_OBSERVATION}; the twin and the robot run it, `sim_node` when its parameter "
+        "`imu_orientation` is `filter`.",
         "",
         *rows,
         "",

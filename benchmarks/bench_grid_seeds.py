@@ -23,8 +23,16 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_steering import summary, target_checks
-from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result
-from pidog_sim.batch import IMU_ORIENTATIONS
+from benchmarks.common import (
+    FILTER_OBSERVATION,
+    FILTER_TITLE,
+    IMU_FILTER,
+    SHIPPED_POLICY,
+    add_imu_orientation_argument,
+    machine_summary,
+    repo_relative,
+    write_result,
+)
 
 GAIT = "scripted gait"
 
@@ -94,14 +102,9 @@ def main() -> None:
     parser.add_argument("--policy", type=Path, action="append", default=None, help="ONNX policy (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 5000, 7000])
     parser.add_argument("--episodes", type=int, default=2, help="paired episodes per command and seed")
-    parser.add_argument(
-        "--imu-orientation",
-        choices=IMU_ORIENTATIONS,
-        default="noisy_truth",
-        help="the orientation the controllers observe: the simulator's truth with noise (training's) or hw_node's filter",
-    )
+    add_imu_orientation_argument(parser)
     args = parser.parse_args()
-    filtered = args.imu_orientation == "filter"
+    filtered = args.imu_orientation == IMU_FILTER
     if len(args.seeds) < 2:
         parser.error("--seeds: give at least two (one seed is bench_steering's grid)")
     policies = args.policy or [SHIPPED_POLICY]
@@ -137,7 +140,7 @@ def main() -> None:
 
     lines = [
         "## How much of the steering verdict is the grid's luck (`python -m benchmarks.bench_grid_seeds`)"
-        + (", observing hw_node's orientation filter" if filtered else ""),
+        + (FILTER_TITLE if filtered else ""),
         "",
         f"Ran: `{' '.join(['python -m benchmarks.bench_grid_seeds', *sys.argv[1:]])}`",
         "",
@@ -152,12 +155,7 @@ def main() -> None:
         "0 falls), against the scripted gait of the same block. Lift test: `hw_node`'s 'picked up' test "
         "(`pidog_description.spec.picked_up`) on the accelerometer read every 10 ms: the largest 0.3 s window mean "
         "(the mean alone latched above 2.5 m/s^2 before 2026-12-02) and how often the test latches."
-        + (
-            " Every controller observes the orientation `hw_node` publishes (its complementary filter over the "
-            "simulated gyro and accelerometer, sim config `imu_orientation: filter`), not training's noisy truth."
-            if filtered
-            else ""
-        )
+        + (f" Every controller observes {FILTER_OBSERVATION}." if filtered else "")
         + (
             " Policies named by a path outside the repository come from training runs kept out of it "
             "(docs/ABLATIONS.md says how each was trained)."
@@ -175,7 +173,7 @@ def main() -> None:
             lines.append(row(name, str(seed), result, gait))
         lines.append(row(f"**{name}**", "**pooled**", pool(results), gait_pooled))
     lines.append("")
-    section = "grid_seeds_filter" if filtered else "grid_seeds"
+    section = f"grid_seeds_{IMU_FILTER}" if filtered else "grid_seeds"
     print(f"written to {write_result(section, chr(10).join(lines))}")
 
 

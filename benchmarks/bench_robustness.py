@@ -34,8 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, SHIPPED_POLICY, machine_summary, repo_relative, write_result
-from pidog_sim.batch import IMU_ORIENTATIONS
+from benchmarks.common import (
+    FILTER_OBSERVATION,
+    FILTER_TITLE,
+    IMU_FILTER,
+    RESULTS_DIR,
+    SHIPPED_POLICY,
+    add_imu_orientation_argument,
+    machine_summary,
+    repo_relative,
+    write_result,
+)
+from pidog_sim.config import DEFAULT_SIM_CONFIG
 from pidog_sim.evaluation import TRACKING_SETTLE_S, TRACKING_TARGETS
 
 POLICY = SHIPPED_POLICY
@@ -75,7 +85,7 @@ def run_grid(
     episodes: int,
     seconds: float,
     threads: int | None,
-    imu_orientation: str = "noisy_truth",
+    imu_orientation: str = DEFAULT_SIM_CONFIG["imu_orientation"],
 ) -> dict:
     from pidog_description.robot import SERVO_STALL_TORQUE
     from pidog_description.spec import CONTROL_DT
@@ -265,11 +275,10 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
     ok = not failing
     subject, name = describe(policy)
     outside_fail = [r for r in rows if not in_target(r) and not passes(r)]
-    filtered = result.get("imu_orientation", "noisy_truth") == "filter"
-    observing = ", observing hw_node's orientation filter" if filtered else ""
+    filtered = result["imu_orientation"] == IMU_FILTER
     lines = [
         f"## Robustness of {subject}{TROT_ROLE if policy == TROT else ''} to servo strength, latency and mass"
-        f"{observing}",
+        f"{FILTER_TITLE if filtered else ''}",
         "",
         f"`python -m benchmarks.bench_robustness --episodes {episodes} --seconds {seconds:g}"
         f"{'' if subject == 'the shipped policy' else f' --policy {name}'}"
@@ -283,13 +292,7 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
         f"(20 ms steps) and total mass (the model's: {result['total_mass']:.3f} kg; the torso's mass "
         "and inertia are scaled) vary; friction, servo speed, pushes and gyro bias stay nominal; "
         "IMU noise is on (so the episodes differ). "
-        + (
-            "The orientation in the observation is `hw_node`'s complementary filter over the simulated "
-            "gyro and accelerometer, as on the robot (sim config `imu_orientation: filter`), not the "
-            "simulator's truth with white noise that training sees. "
-            if filtered
-            else ""
-        )
+        + (f"The controller observes {FILTER_OBSERVATION}. " if filtered else "")
         + "Nominal (0.35 N·m, latency 0, model mass): "
         f"{result['nominal_speed']:.3f} m/s (the command: {COMMAND_VX} m/s), so 70 % of nominal is "
         f"{0.7 * result['nominal_speed']:.3f} m/s.",
@@ -374,18 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=12.0)
     p.add_argument("--policy", default=str(POLICY), help=f"an ONNX policy, or '{TROT}' (the scripted gait)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument(
-        "--imu-orientation",
-        choices=IMU_ORIENTATIONS,
-        default="noisy_truth",
-        help="the orientation the policy observes: the simulator's truth with noise (training's) or hw_node's filter",
-    )
+    add_imu_orientation_argument(p)
     args = p.parse_args(argv)
     policy: Path | str = TROT if args.policy == TROT else Path(args.policy).resolve()
     if policy != TROT and not Path(policy).is_file():
         p.error(f"--policy {args.policy}: no such file (an ONNX policy, or '{TROT}')")
     section = ("robustness_trot" if policy == TROT else "robustness") + (
-        "_filter" if args.imu_orientation == "filter" else ""
+        f"_{IMU_FILTER}" if args.imu_orientation == IMU_FILTER else ""
     )
     result = run_grid(policy, args.episodes, args.seconds, args.threads, args.imu_orientation)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

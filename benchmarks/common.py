@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import tempfile
@@ -11,6 +12,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "docs" / "benchmarks"
 SHIPPED_POLICY = REPO / "models" / "policies" / "pidog_walk.onnx"
+
+# --imu-orientation: what the benchmarks that offer it pass as sim config "imu_orientation", and
+# how their reports describe the robot's filter.
+IMU_FILTER = "filter"
+FILTER_TITLE = ", observing hw_node's orientation filter"
+FILTER_OBSERVATION = (
+    "the orientation `hw_node` publishes (its complementary filter at 100 Hz over the simulated "
+    "gyro and accelerometer, sim config `imu_orientation: filter`) instead of the truth with white noise "
+    "that training sees"
+)
+
+
+def add_imu_orientation_argument(parser: argparse.ArgumentParser) -> None:
+    """``--imu-orientation``: training's noisy truth (the sim default) or hw_node's filter."""
+    from pidog_sim.batch import IMU_ORIENTATIONS
+    from pidog_sim.config import DEFAULT_SIM_CONFIG
+
+    parser.add_argument(
+        "--imu-orientation",
+        choices=IMU_ORIENTATIONS,
+        default=DEFAULT_SIM_CONFIG["imu_orientation"],
+        help=f"the orientation the controllers observe ('{IMU_FILTER}': hw_node's, as on the robot)",
+    )
 
 
 def repo_relative(path: Path) -> Path:
