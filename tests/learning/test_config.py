@@ -81,6 +81,7 @@ def test_every_preset_is_valid(preset: str) -> None:
         ({"eval": {"episodes": 0}}, "eval.episodes"),
         ({"policy": {"exploration": "pink"}}, "policy.exploration"),
         ({"ppo": {"sde_sample_freq": -2}}, "ppo.sde_sample_freq"),
+        ({"ppo": {"reward_scale": 0.0}}, "ppo.reward_scale"),
         ({"ppo": {"sde_sample_freq": 0}}, "ppo.sde_sample_freq"),
         # both set the log-std as an action std, which gSDE's log-std is not
         (

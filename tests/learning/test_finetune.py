@@ -263,6 +263,9 @@ def test_the_symmetry_term_makes_the_actor_commute_with_the_left_right_mirror() 
         assert model.symmetry_weight == weight
         with torch.no_grad():  # a lopsided prior: the left legs bent further than the right
             model.policy.action_net.bias[[0, 1, 4, 5]] += 0.3
+        # A rollout of the lopsided policy (critic only): PPO alone then has no reason to undo
+        # the lean, as it would for a rollout of the symmetric prior the lean was added to.
+        model.learn(64, callback=AntiForgettingCallback(10_000, None, 0.0, 0.9, 32, 0))
         obs = torch.as_tensor(
             model.rollout_buffer.observations.reshape(-1, model.rollout_buffer.obs_shape[0])
         )
@@ -351,3 +354,30 @@ def test_gsde_noise_has_the_configured_strength_is_held_per_draw_and_deploys_its
         )  # checks onnxruntime
     finally:
         env.close()
+
+
+def test_reward_scale_reaches_ppo_but_not_the_logged_returns() -> None:
+    """ppo.reward_scale shrinks what the critic learns from; reports keep the task's units."""
+    from pidog_learning.ppo_finetune import ScaledReward, make_vec_env
+
+    def run(scale: float) -> tuple[list[float], float]:
+        env = make_vec_env(
+            merge(TINY, {"n_envs": 1, "env": {"episode_seconds": 0.2}, "ppo": {"reward_scale": scale}}),
+            seed=0,
+        )
+        assert isinstance(env, ScaledReward) == (scale != 1.0)
+        env.reset()
+        rewards, logged = [], float("nan")
+        for _ in range(12):  # one 10-step episode and into the next
+            _, reward, done, infos = env.step(np.zeros((1, env.action_space.shape[0]), dtype=np.float32))
+            rewards.append(float(reward[0]))
+            if done[0]:
+                logged = infos[0]["episode"]["r"]
+        env.close()
+        return rewards, logged
+
+    plain, plain_return = run(1.0)
+    scaled, scaled_return = run(0.01)
+    np.testing.assert_allclose(scaled, 0.01 * np.array(plain), rtol=1e-6)
+    assert abs(plain[0]) > 0.1, "the task pays a reward worth scaling"
+    assert scaled_return == pytest.approx(plain_return) and np.isfinite(plain_return)

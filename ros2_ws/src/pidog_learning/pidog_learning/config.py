@@ -91,6 +91,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "n_epochs": 5,
         "gamma": 0.99,
         "gae_lambda": 0.95,
+        # PPO learns from reward_scale x the task's reward, so the critic's returns are O(1)
+        # (ppo_finetune.ScaledReward); logged returns stay in the task's units. At 1.0 (returns
+        # ~200) the critic explained ~0 % of the returns' variance for the first ~1M steps; at
+        # 0.01, 40-80 % from the critic warm-up on, and two seeds' default runs tracked better
+        # (docs/ABLATIONS.md, fifteenth session).
+        "reward_scale": 0.01,
         "clip_range": 0.2,
         "ent_coef": 0.0,
         "vf_coef": 0.5,
@@ -593,6 +599,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "ppo.gamma", 0.0, 1.0, low_open=True)
     _float(config, "ppo.gae_lambda", 0.0, 1.0)
     _float(config, "ppo.clip_range", 0.0, 1.0, low_open=True)
+    if "reward_scale" in config["ppo"]:  # absent in older experiments (they used 1.0)
+        _float(config, "ppo.reward_scale", 0.0, low_open=True)
     for name in ("ppo.ent_coef", "ppo.vf_coef", "ppo.target_kl", "ppo.symmetry_loss_weight"):
         _float(config, name, 0.0)
     _float(config, "ppo.max_grad_norm", 0.0, low_open=True)
