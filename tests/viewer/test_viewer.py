@@ -24,6 +24,11 @@ EVAL = [sys.executable, "-u", "-m", "pidog_learning.eval_cli"]
 TRAIN = [sys.executable, "-u", "-m", "pidog_learning.train_cli"]
 NO_VIEWER = "live viewer off, videos are written instead"
 
+# One worker, one Xvfb: the X server is a module fixture, so two pytest-xdist workers running
+# this module's tests start one each. In one CI run a child could not open the display its
+# worker's Xvfb had reported (":0") while the other worker's Xvfb was up.
+pytestmark = pytest.mark.xdist_group("xserver")
+
 
 EMPTY_SCENE = """
 import time
