@@ -111,7 +111,7 @@ def run_grid(
     masses = tuple(total_mass if m is None else m for m in MASSES_KG)
     cells = list(itertools.product(STRENGTHS_NM, LATENCIES, masses))
     if only is not None:
-        cells = [c for c in cells if c in only or c == (SERVO_STALL_TORQUE, 0, total_mass)]
+        cells = [c for c in cells if c in only or c == nominal_cell(total_mass)]
     n = len(cells) * episodes
     strength = np.repeat([c[0] / SERVO_STALL_TORQUE for c in cells], episodes)
     latency = np.repeat([c[1] for c in cells], episodes).astype(np.int64)
@@ -207,14 +207,15 @@ def cell_key(r: dict) -> tuple[float, int, float]:
     return (r["strength"], r["latency"], r["mass"])
 
 
-def nominal_row(result: dict) -> dict:
+def nominal_cell(total_mass: float) -> tuple[float, int, float]:
+    """The robot every cell's speed is compared with: the model's servos, mass, no latency."""
     from pidog_description.robot import SERVO_STALL_TORQUE
 
-    return next(
-        r
-        for r in result["rows"]
-        if r["strength"] == SERVO_STALL_TORQUE and r["latency"] == 0 and r["mass"] == result["total_mass"]
-    )
+    return (SERVO_STALL_TORQUE, 0, total_mass)
+
+
+def nominal_row(result: dict) -> dict:
+    return next(r for r in result["rows"] if cell_key(r) == nominal_cell(result["total_mass"]))
 
 
 def in_target(r: dict) -> bool:

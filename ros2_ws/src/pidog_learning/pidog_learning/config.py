@@ -94,8 +94,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # PPO learns from reward_scale x the task's reward, so the critic's returns are O(1)
         # (ppo_finetune.ScaledReward); logged returns stay in the task's units. At 1.0 (returns
         # ~200) the critic explained ~0 % of the returns' variance for the first ~1M steps; at
-        # 0.01, 40-80 % from the critic warm-up on, and two seeds' default runs tracked better
-        # (docs/ABLATIONS.md, fifteenth session).
+        # 0.01, 39-55 % by 50-100k steps and 70-90 % from ~300k, and three seeds' default runs
+        # all deployed PPO and tracked wz better (docs/ABLATIONS.md, fifteenth session).
         "reward_scale": 0.01,
         "clip_range": 0.2,
         "ent_coef": 0.0,
