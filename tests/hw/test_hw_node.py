@@ -90,6 +90,9 @@ def test_maestro_on_a_pty(spawn_node, ros_probe, maestro: MaestroEmulator) -> No
             "reconnect_interval_s": 0.3,
             "shutdown_pose": "limp",
             "start_armed": True,
+            # CI once saw the 0.3 s default fire inside io.command's stream on a loaded machine
+            # (the last frame was a slew toward the stand pose); the watchdog: test_fail_safe.py.
+            "command_timeout_s": 2.0,
         },
     )
     io = Listener(ros_probe)
