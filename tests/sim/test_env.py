@@ -217,6 +217,32 @@ def test_feet_air_time_term_pays_full_flights_and_costs_short_hops_at_touchdown(
     assert landing(0.2, (0.2, 0.0), weight=0.0) == []
 
 
+def test_swing_height_term_costs_low_swings_at_touchdown_and_nothing_for_full_lifts() -> None:
+    """reward.swing_height: at each touchdown while a move is commanded, per foot, the squared
+    shortfall of the swing's highest sole height below swing_height_target, as a share of it.
+    A robot dropped from 0.2 m lifted every sole far above the target (no cost); dropped from
+    5 mm, every foot lands with a swing of ~5 mm plus its standing height, short of 15 mm."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+    target = 0.015
+
+    def landing(height: float, command: tuple[float, float]) -> list[float]:
+        env = PiDogEnv(randomize=False, reward={"swing_height": 1.0, "swing_height_target": target})
+        env.reset(seed=0, options={"command": command})
+        for _ in range(25):  # land from the reset height and settle
+            env.step(still)
+        env.sim.batch.qpos[0, 2] += height
+        terms = [env.step(still)[4]["reward_terms"]["swing_height"] for _ in range(20)]
+        env.close()
+        return [t for t in terms if t != 0.0]
+
+    assert landing(0.2, (0.2, 0.0)) == []  # full lifts: touchdowns without cost
+    low = landing(0.005, (0.0, 0.5))
+    assert low and all(-4.0 < t < 0.0 for t in low), low  # each foot short, by less than all of it
+    assert landing(0.005, (0.0, 0.0)) == []  # standing still is not walking: no term
+    with pytest.raises(ValueError, match="swing_height_target"):
+        PiDogEnv(reward={"swing_height_target": 0.0})
+
+
 def test_air_time_range_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="air_time_range"):
         PiDogEnv(reward={"air_time_range": (0.2, 0.1)})

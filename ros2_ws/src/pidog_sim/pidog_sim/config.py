@@ -61,6 +61,12 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # touchdown is one more chance to slide (docs/ABLATIONS.md).
         "feet_air_time": 0.0,
         "air_time_range": (0.1, 0.2),  # s; the gait clock's swing lasts 0.2 s
+        # At each touchdown while the command asks to move, per foot, the squared shortfall of
+        # the swing's highest sole height below swing_height_target, as a share of it: the
+        # quantity the gait meter's median swing clearance reads (issue 12 asks >= 10 mm), paid
+        # where a swing ends, so a foot that skims or chatters costs and a full lift costs nothing.
+        "swing_height": 0.0,
+        "swing_height_target": 0.015,  # m
     },
     # The robot's physical parameters without randomisation (randomize=False), and the centre
     # the IMU gyro bias is randomised around; a robot parameters file (pidog_sim.robot_params,

@@ -35,6 +35,7 @@ from pidog_description.spec import (
 
 from .batch import BatchSim
 from .env import PiDogEnv
+from .model import foot_radii
 from .rollout import MAX_BATCH, EpisodeRecord, run_episodes
 
 Controller = Callable[[np.ndarray], np.ndarray]
@@ -143,8 +144,7 @@ class GaitMeter:
     lift_trips: int = 0  # windows where hw_node's lift test would latch, after one where it would not
 
     def __post_init__(self) -> None:
-        # Foot sites sit at the centre of the foot spheres: clearance is measured from the sole.
-        self._radius = self.model.geom_size[[self.model.geom(f"{leg}_foot").id for leg in LEG_NAMES], 0]
+        self._radius = foot_radii(self.model)  # clearance is measured from the sole
         self._swing_peak = np.full(len(LEG_NAMES), np.nan)  # nan: the foot is on the ground
         self._swing_steps = np.zeros(len(LEG_NAMES), dtype=np.int64)
         self._low_g_run = 0

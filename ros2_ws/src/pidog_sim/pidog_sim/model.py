@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 import mujoco
+import numpy as np
 
 from pidog_description import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from pidog_description.robot import LEG_NAMES
 
 MODEL_FILENAME = "pidog.xml"
 
@@ -43,6 +45,12 @@ def load_model(path: str | os.PathLike[str] | None = None) -> mujoco.MjModel:
     if problems:
         raise ValueError(f"PiDog model {model_path} does not match pidog_description: " + "; ".join(problems))
     return model
+
+
+def foot_radii(model: mujoco.MjModel) -> np.ndarray:
+    """(4,) radius of each foot sphere (LF, RF, LH, RH), m: the foot sites sit at the spheres'
+    centres, so a sole's height above the floor is the site's height minus this."""
+    return np.array([model.geom_size[model.geom(f"{leg}_foot").id, 0] for leg in LEG_NAMES])
 
 
 def check_model(model: mujoco.MjModel) -> list[str]:

@@ -28,6 +28,7 @@ from pidog_description.spec import (
 )
 
 from .batch import BatchSim
+from .model import foot_radii
 
 COMMAND_MODES = ("fixed", "sample")
 
@@ -77,6 +78,9 @@ class WalkTask:
         # s each foot has been off the floor (0 in contact)
         self.air_time = np.zeros((self.n, len(LEG_NAMES)))
         self.foot_down = np.ones((self.n, len(LEG_NAMES)), dtype=bool)  # contact after the last step
+        # m, highest the sole has been since the foot left the floor (0 in contact)
+        self.swing_peak = np.zeros((self.n, len(LEG_NAMES)))
+        self._sole_offset = foot_radii(self.sim.models[0])
         self.reset(np.arange(self.n), seeds=np.arange(self.n))
 
     # --- episodes --------------------------------------------------------------------------
@@ -99,6 +103,7 @@ class WalkTask:
         self._vel_history[robots] = 0.0
         self.air_time[robots] = 0.0
         self.foot_down[robots] = True
+        self.swing_peak[robots] = 0.0
         self.fixed_command[robots] = commands is not None
         if commands is not None:
             self.command[robots] = np.broadcast_to(np.asarray(commands, dtype=np.float64), (robots.size, 2))
@@ -153,6 +158,8 @@ class WalkTask:
         # Kept at every weight, so the term reads a true air time whenever it is switched on:
         # 14 us of a 15.6 ms step of 64 robots.
         self.air_time = np.where(contact, 0.0, self.air_time + CONTROL_DT)
+        sole = self.sim.foot_positions()[:, :, 2] - self._sole_offset
+        self.swing_peak = np.where(contact, 0.0, np.maximum(self.swing_peak, sole))
         self.foot_down = contact
         if unstable.any():  # nothing about a diverged robot is worth learning from
             reward[unstable] = 0.0
@@ -236,6 +243,15 @@ class WalkTask:
             air = np.minimum(self.air_time, hi) - lo
             return np.sum(touchdown * air, axis=1) * moving
 
+        def swing_height() -> np.ndarray:
+            target = w["swing_height_target"]
+            touchdown = contacts & ~self.foot_down
+            moving = np.any(self.command != 0.0, axis=1)
+            # The peak over the control steps that ended with the foot in the air, as the gait
+            # meter's swing clearance reads it (the sole's highest point per swing).
+            short = np.maximum(target - self.swing_peak, 0.0) / target
+            return -np.sum(touchdown * short**2, axis=1) * moving
+
         # Each term as a function, called only when weighted: a term at weight 0 (the gait-
         # quality terms and low_g by default) costs nothing; low_g's accelerometer norms over
         # every physics step were 0.4 % of a 64-robot step. Unweighted terms report 0.
@@ -261,6 +277,7 @@ class WalkTask:
             "vertical_velocity": lambda: -(sim.base_linear_velocity_world()[:, 2] ** 2),
             "low_g": lambda: -np.mean(sim.low_g_trace(), axis=1),
             "feet_air_time": feet_air_time,
+            "swing_height": swing_height,
         }
         terms = {
             name: w[name] * formula() if w[name] else np.zeros(self.n) for name, formula in formulas.items()
@@ -306,6 +323,6 @@ def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
         raise ValueError(
             f"reward.air_time_range must be (low, high) with 0 <= low < high s, got {(air_lo, air_hi)}"
         )
-    for name in ("track_vx_sigma", "track_wz_sigma"):
+    for name in ("track_vx_sigma", "track_wz_sigma", "swing_height_target"):
         if not cfg["reward"][name] > 0:
             raise ValueError(f"reward.{name} must be positive, got {cfg['reward'][name]}")
