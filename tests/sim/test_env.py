@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -192,24 +193,32 @@ def test_low_g_term_costs_the_share_of_a_control_period_spent_in_flight() -> Non
     env.close()
 
 
+def terms_after_a_drop(
+    term: str, reward: dict[str, Any], height: float, command: tuple[float, float]
+) -> list[float]:
+    """Reward term ``term`` at every control step that has one, over the 20 steps after a
+    settled, unactuated robot is lifted by ``height`` m and let fall (the first: its landing)."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+    env = PiDogEnv(randomize=False, reward=reward)
+    env.reset(seed=0, options={"command": command})
+    for _ in range(25):  # land from the reset height and settle
+        env.step(still)
+    env.sim.batch.qpos[0, 2] += height
+    terms = [env.step(still)[4]["reward_terms"][term] for _ in range(20)]
+    env.close()
+    return [t for t in terms if t != 0.0]
+
+
 def test_feet_air_time_term_pays_full_flights_and_costs_short_hops_at_touchdown() -> None:
     """reward.feet_air_time: at each touchdown, per foot, the time it was in the air minus
     air_time_range[0], counted up to air_time_range[1]; only while a move is commanded; off (0)
     by default. A robot dropped from 0.2 m flies ~0.2 s (every foot pays the cap as it lands),
     from 1.5 cm ~0.05 s (every foot costs)."""
-    still = np.zeros(ACTION_DIM, dtype=np.float32)
     lo, hi = 0.1, 0.2
 
     def landing(height: float, command: tuple[float, float], weight: float = 1.0) -> list[float]:
-        """The term at every step after the drop that has one (the first: the landing)."""
-        env = PiDogEnv(randomize=False, reward={"feet_air_time": weight, "air_time_range": (lo, hi)})
-        env.reset(seed=0, options={"command": command})
-        for _ in range(25):  # land from the reset height and settle
-            env.step(still)
-        env.sim.batch.qpos[0, 2] += height
-        terms = [env.step(still)[4]["reward_terms"]["feet_air_time"] for _ in range(20)]
-        env.close()
-        return [t for t in terms if t != 0.0]
+        reward = {"feet_air_time": weight, "air_time_range": (lo, hi)}
+        return terms_after_a_drop("feet_air_time", reward, height, command)
 
     assert landing(0.2, (0.2, 0.0))[0] == pytest.approx(4 * (hi - lo))
     assert -4 * lo < landing(0.015, (0.0, 0.5))[0] < 0.0  # each foot in the air for less than lo
@@ -222,18 +231,10 @@ def test_swing_height_term_costs_low_swings_at_touchdown_and_nothing_for_full_li
     shortfall of the swing's highest sole height below swing_height_target, as a share of it.
     A robot dropped from 0.2 m lifted every sole far above the target (no cost); dropped from
     5 mm, every foot lands with a swing of ~5 mm plus its standing height, short of 15 mm."""
-    still = np.zeros(ACTION_DIM, dtype=np.float32)
-    target = 0.015
 
     def landing(height: float, command: tuple[float, float]) -> list[float]:
-        env = PiDogEnv(randomize=False, reward={"swing_height": 1.0, "swing_height_target": target})
-        env.reset(seed=0, options={"command": command})
-        for _ in range(25):  # land from the reset height and settle
-            env.step(still)
-        env.sim.batch.qpos[0, 2] += height
-        terms = [env.step(still)[4]["reward_terms"]["swing_height"] for _ in range(20)]
-        env.close()
-        return [t for t in terms if t != 0.0]
+        reward = {"swing_height": 1.0, "swing_height_target": 0.015}
+        return terms_after_a_drop("swing_height", reward, height, command)
 
     assert landing(0.2, (0.2, 0.0)) == []  # full lifts: touchdowns without cost
     low = landing(0.005, (0.0, 0.5))

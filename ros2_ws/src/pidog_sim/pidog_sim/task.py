@@ -78,7 +78,8 @@ class WalkTask:
         # s each foot has been off the floor (0 in contact)
         self.air_time = np.zeros((self.n, len(LEG_NAMES)))
         self.foot_down = np.ones((self.n, len(LEG_NAMES)), dtype=bool)  # contact after the last step
-        # m, highest the sole has been since the foot left the floor (0 in contact)
+        # m, highest the sole has been since the foot left the floor (0 in contact; kept only while
+        # reward.swing_height, its one reader, is weighted)
         self.swing_peak = np.zeros((self.n, len(LEG_NAMES)))
         self._sole_offset = foot_radii(self.sim.models[0])
         self.reset(np.arange(self.n), seeds=np.arange(self.n))
@@ -158,8 +159,9 @@ class WalkTask:
         # Kept at every weight, so the term reads a true air time whenever it is switched on:
         # 14 us of a 15.6 ms step of 64 robots.
         self.air_time = np.where(contact, 0.0, self.air_time + CONTROL_DT)
-        sole = self.sim.foot_positions()[:, :, 2] - self._sole_offset
-        self.swing_peak = np.where(contact, 0.0, np.maximum(self.swing_peak, sole))
+        if self.cfg["reward"]["swing_height"]:  # its only reader (9 us of an 11 ms 64-robot step)
+            sole = self.sim.foot_positions()[:, :, 2] - self._sole_offset
+            self.swing_peak = np.where(contact, 0.0, np.maximum(self.swing_peak, sole))
         self.foot_down = contact
         if unstable.any():  # nothing about a diverged robot is worth learning from
             reward[unstable] = 0.0
@@ -229,28 +231,30 @@ class WalkTask:
         sim = self.sim
         avg = self.averaged_velocity()
 
-        # Read by two terms: computed once per step when either is weighted.
+        # Each read by two terms: computed once per step when either is weighted.
         @functools.cache
         def foot_speed_xy() -> np.ndarray:
             return np.linalg.norm(sim.foot_velocities()[:, :, :2], axis=2)
 
+        @functools.cache
+        def moving_touchdowns() -> np.ndarray:
+            """(N, 4) feet that landed this step while the command asks to move."""
+            moving = np.any(self.command != 0.0, axis=1)
+            return contacts & ~self.foot_down & moving[:, None]
+
         def feet_air_time() -> np.ndarray:
             lo, hi = w["air_time_range"]
-            touchdown = contacts & ~self.foot_down
-            moving = np.any(self.command != 0.0, axis=1)
             # The flight, from the control steps that ended with the foot in the air: the
             # contact sample's resolution is one control period either way.
             air = np.minimum(self.air_time, hi) - lo
-            return np.sum(touchdown * air, axis=1) * moving
+            return np.sum(moving_touchdowns() * air, axis=1)
 
         def swing_height() -> np.ndarray:
             target = w["swing_height_target"]
-            touchdown = contacts & ~self.foot_down
-            moving = np.any(self.command != 0.0, axis=1)
             # The peak over the control steps that ended with the foot in the air, as the gait
             # meter's swing clearance reads it (the sole's highest point per swing).
             short = np.maximum(target - self.swing_peak, 0.0) / target
-            return -np.sum(touchdown * short**2, axis=1) * moving
+            return -np.sum(moving_touchdowns() * short**2, axis=1)
 
         # Each term as a function, called only when weighted: a term at weight 0 (the gait-
         # quality terms and low_g by default) costs nothing; low_g's accelerometer norms over
