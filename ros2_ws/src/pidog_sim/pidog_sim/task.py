@@ -75,7 +75,8 @@ class WalkTask:
         self.next_command_step = np.zeros(self.n, dtype=np.int64)
         self._vel_history = np.zeros((self.n, self.window, 2))  # (forward, yaw rate) ring buffer
         self.fixed_command = np.zeros(self.n, dtype=bool)  # a reset with an explicit command keeps it
-        # s each foot has been off the floor (0 in contact)
+        # s each foot has been off the floor (0 in contact; kept only while reward.feet_air_time,
+        # its one reader, is weighted)
         self.air_time = np.zeros((self.n, len(LEG_NAMES)))
         self.foot_down = np.ones((self.n, len(LEG_NAMES)), dtype=bool)  # contact after the last step
         # m, highest the sole has been since the foot left the floor (0 in contact; kept only while
