@@ -55,11 +55,21 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Environment used for demonstrations, PPO and evaluation: PiDogEnv keyword arguments, any
     # key of pidog_sim.config.DEFAULT_SIM_CONFIG. The default task is steering: (vx, wz) drawn
     # over the whole command range (standing, turning in place, arcs, backward), resampled within
-    # episodes; velocity tracking rewarded on the gait-cycle average.
+    # episodes; velocity tracking rewarded on the gait-cycle average. swing_height: a swing whose
+    # peak falls short of 15 mm costs at touchdown; without it PPO shuffles (median clearance
+    # 7.1-8.3 mm over three seeds, the gait's ~14); at weight 2 over five seeds 10.0-12.0 mm,
+    # and 47-57 of issue 14's 60 robustness cells at four of them (40-44 without), but seed 0 fell
+    # more (docs/ABLATIONS.md, eighteenth session).
     "env": {
         "episode_seconds": 20.0,
         "command_mode": "sample",
-        "reward": {"track_vx": 2.0, "track_vx_sigma": 0.1, "track_wz": 2.0, "track_wz_sigma": 0.5},
+        "reward": {
+            "track_vx": 2.0,
+            "track_vx_sigma": 0.1,
+            "track_wz": 2.0,
+            "track_wz_sigma": 0.5,
+            "swing_height": 2.0,
+        },
     },
     "demos": {
         "episode_seconds": 20.0,
