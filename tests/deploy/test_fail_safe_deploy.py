@@ -153,9 +153,19 @@ def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_
     stamp = re.search(r"\[(\d+\.\d+)\] \[hw_node\]: command timeout", hw.log())
     assert stamp, hw.log()
     reaction = float(stamp.group(1)) - killed_at
-    print(f"policy_node killed: hw_node timed out and ramps to stand {reaction:.3f} s later")
-    # Its message says how long ago the last accepted command was due and whether stale ones
-    # (delivered late, by their stamps) were dropped: a slow hw_node and a late queue differ.
-    assert reaction < COMMAND_TIMEOUT_S + 0.45, (
+    # Its message says how long ago the last accepted command was due, whether stale ones
+    # (delivered late, by their stamps) were dropped, and, when the check itself ran late, how
+    # the control loop spent the gap by the kernel's accounting. Time the loop spent waiting for
+    # a CPU is the machine's load; time blocked in a call would be hw_node's defect and is not
+    # excused. (A check 2 s late was seen once, beside the Ray and sysid tests on two cores,
+    # before hw_node could say why.)
+    starved = re.search(
+        r"this check ran late, the control loop held up [\d.]+ s: waiting for a CPU ([\d.]+) s", hw.log()
+    )
+    waiting = float(starved.group(1)) if starved else 0.0
+    print(
+        f"policy_node killed: hw_node timed out and ramps to stand {reaction:.3f} s later ({waiting:.2f} s short of CPU)"
+    )
+    assert reaction < COMMAND_TIMEOUT_S + 0.45 + waiting, (
         f"ramp to stand within the timeout and a loaded machine's margin:\n{hw.log()[-4000:]}"
     )

@@ -117,6 +117,28 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
     assert [e for e in read_jsonl(log) if "violation" in e] == []
 
 
+def test_a_held_up_control_loop_is_reported_with_its_cause(spawn_node, ros_probe, tmp_path: Path) -> None:
+    """hw_node stopped for 0.8 s (SIGSTOP: what a blocking call looks like to the kernel) says,
+    in its log and on /diagnostics, that its loop was held up and that it was not for lack of
+    CPU: the watchdog and the fall check can act no sooner than that loop runs."""
+    node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, start_armed=True))
+    io = Listener(ros_probe)
+    io.wait_state("armed", timeout=30.0)
+    io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.OK)
+    node.proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.8)
+    node.proc.send_signal(signal.SIGCONT)
+    status = io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.WARN)
+    values = {v.key: v.value for v in status.values}
+    assert "control loop held up" in status.message, status.message
+    assert int(values["loop_stalls"]) >= 1 and float(values["longest_loop_gap_s"]) >= 0.7, values
+    assert "control loop held up" in node.log()
+    if "waiting for a CPU" in status.message:  # the kernel keeps scheduler statistics here
+        blocked = float(status.message.split("blocked ")[1].split(" s")[0])
+        assert blocked >= 0.5, status.message
+    io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.OK)  # one report, then ok
+
+
 def test_deadman_arming_needs_the_operator_and_losing_it_disarms(
     spawn_node, ros_probe, tmp_path: Path
 ) -> None:

@@ -77,6 +77,7 @@ from .errors import (
 )
 from .i2c import EMULATED_BUS, TWIN_BUS, open_smbus
 from .latch import DEFAULT_STATE_PATH, EstopLatch
+from .loop_timing import LoopMonitor, Stall
 from .parameters import EMULATED_SERIAL, HwParams, ParameterError, declare_and_read
 from .sequences import SEQUENCE_SPEED, hold, lie_down, play, ramp, stand_up
 from .servo_backend import ServoBackend, make_servo_backend
@@ -171,6 +172,11 @@ class HwNode(Node):
             "battery_read_failures": 0,
         }
         self.imu_counts = {"reads": 0, "failures": 0, "consecutive_failures": 0}
+        # A tick later than five periods (0.1 s at 50 Hz) is a stall: logged with its cause
+        # (short of CPU or blocked in a call), counted on /diagnostics, and named in a command
+        # timeout it delayed. The watchdog can act no sooner than the loop runs.
+        self.loop = LoopMonitor(stall_after_s=5 * self.dt)
+        self.stalls_reported = 0  # the safety status WARNs in the report after a stall
         self.servo_fault: str | None = None
         self.servo_failures_since_report = 0
         self.disconnected = False
@@ -596,15 +602,20 @@ class HwNode(Node):
     # --- control loop ------------------------------------------------------------------------
     def _control_tick(self) -> None:
         now = time.monotonic()
+        stall = self.loop.tick(now)
+        if stall is not None:
+            self.get_logger().warning(
+                f"control loop {stall.describe()} (period {self.dt:g} s)", throttle_duration_sec=1.0
+            )
         if self.disconnected:
             self._try_reconnect()
-        self._supervise(now)
+        self._supervise(now, stall)
         if not self.disconnected:
             self._drive(now)
         self._publish_joint_states()
         self._publish_state()
 
-    def _supervise(self, now: float) -> None:
+    def _supervise(self, now: float, stall: Stall | None = None) -> None:
         if (
             self.armed
             and self.last_command_time is not None
@@ -612,9 +623,11 @@ class HwNode(Node):
         ):
             n_stale = self.stale_since_accepted
             stale = f"; {n_stale} stale ones dropped since, last: {self.last_stale}" if n_stale else ""
+            # A late check is the loop's fault, not the sender's: say so where it shows.
+            late = f"; this check ran late, the control loop {stall.describe()}" if stall else ""
             self.timeout_fault = (
                 f"command timeout: no valid /joint_commands for {self.p.command_timeout_s:g} s "
-                f"(the last from {self.source_name} was due {now - self.last_command_time:.2f} s ago{stale}); "
+                f"(the last from {self.source_name} was due {now - self.last_command_time:.2f} s ago{stale}{late}); "
                 f"disarmed, stand then {self.p.command_timeout_action}"
             )
             self.get_logger().error(self.timeout_fault)
@@ -984,8 +997,11 @@ class HwNode(Node):
             level, message = DiagnosticStatus.ERROR, f"{state}: {self.timeout_fault or self._why_not_armed()}"
         elif not self.armed:
             level, message = DiagnosticStatus.WARN, f"{state}: {self.disarm_reason}"
+        elif self.loop.stalls > self.stalls_reported and self.loop.last_stall is not None:
+            level, message = DiagnosticStatus.WARN, f"{state}: control loop {self.loop.last_stall.describe()}"
         else:
             level, message = DiagnosticStatus.OK, state
+        self.stalls_reported = self.loop.stalls
         values = {
             "state": state,
             "armed": self.armed,
@@ -993,6 +1009,7 @@ class HwNode(Node):
             "faults": ", ".join(self.faults),
             "output": self.output,
             "tilt_rad": round(self.tilt, 3),
+            **self.loop.status(),
         }
         return _status("pidog_hw: safety", "hw_node", level, message, values)
 
