@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from deploy_graph import LATCHED, FakeSensors, estop_publisher, record
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, Vector3
 from onnx_policies import linear_policy, nan_policy
 from sensor_msgs.msg import JointState
@@ -19,7 +21,13 @@ from std_msgs.msg import String
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
 from pidog_description.messages import JOINT_NAMES
 from pidog_description.spec import ACTION_SCALE, COMMAND_LIMITS, OBS_DIM, OBS_SLICES, policy_metadata
-from pidog_description.topics import CMD_VEL_TOPIC, JOINT_STATES_TOPIC, LEARNING_POLICY_TOPIC, STREAM_QOS
+from pidog_description.topics import (
+    CMD_VEL_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    JOINT_STATES_TOPIC,
+    LEARNING_POLICY_TOPIC,
+    STREAM_QOS,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -60,6 +68,35 @@ def test_soft_start_then_policy_at_50_hz(tmp_path: Path, spawn_node, ros_probe) 
     assert np.median(np.diff(stamps)) == pytest.approx(0.02, rel=0.1)
     assert list(rec.raw_commands[-1].name) == list(JOINT_NAMES)
     assert rec.state == "running" and node.alive()
+
+
+def test_a_held_up_loop_is_reported_with_its_cause(tmp_path: Path, spawn_node, ros_probe) -> None:
+    """policy_node stopped for 0.6 s (SIGSTOP: to the kernel, blocked) reports on /diagnostics
+    that its loop was held up and how the gap was spent, and logs the overrun."""
+    rec = record(ros_probe)
+    reports: list[dict[str, str]] = []
+    ros_probe.node.create_subscription(
+        DiagnosticArray,
+        DIAGNOSTICS_TOPIC,
+        lambda m: reports.extend({v.key: v.value for v in s.values} for s in m.status),
+        STREAM_QOS,
+    )
+    FakeSensors(ros_probe, pose=STAND_POSE)
+    node = spawn_node(NODE, {"policy_path": bias_policy(tmp_path / "p.onnx", 0.0), **FAST})
+    assert wait_state(ros_probe, rec, "running", 30), node.log()
+    node.proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.6)
+    node.proc.send_signal(signal.SIGCONT)
+    assert ros_probe.spin_until(lambda: any(r.get("loop_stalls", "0") != "0" for r in reports), 10), reports[
+        -1:
+    ]
+    report = next(r for r in reports if r.get("loop_stalls", "0") != "0")
+    assert float(report["longest_loop_gap_s"]) >= 0.5, report
+    stall = report["last_loop_stall"]
+    assert stall.startswith("held up"), report
+    if "blocked" in stall:  # the kernel keeps scheduler statistics here
+        assert float(stall.split("blocked ")[1].split(" s")[0]) >= 0.4, stall
+    assert "control loop overrun" in node.log()
 
 
 def test_estop_stops_commands_and_release_soft_starts(tmp_path: Path, spawn_node, ros_probe) -> None:

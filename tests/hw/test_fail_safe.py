@@ -133,9 +133,9 @@ def test_a_held_up_control_loop_is_reported_with_its_cause(spawn_node, ros_probe
     assert "control loop held up" in status.message, status.message
     assert int(values["loop_stalls"]) >= 1 and float(values["longest_loop_gap_s"]) >= 0.7, values
     assert "control loop held up" in node.log()
-    if "waiting for a CPU" in status.message:  # the kernel keeps scheduler statistics here
-        blocked = float(status.message.split("blocked ")[1].split(" s")[0])
-        assert blocked >= 0.5, status.message
+    stall = values["longest_loop_stall"]  # a loaded machine may add short stalls of its own
+    if "waiting for a CPU" in stall:  # the kernel keeps scheduler statistics here
+        assert float(stall.split("blocked ")[1].split(" s")[0]) >= 0.5, stall
     io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.OK)  # one report, then ok
 
 

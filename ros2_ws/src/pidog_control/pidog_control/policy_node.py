@@ -31,6 +31,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
+from pidog_description.loop_timing import LoopMonitor
 from pidog_description.messages import MessageError, imu_from_msg, joint_positions_from_msg, joint_state_msg
 from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.spec import CMD_TIMEOUT_S, COMMAND_LIMITS, CONTROL_HZ, action_to_target
@@ -208,6 +209,10 @@ class PolicyNode(Node):
         self.stats = LoopStats(self.dt)
         self._last_warning: dict[tuple[str, str], float] = {}
         self._use_sim_time = bool(self.get_parameter("use_sim_time").value)
+        # A tick that starts 1.5 periods after the last is late; the monitor says how the
+        # thread spent the gap (short of CPU, running, blocked). On sim time a slowed
+        # simulation, not the loop, sets the pace, so lateness is not judged there.
+        self.loop = LoopMonitor(stall_after_s=1.5 * self.dt)
         if self.params.rate_hz != CONTROL_HZ:
             self.get_logger().warning(
                 f"rate_hz={self.params.rate_hz:g} but policies are trained at {CONTROL_HZ:g} Hz: expect a different gait"
@@ -326,6 +331,7 @@ class PolicyNode(Node):
     def _tick(self) -> None:
         start = time.perf_counter()
         self.stats.tick_started(start)
+        stall = None if self._use_sim_time else self.loop.tick(time.monotonic())
         if (
             self._last_cmd_vel is not None
             and time.monotonic() - self._last_cmd_vel > self.params.cmd_timeout_s
@@ -359,11 +365,10 @@ class PolicyNode(Node):
             if self.times.joints is not None:
                 self.stats.sensor_age.append(time.monotonic() - self.times.joints)
         compute = time.perf_counter() - start
-        late = bool(self.stats.periods) and not self._use_sim_time and self.stats.periods[-1] > 1.5 * self.dt
-        if self.stats.tick_done(compute, late):
+        if self.stats.tick_done(compute, late=stall is not None):
             self.get_logger().warning(
                 f"control loop overrun: tick took {compute * 1e3:.1f} ms"
-                + (f", started {self.stats.periods[-1] * 1e3:.1f} ms after the last" if late else "")
+                + (f", started late, {stall.describe()}" if stall is not None else "")
                 + f" (period {self.dt * 1e3:.1f} ms; {self.stats.overruns} overruns so far)",
                 throttle_duration_sec=WARN_EVERY_S,
             )
@@ -440,6 +445,7 @@ class PolicyNode(Node):
             "overruns": str(self.stats.overruns),
             **{k: f"{v:.3f}" for k, v in stats.items()},
             **{k: str(v) for k, v in self.counts.items()},
+            **{k: str(v) for k, v in self.loop.status().items()},
         }
         status = DiagnosticStatus(
             level=level,

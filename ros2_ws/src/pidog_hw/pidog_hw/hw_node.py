@@ -42,6 +42,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
 from pidog_description.limits import clip_joint_targets
+from pidog_description.loop_timing import LoopMonitor, Stall
 from pidog_description.messages import MessageError, imu_msg, joint_command_from_msg, joint_state_msg
 from pidog_description.node_runner import refuse_start, spin_node
 from pidog_description.orientation_filter import ComplementaryFilter
@@ -77,7 +78,6 @@ from .errors import (
 )
 from .i2c import EMULATED_BUS, TWIN_BUS, open_smbus
 from .latch import DEFAULT_STATE_PATH, EstopLatch
-from .loop_timing import LoopMonitor, Stall
 from .parameters import EMULATED_SERIAL, HwParams, ParameterError, declare_and_read
 from .sequences import SEQUENCE_SPEED, hold, lie_down, play, ramp, stand_up
 from .servo_backend import ServoBackend, make_servo_backend

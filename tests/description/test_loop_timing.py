@@ -1,4 +1,4 @@
-"""hw_node's loop monitor tells a loop that was short of CPU from one blocked in a call, with the
+"""The loop monitor (hw_node, policy_node) tells a loop that was short of CPU from one blocked in a call, with the
 kernel's own per-thread accounting (no mock of the clock or of /proc)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pidog_hw.loop_timing import LoopMonitor, Stall, read_schedstat
+from pidog_description.loop_timing import LoopMonitor, Stall, read_schedstat
 
 needs_schedstat = pytest.mark.skipif(read_schedstat() is None, reason="kernel keeps no schedstat")
 
@@ -22,7 +22,22 @@ def test_on_time_ticks_are_no_stall_and_the_longest_gap_is_kept() -> None:
     assert monitor.tick(10.06) is None
     assert monitor.stalls == 0
     assert monitor.longest_gap_s == pytest.approx(0.04)
-    assert monitor.status() == {"loop_stalls": 0, "longest_loop_gap_s": 0.04, "last_loop_stall": ""}
+    assert monitor.status() == {
+        "loop_stalls": 0,
+        "longest_loop_gap_s": 0.04,
+        "last_loop_stall": "",
+        "longest_loop_stall": "",
+    }
+
+
+def test_the_longest_stall_is_kept_beside_the_last() -> None:
+    monitor = LoopMonitor(stall_after_s=0.1, read=lambda: None)
+    for now in (0.0, 2.0, 2.3):
+        monitor.tick(now)
+    status = monitor.status()
+    assert status["loop_stalls"] == 2
+    assert "held up 2.00 s" in str(status["longest_loop_stall"])
+    assert "held up 0.30 s" in str(status["last_loop_stall"])
 
 
 def test_without_scheduler_statistics_a_stall_says_so() -> None:

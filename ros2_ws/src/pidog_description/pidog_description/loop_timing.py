@@ -69,6 +69,7 @@ class LoopMonitor:
         self.stalls = 0
         self.longest_gap_s = 0.0
         self.last_stall: Stall | None = None
+        self.longest_stall: Stall | None = None
 
     def tick(self, now: float) -> Stall | None:
         sched = self._read()
@@ -86,6 +87,8 @@ class LoopMonitor:
             stall = Stall(gap, sched[0] - before[0], sched[1] - before[1])
         self.stalls += 1
         self.last_stall = stall
+        if self.longest_stall is None or stall.gap_s > self.longest_stall.gap_s:
+            self.longest_stall = stall
         return stall
 
     def status(self) -> dict[str, float | int | str]:
@@ -93,4 +96,5 @@ class LoopMonitor:
             "loop_stalls": self.stalls,
             "longest_loop_gap_s": round(self.longest_gap_s, 3),
             "last_loop_stall": self.last_stall.describe() if self.last_stall else "",
+            "longest_loop_stall": self.longest_stall.describe() if self.longest_stall else "",
         }
