@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from pidog_description.loop_timing import LoopMonitor, Stall, read_schedstat
+from pidog_description.loop_timing import LoopMonitor, Stall, ThreadSchedstat
 
-needs_schedstat = pytest.mark.skipif(read_schedstat() is None, reason="kernel keeps no schedstat")
+needs_schedstat = pytest.mark.skipif(ThreadSchedstat()() is None, reason="kernel keeps no schedstat")
 
 
 def test_on_time_ticks_are_no_stall_and_the_longest_gap_is_kept() -> None:

@@ -11,6 +11,7 @@ gap was spent blocked (or idle in the executor's wait, one period's worth when o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,35 @@ from pathlib import Path
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
 
 
-def read_schedstat(path: Path = SCHEDSTAT) -> tuple[float, float] | None:
-    """This thread's (time on a CPU, time waiting for one), seconds; None where the kernel
-    does not keep them."""
-    try:
-        fields = path.read_text().split()
-        return int(fields[0]) * 1e-9, int(fields[1]) * 1e-9
-    except (OSError, IndexError, ValueError):
-        return None
+class ThreadSchedstat:
+    """The calling thread's (time on a CPU, time waiting for one), seconds; None where the
+    kernel does not keep them.
+
+    One descriptor, opened on the first call and re-read with pread: ~1.5 us a read against
+    ~30 us for open/read/close, and a 50 Hz loop reads it every tick. Opened by the thread that
+    calls it, since /proc/thread-self names the opening thread.
+    """
+
+    def __init__(self, path: Path = SCHEDSTAT) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._unavailable = False
+
+    def __call__(self) -> tuple[float, float] | None:
+        if self._unavailable:
+            return None
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            fields = os.pread(self._fd, 128, 0).split()
+            return int(fields[0]) * 1e-9, int(fields[1]) * 1e-9
+        except (OSError, IndexError, ValueError):
+            self._unavailable = True  # no such file here: do not try again every tick
+            return None
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 @dataclass(frozen=True)
@@ -59,12 +81,12 @@ class LoopMonitor:
     def __init__(
         self,
         stall_after_s: float,
-        read: Callable[[], tuple[float, float] | None] = read_schedstat,
+        read: Callable[[], tuple[float, float] | None] | None = None,
     ) -> None:
         if not stall_after_s > 0:
             raise ValueError(f"stall_after_s must be > 0, got {stall_after_s}")
         self.stall_after_s = stall_after_s
-        self._read = read
+        self._read = read if read is not None else ThreadSchedstat()
         self._last: tuple[float, tuple[float, float] | None] | None = None
         self.stalls = 0
         self.longest_gap_s = 0.0

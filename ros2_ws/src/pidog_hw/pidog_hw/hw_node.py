@@ -615,7 +615,7 @@ class HwNode(Node):
         self._publish_joint_states()
         self._publish_state()
 
-    def _supervise(self, now: float, stall: Stall | None = None) -> None:
+    def _supervise(self, now: float, stall: Stall | None) -> None:
         if (
             self.armed
             and self.last_command_time is not None
