@@ -24,6 +24,20 @@ def test_turning_in_place_strides_the_two_sides_in_opposite_directions(wz: float
     assert np.sign(stroke[RIGHT][0]) == np.sign(wz) and abs(stroke[0]) > 0.005
 
 
+def test_a_batch_of_commands_gives_each_robot_its_own_targets() -> None:
+    """Demonstrations and evaluations run the trot for a batch of robots in one call: no row
+    may borrow another's stroke (e.g. a cap shared across the batch)."""
+    gait = TrotGait()
+    rng = np.random.default_rng(3)
+    phase, vx, wz = rng.uniform(0, 1, 64), rng.uniform(-0.15, 0.3, 64), rng.uniform(-1, 1, 64)
+    vx[:4] = wz[:4] = 0.0  # robots standing in the same batch
+    batch = gait.joint_targets(phase, vx, wz)
+    assert batch.shape == (64, 8)
+    for k in range(64):
+        one = gait.joint_targets(float(phase[k]), float(vx[k]), float(wz[k]))
+        np.testing.assert_array_equal(batch[k], one)
+
+
 @pytest.mark.parametrize("vx", [-0.05, -0.1, -0.15])
 def test_backward_commands_give_backward_strides(vx: float) -> None:
     stroke = TrotGait().step_lengths(vx=vx, wz=0.0)

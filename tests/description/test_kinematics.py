@@ -11,6 +11,7 @@ from pidog_description import (
     LIE_POSE,
     MAX_REACH,
     MIN_REACH,
+    STAND_FEET,
     STAND_POSE,
     UnreachableFootError,
     feet_to_joints,
@@ -79,6 +80,18 @@ def test_unreachable_foot_target_raises_a_clear_error(target: tuple[float, float
         leg_ik(*target)
     with pytest.raises(UnreachableFootError):
         feet_to_joints([target] * 4)
+
+
+def test_a_batch_of_feet_solves_each_robot_and_names_the_one_unreachable_target() -> None:
+    rng = np.random.default_rng(1)
+    feet = STAND_FEET + rng.uniform(-0.02, 0.02, size=(16, 4, 2))  # 16 robots' four feet
+    q = feet_to_joints(feet)
+    assert q.shape == (16, 8)
+    for k in range(16):
+        np.testing.assert_array_equal(q[k], feet_to_joints(feet[k]))
+    feet[9, 2] = (0.0, 0.2)  # one robot's left hind foot out of reach
+    with pytest.raises(UnreachableFootError, match=r"y=0.0000 m, z=0.2000 m"):
+        feet_to_joints(feet)
 
 
 def test_lie_pose_maps_to_sunfounder_lie_degrees() -> None:

@@ -18,6 +18,7 @@ from pidog_learning.ppo_finetune import (
     AntiForgettingCallback,
     BCTerm,
     NoiseAnnealCallback,
+    PeriodicCallback,
     build_ppo,
     restore,
     save_checkpoint,
@@ -91,6 +92,32 @@ def test_after_warmup_the_actor_learns_at_a_scaled_rate_with_the_bc_term(model) 
     # The second update trains on the rollout that ends at 128 timesteps: 2 x 64 of decay.
     assert callback.weight == pytest.approx(0.5 * 0.9**2)
     assert callback.last_bc_loss is not None and np.isfinite(callback.last_bc_loss)
+
+
+def test_a_bc_weight_below_its_floor_drops_the_term(model) -> None:
+    model, demos = model
+    # w(64) = 0.5 x 0.1 = 0.05 is above the floor of 0.01; w(128) = 0.005 is below it.
+    callback = AntiForgettingCallback(
+        0, demos, bc_weight=0.5, bc_decay=0.1, batch_size=32, seed=0, decay_timesteps=64, min_weight=0.01
+    )
+    assert callback.bc_weight_at(64) == pytest.approx(0.05) and callback.bc_weight_at(128) == 0.0
+    model.learn(64, callback=callback)
+    assert callback.weight == pytest.approx(0.05) and callback.last_bc_loss is not None
+    assert callback.term is not None
+    callback.term.last_loss = None
+    model.learn(64, callback=callback, reset_num_timesteps=False)
+    assert callback.weight == 0.0
+    assert callback.last_bc_loss is None, "a dropped term must not be computed"
+
+
+def test_periodic_work_stops_at_its_limit(model) -> None:
+    model, _ = model
+    seen: list[int] = []
+    step = model.n_envs * model.n_steps  # one rollout
+    callback = PeriodicCallback(step, lambda m: seen.append(m.num_timesteps), until=3 * step)
+    model.learn(4 * step, callback=callback)
+    # Fired after the first two rollouts; the third and fourth are at or past the limit.
+    assert seen == [step, 2 * step]
 
 
 def filled_model(demos, config_overrides: dict, seed: int = 0):

@@ -137,9 +137,11 @@ def test_eval_report_plots_videos_tensorboard(full_run) -> None:
     for png in ("bc_loss", "learning_curve", "eval_comparison", "command_tracking"):
         image = imageio.imread(exp / "plots" / f"{png}.png")
         assert image.ndim == 3 and image.shape[0] > 100
-    for video in ("bc", "final", "ppo_000000256"):
+    for video in ("bc", "final", "ppo_000000128"):
         frames = imageio.mimread(exp / "videos" / f"{video}.mp4")
         assert len(frames) >= 5 and frames[0].shape[2] == 3
+    # The last rollout is not filmed as a periodic video: final.mp4 films the deployed policy.
+    assert not (exp / "videos" / "ppo_000000256.mp4").exists()
     history = json.loads((exp / "training_history.json").read_text())
     assert [e["timesteps"] for e in history["evaluations"]] == [0, 128, 256]
     # The steering task samples commands (forward, backward, turning): the trot's mean forward
@@ -264,6 +266,21 @@ def test_bc_only_then_expert_and_pretrained_runs(full_run, tmp_path: Path) -> No
             OnnxPolicy(bc_exp / "bc_policy.onnx").act(o),
             atol=1e-6,
         )
+
+
+@FULL_RUN_GROUP
+def test_the_same_seed_trains_the_same_bc_policy(full_run, tmp_path: Path) -> None:
+    """--seed decides the BC policy's initial weights too, not only the demonstrations and BC's
+    batches: a second run with full_run's (default) seed clones to the same weights."""
+    exp, _ = full_run
+    code, _out, err = run_train("--config", "tiny", "--total-rl-timesteps", "0", "--visualize-freq", "0",
+                                "--set", "eval.tracking_episodes=0", "--output-dir", str(tmp_path), "--experiment-name", "again")  # fmt: skip
+    assert code == 0, err
+    first = torch.load(exp / "bc_pretrained_policy.pth", weights_only=True)["state_dict"]
+    again = torch.load(tmp_path / "again" / "bc_pretrained_policy.pth", weights_only=True)["state_dict"]
+    assert first.keys() == again.keys()
+    for name in first:
+        torch.testing.assert_close(again[name], first[name], rtol=0, atol=0, msg=name)
 
 
 def test_no_bc_init_starts_ppo_from_scratch(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .kinematics import MAX_REACH, STAND_FEET, feet_to_joints, leg_ik
 from .robot import BODY_WIDTH, JOINT_UPPER
@@ -93,49 +94,56 @@ class TrotGait:
             if not getattr(p, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(p, name)}")
 
-    def step_lengths(self, vx: float, wz: float) -> np.ndarray:
-        """Stance stroke per leg (m, positive = foot moves toward the tail = body moves forward)."""
+    def step_lengths(self, vx: ArrayLike, wz: ArrayLike) -> np.ndarray:
+        """Stance stroke per leg (m, positive = foot moves toward the tail = body moves forward).
+
+        Scalars give (4,); arrays of commands (a batch of robots) give (..., 4).
+        """
         p = self.params
+        vx = np.asarray(vx, dtype=np.float64)[..., None]
+        wz = np.asarray(wz, dtype=np.float64)[..., None]
         stance_time = p.period_s * (1.0 - p.swing_fraction)
-        gain = p.speed_gain if vx >= 0 else p.back_speed_gain
+        gain = np.where(vx >= 0, p.speed_gain, p.back_speed_gain)
         forward = vx * gain * stance_time
-        turn = float(
-            np.clip(
-                p.turn_gain * wz * BODY_WIDTH / 2.0 * stance_time,
-                -p.max_turn_step_length,
-                p.max_turn_step_length,
-            )
+        turn = np.clip(
+            p.turn_gain * wz * BODY_WIDTH / 2.0 * stance_time,
+            -p.max_turn_step_length,
+            p.max_turn_step_length,
         )
         # Turning left (+wz): the left legs stride less (or backward), the right legs further.
         stroke = forward - LEG_SIDES * turn
         # Where a leg would exceed its cap, shrink all four strokes by the same factor: an arc
         # keeps its curvature (the ratio wz/vx) instead of losing its turn to the clip.
         caps = np.where(stroke >= 0, p.max_step_length, p.max_back_step_length)
-        over = np.max(np.abs(stroke) / caps)
-        return stroke / over if over > 1.0 else stroke
+        over = np.max(np.abs(stroke) / caps, axis=-1, keepdims=True)
+        return stroke / np.maximum(over, 1.0)
 
     def foot_targets(
-        self, phase: float, vx: float, wz: float, step_height: float | None = None
+        self, phase: ArrayLike, vx: ArrayLike, wz: ArrayLike, step_height: float | None = None
     ) -> np.ndarray:
-        """Four (y, z) foot targets in metres at gait ``phase`` (cycles)."""
+        """Four (y, z) foot targets in metres at gait ``phase`` (cycles): (4, 2), or (..., 4, 2)
+        for arrays of phases and commands."""
         p = self.params
         height = p.step_height if step_height is None else step_height
         stroke = self.step_lengths(vx, wz)
-        feet = STAND_FEET.copy()
-        local = np.mod(phase + LEG_PHASE_OFFSETS, 1.0)
-        for leg in range(4):
-            if local[leg] < p.swing_fraction:  # swing: lift and carry the foot forward
-                s = local[leg] / p.swing_fraction
-                feet[leg, 0] += 0.5 * stroke[leg] * np.cos(np.pi * s)
-                feet[leg, 1] -= height * np.sin(np.pi * s)
-                feet[leg, 1] = max(feet[leg, 1], float(np.interp(feet[leg, 0], _LIFT_Y, _LIFT_Z)))
-            else:  # stance: foot on the ground sweeps back at constant speed
-                s = (local[leg] - p.swing_fraction) / (1.0 - p.swing_fraction)
-                feet[leg, 0] += stroke[leg] * (s - 0.5)
-        return feet
+        local = np.mod(np.asarray(phase, dtype=np.float64)[..., None] + LEG_PHASE_OFFSETS, 1.0)
+        swing = local < p.swing_fraction
+        s_swing = local / p.swing_fraction
+        s_stance = (local - p.swing_fraction) / (1.0 - p.swing_fraction)
+        # Swing: lift and carry the foot forward, no higher than the hip's range allows there.
+        # Stance: the foot on the ground sweeps back at constant speed.
+        y = STAND_FEET[:, 0] + np.where(
+            swing, 0.5 * stroke * np.cos(np.pi * s_swing), stroke * (s_stance - 0.5)
+        )
+        z_swing = np.maximum(
+            STAND_FEET[:, 1] - height * np.sin(np.pi * s_swing), np.interp(y, _LIFT_Y, _LIFT_Z)
+        )
+        z = np.where(swing, z_swing, STAND_FEET[:, 1])
+        return np.stack([y, z], axis=-1)
 
     def joint_targets(
-        self, phase: float, vx: float, wz: float, step_height: float | None = None
+        self, phase: ArrayLike, vx: ArrayLike, wz: ArrayLike, step_height: float | None = None
     ) -> np.ndarray:
-        """Joint targets (rad, JOINT_NAMES order) at gait ``phase`` for the command."""
+        """Joint targets (rad, JOINT_NAMES order) at gait ``phase`` for the command: (8,), or
+        (..., 8) for arrays of phases and commands."""
         return feet_to_joints(self.foot_targets(phase, vx, wz, step_height))

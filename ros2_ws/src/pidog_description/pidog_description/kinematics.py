@@ -29,19 +29,30 @@ class UnreachableFootError(ValueError):
     """A foot target lies outside the annulus the two-link leg can reach."""
 
 
-def leg_ik(y: float, z: float) -> tuple[float, float]:
-    """Return (hip, knee) in radians that put the foot at (y, z) metres in the leg plane."""
-    u = float(np.hypot(y, z))
-    if not np.isfinite(u) or u > MAX_REACH + 1e-9 or u < MIN_REACH - 1e-9:
+def legs_ik(y: np.ndarray | float, z: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """(hip, knee) in radians that put feet at (y, z) metres in the leg plane, for arrays of
+    targets (broadcast together; a batch of robots' legs in one call)."""
+    y, z = np.broadcast_arrays(np.asarray(y, dtype=np.float64), np.asarray(z, dtype=np.float64))
+    u = np.hypot(y, z)
+    bad = ~np.isfinite(u) | (u > MAX_REACH + 1e-9) | (u < MIN_REACH - 1e-9)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        yi, zi, ui = y.flat[i], z.flat[i], u.flat[i]
         raise UnreachableFootError(
-            f"foot target (y={y:.4f} m, z={z:.4f} m) is {u:.4f} m from the hip; "
+            f"foot target (y={yi:.4f} m, z={zi:.4f} m) is {ui:.4f} m from the hip; "
             f"the leg reaches only {MIN_REACH:.3f}..{MAX_REACH:.3f} m"
         )
     cos_beta = np.clip((_F**2 + _L**2 - u**2) / (2 * _F * _L), -1.0, 1.0)
     beta = np.arccos(cos_beta)
     cos_a2 = np.clip((_L**2 + u**2 - _F**2) / (2 * _L * u), -1.0, 1.0)
     alpha = np.arctan2(y, z) + np.arccos(cos_a2)
-    return float(alpha), float(beta - np.pi / 2)
+    return alpha, beta - np.pi / 2
+
+
+def leg_ik(y: float, z: float) -> tuple[float, float]:
+    """Return (hip, knee) in radians that put the foot at (y, z) metres in the leg plane."""
+    hip, knee = legs_ik(y, z)
+    return float(hip), float(knee)
 
 
 def leg_fk(hip: float, knee: float) -> tuple[float, float]:
@@ -55,12 +66,16 @@ def leg_fk(hip: float, knee: float) -> tuple[float, float]:
 
 
 def feet_to_joints(feet: np.ndarray) -> np.ndarray:
-    """Four (y, z) foot targets in LEG_NAMES order -> 8 joint angles in JOINT_NAMES order."""
-    feet = np.asarray(feet, dtype=np.float64).reshape(4, 2)
-    q = np.empty(N_JOINTS)
-    for leg, (y, z) in enumerate(feet):
-        q[2 * leg], q[2 * leg + 1] = leg_ik(y, z)
-    return q
+    """Four (y, z) foot targets in LEG_NAMES order -> 8 joint angles in JOINT_NAMES order.
+
+    ``feet`` is (4, 2) (or its 8 values flat) for one robot, or (..., 4, 2) for a batch ->
+    (..., 8).
+    """
+    feet = np.asarray(feet, dtype=np.float64)
+    if feet.ndim < 3:
+        feet = feet.reshape(4, 2)
+    hip, knee = legs_ik(feet[..., 0], feet[..., 1])
+    return np.stack([hip, knee], axis=-1).reshape(*feet.shape[:-2], N_JOINTS)
 
 
 def joints_to_feet(q: np.ndarray) -> np.ndarray:

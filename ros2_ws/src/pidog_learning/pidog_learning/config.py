@@ -134,6 +134,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # so the weight does not jump when --n-envs changes on resume.
         "bc_loss_decay_timesteps": 8192,
         "bc_loss_batch_size": 256,
+        # Below this weight the term is dropped: at 1e-5 (1e-4 of its start, reached ~820k steps
+        # into a default run) it moves the actor by nothing measurable, while its forward and
+        # backward pass on the demo batch still cost a share of every PPO update.
+        "bc_loss_min_weight": 1e-5,
         # Hand-over from the BC prior to PPO: once the BC weight has decayed below
         # handover_bc_weight, the actor steps at handover_actor_lr_scale x the learning rate and
         # its log-std is raised to at least handover_log_std. 0 disables the hand-over.
@@ -204,7 +208,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # ~1 s to 6-8 s while one test process ran beside it, measured on 2 cores).
         "physics_threads": 1,
         "update_threads": 1,
-        "visualize_freq": 256,
+        "visualize_freq": 128,
         "progress_bar": False,
         "env": {"episode_seconds": 2.0},
         "demos": {"episode_seconds": 2.0},
@@ -620,6 +624,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "finetune.bc_loss_weight", 0.0)
     _float(config, "finetune.bc_loss_decay", 0.0, 1.0)
     _int(config, "finetune.bc_loss_batch_size", 1)
+    if "bc_loss_min_weight" in config["finetune"]:  # absent in older experiments (they used 0)
+        _float(config, "finetune.bc_loss_min_weight", 0.0)
     _int(config, "finetune.bc_loss_decay_timesteps", 1)
     _float(config, "finetune.handover_bc_weight", 0.0)
     _float(config, "finetune.handover_actor_lr_scale", 0.0, 1.0, low_open=True)

@@ -428,6 +428,13 @@ class Pipeline:
         demos.save(file)
         return demos
 
+    def _seeded_policy(self) -> PiDogPolicy:
+        """A fresh policy whose initial weights follow --seed (same seed, same BC policy),
+        without touching the global torch RNG."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.config["seed"]))
+            return make_policy(self.kwargs, self.use_camera)
+
     def behaviour_cloning(self, demos: Demonstrations | None) -> PiDogPolicy:
         cfg = self.config
         weights = self.path(BC_WEIGHTS_FILE)
@@ -447,9 +454,7 @@ class Pipeline:
             self.reporter.status(
                 phase="bc", message=f"{cfg['total_bc_epochs']} epochs on {len(demos)} samples"
             )
-            policy = (
-                self.pretrained if self.pretrained is not None else make_policy(self.kwargs, self.use_camera)
-            )
+            policy = self.pretrained if self.pretrained is not None else self._seeded_policy()
             bc = cfg["bc"]
             with torch_threads(int(cfg["update_threads"])):  # no simulator runs meanwhile
                 result = train_bc(
@@ -535,6 +540,7 @@ class Pipeline:
                     handover_weight=0.0 if cfg["no_bc_init"] else ft["handover_bc_weight"],
                     handover_lr_scale=ft["handover_actor_lr_scale"],
                     handover_log_std=ft["handover_log_std"],
+                    min_weight=ft.get("bc_loss_min_weight", 0.0),  # older experiments: never dropped
                 ),
                 ProgressCallback(
                     lambda s: self.reporter.status(**s), self.history["rewards"], self.stop_event
@@ -552,7 +558,8 @@ class Pipeline:
             if cfg["eval"]["freq"] > 0:
                 callbacks.append(PeriodicCallback(cfg["eval"]["freq"], self._evaluate_and_log))
             if cfg["visualize_freq"] > 0:
-                callbacks.append(PeriodicCallback(cfg["visualize_freq"], self._visualize))
+                # Not on the last rollout: the final policy is filmed after the evaluation.
+                callbacks.append(PeriodicCallback(cfg["visualize_freq"], self._visualize, until=total))
             finetune(
                 model, total, callbacks, self.path(LATEST_CHECKPOINT), cfg["progress_bar"], self.stop_event
             )

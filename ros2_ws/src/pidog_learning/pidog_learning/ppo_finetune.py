@@ -12,7 +12,8 @@
   update early (the critic keeps training).
 - DAPG-style BC term: ``w(t) * MSE(mean action, demo action)`` on a demo minibatch is part of
   the loss of every PPO minibatch (before backward and clipping), with
-  ``w(t) = w_0 * decay^((t - warm-up) / finetune.bc_loss_decay_timesteps)`` over timesteps t.
+  ``w(t) = w_0 * decay^((t - warm-up) / finetune.bc_loss_decay_timesteps)`` over timesteps t,
+  and 0 (the term is not computed) once it falls below ``finetune.bc_loss_min_weight``.
 - Hand-over: once w(t) falls below ``finetune.handover_bc_weight`` the actor's learning rate
   and exploration are released (``handover_actor_lr_scale``, ``handover_log_std``).
 - Resume: a resumed segment is seeded by ``segment_seed`` (envs, torch, numpy, BC batches), so
@@ -440,8 +441,10 @@ class AntiForgettingCallback(BaseCallback):
         handover_weight: float = 0.0,
         handover_lr_scale: float = 1.0,
         handover_log_std: float | None = None,
+        min_weight: float = 0.0,
     ) -> None:
         super().__init__()
+        self.min_weight = min_weight
         self.warmup_timesteps = warmup_timesteps
         self.bc_weight0 = bc_weight if demos is not None and len(demos) else 0.0
         self.bc_decay = bc_decay
@@ -493,7 +496,10 @@ class AntiForgettingCallback(BaseCallback):
         """The BC weight for the update on the rollout that ends at ``timesteps``."""
         if timesteps <= self.warmup_timesteps:
             return 0.0
-        return self.bc_weight0 * self.bc_decay ** ((timesteps - self.warmup_timesteps) / self.decay_timesteps)
+        weight = self.bc_weight0 * self.bc_decay ** (
+            (timesteps - self.warmup_timesteps) / self.decay_timesteps
+        )
+        return weight if weight >= self.min_weight else 0.0
 
     def _past_handover(self, timesteps: int) -> bool:
         return timesteps > self.warmup_timesteps and self.bc_weight_at(timesteps) < self.handover_weight
@@ -557,14 +563,16 @@ class NoiseAnnealCallback(BaseCallback):
 
 
 class PeriodicCallback(BaseCallback):
-    """Calls ``fn(model)`` whenever the timestep count crosses a multiple of ``freq``."""
+    """Calls ``fn(model)`` whenever the timestep count crosses a multiple of ``freq``, unless
+    it has reached ``until`` (for work the caller does after training anyway)."""
 
     model: PPO
 
-    def __init__(self, freq: int, fn: Callable[[PPO], None]) -> None:
+    def __init__(self, freq: int, fn: Callable[[PPO], None], until: int | None = None) -> None:
         super().__init__()
         self.freq = freq
         self.fn = fn
+        self.until = until
         self._next = 0
 
     def _on_training_start(self) -> None:
@@ -573,7 +581,8 @@ class PeriodicCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.model.num_timesteps >= self._next:
             self._next = (self.model.num_timesteps // self.freq + 1) * self.freq
-            self.fn(self.model)
+            if self.until is None or self.model.num_timesteps < self.until:
+                self.fn(self.model)
         return True
 
 
