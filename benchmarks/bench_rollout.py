@@ -89,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {one:.1f} | {batch:.1f} | {one / batch:.1f}x | {'yes' if same else 'NO'} |")
     lines += [
         "",
-        "What remains per robot: the controller where it has no batch call (the scripted trot is "
-        "called once per robot; `OnnxPolicy.act_batch` runs the batch in one session call) and "
-        "the gait meter (`GaitMeter.update`, per robot and step).",
+        "Both controllers act for the whole batch in one call (`OnnxPolicy.act_batch`: one "
+        "session run; `TrotController.act_batch`: the gait and leg IK over arrays), so the "
+        "one-at-a-time column pays them per robot and the batched one does not. What remains per "
+        "robot is the gait meter (`GaitMeter.update`, per robot and step).",
         "",
     ]
     path = write_result("rollout", "\n".join(lines))
