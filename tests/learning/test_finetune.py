@@ -101,6 +101,12 @@ def test_a_bc_weight_below_its_floor_drops_the_term(model) -> None:
         0, demos, bc_weight=0.5, bc_decay=0.1, batch_size=32, seed=0, decay_timesteps=64, min_weight=0.01
     )
     assert callback.bc_weight_at(64) == pytest.approx(0.05) and callback.bc_weight_at(128) == 0.0
+    # The floor does not move the hand-over: with it at 0.001, w(128) = 0.005 is not past it.
+    late = AntiForgettingCallback(
+        0, demos, bc_weight=0.5, bc_decay=0.1, batch_size=32, seed=0, decay_timesteps=64,
+        min_weight=0.01, handover_weight=0.001,
+    )  # fmt: skip
+    assert late.bc_weight_at(128) == 0.0 and not late._past_handover(128) and late._past_handover(192)
     model.learn(64, callback=callback)
     assert callback.weight == pytest.approx(0.05) and callback.last_bc_loss is not None
     assert callback.term is not None

@@ -134,9 +134,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # so the weight does not jump when --n-envs changes on resume.
         "bc_loss_decay_timesteps": 8192,
         "bc_loss_batch_size": 256,
-        # Below this weight the term is dropped: at 1e-5 (1e-4 of its start, reached ~820k steps
-        # into a default run) it moves the actor by nothing measurable, while its forward and
-        # backward pass on the demo batch still cost a share of every PPO update.
+        # Below this weight the term is dropped, not computed: 1e-5 is 1e-4 of its start, reached
+        # ~816k steps into a default run. Without a floor its forward and backward pass on the
+        # demo batch ran in every PPO update to 2M steps, at weights down to 7e-12.
         "bc_loss_min_weight": 1e-5,
         # Hand-over from the BC prior to PPO: once the BC weight has decayed below
         # handover_bc_weight, the actor steps at handover_actor_lr_scale x the learning rate and

@@ -492,17 +492,21 @@ class AntiForgettingCallback(BaseCallback):
     def _on_step(self) -> bool:
         return True
 
+    def _decayed_weight(self, timesteps: int) -> float:
+        return self.bc_weight0 * self.bc_decay ** ((timesteps - self.warmup_timesteps) / self.decay_timesteps)
+
     def bc_weight_at(self, timesteps: int) -> float:
-        """The BC weight for the update on the rollout that ends at ``timesteps``."""
+        """The BC weight for the update on the rollout that ends at ``timesteps`` (0 below the
+        floor: the term is not computed)."""
         if timesteps <= self.warmup_timesteps:
             return 0.0
-        weight = self.bc_weight0 * self.bc_decay ** (
-            (timesteps - self.warmup_timesteps) / self.decay_timesteps
-        )
+        weight = self._decayed_weight(timesteps)
         return weight if weight >= self.min_weight else 0.0
 
     def _past_handover(self, timesteps: int) -> bool:
-        return timesteps > self.warmup_timesteps and self.bc_weight_at(timesteps) < self.handover_weight
+        # The decayed weight, not the floored one: the floor saves compute and must not move
+        # the hand-over earlier.
+        return timesteps > self.warmup_timesteps and self._decayed_weight(timesteps) < self.handover_weight
 
     def _update_schedule(self, t: int, first: bool = False) -> None:
         self.frozen = t <= self.warmup_timesteps  # experience up to the warm-up: critic only
