@@ -136,7 +136,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "bc_loss_batch_size": 256,
         # Below this weight the term is dropped, not computed: 1e-5 is 1e-4 of its start, reached
         # ~816k steps into a default run. Without a floor its forward and backward pass on the
-        # demo batch ran in every PPO update to 2M steps, at weights down to 7e-12.
+        # demo batch ran in every PPO update to 2M steps, at weights down to 2e-12.
         "bc_loss_min_weight": 1e-5,
         # Hand-over from the BC prior to PPO: once the BC weight has decayed below
         # handover_bc_weight, the actor steps at handover_actor_lr_scale x the learning rate and
