@@ -80,6 +80,8 @@ def test_ppo_simulators_run_on_the_second_node(cluster: LoopbackCluster, tmp_pat
         "pidog_learning.train_cli",
         *("--config", "tiny", "--ray-address", cluster.address, "--output-dir", str(tmp_path)),
         *("--experiment-name", "remote", *FAST),
+        # A curriculum stage: the remote simulator's task is changed through the actor.
+        *("--set", 'curriculum=[{"from_timesteps": 128, "env": {"reward": {"foot_slip": 3.0}}}]'),
         timeout=300,
     )
     output = run.stdout + run.stderr
@@ -87,6 +89,16 @@ def test_ppo_simulators_run_on_the_second_node(cluster: LoopbackCluster, tmp_pat
     # The learner (this driver, attached to the head) kept the policy; the robot was simulated
     # by an actor on the other node.
     assert f"1 simulated robots on 1 Ray workers: 1 on node {cluster.node_ids['worker']}" in output
+    assert "curriculum stage 1 of 1 from 128 steps" in output
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run_dir,) = (tmp_path / "remote" / "tensorboard").iterdir()
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    # Per-rollout means of the remote robot's reward terms, logged when each rollout ends.
+    slip = {e.step: e.value for e in events.Scalars("reward/foot_slip")}
+    assert slip and all(v == 0.0 for step, v in slip.items() if step <= 128), slip
+    assert any(v < 0.0 for step, v in slip.items() if step > 128), slip
     exp = tmp_path / "remote"
     for name in ("policy.onnx", "eval.json", "checkpoints/ppo_final.zip", "training_history.json"):
         assert (exp / name).is_file(), name

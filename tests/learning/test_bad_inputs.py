@@ -105,3 +105,21 @@ def test_existing_experiment_folder_is_never_overwritten(tmp_path: Path) -> None
 def test_resume_of_something_that_is_not_an_experiment(tmp_path: Path) -> None:
     code, _out, err = run_train("--resume", str(tmp_path))
     assert code == 2 and "not an experiment folder" in err
+
+
+@pytest.mark.parametrize(
+    ("stage", "named"),
+    [
+        ('{"from_timesteps": 64, "env": {"physics_substeps": 5}}', "curriculum[0].env.physics_substeps"),
+        (
+            '{"from_timesteps": 64, "env": {"reward": {"foot_slip": "x"}}}',
+            "curriculum[0].env.reward.foot_slip",
+        ),
+        # A value only the simulator can judge: refused at preflight, still before any work.
+        ('{"from_timesteps": 64, "env": {"command_ranges": {"vx": [-1, 0.3]}}}', "curriculum[0].env"),
+    ],
+)
+def test_a_curriculum_stage_that_cannot_apply_is_refused_before_any_work(
+    tmp_path: Path, stage: str, named: str
+) -> None:
+    assert named in refused(tmp_path, "--set", f"curriculum=[{stage}]")

@@ -37,6 +37,8 @@ def test_node_trains_reports_progress_and_announces_policies(spawn_node, ros_pro
             "total_rl_timesteps": 128,
             "visualize_freq": 0,
             "ppo.n_steps": 64,
+            # A list of stages is no parameter type: it comes in through `set`, as JSON.
+            "set": ['curriculum=[{"from_timesteps": 64, "env": {"reward": {"foot_slip": 3.0}}}]'],
         },  # fmt: skip
     )
     done = ros_probe.spin_until(
@@ -52,6 +54,7 @@ def test_node_trains_reports_progress_and_announces_policies(spawn_node, ros_pro
     assert max(s["timesteps"] for s in ppo) >= 128
     assert any(s.get("reward") is not None for s in ppo)
     assert any(s.get("eval_forward_speed_mps") is not None for s in ppo)
+    assert any("curriculum stage 1 of 1 from 64 steps" in s.get("message", "") for s in ppo), ppo
 
     # Each export (after BC, at each evaluation, the final one) was announced; the newest is policy.onnx.
     ros_probe.spin_until(lambda: policies and policies[-1].endswith("/node/policy.onnx"), timeout=10)
@@ -96,6 +99,11 @@ def assert_refused_at_start(spawn_node, tmp_path: Path, param: str, value: objec
         ("set", ["ppo.n_stepz=3"], "ppo.n_stepz"),
         ("set", ["ppo.n_steps=1"], "ppo.n_steps"),
         ("config_file", "missing.yaml", "missing.yaml"),
+        (
+            "set",
+            ['curriculum=[{"from_timesteps": 0, "env": {"episode_seconds": 1.0}}]'],
+            "curriculum[0].env.episode_seconds",
+        ),
     ],
 )
 def test_set_and_config_file_are_checked_at_start(
@@ -105,3 +113,32 @@ def test_set_and_config_file_are_checked_at_start(
     if param == "config_file":
         value = str(tmp_path / str(value))
     assert_refused_at_start(spawn_node, tmp_path, param, value, named)
+
+
+def test_resume_keeps_what_the_run_saved_unless_this_launch_sets_it(
+    spawn_node, ros_probe, tmp_path: Path
+) -> None:
+    from learning_helpers import checkpoint_timesteps, run_train
+
+    stage = {"from_timesteps": 128, "env": {"reward": {"foot_slip": 3.0}}}
+    code, _out, err = run_train("--config", "tiny", "--output-dir", str(tmp_path), "--experiment-name", "exp",
+                                "--set", "visualize_freq=0", "--set", "progress_bar=true",
+                                "--set", f"curriculum=[{json.dumps(stage)}]")  # fmt: skip
+    assert code == 0, err
+    exp = tmp_path / "exp"
+    statuses: list[dict] = []
+    ros_probe.node.create_subscription(
+        String, LEARNING_STATUS_TOPIC, lambda m: statuses.append(json.loads(m.data)), 50
+    )
+    # Budgets set here; the curriculum, the preset and the rest are the saved run's, not the
+    # node's defaults (`config` stays "default": a 2M-step budget and no curriculum).
+    node = spawn_node(NODE, {"resume": str(exp), "total_rl_timesteps": 384})
+    done = ros_probe.spin_until(
+        lambda: any(s["phase"] in ("done", "error") for s in statuses) or not node.alive(), timeout=150
+    )
+    assert done and any(s["phase"] == "done" for s in statuses), node.log()
+    saved = json.loads((exp / "config.json").read_text())
+    assert saved["curriculum"] == [stage] and saved["total_rl_timesteps"] == 384
+    assert saved["progress_bar"] is False  # the node's own default: its log is no terminal
+    assert checkpoint_timesteps(exp / "checkpoints" / "ppo_final.zip") >= 384
+    assert any("curriculum stage 1 of 1 from 256 steps" in s.get("message", "") for s in statuses), statuses

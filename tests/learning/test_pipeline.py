@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,6 +234,47 @@ def test_use_camera_runs_at_a_tiny_budget(tmp_path: Path) -> None:
     env.close()
     action = controller(obs)
     assert action.shape == (8,) and np.all(np.abs(action) <= 1)
+
+
+@FULL_RUN_GROUP
+def test_resume_takes_a_new_curriculum_and_runs_saved_before_an_option_resume_as_they_ran(
+    full_run, tmp_path: Path
+) -> None:
+    exp, _ = full_run
+    copy = tmp_path / "full"
+    shutil.copytree(exp, copy)
+    config = json.loads((copy / "config.json").read_text())
+    # As saved before these options existed.
+    for group, key in (
+        ("ppo", "reward_scale"),
+        ("finetune", "bc_loss_min_weight"),
+        ("policy", "exploration"),
+    ):
+        del config[group][key]
+    for key in ("curriculum", "calibration", "ray"):
+        del config[key]
+    (copy / "config.json").write_text(json.dumps(config))
+    stage = '{"from_timesteps": 256, "env": {"reward": {"foot_slip": 3.0}}}'
+    # From the run's first checkpoint: the stage begins inside the resumed segment.
+    code, out, err = run_train(
+        "--resume", str(copy / "checkpoints" / "ppo_000000128.zip"), "--total-rl-timesteps", "384",
+        "--set", f"curriculum=[{stage}]",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "curriculum stage 1 of 1 from 256 steps" in out + err
+    assert checkpoint_timesteps(copy / "checkpoints" / "ppo_final.zip") >= 384
+    # The curve continues from the checkpoint: the first run's later points are gone.
+    history = json.loads((copy / "training_history.json").read_text())
+    for key in ("rewards", "evaluations"):
+        steps = [e["timesteps"] for e in history[key]]
+        assert steps == sorted(set(steps)) and steps[-1] >= 384, (key, steps)
+    saved = json.loads((copy / "config.json").read_text())
+    assert saved["curriculum"] == [json.loads(stage)]
+    # The resumed run does what such a run did: the unscaled reward, no calibration stage, no Ray.
+    assert saved["ppo"]["reward_scale"] == 1.0 and saved["finetune"]["bc_loss_min_weight"] == 0.0
+    assert saved["calibration"]["enabled"] is False and saved["ray"]["address"] is None
+    assert json.loads((copy / "eval.json").read_text())["calibration"]["calibrated"] is False
+    assert "curriculum stage 1: from 256 steps" in (copy / "report.md").read_text()
 
 
 @FULL_RUN_GROUP

@@ -71,6 +71,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
             "swing_height": 2.0,
         },
     },
+    # Changes to the training env as PPO goes on (pidog_learning.curriculum): a list of stages
+    # {from_timesteps, ramp_timesteps (0: at once), env: {reward / randomization / command
+    # options}}. Only PPO's simulators follow it; evaluations keep measuring `env`'s task.
+    # Empty: the task stays as `env` says.
+    "curriculum": [],
     "demos": {
         "episode_seconds": 20.0,
         # DART: the executed action gets Gaussian noise of this std (action units) while the
@@ -243,8 +248,23 @@ RESUMABLE_OVERRIDES: frozenset[str] = frozenset(
         "update_threads",
         "eval",
         "ray",  # where the simulators run, not what is learned
+        # The training env from the resumed step on (e.g. a stage for the steps a resume adds);
+        # stages already begun apply at once.
+        "curriculum",
     }
 )
+# What a run saved before an option existed did, by option: resuming such a run fills these in
+# (``with_saved_before``), so everything downstream reads every option as given.
+SAVED_BEFORE: dict[str, Any] = {
+    "ppo.reward_scale": 1.0,  # PPO learnt from the unscaled reward
+    "ppo.sde_sample_freq": -1,  # no gSDE then: unused
+    "policy.exploration": "gaussian",
+    "policy.privileged_critic": False,  # the critic saw the actor's input
+    "finetune.bc_loss_min_weight": 0.0,  # the BC term was never dropped
+    "calibration": {**DEFAULT_CONFIG["calibration"], "enabled": False},  # no calibration stage
+    "ray": DEFAULT_CONFIG["ray"],  # no Ray
+    "curriculum": [],
+}
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu")
 EXPLORATIONS: tuple[str, ...] = ("gaussian", "gsde")  # policy.exploration (networks.PiDogPolicy)
 CONFIG_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
@@ -548,6 +568,18 @@ def _get(config: Mapping[str, Any], name: str) -> Any:
     return node
 
 
+def with_saved_before(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved run's config with each option it predates set to what it did then (SAVED_BEFORE)."""
+    out = copy.deepcopy(dict(saved))
+    for name, value in SAVED_BEFORE.items():
+        node = out
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node.setdefault(leaf, copy.deepcopy(value))
+    return out
+
+
 def validate_config(config: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first option whose value makes no sense."""
     for name in ("n_demo_episodes", "total_bc_epochs", "n_envs", "torch_threads"):
@@ -586,6 +618,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     if not isinstance(config["env"], Mapping):
         raise ConfigError(f"option 'env' must be a mapping of PiDogEnv options, got {config['env']!r}")
     check_env_types(config["env"])
+    if config["curriculum"]:  # its values are the simulator's to judge: pipeline preflight
+        from .curriculum import check_stages  # brings MuJoCo's task module: only when there is one
+
+        check_stages(config["curriculum"])
     _float(config, "demos.episode_seconds", 0.0, low_open=True)
     _float(config, "demos.action_noise", 0.0, 1.0)
 
@@ -597,7 +633,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
             f"option 'policy.activation' must be one of {ACTIVATIONS}, got {config['policy']['activation']!r}"
         )
     _float(config, "policy.initial_log_std", -5.0, 1.0)
-    exploration = config["policy"].get("exploration", "gaussian")  # absent in older experiments
+    exploration = config["policy"]["exploration"]
     if exploration not in EXPLORATIONS:
         raise ConfigError(f"option 'policy.exploration' must be one of {EXPLORATIONS}, got {exploration!r}")
 
@@ -613,8 +649,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "ppo.gamma", 0.0, 1.0, low_open=True)
     _float(config, "ppo.gae_lambda", 0.0, 1.0)
     _float(config, "ppo.clip_range", 0.0, 1.0, low_open=True)
-    if "reward_scale" in config["ppo"]:  # absent in older experiments (they used 1.0)
-        _float(config, "ppo.reward_scale", 0.0, low_open=True)
+    _float(config, "ppo.reward_scale", 0.0, low_open=True)
     for name in ("ppo.ent_coef", "ppo.vf_coef", "ppo.target_kl", "ppo.symmetry_loss_weight"):
         _float(config, name, 0.0)
     _float(config, "ppo.max_grad_norm", 0.0, low_open=True)
@@ -624,20 +659,18 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "finetune.bc_loss_weight", 0.0)
     _float(config, "finetune.bc_loss_decay", 0.0, 1.0)
     _int(config, "finetune.bc_loss_batch_size", 1)
-    if "bc_loss_min_weight" in config["finetune"]:  # absent in older experiments (they used 0)
-        _float(config, "finetune.bc_loss_min_weight", 0.0)
+    _float(config, "finetune.bc_loss_min_weight", 0.0)
     _int(config, "finetune.bc_loss_decay_timesteps", 1)
     _float(config, "finetune.handover_bc_weight", 0.0)
     _float(config, "finetune.handover_actor_lr_scale", 0.0, 1.0, low_open=True)
     _float(config, "finetune.handover_log_std", -5.0, 1.0)
     _float(config, "finetune.noise_anneal_from", 0.0, 1.0)
     _float(config, "finetune.final_log_std", -5.0, 1.0)
-    if "sde_sample_freq" in config["ppo"]:
-        _int(config, "ppo.sde_sample_freq", -1)
-        if config["ppo"]["sde_sample_freq"] == 0:
-            raise ConfigError(
-                "option 'ppo.sde_sample_freq' must be -1 (once per rollout) or a positive step count, got 0"
-            )
+    _int(config, "ppo.sde_sample_freq", -1)
+    if config["ppo"]["sde_sample_freq"] == 0:
+        raise ConfigError(
+            "option 'ppo.sde_sample_freq' must be -1 (once per rollout) or a positive step count, got 0"
+        )
     if exploration == "gsde":
         # Both set the log-std directly as an action std: under gSDE it weights hidden units.
         for name, off in (("finetune.noise_anneal_from", 1.0), ("finetune.handover_bc_weight", 0.0)):
@@ -657,16 +690,14 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "eval.tracking_settle_seconds", 0.0)
     _float(config, "eval.tracking_seconds", config["eval"]["tracking_settle_seconds"], low_open=True)
 
-    if "calibration" in config:  # absent from experiments saved before it existed
-        _bool(config, "calibration.enabled")
-        _int(config, "calibration.episodes", 1)
-        _int(config, "calibration.seed", 0)
-        # pidog_sim.evaluation.TRACKING_SETTLE_S (not imported here: it brings MuJoCo); calibrate()
-        # checks against the constant itself.
-        _float(config, "calibration.seconds", 2.0, low_open=True)
+    _bool(config, "calibration.enabled")
+    _int(config, "calibration.episodes", 1)
+    _int(config, "calibration.seed", 0)
+    # pidog_sim.evaluation.TRACKING_SETTLE_S (not imported here: it brings MuJoCo); calibrate()
+    # checks against the constant itself.
+    _float(config, "calibration.seconds", 2.0, low_open=True)
 
-    if "ray" in config:  # absent from experiments saved before it existed: no Ray, as then
-        _optional_str(config, "ray.address")
-        _int(config, "ray.workers_per_node", 1)
-        _int(config, "ray.cpus_per_worker", 0)
-        _bool(config, "ray.include_learner_node")
+    _optional_str(config, "ray.address")
+    _int(config, "ray.workers_per_node", 1)
+    _int(config, "ray.cpus_per_worker", 0)
+    _bool(config, "ray.include_learner_node")

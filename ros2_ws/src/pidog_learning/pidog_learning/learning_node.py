@@ -54,6 +54,8 @@ from .config import (
 
 NODE_DEFAULTS = {"progress_bar": False}  # a node's log is no terminal: no progress bars
 HEARTBEAT_S = 2.0
+# A list of mappings is no ROS parameter type: these come from config_file or set:=["KEY=JSON"].
+FILE_ONLY_OPTIONS: frozenset[str] = frozenset({"curriculum"})
 
 
 class LearningNode(Node):
@@ -71,7 +73,8 @@ class LearningNode(Node):
 
     # --- parameters ---
     def _read_parameters(self) -> tuple[dict[str, Any], str | None]:
-        """Declare every option with the preset's default; return (validated config, resume)."""
+        """Declare every option with the preset's default; return (validated config, None), or
+        when resuming (the overrides to resume with, the folder)."""
         preset: str = self.declare_parameter("config", "default").value
         if preset not in PRESETS:
             raise ConfigError(f"parameter 'config' must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -86,6 +89,9 @@ class LearningNode(Node):
         # `learning_rate:=1` (an int) is fine and `n_envs:=abc` gets a message, not a traceback.
         descriptor = ParameterDescriptor(dynamic_typing=True)
         for name, default in flatten(base).items():
+            if name in FILE_ONLY_OPTIONS:
+                values[name] = default  # from config_file / set, not a parameter of its own
+                continue
             if isinstance(default, list | tuple) and not default:
                 # Typed: [] has no type.
                 param: Parameter[Any] = self.declare_parameter(name, Parameter.Type.STRING_ARRAY)
@@ -104,7 +110,15 @@ class LearningNode(Node):
         if resume is None:
             return resolve_config("default", config), None
         resolve_config("default", config)  # same checks; the saved config decides the rest
-        return config, resume
+        # Resuming: the options a resume may change that this launch sets (and the node's own
+        # defaults); the others, a saved curriculum among them, stay as the run saved them.
+        preset_defaults = merge(DEFAULT_CONFIG, PRESETS[preset])
+        overrides = {
+            key: value
+            for key, value in config.items()
+            if key in RESUMABLE_OVERRIDES and (key in NODE_DEFAULTS or value != preset_defaults[key])
+        }
+        return overrides, resume
 
     # --- publishing ---
     def _publish(self, publisher: Any, data: str) -> None:
@@ -145,10 +159,9 @@ class LearningNode(Node):
         reporter = Reporter(on_status=self.publish_status, on_policy=self.announce_policy)
         try:
             if self.resume:
-                overrides = {k: v for k, v in self.config.items() if k in RESUMABLE_OVERRIDES}
                 exp_dir, _ = run_pipeline(
                     resume=self.resume,
-                    resume_overrides=overrides,
+                    resume_overrides=self.config,
                     reporter=reporter,
                     stop_event=self.stop_event,
                 )

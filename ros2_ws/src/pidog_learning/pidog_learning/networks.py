@@ -213,9 +213,9 @@ def policy_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
         "activation": str(config["policy"]["activation"]),
         "log_std_init": float(config["policy"]["initial_log_std"]),
     }
-    if config["policy"].get("exploration", "gaussian") != "gaussian":
+    if config["policy"]["exploration"] != "gaussian":
         kwargs["exploration"] = str(config["policy"]["exploration"])  # old checkpoints: no key
-    if config["policy"].get("privileged_critic"):
+    if config["policy"]["privileged_critic"]:
         kwargs["privileged_dim"] = PRIVILEGED_DIM
     return kwargs
 

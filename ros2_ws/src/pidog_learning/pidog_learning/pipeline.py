@@ -31,7 +31,8 @@ from .bc import (
     train_bc,
 )
 from .compute import torch_threads
-from .config import RESUMABLE_OVERRIDES, ConfigError, flatten, merge, validate_config
+from .config import RESUMABLE_OVERRIDES, ConfigError, flatten, merge, validate_config, with_saved_before
+from .curriculum import CurriculumCallback, base_values, check_values
 from .demonstrations import DemonstrationError, Demonstrations
 from .experts import ExpertError, collect_demonstrations, load_expert
 from .export import export_onnx, load_checkpoint_policy, policy_controller
@@ -137,8 +138,9 @@ def resume_target(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
 
 
 def resumed_config(exp_dir: Path, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The saved config with the options that may change on resume (budgets) overridden."""
-    saved = json.loads((exp_dir / CONFIG_FILE).read_text())
+    """The saved config (options it predates: as that run did them) with the options that may
+    change on resume (RESUMABLE_OVERRIDES: budgets, where the robots run, the curriculum) overridden."""
+    saved = with_saved_before(json.loads((exp_dir / CONFIG_FILE).read_text()))
     saved_flat = flatten(saved)
     for name, value in flatten(overrides).items():
         if name.split(".")[0] in RESUMABLE_OVERRIDES:
@@ -162,6 +164,8 @@ def preflight(config: Mapping[str, Any]) -> PiDogPolicy | None:
         PiDogEnv(randomize=True, **config["env"]).close()
     except (TypeError, ValueError) as exc:
         raise PipelineError(f"option 'env': {exc}") from exc
+    if config["curriculum"]:
+        check_values(config["curriculum"], config["env"])
     pretrained = None
     if config["pretrained_model"]:
         try:
@@ -388,7 +392,7 @@ class Pipeline:
             cfg["total_rl_timesteps"] > 0 and cfg["finetune"]["bc_loss_weight"] > 0 and not cfg["no_bc_init"]
         )
         # gSDE's noise is scaled on the states the robot will visit: the demonstrations'.
-        needs_states = cfg["total_rl_timesteps"] > 0 and cfg["policy"].get("exploration") == "gsde"
+        needs_states = cfg["total_rl_timesteps"] > 0 and cfg["policy"]["exploration"] == "gsde"
         if cfg["skip_bc"] and not needs_prior and not needs_states:
             return None
         file = self.path(DEMOS_FILE)
@@ -514,6 +518,12 @@ class Pipeline:
             model = build_ppo(cfg, env, self.path(TENSORBOARD_DIR), meta, seed=seed)
             if checkpoint is not None:
                 restore(model, checkpoint)
+                # From an earlier checkpoint of a longer run: the curve continues from there,
+                # without the points the abandoned steps made.
+                for key in ("rewards", "evaluations"):
+                    self.history[key] = [
+                        e for e in self.history[key] if e["timesteps"] <= model.num_timesteps
+                    ]
                 self.reporter.status(
                     phase="ppo", timesteps=model.num_timesteps, message=f"resumed from {checkpoint}"
                 )
@@ -540,7 +550,7 @@ class Pipeline:
                     handover_weight=0.0 if cfg["no_bc_init"] else ft["handover_bc_weight"],
                     handover_lr_scale=ft["handover_actor_lr_scale"],
                     handover_log_std=ft["handover_log_std"],
-                    min_weight=ft.get("bc_loss_min_weight", 0.0),  # older experiments: never dropped
+                    min_weight=ft["bc_loss_min_weight"],
                 ),
                 ProgressCallback(
                     lambda s: self.reporter.status(**s), self.history["rewards"], self.stop_event
@@ -553,6 +563,14 @@ class Pipeline:
                         total,
                         0.0 if cfg["no_bc_init"] else cfg["policy"]["initial_log_std"],
                         ft["final_log_std"],
+                    )
+                )
+            if cfg["curriculum"]:
+                callbacks.append(
+                    CurriculumCallback(
+                        cfg["curriculum"],
+                        base_values(cfg["env"]),
+                        lambda message: self.reporter.status(phase="ppo", message=message),
                     )
                 )
             if cfg["eval"]["freq"] > 0:
@@ -719,7 +737,7 @@ class Pipeline:
     def _calibrate(self, deployed: PiDogPolicy) -> dict[str, Any]:
         """Calibrate policy.onnx in place (config 'calibration'); what happened, for eval.json.
         A calibration that cannot be fitted leaves the policy as exported and says why."""
-        cal = self.config.get("calibration") or {"enabled": False}  # older experiments: none
+        cal = self.config["calibration"]
         if not cal["enabled"]:
             return {"calibrated": False, "reason": "disabled (calibration.enabled false)"}
         if deployed.uses_camera:

@@ -96,7 +96,7 @@ def make_vec_env(config: Mapping[str, Any], seed: int) -> VecEnv:
         "privileged": bool(config["policy"]["privileged_critic"]),
         **dict(config["env"]),
     }
-    ray_options = config.get("ray") or {}
+    ray_options = config["ray"]
     venv: VecEnv
     if ray_options.get("address"):
         from .ray_vec_env import RayVecEnv
@@ -111,8 +111,7 @@ def make_vec_env(config: Mapping[str, Any], seed: int) -> VecEnv:
     venv.seed(seed)
     if config["use_camera"]:
         venv = VecTransposeImage(venv)  # channel-first images, as the policy's space declares
-    # Experiments saved before the option existed learnt from the unscaled reward.
-    scale = float(config["ppo"].get("reward_scale", 1.0))
+    scale = float(config["ppo"]["reward_scale"])
     return venv if scale == 1.0 else ScaledReward(venv, scale)
 
 
@@ -133,8 +132,8 @@ def ppo_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
         "vf_coef": float(ppo["vf_coef"]),
         "max_grad_norm": float(ppo["max_grad_norm"]),
         "target_kl": float(ppo["target_kl"]) or None,
-        "use_sde": config["policy"].get("exploration", "gaussian") == "gsde",
-        "sde_sample_freq": int(ppo.get("sde_sample_freq", -1)),
+        "use_sde": config["policy"]["exploration"] == "gsde",
+        "sde_sample_freq": int(ppo["sde_sample_freq"]),
     }
 
 

@@ -213,7 +213,7 @@ class RayVecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray | None]:
         return [None for _ in range(self.num_envs)]
 
-    # --- PiDogVecEnv extras (progress logging) ---------------------------------------------
+    # --- PiDogVecEnv extras (progress logging, curriculum) --------------------------------
     def reward_term_means(self) -> dict[str, float]:
         """Per robot-step means over all workers (weighted by their robots: they step in lockstep)."""
         parts = self._gather([a.call.remote("reward_term_means") for a in self.actors])
@@ -227,6 +227,10 @@ class RayVecEnv(VecEnv):
     @property
     def unstable_resets(self) -> int:
         return int(sum(self._gather([a.unstable_resets.remote() for a in self.actors])))
+
+    def update_task_config(self, overrides: dict[str, Any]) -> None:
+        """PiDogVecEnv.update_task_config on every worker's batch (a training curriculum)."""
+        self._gather([a.call.remote("update_task_config", overrides) for a in self.actors])
 
     # --- internals -------------------------------------------------------------------------
     def _gather(self, refs: list[Any]) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -173,6 +174,12 @@ def write_report(
         f"- BC: {config['total_bc_epochs']} epochs" + (" (skipped: --skip-bc)" if config["skip_bc"] else ""),
         f"- PPO: {config['total_rl_timesteps']} timesteps, {config['n_envs']} envs, learning rate {config['learning_rate']:g}"
         + (" (from scratch: --no-bc-init)" if config["no_bc_init"] else ""),
+        *[
+            f"- curriculum stage {i + 1}: from {stage['from_timesteps']:,} steps"
+            + (f", ramped over {stage['ramp_timesteps']:,}" if stage.get("ramp_timesteps") else "")
+            + f": `{json.dumps(stage['env'])}` (PPO's simulators only; the evaluations keep the task)"
+            for i, stage in enumerate(config["curriculum"])
+        ],
         f"- seed {config['seed']}; full configuration in `config.json`; TensorBoard: `tensorboard --logdir {exp_dir / 'tensorboard'}`",
         "",
         "## Artifacts",

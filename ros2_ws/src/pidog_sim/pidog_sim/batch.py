@@ -290,6 +290,15 @@ class BatchSim:
                 m.geom_friction[:, 0] = friction[row]
             m.actuator_forcerange[:] = self._nominal_forcerange * strength[row][:, None]
 
+    def reserve_latency(self, steps: int) -> None:
+        """Keep enough target history for ``steps`` of latency (a curriculum may widen
+        randomization.latency_steps during training). The added, older slots repeat each
+        robot's oldest target: what its servos were told before the history began."""
+        missing = int(steps) + 1 - self._history.shape[1]
+        if missing > 0:
+            oldest = np.repeat(self._history[:, -1:], missing, axis=1)
+            self._history = np.concatenate([self._history, oldest], axis=1)
+
     # --- stepping --------------------------------------------------------------------------
     def step(self, targets: np.ndarray) -> np.ndarray:
         """Advance every robot one control period toward joint ``targets`` (N, 8), rad.

@@ -9,7 +9,7 @@ same function the policy node and the bag importer use) from signals the robot h
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
@@ -28,6 +28,7 @@ from pidog_description.spec import (
 )
 
 from .batch import BatchSim
+from .config import merge_config
 from .model import foot_radii
 
 COMMAND_MODES = ("fixed", "sample")
@@ -48,6 +49,19 @@ PRIVILEGED_LAYOUT: tuple[tuple[str, int], ...] = (
 """What only the simulator knows, for an asymmetric critic. Never part of the policy input:
 the actor and the exported ONNX see the deployable observation alone."""
 PRIVILEGED_DIM: int = sum(size for _name, size in PRIVILEGED_LAYOUT)
+
+RUNTIME_OPTIONS: tuple[str, ...] = (
+    "forward_speed",
+    "command_ranges",
+    "command_resample_s",
+    "command_special",
+    "reward",
+    "randomization",
+)
+"""Sim config groups ``WalkTask.update_config`` may change while robots run (a training
+curriculum): read afresh at each reset, command draw or step. The rest (episode length, physics,
+the IMU model, the nominal robot) shapes state the task has already built, and so does
+reward.track_window_s (the length of the tracking average)."""
 
 
 class WalkTask:
@@ -136,6 +150,31 @@ class WalkTask:
         seconds = lo + (hi - lo) * draws[:, 3]
         self.next_command_step[robots] = self.steps[robots] + np.maximum(1, np.round(seconds / CONTROL_DT))
 
+    def update_config(self, overrides: Mapping[str, Any]) -> None:
+        """Change RUNTIME_OPTIONS while the robots run: new weights from the next step, new
+        ranges from each robot's next reset or command draw. Raises ValueError naming an option
+        that cannot change or a value that makes no sense, and then changes nothing."""
+        for key in overrides:
+            if key not in RUNTIME_OPTIONS:
+                raise ValueError(
+                    f"sim config option '{key}' cannot change while the robots run; "
+                    f"only {list(RUNTIME_OPTIONS)} may"
+                )
+        merged = merge_config(overrides, self.cfg)
+        if merged["reward"]["track_window_s"] != self.cfg["reward"]["track_window_s"]:
+            # It sizes the tracking ring buffer the reward has been averaging over.
+            raise ValueError("sim config option 'reward.track_window_s' cannot change while the robots run")
+        validate_task_config(merged, self.sim.control_dt)
+        weights_before = dict(self.cfg["reward"])
+        self.sim.reserve_latency(int(merged["randomization"]["latency_steps"][1]))
+        self.cfg.update(merged)  # in place: the batch reads the same dict
+        # A swing tracker is kept only while its term is weighted: one turned on now starts
+        # from the feet's present state instead of whatever it held when it stopped.
+        if not weights_before["feet_air_time"] and self.cfg["reward"]["feet_air_time"]:
+            self.air_time[:] = 0.0
+        if not weights_before["swing_height"] and self.cfg["reward"]["swing_height"]:
+            self.swing_peak[:] = 0.0
+
     # --- stepping --------------------------------------------------------------------------
     def step(self, actions: np.ndarray) -> dict[str, Any]:
         """Apply (N, 8) actions for one control period; returns arrays over the batch.
@@ -157,8 +196,9 @@ class WalkTask:
         fell = self.sim.fallen() | unstable
         contact = self.sim.foot_contacts()
         reward, terms = self._reward(actions, prev_action, fell, velocity, yaw_rate, contact)
-        # Each swing tracker is kept only while its one reader, a reward term, is weighted (a
-        # task's weights are fixed for its life): 14 and 9 us of an 11-16 ms 64-robot step.
+        # Each swing tracker is kept only while its one reader, a reward term, is weighted
+        # (update_config restarts one whose term is turned on): 14 and 9 us of an 11-16 ms
+        # 64-robot step.
         if self.cfg["reward"]["feet_air_time"]:
             self.air_time = np.where(contact, 0.0, self.air_time + CONTROL_DT)
         if self.cfg["reward"]["swing_height"]:

@@ -138,6 +138,11 @@ class PiDogVecEnv(VecEnv):
         return [None for _ in range(self.num_envs)]
 
     # --- extras ----------------------------------------------------------------------------
+    def update_task_config(self, overrides: dict[str, Any]) -> None:
+        """WalkTask.update_config on this batch (``env_method`` reaches it through wrappers and
+        on Ray's remote simulators alike)."""
+        self.task.update_config(overrides)
+
     def reward_term_means(self) -> dict[str, float]:
         """Mean of each reward term per robot-step since the last call (for TensorBoard)."""
         means = {k: v / max(self._term_steps, 1) for k, v in self._term_sums.items()}
