@@ -244,6 +244,30 @@ def test_swing_height_term_costs_low_swings_at_touchdown_and_nothing_for_full_li
         PiDogEnv(reward={"swing_height_target": 0.0})
 
 
+def test_touchdown_slip_term_costs_feet_that_land_sliding_and_only_at_the_landing() -> None:
+    """reward.touchdown_slip: per foot landing this step, minus its horizontal speed squared;
+    standing or walking when no foot lands costs nothing; off (0) by default. A robot dropped
+    from 5 cm while moving sideways at 1 m/s lands sliding; dropped straight, it lands near still."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+
+    def landing(sideways: float, weight: float = 1.0) -> list[float]:
+        env = PiDogEnv(randomize=False, reward={"touchdown_slip": weight})
+        env.reset(seed=0)
+        for _ in range(25):  # land from the reset height and settle
+            env.step(still)
+        env.sim.batch.qpos[0, 2] += 0.05
+        env.sim.batch.qvel[0, 1] = sideways  # world y: across the robot's heading
+        terms = [env.step(still)[4]["reward_terms"]["touchdown_slip"] for _ in range(20)]
+        env.close()
+        return [t for t in terms if t != 0.0]
+
+    sliding = landing(1.0)
+    assert sliding and min(sliding) < -0.1, sliding  # feet landing at a few tenths of m/s
+    assert min(landing(0.0), default=0.0) > 0.2 * min(sliding)  # a straight drop lands far stiller
+    assert len(sliding) <= 4  # paid at landings (each foot once, or twice if it bounces), not in the stance
+    assert landing(1.0, weight=0.0) == []
+
+
 def test_air_time_range_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="air_time_range"):
         PiDogEnv(reward={"air_time_range": (0.2, 0.1)})

@@ -45,6 +45,10 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "energy": 0.002,
         "alive": 0.2,
         "foot_slip": 0.0,  # stance feet sliding (m/s)^2
+        # Per foot landing this step, its horizontal speed squared ((m/s)^2): the landings, where
+        # a trained policy's feet move 0.195 m/s against the gait's 0.128, carry half its stance
+        # slip (docs/ABLATIONS.md, seventh session); foot_slip taxes the whole stance.
+        "touchdown_slip": 0.0,
         "foot_clearance": 0.0,  # swing feet below clearance_height while moving
         "clearance_height": 0.02,  # m
         "pose": 0.0,  # squared distance of the joints from the stand pose (rad^2)

@@ -273,16 +273,21 @@ class WalkTask:
         sim = self.sim
         avg = self.averaged_velocity()
 
-        # Each read by two terms: computed once per step when either is weighted.
+        # Each read by more than one term: computed once per step when any of them is weighted.
         @functools.cache
         def foot_speed_xy() -> np.ndarray:
             return np.linalg.norm(sim.foot_velocities()[:, :, :2], axis=2)
 
         @functools.cache
+        def touchdowns() -> np.ndarray:
+            """(N, 4) feet that landed this step."""
+            return contacts & ~self.foot_down
+
+        @functools.cache
         def moving_touchdowns() -> np.ndarray:
             """(N, 4) feet that landed this step while the command asks to move."""
             moving = np.any(self.command != 0.0, axis=1)
-            return contacts & ~self.foot_down & moving[:, None]
+            return touchdowns() & moving[:, None]
 
         def feet_air_time() -> np.ndarray:
             lo, hi = w["air_time_range"]
@@ -310,6 +315,7 @@ class WalkTask:
             "energy": lambda: -np.sum(np.abs(sim.joint_torques() * sim.joint_velocities()), axis=1),
             "alive": lambda: np.where(fell, 0.0, 1.0),
             "foot_slip": lambda: -np.sum(contacts * foot_speed_xy() ** 2, axis=1),
+            "touchdown_slip": lambda: -np.sum(touchdowns() * foot_speed_xy() ** 2, axis=1),
             "foot_clearance": lambda: (
                 -np.sum(
                     ~contacts
