@@ -169,7 +169,7 @@ class WalkTask:
         self.sim.reserve_latency(int(merged["randomization"]["latency_steps"][1]))
         self.cfg.update(merged)  # in place: the batch reads the same dict
         # A swing tracker is kept only while its term is weighted: one turned on now starts
-        # from the feet's present state instead of whatever it held when it stopped.
+        # from zero instead of whatever it held when it stopped.
         if not weights_before["feet_air_time"] and self.cfg["reward"]["feet_air_time"]:
             self.air_time[:] = 0.0
         if not weights_before["swing_height"] and self.cfg["reward"]["swing_height"]:

@@ -139,8 +139,8 @@ class PiDogVecEnv(VecEnv):
 
     # --- extras ----------------------------------------------------------------------------
     def update_task_config(self, overrides: dict[str, Any]) -> None:
-        """WalkTask.update_config on this batch (``env_method`` reaches it through wrappers and
-        on Ray's remote simulators alike)."""
+        """WalkTask.update_config on this batch (a training curriculum calls it on the innermost
+        VecEnv, ``unwrapped``; RayVecEnv forwards it to each worker's batch)."""
         self.task.update_config(overrides)
 
     def reward_term_means(self) -> dict[str, float]:
