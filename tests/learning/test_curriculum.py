@@ -10,6 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from pidog_learning.config import ConfigError, parse_assignments, resolve_config
 from pidog_learning.curriculum import CurriculumCallback, base_values, check_values, values_at
+from pidog_sim.env import PiDogEnv
 from pidog_sim.vec_env import PiDogVecEnv
 
 ENV = {"command_mode": "sample", "episode_seconds": 1.0}
@@ -141,8 +142,10 @@ def test_a_malformed_stage_is_refused_by_name(stages: object, named: str) -> Non
 )
 def test_a_stage_value_the_simulator_refuses_is_named_with_its_stage(env: dict, named: str) -> None:
     stages = [{"from_timesteps": 0, "env": {"reward": {"alive": 1.0}}}, {"from_timesteps": 10, "env": env}]
+    env = PiDogEnv(**ENV)
     with pytest.raises(ConfigError) as info:
-        check_values(stages, ENV)
+        check_values(stages, env.task)
+    env.close()
     assert "curriculum[1].env" in str(info.value) and named in str(info.value)
 
 

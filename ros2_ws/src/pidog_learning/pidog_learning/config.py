@@ -444,7 +444,10 @@ def check_env_types(env: Mapping[str, Any], where: str = "env.") -> None:
             default = schema.get(key) if isinstance(schema, Mapping) else None
             if isinstance(value, Mapping):
                 walk(value, default, f"{prefix}{key}.")
-            elif default is not None and not isinstance(default, Mapping):
+            elif isinstance(default, Mapping):
+                if value is not None:  # None: PiDogEnv's own default for the group
+                    raise ConfigError(f"option '{prefix}{key}' must be a mapping, got {value!r}")
+            elif default is not None:
                 typed(f"{prefix}{key}", value, default)
 
     walk(env, defaults, where)

@@ -161,11 +161,13 @@ def preflight(config: Mapping[str, Any]) -> PiDogPolicy | None:
     from pidog_sim.env import PiDogEnv
 
     try:
-        PiDogEnv(randomize=True, **config["env"]).close()
+        env = PiDogEnv(randomize=True, **config["env"])
     except (TypeError, ValueError) as exc:
         raise PipelineError(f"option 'env': {exc}") from exc
-    if config["curriculum"]:
-        check_values(config["curriculum"], config["env"])
+    try:
+        check_values(config["curriculum"], env.task)
+    finally:
+        env.close()
     pretrained = None
     if config["pretrained_model"]:
         try:
