@@ -232,7 +232,14 @@ class LiveViewer:
                     self.data.time = sim_time
                     mujoco.mj_forward(self.model, self.data)
                     text = self._overlay(command)
-                self.handle.set_texts(text)  # outside the lock: it takes the viewer's lock itself
+                # Outside the lock: both take the viewer's lock themselves. Each asked again
+                # whether the window is still there: set_texts does not check (mujoco.viewer
+                # Handle), and a closed window's GUI thread is tearing down what they touch.
+                if not self.handle.is_running():
+                    break
+                self.handle.set_texts(text)
+                if not self.handle.is_running():
+                    break
                 self.handle.sync()
                 self.frames_drawn += 1
             except Exception:  # noqa: BLE001 - the window went away between checks
