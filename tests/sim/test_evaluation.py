@@ -75,8 +75,21 @@ def test_tracking_reports_velocities_errors_and_gait_quality() -> None:
     assert 5.0 < trot["median_clearance_mm"] < 40.0  # the trot lifts its feet ~20 mm
     assert 0.0 < trot["mean_stance_slip_mps"] < 0.2
     assert 0.5 < trot["cost_of_transport"] < 50.0
+    # Gait quality per command pools to the overall figures: the same stance samples, split by
+    # command; each of these commands swings its feet.
+    samples = np.array([r["stance_samples"] for r in rows])
+    assert samples.min() > 0
+    pooled_slip = np.average([r["stance_slip_mps"] for r in rows], weights=samples)
+    assert pooled_slip == pytest.approx(trot["mean_stance_slip_mps"])
+    assert all(5.0 < r["median_clearance_mm"] < 40.0 and r["swings"] > 0 for r in rows)
     table = "\n".join(tracking_table({"trot": trot}))
     assert "| trot |" in table and "-0.10, +0.0" in table
+    back = rows[1]
+    backing = (
+        f"| -0.10, +0.0 | {back['stance_slip_mps']:.3f}, {back['median_clearance_mm']:.1f}, "
+        f"{back['chatter_per_foot_s']:.2f} |"
+    )
+    assert backing in table, table
 
     # Standing on the stand pose: no swings, (almost) no slip, nothing transported.
     stand = evaluate_tracking(
@@ -87,6 +100,7 @@ def test_tracking_reports_velocities_errors_and_gait_quality() -> None:
         settle_seconds=1.0,
     )
     assert np.isnan(stand["median_clearance_mm"]) and stand["mean_stance_slip_mps"] < 0.01
+    assert stand["commands"][0]["swings"] == 0 and stand["commands"][0]["stance_slip_mps"] < 0.01
     assert np.isnan(stand["cost_of_transport"])  # commanded below COT_MIN_SPEED: no CoT
     assert stand["low_g_percent"] == 0.0 and stand["longest_low_g_s"] == 0.0
     # The trot keeps a foot on the ground: its body is never thrown for long.
@@ -139,6 +153,29 @@ def test_a_dropped_robot_reads_low_g_for_as_long_as_it_falls_and_the_table_flags
     assert "free fall" not in "\n".join(tracking_table({"still": result}))
     result.update(low_g_percent=summary["low_g_percent"], longest_low_g_s=summary["longest_low_g_s"])
     assert "**(hw_node: free fall)**" in "\n".join(tracking_table({"dropped": result}))
+
+
+def test_a_hop_of_a_few_millimetres_is_chatter_and_a_drop_is_a_swing() -> None:
+    """Chatter: each foot of a standing robot raised 4 mm falls back within two control
+    periods, a hop of one 20 ms sample that lands sliding in a trained policy's stance; dropped
+    from 0.3 m, its feet are in the air for 0.25 s: swings with a clearance, no chatter."""
+    env, hop = standing_robot_and_meter()
+    env.sim.batch.qpos[0, 2] += 0.004
+    for _ in range(40):
+        env.step(STILL)
+        hop.update(env.sim.batch)
+    env.close()
+    assert hop.chatters == 4 and not hop.clearances, (hop.chatters, hop.clearances)
+    # per foot and second over the 65 watched control steps
+    assert hop.summary()["chatter_per_foot_s"] == pytest.approx(4 / (4 * 65 * 0.02))
+    env, drop = standing_robot_and_meter()
+    env.sim.batch.qpos[0, 2] += 0.3
+    for _ in range(40):
+        env.step(STILL)
+        drop.update(env.sim.batch)
+    env.close()
+    # (the four feet's fall, then a bounce of a few millimetres that lasts long enough to count)
+    assert drop.chatters == 0 and min(sorted(drop.clearances)[-4:]) > 0.2, drop.clearances
 
 
 def test_a_robot_lifted_by_a_hand_trips_the_lift_test_once_and_the_table_flags_it() -> None:

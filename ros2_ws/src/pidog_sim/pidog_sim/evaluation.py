@@ -117,6 +117,11 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float
 # --- gait quality -------------------------------------------------------------------------------
 
 
+def chatter_rate(chatters: int, control_steps: int) -> float:
+    """Landings after a flight shorter than MIN_SWING_S, per foot and second of watched time."""
+    return chatters / (len(LEG_NAMES) * control_steps * CONTROL_DT) if control_steps else float("nan")
+
+
 @dataclass
 class GaitMeter:
     """Swing-foot clearance, stance-foot slip, low-g phases and mechanical power of robot
@@ -138,6 +143,9 @@ class GaitMeter:
     slip_speeds: list[float] = field(default_factory=list)  # m/s, horizontal speed of stance feet
     powers: list[float] = field(default_factory=list)  # W, sum over joints of |torque x speed|
     low_g_runs: list[float] = field(default_factory=list)  # s, each run of low-g physics steps
+    # Landings after a flight shorter than MIN_SWING_S: a foot hopping off the floor and back
+    # within a control period or two, which lands sliding (docs/ABLATIONS.md, twenty-second session).
+    chatters: int = 0
     samples: int = 0
     low_g_samples: int = 0
     max_lift_mean: float = float("-inf")  # m/s^2, the largest lift-window mean of upward acceleration
@@ -200,8 +208,11 @@ class GaitMeter:
         slip = np.hypot(*sim.foot_velocities()[r, :, :2].T)
         for i in range(len(LEG_NAMES)):
             if contact[i]:
-                if np.isfinite(self._swing_peak[i]) and self._swing_steps[i] * CONTROL_DT >= MIN_SWING_S:
-                    self.clearances.append(float(self._swing_peak[i]))
+                if np.isfinite(self._swing_peak[i]):  # it lands
+                    if self._swing_steps[i] * CONTROL_DT >= MIN_SWING_S:
+                        self.clearances.append(float(self._swing_peak[i]))
+                    else:
+                        self.chatters += 1
                 self._swing_peak[i] = np.nan
                 self._swing_steps[i] = 0
                 self.slip_speeds.append(float(slip[i]))
@@ -221,6 +232,7 @@ class GaitMeter:
             total.slip_speeds += meter.slip_speeds
             total.powers += meter.powers
             total.low_g_runs += meter.low_g_runs
+            total.chatters += meter.chatters
             total.samples += meter.samples
             total.low_g_samples += meter.low_g_samples
             total.max_lift_mean = max(total.max_lift_mean, meter.max_lift_mean)
@@ -235,6 +247,7 @@ class GaitMeter:
             "mean_stance_slip_mps": float(np.mean(self.slip_speeds)) if self.slip_speeds else float("nan"),
             "mean_power_w": float(np.mean(self.powers)) if self.powers else float("nan"),
             "swings": len(self.clearances),
+            "chatter_per_foot_s": chatter_rate(self.chatters, len(self.powers)),
             "low_g_percent": 100.0 * self.low_g_samples / self.samples if self.samples else float("nan"),
             "longest_low_g_s": max(self.low_g_runs + [self._low_g_run * float(self.model.opt.timestep)]),
             "max_lift_mean_mps2": self.max_lift_mean if np.isfinite(self.max_lift_mean) else float("nan"),
@@ -576,7 +589,12 @@ def evaluate_tracking(
     settle_steps = int(round(settle_seconds / CONTROL_DT))
     meters: dict[int, GaitMeter] = {}  # one per batch row, each pooling the episodes it ran
     cot: dict[int, tuple[float, float]] = {}  # episode -> (mean power W, m g |vx| of its robot)
-    power_start: dict[int, int] = {}
+    # Where each episode's samples begin in its row's meter (powers, slip speeds, clearances,
+    # chatters).
+    starts: dict[int, tuple[int, int, int, int]] = {}
+    slips: dict[int, list[float]] = {}  # episode -> its stance-foot speeds (m/s)
+    clearances: dict[int, list[float]] = {}  # episode -> its swing peaks (m)
+    chatters: dict[int, tuple[int, int]] = {}  # episode -> (its chatters, its watched control steps)
 
     def measure(slot: int, record: EpisodeRecord, task: Any, done: bool) -> None:
         meter = meters.get(slot)
@@ -584,12 +602,23 @@ def evaluate_tracking(
             meter = meters[slot] = GaitMeter(task.sim.models[slot], row=slot)
         if record.steps == 1:
             meter.start()
-            power_start[record.index] = len(meter.powers)
+            starts[record.index] = (
+                len(meter.powers),
+                len(meter.slip_speeds),
+                len(meter.clearances),
+                meter.chatters,
+            )
         if record.steps > settle_steps and not done:
             meter.update(task.sim)
-        if done and not record.fell and len(meter.powers) > power_start[record.index]:
+        if not done:
+            return
+        power_start, slip_start, clearance_start, chatter_start = starts[record.index]
+        slips[record.index] = meter.slip_speeds[slip_start:]
+        clearances[record.index] = meter.clearances[clearance_start:]
+        chatters[record.index] = (meter.chatters - chatter_start, len(meter.powers) - power_start)
+        if not record.fell and len(meter.powers) > power_start:
             mass = float(np.sum(task.sim.models[slot].body_mass))  # this episode's randomised mass
-            power = float(np.mean(meter.powers[power_start[record.index] :]))
+            power = float(np.mean(meter.powers[power_start:]))
             cot[record.index] = (power, mass * STANDARD_GRAVITY * abs(record.mean_forward()))
 
     records = _run_batched(
@@ -621,6 +650,12 @@ def evaluate_tracking(
         standing = [r for r in runs if not r.fell]
         vx, vx_ci = mean_ci([r.forward_speed for r in standing])
         wz, wz_ci = mean_ci([r.yaw_rate for r in standing])
+        episodes = range(i * episodes_per_command, (i + 1) * episodes_per_command)
+        # Gait quality per command, over every episode's scored samples as the overall figures
+        # pool them: where a controller's slip or low steps come from (turning, speed, backing).
+        command_slips = [v for k in episodes for v in slips.get(k, [])]
+        command_clearances = [v for k in episodes for v in clearances.get(k, [])]
+        command_chatters = [chatters.get(k, (0, 0)) for k in episodes]
         rows.append(
             {
                 "command_vx": float(vx_cmd),
@@ -632,6 +667,15 @@ def evaluate_tracking(
                 "falls": len(runs) - len(standing),
                 "episodes": len(runs),
                 "fell": len(standing) < len(runs),
+                "stance_slip_mps": float(np.mean(command_slips)) if command_slips else float("nan"),
+                "stance_samples": len(command_slips),
+                "median_clearance_mm": float(np.median(command_clearances) * 1000)
+                if command_clearances
+                else float("nan"),
+                "swings": len(command_clearances),
+                "chatter_per_foot_s": chatter_rate(
+                    sum(c for c, _ in command_chatters), sum(n for _, n in command_chatters)
+                ),
             }
         )
     vx_err, vx_ci = mean_ci(vx_errors)
@@ -647,6 +691,7 @@ def evaluate_tracking(
         "ci95_abs_wz_error": wz_ci,
         "median_clearance_mm": quality["median_clearance_mm"],
         "mean_stance_slip_mps": quality["mean_stance_slip_mps"],
+        "chatter_per_foot_s": quality["chatter_per_foot_s"],
         "low_g_percent": quality["low_g_percent"],
         "longest_low_g_s": quality["longest_low_g_s"],
         "max_lift_mean_mps2": quality["max_lift_mean_mps2"],
@@ -663,17 +708,20 @@ def tracking_table(results: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown: one summary row per controller, then achieved (vx, wz) per command."""
     lines = [
         "| controller | mean abs vx error (m/s) | mean abs wz error (rad/s) | falls | median swing clearance (mm) "
-        "| mean stance slip (m/s) | cost of transport | low g (% of time) | longest low g (s) "
+        f"| mean stance slip (m/s) | chatter (flights < {MIN_SWING_S * 1000:g} ms per foot and s) "
+        "| cost of transport | low g (% of time) | longest low g (s) "
         f"| lift test: largest {LIFT_WINDOW_S:g} s mean (m/s^2) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         # Results saved before the low-g metrics (older evaluations) have none.
         low_g, longest = r.get("low_g_percent", float("nan")), r.get("longest_low_g_s", float("nan"))
         lift, trips = r.get("max_lift_mean_mps2", float("nan")), r.get("lift_trips", 0)  # the same, lift test
+        chatter = r.get("chatter_per_foot_s", float("nan"))  # the same, chatter
         lines.append(
             f"| {name} | {r['mean_abs_vx_error']:.3f} | {r['mean_abs_wz_error']:.3f} | {r['falls']}/{r['episodes']} "
-            f"| {r['median_clearance_mm']:.1f} | {r['mean_stance_slip_mps']:.3f} | {r['cost_of_transport']:.2f} "
+            f"| {r['median_clearance_mm']:.1f} | {r['mean_stance_slip_mps']:.3f} | {chatter:.2f} "
+            f"| {r['cost_of_transport']:.2f} "
             f"| {low_g:.1f} | {longest:.3f}{' **(hw_node: free fall)**' if longest >= FREEFALL_S else ''} "
             f"| {lift:.2f}{f' **(hw_node: picked up, {trips}x)**' if trips else ''} |"
         )
@@ -686,5 +734,26 @@ def tracking_table(results: dict[str, dict[str, Any]]) -> list[str]:
         for name in names:
             r = results[name]["commands"][i]
             cells.append(f"{r['vx']:+.3f}, {r['wz']:+.2f}" + (f" ({r['falls']} fell)" if r["falls"] else ""))
+        lines.append(f"| {row['command_vx']:+.2f}, {row['command_wz']:+.1f} | " + " | ".join(cells) + " |")
+    if all("chatter_per_foot_s" in results[name]["commands"][0] for name in names):  # older results: none
+        lines += ["", *_quality_by_command(results)]
+    return lines
+
+
+def _quality_by_command(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown: stance slip, swing clearance and chatter per command and controller, to tell a
+    gait that slides everywhere from one that slides only where it turns or hurries."""
+    names = list(results)
+    lines = [
+        "| command (vx m/s, wz rad/s) | "
+        + " | ".join(f"{n}: stance slip (m/s), clearance (mm), chatter (per foot and s)" for n in names)
+        + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for i, row in enumerate(results[names[0]]["commands"]):
+        cells = [
+            f"{r['stance_slip_mps']:.3f}, {r['median_clearance_mm']:.1f}, {r['chatter_per_foot_s']:.2f}"
+            for r in (results[name]["commands"][i] for name in names)
+        ]
         lines.append(f"| {row['command_vx']:+.2f}, {row['command_wz']:+.1f} | " + " | ".join(cells) + " |")
     return lines
