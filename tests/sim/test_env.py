@@ -226,6 +226,20 @@ def test_feet_air_time_term_pays_full_flights_and_costs_short_hops_at_touchdown(
     assert landing(0.2, (0.2, 0.0), weight=0.0) == []
 
 
+def test_chatter_term_costs_each_foot_that_hops_and_nothing_for_a_flight() -> None:
+    """reward.chatter: minus one per foot landing after a flight shorter than MIN_SWING_S (one
+    control period), at any command, standing still too; off (0) by default. Raised 4 mm, every
+    foot of a standing robot hops for one period; dropped from 0.2 m, they fly for ~10."""
+
+    def landing(height: float, command: tuple[float, float], weight: float = 1.0) -> list[float]:
+        return terms_after_a_drop("chatter", {"chatter": weight}, height, command)
+
+    assert landing(0.004, (0.0, 0.0)) == [-4.0]
+    assert landing(0.004, (0.2, 0.0), weight=2.5) == [-10.0]
+    assert landing(0.2, (0.2, 0.0)) == []  # a full flight is a step, not a hop
+    assert landing(0.004, (0.0, 0.0), weight=0.0) == []
+
+
 def test_swing_height_term_costs_low_swings_at_touchdown_and_nothing_for_full_lifts() -> None:
     """reward.swing_height: at each touchdown while a move is commanded, per foot, the squared
     shortfall of the swing's highest sole height below swing_height_target, as a share of it.

@@ -37,6 +37,7 @@ from .batch import BatchSim
 from .env import PiDogEnv
 from .model import foot_radii
 from .rollout import MAX_BATCH, EpisodeRecord, run_episodes
+from .task import MIN_SWING_S
 
 Controller = Callable[[np.ndarray], np.ndarray]
 
@@ -79,8 +80,6 @@ TRACKING_TARGETS: dict[str, float] = {
 }
 TRACKING_SETTLE_S = 2.0  # the start of a tracking episode not scored: the gait gets going
 VIDEO_FRAME_EVERY = 2  # control steps per video frame: 25 fps is plenty
-# A swing shorter than this is contact chatter, not a step.
-MIN_SWING_S = 0.04
 
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip

@@ -31,6 +31,10 @@ from .batch import BatchSim
 from .config import merge_config
 from .model import foot_radii
 
+# A flight shorter than this is contact chatter, not a step: a foot hopping off the floor for a
+# control period lands sliding (the gait meter's chatter count and the reward's chatter term).
+MIN_SWING_S = 0.04
+
 COMMAND_MODES = ("fixed", "sample")
 
 PRIVILEGED_LAYOUT: tuple[tuple[str, int], ...] = (
@@ -89,8 +93,8 @@ class WalkTask:
         self.next_command_step = np.zeros(self.n, dtype=np.int64)
         self._vel_history = np.zeros((self.n, self.window, 2))  # (forward, yaw rate) ring buffer
         self.fixed_command = np.zeros(self.n, dtype=bool)  # a reset with an explicit command keeps it
-        # s each foot has been off the floor (0 in contact; kept only while reward.feet_air_time,
-        # its one reader, is weighted)
+        # s each foot has been off the floor (0 in contact; kept only while reward.feet_air_time
+        # or reward.chatter, its readers, is weighted)
         self.air_time = np.zeros((self.n, len(LEG_NAMES)))
         self.foot_down = np.ones((self.n, len(LEG_NAMES)), dtype=bool)  # contact after the last step
         # m, highest the sole has been since the foot left the floor (0 in contact; kept only while
@@ -170,7 +174,7 @@ class WalkTask:
         self.cfg.update(merged)  # in place: the batch reads the same dict
         # A swing tracker is kept only while its term is weighted: one turned on now starts
         # from zero instead of whatever it held when it stopped.
-        if not weights_before["feet_air_time"] and self.cfg["reward"]["feet_air_time"]:
+        if not _tracks_air_time(weights_before) and _tracks_air_time(self.cfg["reward"]):
             self.air_time[:] = 0.0
         if not weights_before["swing_height"] and self.cfg["reward"]["swing_height"]:
             self.swing_peak[:] = 0.0
@@ -199,7 +203,7 @@ class WalkTask:
         # Each swing tracker is kept only while its one reader, a reward term, is weighted
         # (update_config restarts one whose term is turned on): 14 and 9 us of an 11-16 ms
         # 64-robot step.
-        if self.cfg["reward"]["feet_air_time"]:
+        if _tracks_air_time(self.cfg["reward"]):
             self.air_time = np.where(contact, 0.0, self.air_time + CONTROL_DT)
         if self.cfg["reward"]["swing_height"]:
             sole = self.sim.foot_positions()[:, :, 2] - self._sole_offset
@@ -296,6 +300,12 @@ class WalkTask:
             air = np.minimum(self.air_time, hi) - lo
             return np.sum(moving_touchdowns() * air, axis=1)
 
+        def chatter() -> np.ndarray:
+            # Landings after a flight of fewer than MIN_SWING_S of control steps ending in the
+            # air, at any command: standing still does not license hopping feet.
+            hop = (self.air_time > 0.0) & (self.air_time < MIN_SWING_S - 1e-9)
+            return -np.sum(touchdowns() & hop, axis=1).astype(np.float64)
+
         def swing_height() -> np.ndarray:
             target = w["swing_height_target"]
             # The peak over the control steps that ended with the foot in the air, as the gait
@@ -329,6 +339,7 @@ class WalkTask:
             "vertical_velocity": lambda: -(sim.base_linear_velocity_world()[:, 2] ** 2),
             "low_g": lambda: -np.mean(sim.low_g_trace(), axis=1),
             "feet_air_time": feet_air_time,
+            "chatter": chatter,
             "swing_height": swing_height,
         }
         terms = {
@@ -378,3 +389,8 @@ def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
     for name in ("track_vx_sigma", "track_wz_sigma", "swing_height_target"):
         if not cfg["reward"][name] > 0:
             raise ValueError(f"reward.{name} must be positive, got {cfg['reward'][name]}")
+
+
+def _tracks_air_time(weights: Mapping[str, Any]) -> bool:
+    """The air-time tracker is kept while a term that reads it is weighted."""
+    return bool(weights["feet_air_time"] or weights["chatter"])
