@@ -66,8 +66,9 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "feet_air_time": 0.0,
         "air_time_range": (0.1, 0.2),  # s; the gait clock's swing lasts 0.2 s
         # Per foot landing after a flight shorter than task.MIN_SWING_S (one control period), at
-        # any command: a trained policy's feet hop off the floor and land sliding 2-3x as often
-        # as the gait's, which carries its stance slip (docs/ABLATIONS.md, twenty-second session).
+        # any command: a trained policy's feet hop off the floor and land sliding 2-2.5x as often
+        # as the gait's, part of its stance slip. At 5 PPO hopped no more than the gait, slid
+        # 0.073 m/s (the gait 0.050) and lost the tracking (docs/ABLATIONS.md, twenty-second session).
         "chatter": 0.0,
         # At each touchdown while the command asks to move, per foot, the squared shortfall of
         # the swing's highest sole height below swing_height_target, as a share of it: the

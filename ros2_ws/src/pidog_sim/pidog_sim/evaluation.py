@@ -142,8 +142,8 @@ class GaitMeter:
     slip_speeds: list[float] = field(default_factory=list)  # m/s, horizontal speed of stance feet
     powers: list[float] = field(default_factory=list)  # W, sum over joints of |torque x speed|
     low_g_runs: list[float] = field(default_factory=list)  # s, each run of low-g physics steps
-    # Landings after a flight shorter than MIN_SWING_S: a foot hopping off the floor and back
-    # within a control period or two, which lands sliding (docs/ABLATIONS.md, twenty-second session).
+    # Landings after a flight shorter than MIN_SWING_S: a foot hopping off the floor for one
+    # control period, which lands sliding (docs/ABLATIONS.md, twenty-second session).
     chatters: int = 0
     samples: int = 0
     low_g_samples: int = 0
