@@ -129,17 +129,26 @@ def standing_robot_and_meter() -> tuple[PiDogEnv, GaitMeter]:
     return env, gait
 
 
+def meter_after_a_lift(height: float, steps: int) -> GaitMeter:
+    """The meter of a standing robot raised by ``height`` m and let fall, watched ``steps``
+    control steps more (after its 25 standing ones)."""
+    env, gait = standing_robot_and_meter()
+    env.sim.batch.qpos[0, 2] += height
+    for _ in range(steps):
+        env.step(STILL)
+        gait.update(env.sim.batch)
+    env.close()
+    return gait
+
+
 def test_a_dropped_robot_reads_low_g_for_as_long_as_it_falls_and_the_table_flags_it() -> None:
     """hw_node's free-fall check in the evaluation: the accelerometer of a robot dropped from
     0.3 m reads ~0 for the 0.25 s of the fall, which the table marks as what would stop the robot."""
-    env, gait = standing_robot_and_meter()
-    assert gait.summary()["low_g_percent"] == 0.0
-    env.sim.batch.qpos[0, 2] += 0.3
-    for _ in range(50):
-        env.step(STILL)
-        gait.update(env.sim.batch)
-    physics_dt = float(env.sim.model.opt.timestep)
+    env, standing = standing_robot_and_meter()
     env.close()
+    assert standing.summary()["low_g_percent"] == 0.0
+    gait = meter_after_a_lift(0.3, 50)
+    physics_dt = float(gait.model.opt.timestep)
     summary = gait.summary()
     fall_s = np.sqrt(2 * 0.3 / 9.81)
     assert fall_s - 0.02 <= summary["longest_low_g_s"] <= fall_s + 0.02, summary
@@ -159,21 +168,11 @@ def test_a_hop_of_a_few_millimetres_is_chatter_and_a_drop_is_a_swing() -> None:
     """Chatter: each foot of a standing robot raised 4 mm falls back within two control
     periods, a hop of one 20 ms sample that lands sliding in a trained policy's stance; dropped
     from 0.3 m, its feet are in the air for 0.25 s: swings with a clearance, no chatter."""
-    env, hop = standing_robot_and_meter()
-    env.sim.batch.qpos[0, 2] += 0.004
-    for _ in range(40):
-        env.step(STILL)
-        hop.update(env.sim.batch)
-    env.close()
+    hop = meter_after_a_lift(0.004, 40)
     assert hop.chatters == 4 and not hop.clearances, (hop.chatters, hop.clearances)
     # per foot and second over the 65 watched control steps
     assert hop.summary()["chatter_per_foot_s"] == pytest.approx(4 / (4 * 65 * 0.02))
-    env, drop = standing_robot_and_meter()
-    env.sim.batch.qpos[0, 2] += 0.3
-    for _ in range(40):
-        env.step(STILL)
-        drop.update(env.sim.batch)
-    env.close()
+    drop = meter_after_a_lift(0.3, 40)
     # (the four feet's fall, then a bounce of a few millimetres that lasts long enough to count)
     assert drop.chatters == 0 and min(sorted(drop.clearances)[-4:]) > 0.2, drop.clearances
 
