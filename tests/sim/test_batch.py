@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pidog_description import STAND_POSE
 from pidog_description.orientation_filter import ComplementaryFilter
 from pidog_description.spec import IMU_READ_HZ, OBS_DIM, OBS_SLICES, gravity_from_quaternion
 from pidog_sim.batch import BatchSim
+from pidog_sim.model import foot_radii
 from pidog_sim.task import WalkTask
 from pidog_sim.vec_env import PiDogVecEnv
 
@@ -185,3 +187,51 @@ def test_filtered_imu_orientation_is_hw_nodes_filter_over_the_simulated_imu() ->
 def test_unknown_imu_orientation_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="imu_orientation"):
         BatchSim(1, config={"imu_orientation": "kalman"})
+
+
+def test_contact_time_constant_sets_how_far_a_standing_robots_feet_sink() -> None:
+    """nominal.contact_timeconst: a stiffer floor contact (a shorter time constant) lets the
+    feet of a robot standing on it sink less; None keeps the model's own (MuJoCo's 20 ms)."""
+    sunk = []
+    for timeconst in (0.005, None, 0.04):
+        sim = BatchSim(1, randomize=False, config={"nominal": {"contact_timeconst": timeconst}}, threads=1)
+        for _ in range(50):  # 1 s standing: settled
+            sim.step(STAND_POSE[None])
+        soles = sim.foot_positions()[0, :, 2] - foot_radii(sim.models[0])
+        sunk.append(-float(soles.min()))
+        assert sim.contact_timeconst[0] == pytest.approx(0.02 if timeconst is None else timeconst)
+        sim.close()
+    assert 0 < sunk[0] < sunk[1] / 3 and sunk[2] > 2 * sunk[1], sunk
+
+
+def test_randomised_contact_time_constant_leaves_every_other_draw_as_it_was() -> None:
+    """randomization.contact_timeconst draws per robot within its range, and switching it on
+    changes no other randomised parameter: runs without it replay as they did."""
+    plain = BatchSim(32, randomize=True, threads=1)
+    soft = BatchSim(
+        32, randomize=True, config={"randomization": {"contact_timeconst": (0.005, 0.04)}}, threads=1
+    )
+    assert np.all(plain.contact_timeconst == 0.02)
+    drawn = soft.contact_timeconst
+    assert np.all((drawn >= 0.005) & (drawn <= 0.04)) and np.ptp(drawn) > 0.02
+    for i in (0, 17):
+        np.testing.assert_allclose(soft.models[i].geom_solref[:, 0], drawn[i])
+    for name in ("servo_strength", "servo_max_speed", "friction", "mass_scale", "latency_steps", "gyro_bias"):
+        np.testing.assert_array_equal(getattr(soft, name), getattr(plain, name), err_msg=name)
+    plain.close()
+    soft.close()
+
+
+@pytest.mark.parametrize(
+    ("config", "name"),
+    [
+        ({"nominal": {"contact_timeconst": 0.001}}, "nominal.contact_timeconst"),
+        ({"nominal": {"contact_timeconst": "stiff"}}, "nominal.contact_timeconst"),
+        ({"randomization": {"contact_timeconst": (0.03, 0.01)}}, "randomization.contact_timeconst"),
+        ({"randomization": {"contact_timeconst": (0.005, 0.5)}}, "randomization.contact_timeconst"),
+        ({"randomization": {"contact_timeconst": 0.01}}, "randomization.contact_timeconst"),
+    ],
+)
+def test_bad_contact_time_constants_are_refused_by_name(config: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        BatchSim(1, config=config, threads=1)

@@ -240,6 +240,36 @@ def test_chatter_term_costs_each_foot_that_hops_and_nothing_for_a_flight() -> No
     assert landing(0.004, (0.0, 0.0), weight=0.0) == []
 
 
+def test_chatter_switched_on_mid_run_counts_the_next_hop_as_a_fresh_tracker_would() -> None:
+    """A curriculum may turn reward.chatter off and on (WalkTask.update_config). While it is off
+    the swing tracker stops; turned on again it restarts from zero, so a flight it saw begin long
+    ago does not lengthen the next one: a 4 mm hop then costs what it costs with the term on
+    throughout (a stale tracker would read that hop as a 60 ms flight and charge nothing)."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+
+    def hop_terms(toggle: bool) -> list[float]:
+        env = PiDogEnv(randomize=False, reward={"chatter": 1.0})
+        env.reset(seed=0, options={"command": (0.0, 0.0)})
+        for _ in range(25):
+            env.step(still)
+        env.sim.batch.qpos[0, 2] += 0.2
+        env.step(still)  # one control period in the air, tracked
+        if toggle:
+            env.task.update_config({"reward": {"chatter": 0.0}})
+        for _ in range(25):  # lands and settles (untracked when toggled off)
+            env.step(still)
+        env.sim.batch.qpos[0, 2] += 0.004
+        if toggle:
+            env.task.update_config({"reward": {"chatter": 1.0}})
+        terms = [env.step(still)[4]["reward_terms"]["chatter"] for _ in range(20)]
+        env.close()
+        return [t for t in terms if t != 0.0]
+
+    throughout = hop_terms(toggle=False)
+    assert sum(throughout) == -4.0  # every foot hops once
+    assert hop_terms(toggle=True) == throughout
+
+
 def test_swing_height_term_costs_low_swings_at_touchdown_and_nothing_for_full_lifts() -> None:
     """reward.swing_height: at each touchdown while a move is commanded, per foot, the squared
     shortfall of the swing's highest sole height below swing_height_target, as a share of it.

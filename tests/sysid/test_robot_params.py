@@ -20,6 +20,7 @@ PARAMS = {
     "latency_steps": {"value": 2, "uncertainty": 0.5},
     "mass_scale": {"value": 1.15, "uncertainty": 0.05},
     "friction": {"value": 0.8, "uncertainty": 0.1},
+    "contact_timeconst": {"value": 0.01, "uncertainty": 0.002},
     "imu_gyro_bias": {"value": [0.01, -0.02, 0.005], "uncertainty": 0.002},
 }
 
@@ -57,6 +58,7 @@ def test_round_trip_is_exact_and_atomic(tmp_path: Path) -> None:
         ({"friction": {"value": 0.8, "sigma": 1}}, "'friction' has unknown keys ['sigma']"),
         ({"imu_gyro_bias": {"value": [0.0, 0.0]}}, "'imu_gyro_bias.value' must be a list of 3"),
         ({"friction": 0.8}, "'friction' must be a mapping"),
+        ({"contact_timeconst": {"value": 0.001}}, "'contact_timeconst.value' = 0.001 is outside"),
     ],
 )
 def test_bad_values_are_refused_by_file_and_key(tmp_path: Path, parameters, message: str) -> None:
@@ -92,6 +94,8 @@ def test_override_centres_randomisation_on_the_file(tmp_path: Path) -> None:
     assert ranges["latency_steps"] == (1, 3)
     assert ranges["imu_gyro_bias"] == pytest.approx(0.004)
     assert ranges["friction"] == pytest.approx((0.6, 1.0))
+    assert nominal["contact_timeconst"] == 0.01
+    assert ranges["contact_timeconst"] == pytest.approx((0.006, 0.014))
     # Untouched options keep their defaults.
     assert ranges["push_force_n"] == merge_config(None)["randomization"]["push_force_n"]
 
@@ -106,6 +110,7 @@ def test_batch_uses_nominal_values_and_centred_ranges(tmp_path: Path) -> None:
     np.testing.assert_allclose(nominal.gyro_bias, [[0.01, -0.02, 0.005]] * 2)
     m = nominal.models[0]
     assert m.geom_friction[0, 0] == pytest.approx(0.8)
+    np.testing.assert_allclose(m.geom_solref[:, 0], 0.01)  # every geom: each foot-floor contact
     assert m.body_mass[nominal.base_id] == pytest.approx(1.15 * nominal._nominal_mass[nominal.base_id])
     nominal.close()
 
@@ -114,6 +119,7 @@ def test_batch_uses_nominal_values_and_centred_ranges(tmp_path: Path) -> None:
     assert np.all((rand.latency_steps >= 1) & (rand.latency_steps <= 3))
     assert np.all(np.abs(rand.gyro_bias - [0.01, -0.02, 0.005]) <= 0.004 + 1e-12)
     assert abs(rand.servo_strength.mean() - 0.7) < 0.02
+    assert np.all((rand.contact_timeconst >= 0.006) & (rand.contact_timeconst <= 0.014))
     rand.close()
     # Without a file, nothing changed: defaults are the model's.
     plain = BatchSim(1, randomize=False, threads=1)

@@ -46,7 +46,7 @@ from pidog_description.spec import (
 )
 
 from .batch_random import BatchRandom
-from .config import merge_config
+from .config import CONTACT_TIMECONST_BOUNDS, merge_config
 from .model import load_model
 
 FEET = ("lf", "rf", "lh", "rh")
@@ -70,6 +70,32 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def _check_contact_timeconst(config: dict[str, Any]) -> None:
+    """The contact time constant options, refused by name before any robot is built."""
+    lo, hi = CONTACT_TIMECONST_BOUNDS
+    nominal = config["nominal"]["contact_timeconst"]
+    if nominal is not None and (
+        isinstance(nominal, bool) or not isinstance(nominal, int | float) or not lo <= nominal <= hi
+    ):
+        raise ValueError(
+            f"nominal.contact_timeconst must be a number of seconds in [{lo}, {hi}], got {nominal!r}"
+        )
+    span = config["randomization"]["contact_timeconst"]
+    if span is None:
+        return
+    ok = (
+        isinstance(span, list | tuple)
+        and len(span) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in span)
+        and lo <= span[0] <= span[1] <= hi
+    )
+    if not ok:
+        raise ValueError(
+            f"randomization.contact_timeconst must be null or (low, high) seconds with "
+            f"{lo} <= low <= high <= {hi}, got {span!r}"
+        )
+
+
 class BatchSim:
     """N PiDogs with their own randomised models; arrays in, arrays out."""
 
@@ -85,6 +111,7 @@ class BatchSim:
         requested = _positive_int(default_threads() if threads is None else threads, "physics_threads")
         self.threads = min(requested, self.n)  # a thread with no robot of its own only adds hand-offs
         self.config = merge_config(config)
+        _check_contact_timeconst(self.config)
         substeps = self.config["physics_substeps"]
         self.substeps = _positive_int(substeps, "physics_substeps")
         self.randomize = bool(randomize)
@@ -113,6 +140,7 @@ class BatchSim:
         self._nominal_mass = m.body_mass.copy()
         self._nominal_inertia = m.body_inertia.copy()
         self._nominal_friction = m.geom_friction.copy()
+        self._nominal_solref = m.geom_solref.copy()
         self._nominal_forcerange = m.actuator_forcerange.copy()
         self.nominal_kp = m.actuator_gainprm[:, 0].copy()
         self._template = self._stand_state(m)
@@ -128,6 +156,7 @@ class BatchSim:
         self.latency_steps = np.zeros(self.n, dtype=np.int64)
         self.mass_scale = np.ones(self.n)
         self.friction = np.full(self.n, float(m.geom_friction[0, 0]))
+        self.contact_timeconst = np.full(self.n, float(m.geom_solref[0, 0]))
         self.servo_strength = np.ones((self.n, N_JOINTS))
         self.gyro_bias = np.zeros((self.n, 3))
         self.gyro_noise = np.zeros(self.n)
@@ -258,13 +287,12 @@ class BatchSim:
             lo, hi = r["latency_steps"]
             self.latency_steps[robots] = self.rng.integers(robots, int(lo), int(hi))
             self._next_push[robots] = u(robots, *r["push_interval_s"])[:, 0]
+            # Drawn last and only when asked for: every other draw stays what it was without it.
+            contact = u(robots, *r["contact_timeconst"])[:, 0] if r["contact_timeconst"] is not None else None
         else:
             # Nominal: the model's values, or a robot parameters file's (config "nominal").
             mass_scale = np.full(k, float(nom["mass_scale"]))
-            nominal_friction = nom["friction"]
-            friction = np.full(
-                k, self._nominal_friction[0, 0] if nominal_friction is None else nominal_friction
-            )
+            friction = None
             strength = np.full((k, N_JOINTS), float(nom["servo_strength"]))
             self.servo_max_speed[robots] = SERVO_MAX_SPEED * float(nom["servo_speed"])
             self.gyro_bias[robots] = np.asarray(nom["imu_gyro_bias"], dtype=np.float64)
@@ -272,10 +300,34 @@ class BatchSim:
             self.gravity_noise[robots] = 0.0
             self.latency_steps[robots] = int(nom["latency_steps"])
             self._next_push[robots] = np.inf
+            contact = None
+        if friction is None and nom["friction"] is not None:
+            friction = np.full(k, float(nom["friction"]))
+        if contact is None and nom["contact_timeconst"] is not None:
+            contact = np.full(k, float(nom["contact_timeconst"]))
         self._push_end[robots] = -np.inf
         self._push_force[robots] = 0.0
+        self.set_physics(robots, mass_scale, strength, friction, contact)
+
+    def set_physics(
+        self,
+        robots: np.ndarray,
+        mass_scale: np.ndarray,
+        strength: np.ndarray,
+        friction: np.ndarray | None = None,
+        contact_timeconst: np.ndarray | None = None,
+    ) -> None:
+        """Give ``robots`` these physical parameters (each over ``robots``; strength (k, 8) or
+        (k, 1)): torso mass and inertia scale, servo stall torque multipliers, foot friction and
+        contact time constant (None: the model's own). Takes effect at the next step; the
+        identification (pidog-sysid) sets its candidates' physics through here too."""
+        k = len(robots)
+        strength = np.broadcast_to(np.asarray(strength, dtype=np.float64).reshape(k, -1), (k, N_JOINTS))
         self.mass_scale[robots] = mass_scale
-        self.friction[robots] = friction
+        self.friction[robots] = self._nominal_friction[0, 0] if friction is None else friction
+        self.contact_timeconst[robots] = (
+            self._nominal_solref[0, 0] if contact_timeconst is None else contact_timeconst
+        )
         self.servo_strength[robots] = strength
         # Writing into each robot's MjModel is per robot by nature (MJX would hold these as
         # batched arrays); it happens at reset only.
@@ -286,8 +338,13 @@ class BatchSim:
             m.body_mass[self.base_id] *= mass_scale[row]
             m.body_inertia[self.base_id] *= mass_scale[row]
             m.geom_friction[:] = self._nominal_friction
-            if self.randomize or nom["friction"] is not None:
+            if friction is not None:
                 m.geom_friction[:, 0] = friction[row]
+            # Every geom alike: a contact mixes its two geoms' solref, so the floor's contact
+            # with each foot gets exactly this time constant.
+            m.geom_solref[:] = self._nominal_solref
+            if contact_timeconst is not None:
+                m.geom_solref[:, 0] = contact_timeconst[row]
             m.actuator_forcerange[:] = self._nominal_forcerange * strength[row][:, None]
 
     def reserve_latency(self, steps: int) -> None:

@@ -9,6 +9,10 @@ from typing import Any
 
 from pidog_description.orientation_filter import DEFAULT_GAIN
 
+CONTACT_TIMECONST_BOUNDS = (0.004, 0.1)
+"""Contact time constant (s), plausible and stable: MuJoCo needs at least two physics steps
+(2 x 2 ms) for a stable soft contact; 0.1 s is a foot sinking into a cushion."""
+
 DEFAULT_SIM_CONFIG: dict[str, Any] = {
     "physics_substeps": 10,  # 10 x 2 ms = one 20 ms control step (50 Hz)
     "episode_seconds": 20.0,
@@ -86,6 +90,12 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "latency_steps": 0,
         "mass_scale": 1.0,
         "friction": None,  # None: the model's
+        # How soft the feet's contact with the floor is: the time constant (s) of MuJoCo's
+        # contact spring-damper (geom solref[0], critically damped). None: the model's, MuJoCo's
+        # default 0.02. Turning in place without hip abduction is feet skidding, so this and the
+        # friction decide the turn rate and the stance slip: at 5 ms the shipped policy's turn
+        # in place is 0.51 rad/s, at 40 ms 0.89 (docs/ABLATIONS.md, twenty-second session).
+        "contact_timeconst": None,
         "imu_gyro_bias": (0.0, 0.0, 0.0),  # rad/s
     },
     # Domain randomisation (applied per episode when randomize=True).
@@ -101,6 +111,10 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "push_interval_s": (2.0, 4.0),
         "push_force_n": (1.0, 3.0),
         "push_duration_s": 0.1,
+        # (low, high) contact time constant, s, drawn per episode; None: not randomised (the
+        # nominal's). Not part of the privileged critic's input (task.PRIVILEGED_LAYOUT): adding
+        # it would change the critic's input size and stop earlier runs from resuming.
+        "contact_timeconst": None,
     },
 }
 

@@ -11,6 +11,7 @@
       latency_steps:  {value: 1,    uncertainty: 0.5}    # 20 ms control steps
       mass_scale:     {value: 1.10, uncertainty: 0.08}   # torso (base body) mass x the model's
       friction:       {value: 0.9,  uncertainty: 0.2}    # foot sliding friction coefficient
+      contact_timeconst: {value: 0.01, uncertainty: 0.003}  # s, foot-floor contact softness
       imu_gyro_bias:  {value: [0.01, -0.02, 0.0], uncertainty: 0.005}   # rad/s
     fit: {...}   # optional, informative: what pidog-sysid measured (quality, correlations)
 
@@ -31,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from .config import CONTACT_TIMECONST_BOUNDS
+
 FORMAT = "pidog_robot_params"
 VERSION = 1
 RANGE_SIGMAS = 2.0
@@ -40,6 +43,7 @@ MIN_HALF_WIDTH: dict[str, float] = {
     "servo_speed": 0.03,
     "mass_scale": 0.03,
     "friction": 0.05,
+    "contact_timeconst": 0.05,
     "imu_gyro_bias": 0.002,
 }
 """Randomise at least this much even around a perfectly identified value (robots drift)."""
@@ -51,6 +55,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "latency_steps": (0, 5),
     "mass_scale": (0.3, 2.5),
     "friction": (0.1, 2.0),
+    "contact_timeconst": CONTACT_TIMECONST_BOUNDS,  # s
     "imu_gyro_bias": (-0.5, 0.5),
 }
 PARAMETERS: tuple[str, ...] = tuple(BOUNDS)
