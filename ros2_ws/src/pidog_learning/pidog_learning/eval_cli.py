@@ -3,6 +3,7 @@
 pidog-eval --controller {trot|PATH.zip|PATH.onnx} --episodes N --seconds S
            [--no-randomize] [--seed K] [--json OUT.json] [--video OUT.mp4] [--viewer]
 pidog-eval --grid --controller trot --controller PATH.onnx [--episodes N] [--seconds S]
+    both: [--robot-params FILE] [--set env.KEY=VALUE ...]   (the simulated robot and floor)
 
 Speeds are heading-frame forward velocities, means with a 95 % confidence interval over
 episodes. Episode k uses seed K + k, so controllers are compared on the same episodes.
@@ -10,6 +11,8 @@ episodes. Episode k uses seed K + k, so controllers are compared on the same epi
 and prints achieved vx and wz per command, errors, falls and gait quality per controller.
 --viewer watches the episodes live in MuJoCo's viewer (real time); in its window the arrow
 keys set the command (up/down: vx, left/right: wz) and space stops: driving a policy without ROS.
+--set changes the simulator as pidog-train's --set env.KEY=VALUE does, e.g. a grippier floor:
+--set env.nominal.contact_timeconst=0.005 --no-randomize (docs/benchmarks/contact.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +82,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="FILE",
         help="robot parameters file (pidog-sysid): nominal physics from it, randomisation centred on it",
     )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="env.KEY=VALUE",
+        help="a simulator option, as pidog-train's --set env.KEY=VALUE (repeatable; after --robot-params),\n"
+        "e.g. env.nominal.contact_timeconst=0.005 (a stiffer floor) or env.imu_orientation=filter",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
     parser.add_argument("--video", type=Path, default=None, help="film the first episode (MP4)")
     parser.add_argument(
@@ -106,6 +119,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def simulator_options(
+    robot_params: Path | None, assignments: list[str], randomize: bool
+) -> dict[str, Any] | None:
+    """The simulator's overrides: a robot parameters file's, then ``--set env.KEY=VALUE`` on top.
+    Checked by building one simulated robot with them, so a bad key or value is refused (a
+    ValueError naming it) before any episode runs."""
+    from pidog_sim.env import PiDogEnv
+
+    from .config import combine, parse_assignments
+
+    layers: list[dict[str, Any]] = []
+    if robot_params is not None:
+        from pidog_sim.robot_params import load_override
+
+        layers.append(load_override(robot_params))
+    overrides = parse_assignments(assignments)
+    others = sorted(key for key in overrides if key != "env")
+    if others:
+        raise ValueError(f"--set takes the simulator's options (env.KEY=VALUE), not {others}")
+    if "env" in overrides:
+        layers.append(overrides["env"])
+    if not layers:
+        return None
+    options = combine(*layers)
+    PiDogEnv(randomize=randomize, **options).close()
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pidog_sim.evaluation import evaluate, evaluate_tracking, tracking_table
@@ -115,15 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"pidog-eval: {exc}", file=sys.stderr)
         return 2
-    env_kwargs = None
-    if args.robot_params is not None:
-        from pidog_sim.robot_params import RobotParamsError, load_override
-
-        try:
-            env_kwargs = load_override(args.robot_params)
-        except RobotParamsError as exc:
-            print(f"pidog-eval: {exc}", file=sys.stderr)
-            return 2
+    try:
+        env_kwargs = simulator_options(args.robot_params, args.assignments, randomize=not args.no_randomize)
+    except ValueError as exc:
+        print(f"pidog-eval: {exc}", file=sys.stderr)
+        return 2
     randomized = "randomised" if not args.no_randomize else "nominal"
     results: dict[str, dict] = {}
     if args.grid:

@@ -95,6 +95,7 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # default 0.02. Turning in place without hip abduction is feet skidding, so this and the
         # friction decide the turn rate and the stance slip: at 5 ms the shipped policy's turn
         # in place is 0.51 rad/s, at 40 ms 0.89 (docs/ABLATIONS.md, twenty-second session).
+        # Unlike the others it holds on randomised robots too while randomization's is None.
         "contact_timeconst": None,
         "imu_gyro_bias": (0.0, 0.0, 0.0),  # rad/s
     },
