@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, SHIPPED_POLICY, machine_summary, repo_relative, write_result
+from pidog_sim.evaluation import TRACKING_SETTLE_S
 
 GAIT = "scripted gait"
 FORWARD, BACKWARD, TURN = 0.2, -0.1, 0.6
@@ -47,17 +48,24 @@ def at(result: dict[str, Any], vx: float, wz: float) -> dict[str, Any]:
     return min(result["commands"], key=lambda r: abs(r["command_vx"] - vx) + abs(r["command_wz"] - wz))
 
 
-def row(timeconst: float, name: str, result: dict[str, Any]) -> str:
-    model = " (the model's)" if abs(timeconst - 0.02) < 1e-9 else ""
+def model_timeconst() -> float:
+    """The model's own contact time constant, s (what ``contact_timeconst: None`` keeps)."""
+    from pidog_sim.model import load_model
+
+    return float(load_model().geom_solref[0, 0])
+
+
+def row(timeconst: float, name: str, result: dict[str, Any], model: float) -> str:
+    model_note = " (the model's)" if abs(timeconst - model) < 1e-9 else ""
     return (
-        f"| {timeconst * 1000:g} ms{model} | {name} | {at(result, FORWARD, 0.0)['vx']:.3f} "
+        f"| {timeconst * 1000:g} ms{model_note} | {name} | {at(result, FORWARD, 0.0)['vx']:.3f} "
         f"| {at(result, 0.0, TURN)['wz']:+.2f} / {at(result, 0.0, -TURN)['wz']:+.2f} "
         f"| {at(result, BACKWARD, 0.0)['vx']:+.3f} | {result['falls']}/{result['episodes']} "
         f"| {result['mean_stance_slip_mps']:.3f} | {result['chatter_per_foot_s']:.2f} |"
     )
 
 
-def plot(results: list[tuple[float, str, dict[str, Any]]], path: Path) -> None:
+def plot(results: list[tuple[float, str, dict[str, Any]]], path: Path, model: float) -> None:
     """Turn-in-place rate and stance slip against the contact time constant, per controller."""
     import matplotlib
 
@@ -83,7 +91,7 @@ def plot(results: list[tuple[float, str, dict[str, Any]]], path: Path) -> None:
     for ax in (turn_ax, slip_ax):
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
-        ax.axvline(20, color="grey", ls=":", lw=0.8)  # the model's
+        ax.axvline(1000 * model, color="grey", ls=":", lw=0.8)  # the model's
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -105,16 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     controllers: dict[str, Any] = {GAIT: TrotController()}
     for path in policies:
         controllers[f"`{repo_relative(path)}`"] = OnnxPolicy(path).act
+    model = model_timeconst()
     rows, results = [], []
     t0 = time.monotonic()
     for timeconst in args.timeconsts:
         for name, controller in controllers.items():
             result = measure(controller, timeconst, args.episodes, args.seconds, args.seed)
             results.append((timeconst, name, result))
-            rows.append(row(timeconst, name, result))
+            rows.append(row(timeconst, name, result, model))
             print(rows[-1], flush=True)
     wall = time.monotonic() - t0
-    plot(results, RESULTS_DIR / "contact.png")
+    plot(results, RESULTS_DIR / "contact.png", model)
     md = [
         "## Walking and turning on floors of other grip (`python -m benchmarks.bench_contact`)",
         "",
@@ -125,14 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "The nominal robot (no randomisation but the IMU noise) at each foot-floor contact time "
         "constant (`nominal.contact_timeconst`: shorter is a stiffer, grippier contact; the model "
-        "keeps MuJoCo's 20 ms). Commands: standing, forward 0.2 m/s, backward 0.1 m/s, turning in "
-        f"place at +-{TURN} rad/s, {args.episodes} episodes of {args.seconds:g} s each (first 2 s "
-        "not scored). Speeds are achieved heading-frame means; slip: mean stance foot speed over "
-        "all commands; chatter: landings after a flight shorter than one control period, per foot "
+        f"keeps {1000 * model:g} ms). Commands: standing, forward {FORWARD:g} m/s, backward "
+        f"{-BACKWARD:g} m/s, turning in place at +-{TURN:g} rad/s, {args.episodes} episodes of "
+        f"{args.seconds:g} s each (first {TRACKING_SETTLE_S:g} s not scored). Speeds are achieved "
+        "heading-frame means; slip: mean stance foot speed over all commands; chatter: landings after a flight shorter than one control period, per foot "
         "and second.",
         "",
-        "| contact time constant | controller | vx at 0.2 m/s | wz at +0.6 / -0.6 rad/s | vx at -0.1 m/s "
-        "| falls | slip (m/s) | chatter (per foot and s) |",
+        f"| contact time constant | controller | vx at {FORWARD:g} m/s | wz at +{TURN:g} / -{TURN:g} rad/s "
+        f"| vx at {BACKWARD:g} m/s | falls | slip (m/s) | chatter (per foot and s) |",
         "|---|---|---:|---|---:|---:|---:|---:|",
         *rows,
         "",

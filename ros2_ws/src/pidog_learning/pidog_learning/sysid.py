@@ -64,6 +64,7 @@ from pidog_description.topics import (
     JOINT_STATES_TOPIC,
     TOPIC_TYPES,
 )
+from pidog_sim.config import CONTACT_TIMECONST_BOUNDS
 
 from .bag_import import BagImportError, _messages_in_file_order, _open_reader, deserialize
 
@@ -77,9 +78,9 @@ SEARCH: dict[str, tuple[float, float]] = {
     "friction": (0.3, 1.5),
     # s, the feet's contact time constant (pidog_sim.config nominal.contact_timeconst): how far a
     # foot sinks and springs back. Fitted only when asked (--fit ... contact_timeconst): with the
-    # mass known it comes back within 2 %, but with everything free one more dimension cost the
+    # mass and latency known it comes back within 2 %, but with everything free one more dimension cost the
     # search accuracy (14 % off at the model's own 20 ms; docs/SYSID.md, "The floor's contact").
-    "contact_timeconst": (0.004, 0.05),
+    "contact_timeconst": (CONTACT_TIMECONST_BOUNDS[0], 0.05),
 }
 DEFAULT_FIT: tuple[str, ...] = tuple(n for n in SEARCH if n != "contact_timeconst")
 DEFAULT_FRICTION = None  # the model's, read at run time

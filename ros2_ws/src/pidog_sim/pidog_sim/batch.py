@@ -292,7 +292,7 @@ class BatchSim:
         else:
             # Nominal: the model's values, or a robot parameters file's (config "nominal").
             mass_scale = np.full(k, float(nom["mass_scale"]))
-            friction = None
+            friction = None if nom["friction"] is None else np.full(k, float(nom["friction"]))
             strength = np.full((k, N_JOINTS), float(nom["servo_strength"]))
             self.servo_max_speed[robots] = SERVO_MAX_SPEED * float(nom["servo_speed"])
             self.gyro_bias[robots] = np.asarray(nom["imu_gyro_bias"], dtype=np.float64)
@@ -301,8 +301,6 @@ class BatchSim:
             self.latency_steps[robots] = int(nom["latency_steps"])
             self._next_push[robots] = np.inf
             contact = None
-        if friction is None and nom["friction"] is not None:
-            friction = np.full(k, float(nom["friction"]))
         if contact is None and nom["contact_timeconst"] is not None:
             contact = np.full(k, float(nom["contact_timeconst"]))
         self._push_end[robots] = -np.inf
