@@ -179,6 +179,8 @@ def test_precedence_preset_then_files_then_set_then_flags(tmp_path: Path) -> Non
         ("env.command_ranges.wz=fast", "env.command_ranges.wz"),  # typed against the sim default
         ("env.command_ranges.wz=[1]", "env.command_ranges.wz"),
         ("env.randomization=3", "env.randomization"),  # a group of the sim's, not the pipeline's
+        ("env.reward.trak_vx=1", "env.reward.trak_vx"),  # unknown inside a sim group: its whole path
+        ("env.config.nominal.stiffness=1", "env.config.nominal.stiffness"),
         ("ppo.n_steps=1", "ppo.n_steps"),  # out of range
         ("ppo.gamma=1.5", "ppo.gamma"),
         ("learning_rate=-1", "learning_rate"),

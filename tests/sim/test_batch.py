@@ -230,6 +230,8 @@ def test_randomised_contact_time_constant_leaves_every_other_draw_as_it_was() ->
         ({"randomization": {"contact_timeconst": (0.03, 0.01)}}, "randomization.contact_timeconst"),
         ({"randomization": {"contact_timeconst": (0.005, 0.5)}}, "randomization.contact_timeconst"),
         ({"randomization": {"contact_timeconst": 0.01}}, "randomization.contact_timeconst"),
+        ({"nominal": {"stiffness": 1.0}}, "'nominal.stiffness'"),  # unknown: its whole path
+        ({"randomization": 0.5}, "'randomization' must be a mapping"),
     ],
 )
 def test_bad_contact_time_constants_are_refused_by_name(config: dict, name: str) -> None:

@@ -113,7 +113,7 @@ def test_eval_set_changes_the_simulated_floor_and_refuses_bad_options_by_name(tm
     assert stiff_result["mean_forward_speed_mps"] != model["mean_forward_speed_mps"]
     for bad, named in [
         ("env.nominal.contact_timeconst=0.001", "nominal.contact_timeconst"),
-        ("env.nominal.stiffness=1", "stiffness"),
+        ("env.nominal.stiffness=1", "'env.nominal.stiffness'"),
         ("ppo.n_steps=256", "ppo"),
     ]:
         out = run("--set", bad, out="bad.json")

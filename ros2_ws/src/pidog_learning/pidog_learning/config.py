@@ -435,13 +435,16 @@ def _typed_open(name: str, value: Any) -> Any:
 
 
 def check_env_types(env: Mapping[str, Any], where: str = "env.") -> None:
-    """Type-check the ``env`` group against the sim's defaults where it has them (ranges and
-    unknown keys are the env's to judge, at preflight)."""
+    """Type-check the ``env`` group against the sim's defaults where it has them, and refuse
+    unknown keys inside the sim config's groups (``env.reward.X``); ranges and unknown top-level
+    keys (PiDogEnv's own arguments) are the env's to judge, at preflight."""
     defaults = _env_defaults()
 
     def walk(node: Mapping[str, Any], schema: Any, prefix: str) -> None:
         for key, value in node.items():
             default = schema.get(key) if isinstance(schema, Mapping) else None
+            if schema is not defaults and isinstance(schema, Mapping) and key not in schema:
+                raise ConfigError(f"unknown option '{prefix}{key}'; valid options: {sorted(schema)}")
             if isinstance(value, Mapping):
                 walk(value, default, f"{prefix}{key}.")
             elif isinstance(default, Mapping):

@@ -127,7 +127,7 @@ def simulator_options(
     ValueError naming it) before any episode runs."""
     from pidog_sim.env import PiDogEnv
 
-    from .config import combine, parse_assignments
+    from .config import check_env_types, combine, parse_assignments
 
     layers: list[dict[str, Any]] = []
     if robot_params is not None:
@@ -139,6 +139,7 @@ def simulator_options(
     if others:
         raise ValueError(f"--set takes the simulator's options (env.KEY=VALUE), not {others}")
     if "env" in overrides:
+        check_env_types(overrides["env"])  # names the whole key: env.nominal.X
         layers.append(overrides["env"])
     if not layers:
         return None

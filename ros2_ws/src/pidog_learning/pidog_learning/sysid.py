@@ -83,7 +83,6 @@ SEARCH: dict[str, tuple[float, float]] = {
     "contact_timeconst": (CONTACT_TIMECONST_BOUNDS[0], 0.05),
 }
 DEFAULT_FIT: tuple[str, ...] = tuple(n for n in SEARCH if n != "contact_timeconst")
-DEFAULT_FRICTION = None  # the model's, read at run time
 SPAN = 4.0  # CMA-ES coordinates: every parameter mapped to [0, SPAN]; latency maps 1:1 to steps
 HISTORY = int(SEARCH["latency_steps"][1]) + 1
 SETTLE_STEPS = 10  # first steps of a window not scored (the unknown start state fades)

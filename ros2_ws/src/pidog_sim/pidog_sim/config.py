@@ -121,17 +121,19 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
 
 
 def merge_config(
-    overrides: Mapping[str, Any] | None, base: Mapping[str, Any] = DEFAULT_SIM_CONFIG
+    overrides: Mapping[str, Any] | None, base: Mapping[str, Any] = DEFAULT_SIM_CONFIG, where: str = ""
 ) -> dict[str, Any]:
-    """Deep-merge ``overrides`` into a copy of ``base``; unknown keys raise ValueError."""
+    """Deep-merge ``overrides`` into a copy of ``base``; unknown keys raise ValueError naming their
+    full dotted path (``where`` is the path of ``base`` itself, for the recursion)."""
     merged = copy.deepcopy(dict(base))
     for key, value in (overrides or {}).items():
+        name = f"{where}{key}"
         if key not in merged:
-            raise ValueError(f"unknown sim config option '{key}'; valid options: {sorted(merged)}")
+            raise ValueError(f"unknown sim config option '{name}'; valid options: {sorted(merged)}")
         if isinstance(merged[key], dict):
             if not isinstance(value, Mapping):
-                raise ValueError(f"sim config option '{key}' must be a mapping, got {type(value).__name__}")
-            merged[key] = merge_config(value, merged[key])
+                raise ValueError(f"sim config option '{name}' must be a mapping, got {type(value).__name__}")
+            merged[key] = merge_config(value, merged[key], where=f"{name}.")
         else:
             merged[key] = value
     return merged
