@@ -218,6 +218,23 @@ def test_resume_refuses_to_change_the_experiment(full_run) -> None:
     assert code == 2 and "'seed'" in err and "cannot change" in err
 
 
+@FULL_RUN_GROUP
+def test_resume_refuses_a_run_whose_critic_this_version_cannot_load(full_run, monkeypatch) -> None:
+    # A later version of the stack whose privileged critic sees one value more: the run's
+    # checkpoint cannot be loaded, and the user hears so by name before anything is written
+    # (before this check: a torch size-mismatch traceback once BC weights were loaded).
+    from pidog_learning import networks
+
+    exp, _ = full_run
+    saved = (exp / "config.json").read_bytes()
+    monkeypatch.setattr(networks, "PRIVILEGED_DIM", networks.PRIVILEGED_DIM + 1)
+    code, _out, err = run_train("--resume", str(exp), "--total-rl-timesteps", "100000")
+    assert code == 2 and "Traceback" not in err, err
+    assert "latest.zip" in err and f"sees {networks.PRIVILEGED_DIM - 1} privileged values" in err
+    assert "cannot continue" in err
+    assert (exp / "config.json").read_bytes() == saved
+
+
 def test_use_camera_runs_at_a_tiny_budget(tmp_path: Path) -> None:
     # No tracking grid: 22 commands of rendered camera frames take minutes under OSMesa.
     code, _out, err = run_train("--config", "tiny", "--use-camera", "--total-rl-timesteps", "64", "--visualize-freq", "0",

@@ -206,6 +206,17 @@ def check_compatible(
                 f"{source} has network {key}={theirs.get(key)!r}; this run's config has {kwargs.get(key)!r} "
                 "(policy.net_arch / policy.activation)"
             )
+    # The critic's sim-only input (pidog_sim.task.PRIVILEGED_LAYOUT; 0: a symmetric critic).
+    their_privileged, our_privileged = (
+        int(theirs.get("privileged_dim", 0)),
+        int(kwargs.get("privileged_dim", 0)),
+    )
+    if their_privileged != our_privileged:
+        raise PretrainedModelError(
+            f"{source} has a critic that sees {their_privileged} privileged values; this run's critic "
+            f"sees {our_privileged} (policy.privileged_critic, and pidog_sim.task.PRIVILEGED_LAYOUT in "
+            "this version of the stack)"
+        )
 
 
 def load_into_policy(policy: PiDogPolicy, state_dict: Mapping[str, torch.Tensor], source: str) -> None:

@@ -25,8 +25,10 @@ from pidog_description.spec import OBS_LAYOUT_VERSION
 from .atomic import atomic_output, write_json, write_text
 from .bc import (
     PretrainedModelError,
+    check_compatible,
     checkpoint_metadata,
     load_bc_policy,
+    load_policy_weights,
     save_policy_weights,
     train_bc,
 )
@@ -35,7 +37,7 @@ from .config import RESUMABLE_OVERRIDES, ConfigError, flatten, merge, validate_c
 from .curriculum import CurriculumCallback, base_values, check_values
 from .demonstrations import DemonstrationError, Demonstrations
 from .experts import ExpertError, collect_demonstrations, load_expert
-from .export import export_onnx, load_checkpoint_policy, policy_controller
+from .export import checkpoint_metadata_of, export_onnx, load_checkpoint_policy, policy_controller
 from .networks import PiDogPolicy, make_policy, policy_kwargs
 from .plots import plot_bc_losses, plot_command_tracking, plot_eval_comparison, plot_learning_curve
 from .ppo_finetune import (
@@ -154,6 +156,28 @@ def resumed_config(exp_dir: Path, overrides: Mapping[str, Any]) -> dict[str, Any
     config = merge(saved, {k: v for k, v in overrides.items() if k in RESUMABLE_OVERRIDES})
     validate_config(config)
     return config
+
+
+def check_resumable(exp_dir: Path, checkpoint: Path | None, config: Mapping[str, Any]) -> None:
+    """Refuse, before any work, a run whose saved networks this version of the stack cannot
+    load (say the privileged critic's layout changed since it was trained): the weights a resume
+    continues from are checked against the network its config builds now."""
+    kwargs = policy_kwargs(config)
+    for source in (checkpoint or exp_dir / LATEST_CHECKPOINT, exp_dir / BC_WEIGHTS_FILE):
+        if not source.is_file():
+            continue
+        try:
+            meta = (
+                load_policy_weights(source)[1]
+                if source.suffix == ".pth"
+                else checkpoint_metadata_of(source)[0]
+            )
+            check_compatible(meta, kwargs, bool(config["use_camera"]), str(source))
+        except PretrainedModelError as exc:
+            raise PipelineError(
+                f"--resume {exp_dir}: {exc}; this version of the stack cannot continue that run (its "
+                "policy.onnx still runs); start a new one"
+            ) from exc
 
 
 def preflight(config: Mapping[str, Any]) -> PiDogPolicy | None:
@@ -816,6 +840,7 @@ def run_pipeline(
     if resume is not None:
         exp_dir, checkpoint = resume_target(resume)
         config = resumed_config(exp_dir, resume_overrides or {})
+        check_resumable(exp_dir, checkpoint, config)
     else:
         if config is None:
             raise ConfigError("run_pipeline needs a config (pidog_learning.config.resolve_config)")
