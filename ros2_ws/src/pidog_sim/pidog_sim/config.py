@@ -114,7 +114,8 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "push_duration_s": 0.1,
         # (low, high) contact time constant, s, drawn per episode; None: not randomised (the
         # nominal's). Not part of the privileged critic's input (task.PRIVILEGED_LAYOUT): adding
-        # it would change the critic's input size and stop earlier runs from resuming.
+        # it would change the critic's input size, and earlier runs could no longer be resumed
+        # (pidog-train refuses them by name: pipeline.check_resumable).
         "contact_timeconst": None,
     },
 }
