@@ -1,4 +1,4 @@
-"""pidog-calibrate: the inverse of a policy's command response, baked into its ONNX graph."""
+"""pidog-calibrate-commands: the inverse of a policy's command response, baked into its ONNX graph."""
 
 from __future__ import annotations
 

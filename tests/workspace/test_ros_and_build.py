@@ -133,6 +133,24 @@ def test_robot_side_manifests_need_nothing_from_training() -> None:
     assert "pidog_sim" in dependency_closure(("pidog_learning",))
 
 
+def test_every_command_name_belongs_to_one_tool() -> None:
+    # Two packages once both installed `pidog-calibrate` (servo offsets and command calibration):
+    # whichever was installed last answered, so one documented command ran the other tool.
+    from importlib.metadata import entry_points
+
+    ours = [
+        ep
+        for ep in entry_points(group="console_scripts")
+        if ep.dist is not None and ep.dist.metadata["Name"].replace("-", "_") in ROBOT_SIDE + TRAINING_SIDE
+    ]
+    names = [ep.name for ep in ours]
+    assert len(ours) >= 10, names  # the five packages are installed (make setup)
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+    tools = {ep.name: ep.value for ep in ours}
+    assert tools["pidog-calibrate"] == "pidog_hw.calibrate:main"
+    assert tools["pidog-calibrate-commands"] == "pidog_learning.command_calibration:main"
+
+
 def colcon_build(base_paths: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     colcon = shutil.which("colcon") or str(Path(sys.executable).parent / "colcon")
     return subprocess.run(

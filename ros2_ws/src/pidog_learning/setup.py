@@ -28,7 +28,7 @@ setup(
             "pidog-eval = pidog_learning.eval_cli:main",
             "pidog-import-bag = pidog_learning.bag_import:main",
             "pidog-sysid = pidog_learning.sysid:main",
-            "pidog-calibrate = pidog_learning.command_calibration:main",
+            "pidog-calibrate-commands = pidog_learning.command_calibration:main",
             "pidog-sweep = pidog_learning.sweep:main",
         ],
     },

@@ -1,4 +1,4 @@
-"""pidog-calibrate: measure how a policy answers its velocity commands, and correct for it.
+"""pidog-calibrate-commands: measure how a policy answers its velocity commands, and correct for it.
 
 A PPO policy follows its commands with a systematic bias: deployed (without its exploration
 noise) the shipped one walks 0.10 m/s when asked for 0.05, 0.29 for 0.2 on the nominal robot, and
@@ -417,7 +417,9 @@ def calibrate(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="pidog-calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="pidog-calibrate-commands",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("policy", help="an exported policy.onnx (not yet calibrated)")
     parser.add_argument("--out", required=True, help="where to write the calibrated policy .onnx")
@@ -448,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             args.policy, args.out, args.episodes, args.seconds, args.seed, env_kwargs, progress=True
         )
     except (CalibrationError, OSError, ValueError) as exc:  # RobotParamsError, PolicyLoadError too
-        print(f"pidog-calibrate: {exc}", file=sys.stderr)
+        print(f"pidog-calibrate-commands: {exc}", file=sys.stderr)
         return 2
     print(f"calibrated in {fit['seconds_taken']:.0f} s; wrote {args.out}")
     for example in examples(fit["table"]):

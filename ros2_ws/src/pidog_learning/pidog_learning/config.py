@@ -172,7 +172,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "tracking_settle_seconds": 2.0,
     },
     # Feed-forward command calibration of the deployed policy (pidog_learning.command_calibration,
-    # pidog-calibrate): its response to a lattice of commands is measured in randomised sim and
+    # pidog-calibrate-commands): its response to a lattice of commands is measured in randomised sim and
     # inverted in front of it in policy.onnx. Cut the grid's vx error from 0.037 to 0.025 m/s,
     # pooled over 132 episodes (docs/ABLATIONS.md, sixth session); ~40 s on 2 cores.
     "calibration": {"enabled": True, "episodes": 4, "seconds": 8.0, "seed": 20_000},

@@ -79,7 +79,7 @@ def _calibration(calibration: Mapping[str, Any]) -> list[str]:
         f"`policy.onnx` carries a feed-forward calibration ({calibration['seconds_taken']:g} s; "
         f"{calibration['lattice_falls']} falls on the measuring lattice): the policy's response to a "
         "lattice of commands was measured in randomised sim and inverted in front of it "
-        "(`pidog-calibrate`; README). What the policy is told, for some wanted commands:",
+        "(`pidog-calibrate-commands`; README). What the policy is told, for some wanted commands:",
         "",
         "| wanted vx (m/s), wz (rad/s) | told vx, wz |",
         "|---|---|",
