@@ -1,6 +1,6 @@
 """Fine-tuning: critic warm-up freezes the actor; the actor takes smaller steps; the BC term is in
 the loss; target_kl stops only the actor; resumed segments are seeded anew; the BC weight is a
-function of timesteps; the hand-over releases the actor."""
+function of timesteps; the hand-over releases the actor; the log-std may step at its own rate."""
 
 from __future__ import annotations
 
@@ -92,6 +92,34 @@ def test_after_warmup_the_actor_learns_at_a_scaled_rate_with_the_bc_term(model) 
     # The second update trains on the rollout that ends at 128 timesteps: 2 x 64 of decay.
     assert callback.weight == pytest.approx(0.5 * 0.9**2)
     assert callback.last_bc_loss is not None and np.isfinite(callback.last_bc_loss)
+
+
+def test_the_log_std_steps_at_its_own_rate_and_stays_frozen_in_the_warm_up() -> None:
+    demos = synthetic_demos()
+    bc = bc_prior(demos, epochs=2)
+    moved = {}
+    for scale in (1.0, 10.0):
+        config = merge(TINY, {"finetune": {"actor_lr_scale": 0.25, "log_std_lr_scale": scale}})
+        env = tiny_vec_env()
+        model = build_ppo(config, env, None, {})
+        start_from(model, bc, initial_log_std=-3.0)
+        before = model.policy.log_std.detach().clone()
+        warmup = AntiForgettingCallback(10_000, demos, bc_weight=1.0, bc_decay=0.9, batch_size=32, seed=0)
+        model.learn(64, callback=warmup)
+        assert torch.equal(model.policy.log_std, before), "the warm-up trains the critic alone"
+        callback = AntiForgettingCallback(0, demos, bc_weight=0.5, bc_decay=0.9, batch_size=32, seed=0)
+        model.learn(128, callback=callback, reset_num_timesteps=False)
+        moved[scale] = float((model.policy.log_std.detach() - before).abs().mean())
+        groups = {g["name"]: g for g in model.policy.optimizer.param_groups}
+        env.close()
+        if scale == 1.0:  # the log-std steps with the actor, in its group, as runs before the option
+            assert sorted(groups) == ["actor", "critic"]
+            continue
+        assert groups["log_std"]["params"] == [model.policy.log_std]
+        assert all(p is not model.policy.log_std for p in groups["actor"]["params"])
+        assert groups["log_std"]["lr"] == pytest.approx(10.0 * groups["actor"]["lr"])
+        assert groups["actor"]["lr"] == pytest.approx(0.25 * groups["critic"]["lr"])
+    assert moved[10.0] > 3.0 * moved[1.0] > 0.0, moved
 
 
 def test_a_bc_weight_below_its_floor_drops_the_term(model) -> None:

@@ -133,6 +133,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "finetune": {
         "critic_warmup_timesteps": 100_000,  # actor frozen while the random critic learns values
         "actor_lr_scale": 1.0,  # actor step / --learning-rate (see ppo_finetune.FinetunePPO)
+        # The exploration log-std's step / the actor's: PPO's learnt noise hardly moves at 1 (from
+        # -1.5 to -1.6 over 1M steps), at 10 to -1.95 (docs/ABLATIONS.md, twenty-fourth session).
+        "log_std_lr_scale": 1.0,
         "bc_loss_weight": 0.1,  # DAPG-style BC term added to the PPO loss; 0 disables
         "bc_loss_decay": 0.9,  # weight multiplier per bc_loss_decay_timesteps after warm-up
         # Fixed in timesteps (one default-size rollout: 128 steps x 64 robots), not per update,
@@ -261,6 +264,7 @@ SAVED_BEFORE: dict[str, Any] = {
     "policy.exploration": "gaussian",
     "policy.privileged_critic": False,  # the critic saw the actor's input
     "finetune.bc_loss_min_weight": 0.0,  # the BC term was never dropped
+    "finetune.log_std_lr_scale": 1.0,  # the log-std stepped with the actor, in its group
     "calibration": {**DEFAULT_CONFIG["calibration"], "enabled": False},  # no calibration stage
     "ray": DEFAULT_CONFIG["ray"],  # no Ray
     "curriculum": [],
@@ -662,6 +666,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
 
     _int(config, "finetune.critic_warmup_timesteps", 0)
     _float(config, "finetune.actor_lr_scale", 0.0, 1.0, low_open=True)
+    _float(config, "finetune.log_std_lr_scale", 0.0, 100.0, low_open=True)
     _float(config, "finetune.bc_loss_weight", 0.0)
     _float(config, "finetune.bc_loss_decay", 0.0, 1.0)
     _int(config, "finetune.bc_loss_batch_size", 1)

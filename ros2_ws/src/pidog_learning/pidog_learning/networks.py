@@ -134,6 +134,14 @@ class PiDogPolicy(ActorCriticPolicy):
             **self.optimizer_kwargs,
         )
 
+    def separate_log_std_group(self) -> None:
+        """Move the exploration log-std out of the actor's parameter group into one of its own
+        ("log_std"), so it can step at its own rate (FinetunePPO.log_std_lr_scale). Before the
+        first step: the optimizer holds no state yet."""
+        actor = next(g for g in self.optimizer.param_groups if g["name"] == "actor")
+        actor["params"] = [p for p in actor["params"] if p is not self.log_std]
+        self.optimizer.add_param_group({"params": [self.log_std], "name": "log_std"})
+
     @property
     def normalizer(self) -> ObservationNormalizer:
         return self.features_extractor.normalizer

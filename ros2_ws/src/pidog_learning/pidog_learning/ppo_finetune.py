@@ -10,6 +10,9 @@
 - Small actor steps: the actor's parameter group steps at ``finetune.actor_lr_scale`` times
   the learning rate (``FinetunePPO``), and ``ppo.target_kl`` stops the actor's part of an
   update early (the critic keeps training).
+- The exploration noise can be learnt down faster than the mean moves:
+  ``finetune.log_std_lr_scale`` puts the log-std in a parameter group of its own that steps at
+  that many times the actor's rate.
 - DAPG-style BC term: ``w(t) * MSE(mean action, demo action)`` on a demo minibatch is part of
   the loss of every PPO minibatch (before backward and clipping), with
   ``w(t) = w_0 * decay^((t - warm-up) / finetune.bc_loss_decay_timesteps)`` over timesteps t,
@@ -173,6 +176,11 @@ class BCTerm:
         return self.weight * loss
 
 
+# The optimizer's parameter groups that belong to the actor: frozen in the critic warm-up and
+# stepped at actor_lr_scale ("log_std" exists only in runs with finetune.log_std_lr_scale != 1).
+ACTOR_GROUPS = ("actor", "log_std")
+
+
 class FinetunePPO(PPO):
     """PPO with our own update loop (``train``) for fine-tuning a BC prior.
 
@@ -190,6 +198,7 @@ class FinetunePPO(PPO):
 
     policy: PiDogPolicy  # build_ppo's policy class
     actor_lr_scale: float = 1.0
+    log_std_lr_scale: float = 1.0  # the "log_std" group's step / the actor's (when it has one)
     actor_frozen: bool = False
     bc_term: BCTerm | None = None
     actor_epochs: int = 0  # of the last update: epochs in which the actor stepped (KL stop, warm-up)
@@ -199,8 +208,10 @@ class FinetunePPO(PPO):
     def _update_learning_rate(self, optimizers: Any) -> None:
         super()._update_learning_rate(optimizers)
         for group in self.policy.optimizer.param_groups:
-            if group.get("name") == "actor":
+            if group.get("name") in ACTOR_GROUPS:
                 group["lr"] *= self.actor_lr_scale
+            if group.get("name") == "log_std":
+                group["lr"] *= self.log_std_lr_scale
 
     def _value_loss(self, values: torch.Tensor, batch: Any, clip_range_vf: float | None) -> torch.Tensor:
         if clip_range_vf is not None:  # keep the new value within clip_range_vf of the old one
@@ -212,7 +223,7 @@ class FinetunePPO(PPO):
         optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are not stepped
         loss.backward()
         for group in optimizer.param_groups:
-            if critic_only and group.get("name") == "actor":
+            if critic_only and group.get("name") in ACTOR_GROUPS:
                 # A camera policy's image encoder is shared with the critic but belongs to the
                 # actor: the value loss must not move it while the actor is frozen or stopped.
                 for param in group["params"]:
@@ -348,6 +359,10 @@ def build_ppo(
     # --no-bc-init is plain PPO: no prior to protect, so one learning rate for all.
     model.actor_lr_scale = 1.0 if config["no_bc_init"] else float(config["finetune"]["actor_lr_scale"])
     model.update_threads = int(config["update_threads"])
+    log_std_lr_scale = 1.0 if config["no_bc_init"] else float(config["finetune"]["log_std_lr_scale"])
+    if log_std_lr_scale != 1.0:  # only then: runs without it keep the two groups they resume with
+        model.policy.separate_log_std_group()
+        model.log_std_lr_scale = log_std_lr_scale
     # A camera policy's image cannot be mirrored by the state map: no symmetry term for it.
     model.symmetry_weight = 0.0 if config["use_camera"] else float(config["ppo"]["symmetry_loss_weight"])
     setattr(model, METADATA_ATTRIBUTE, dict(metadata))
