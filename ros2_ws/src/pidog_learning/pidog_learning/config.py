@@ -133,8 +133,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "finetune": {
         "critic_warmup_timesteps": 100_000,  # actor frozen while the random critic learns values
         "actor_lr_scale": 1.0,  # actor step / --learning-rate (see ppo_finetune.FinetunePPO)
-        # The exploration log-std's step / the actor's: PPO's learnt noise hardly moves at 1 (from
-        # -1.5 to -1.6 over 1M steps), at 10 to -1.95 (docs/ABLATIONS.md, twenty-fourth session).
+        # The exploration log-std's step / the actor's: at 1 PPO's learnt noise hardly moves (its
+        # log-std from -1.5 to -1.56..-1.66 over 1M steps), at 10 to -1.75..-1.99 (seed 5;
+        # docs/ABLATIONS.md, twenty-fourth session).
         "log_std_lr_scale": 1.0,
         "bc_loss_weight": 0.1,  # DAPG-style BC term added to the PPO loss; 0 disables
         "bc_loss_decay": 0.9,  # weight multiplier per bc_loss_decay_timesteps after warm-up
