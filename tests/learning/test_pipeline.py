@@ -294,6 +294,24 @@ def test_resume_takes_a_new_curriculum_and_runs_saved_before_an_option_resume_as
     assert "curriculum stage 1: from 256 steps" in (copy / "report.md").read_text()
 
 
+def test_a_run_saved_before_the_log_std_rate_existed_resumes_as_it_ran(tmp_path: Path) -> None:
+    # Such a run stepped the log-std with the actor, in its group: its checkpoints hold two
+    # optimizer groups, and a resume at today's default (a third group) could not load them.
+    code, _out, err = run_train(
+        "--config", "tiny", "--n-envs", "2", "--output-dir", str(tmp_path), "--experiment-name", "old",
+        "--set", "finetune.log_std_lr_scale=1", "--set", "calibration.enabled=false",
+    )  # fmt: skip
+    assert code == 0, err
+    exp = tmp_path / "old"
+    config = json.loads((exp / "config.json").read_text())
+    del config["finetune"]["log_std_lr_scale"]  # as saved before the option existed
+    (exp / "config.json").write_text(json.dumps(config))
+    code, _out, err = run_train("--resume", str(exp), "--total-rl-timesteps", "512")
+    assert code == 0, err
+    assert json.loads((exp / "config.json").read_text())["finetune"]["log_std_lr_scale"] == 1.0
+    assert checkpoint_timesteps(exp / "checkpoints" / "ppo_final.zip") >= 512
+
+
 @FULL_RUN_GROUP
 def test_bc_only_then_expert_and_pretrained_runs(full_run, tmp_path: Path) -> None:
     exp, _ = full_run
