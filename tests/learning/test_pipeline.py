@@ -231,7 +231,7 @@ def test_resume_refuses_a_run_whose_critic_this_version_cannot_load(full_run, mo
     code, _out, err = run_train("--resume", str(exp), "--total-rl-timesteps", "100000")
     assert code == 2 and "Traceback" not in err, err
     assert "latest.zip" in err and f"sees {networks.PRIVILEGED_DIM - 1} privileged values" in err
-    assert "cannot continue" in err
+    assert "cannot be continued" in err
     assert (exp / "config.json").read_bytes() == saved
 
 

@@ -175,8 +175,9 @@ def check_resumable(exp_dir: Path, checkpoint: Path | None, config: Mapping[str,
             check_compatible(meta, kwargs, bool(config["use_camera"]), str(source))
         except PretrainedModelError as exc:
             raise PipelineError(
-                f"--resume {exp_dir}: {exc}; this version of the stack cannot continue that run (its "
-                "policy.onnx still runs); start a new one"
+                f"--resume {exp_dir}: {exc}. The run cannot be continued from that file: resume from "
+                "another of its checkpoints (--resume <run>/checkpoints/ppo_*.zip), if one fits, or "
+                "start a new run (its policy.onnx still runs as it is)"
             ) from exc
 
 
