@@ -230,10 +230,20 @@ def test_randomised_contact_time_constant_leaves_every_other_draw_as_it_was() ->
         ({"randomization": {"contact_timeconst": (0.03, 0.01)}}, "randomization.contact_timeconst"),
         ({"randomization": {"contact_timeconst": (0.005, 0.5)}}, "randomization.contact_timeconst"),
         ({"randomization": {"contact_timeconst": 0.01}}, "randomization.contact_timeconst"),
-        ({"nominal": {"stiffness": 1.0}}, "'nominal.stiffness'"),  # unknown: its whole path
-        ({"randomization": 0.5}, "'randomization' must be a mapping"),
     ],
 )
 def test_bad_contact_time_constants_are_refused_by_name(config: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
+        BatchSim(1, config=config, threads=1)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"nominal": {"stiffness": 1.0}}, "unknown sim config option 'nominal.stiffness'"),
+        ({"randomization": 0.5}, "sim config option 'randomization' must be a mapping"),
+    ],
+)
+def test_unknown_or_malformed_options_are_refused_by_their_whole_path(config: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         BatchSim(1, config=config, threads=1)
