@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS_DIR, SHIPPED_POLICY, machine_summary, repo_relative, write_result
 from pidog_sim.evaluation import TRACKING_SETTLE_S
+from pidog_sim.model import contact_timeconst, load_model
 
 GAIT = "scripted gait"
 FORWARD, BACKWARD, TURN = 0.2, -0.1, 0.6
@@ -46,13 +47,6 @@ def measure(controller: Any, timeconst: float, episodes: int, seconds: float, se
 def at(result: dict[str, Any], vx: float, wz: float) -> dict[str, Any]:
     """The row of command (vx, wz)."""
     return min(result["commands"], key=lambda r: abs(r["command_vx"] - vx) + abs(r["command_wz"] - wz))
-
-
-def model_timeconst() -> float:
-    """The model's own contact time constant, s (what ``contact_timeconst: None`` keeps)."""
-    from pidog_sim.model import load_model
-
-    return float(load_model().geom_solref[0, 0])
 
 
 def row(timeconst: float, name: str, result: dict[str, Any], model: float) -> str:
@@ -113,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     controllers: dict[str, Any] = {GAIT: TrotController()}
     for path in policies:
         controllers[f"`{repo_relative(path)}`"] = OnnxPolicy(path).act
-    model = model_timeconst()
+    model = contact_timeconst(load_model())
     rows, results = [], []
     t0 = time.monotonic()
     for timeconst in args.timeconsts:

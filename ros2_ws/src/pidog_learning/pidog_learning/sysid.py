@@ -865,13 +865,13 @@ def identify(
             raise SysidError(
                 f"servo_speed cannot be determined from these bags: {not_determined['servo_speed']['reason']}"
             )
-    from pidog_sim.model import load_model
+    from pidog_sim.model import contact_timeconst, floor_friction, load_model
 
     model = load_model(None)
     if "friction" not in (known or {}):
-        fixed["friction"] = float(model.geom_friction[0, 0])
+        fixed["friction"] = floor_friction(model)
     if "contact_timeconst" not in (known or {}):
-        fixed["contact_timeconst"] = float(model.geom_solref[0, 0])
+        fixed["contact_timeconst"] = contact_timeconst(model)
     # Latency is a whole number of steps: one CMA-ES per latency value over the continuous
     # parameters, all of them in the same batch; latencies far behind are dropped on the way.
     names = [n for n in SEARCH if n in fit and n != "latency_steps"]

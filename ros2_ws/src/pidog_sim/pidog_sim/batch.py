@@ -47,7 +47,7 @@ from pidog_description.spec import (
 
 from .batch_random import BatchRandom
 from .config import CONTACT_TIMECONST_BOUNDS, merge_config
-from .model import load_model
+from .model import contact_timeconst, floor_friction, load_model
 
 FEET = ("lf", "rf", "lh", "rh")
 FALL_GEOMS = ("torso", "battery", "head")
@@ -155,8 +155,8 @@ class BatchSim:
         self._history = np.tile(STAND_POSE, (self.n, lat_hi + 1, 1))  # [:, k] = target k steps ago
         self.latency_steps = np.zeros(self.n, dtype=np.int64)
         self.mass_scale = np.ones(self.n)
-        self.friction = np.full(self.n, float(m.geom_friction[0, 0]))
-        self.contact_timeconst = np.full(self.n, float(m.geom_solref[0, 0]))
+        self.friction = np.full(self.n, floor_friction(m))
+        self.contact_timeconst = np.full(self.n, contact_timeconst(m))
         self.servo_strength = np.ones((self.n, N_JOINTS))
         self.gyro_bias = np.zeros((self.n, 3))
         self.gyro_noise = np.zeros(self.n)

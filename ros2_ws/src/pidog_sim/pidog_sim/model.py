@@ -47,6 +47,17 @@ def load_model(path: str | os.PathLike[str] | None = None) -> mujoco.MjModel:
     return model
 
 
+def floor_friction(model: mujoco.MjModel) -> float:
+    """The sliding friction the model gives every geom (what ``nominal.friction: None`` keeps)."""
+    return float(model.geom_friction[0, 0])
+
+
+def contact_timeconst(model: mujoco.MjModel) -> float:
+    """The contact time constant, s, the model gives every geom (solref[0]; what
+    ``nominal.contact_timeconst: None`` keeps)."""
+    return float(model.geom_solref[0, 0])
+
+
 def foot_radii(model: mujoco.MjModel) -> np.ndarray:
     """(4,) radius of each foot sphere (LF, RF, LH, RH), m: the foot sites sit at the spheres'
     centres, so a sole's height above the floor is the site's height minus this."""
