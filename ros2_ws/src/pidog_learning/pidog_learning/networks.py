@@ -59,6 +59,13 @@ class SplitMlpExtractor(nn.Module):
         return self.value_net(features)
 
 
+# The optimizer's parameter groups (PiDogPolicy._build): the actor's, frozen in the critic
+# warm-up and stepped at FinetunePPO.actor_lr_scale, and the critic's. The log-std has a group
+# of its own only in runs with finetune.log_std_lr_scale != 1 (separate_log_std_group).
+ACTOR_GROUP, LOG_STD_GROUP, CRITIC_GROUP = "actor", "log_std", "critic"
+ACTOR_GROUPS = (ACTOR_GROUP, LOG_STD_GROUP)
+
+
 class PiDogPolicy(ActorCriticPolicy):
     """Separate actor and critic MLPs on a shared (parameter-free for state) normaliser.
 
@@ -129,18 +136,18 @@ class PiDogPolicy(ActorCriticPolicy):
         actor_ids = {id(p) for p in actor}
         critic = [p for p in self.parameters() if id(p) not in actor_ids]
         self.optimizer = self.optimizer_class(
-            [{"params": actor, "name": "actor"}, {"params": critic, "name": "critic"}],
+            [{"params": actor, "name": ACTOR_GROUP}, {"params": critic, "name": CRITIC_GROUP}],
             lr=lr_schedule(1),  # type: ignore[call-arg]  # SB3 types optimizer_class as the base Optimizer
             **self.optimizer_kwargs,
         )
 
     def separate_log_std_group(self) -> None:
         """Move the exploration log-std out of the actor's parameter group into one of its own
-        ("log_std"), so it can step at its own rate (FinetunePPO.log_std_lr_scale). Before the
+        (LOG_STD_GROUP), so it can step at its own rate (FinetunePPO.log_std_lr_scale). Before the
         first step: the optimizer holds no state yet."""
-        actor = next(g for g in self.optimizer.param_groups if g["name"] == "actor")
+        actor = next(g for g in self.optimizer.param_groups if g["name"] == ACTOR_GROUP)
         actor["params"] = [p for p in actor["params"] if p is not self.log_std]
-        self.optimizer.add_param_group({"params": [self.log_std], "name": "log_std"})
+        self.optimizer.add_param_group({"params": [self.log_std], "name": LOG_STD_GROUP})
 
     @property
     def normalizer(self) -> ObservationNormalizer:

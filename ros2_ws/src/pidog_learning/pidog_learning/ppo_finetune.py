@@ -44,7 +44,7 @@ from .bc import bc_loss
 from .compute import torch_threads
 from .demonstrations import Demonstrations
 from .export import METADATA_ATTRIBUTE, read_checkpoint_data
-from .networks import PiDogPolicy, policy_kwargs, state_only_batch
+from .networks import ACTOR_GROUPS, LOG_STD_GROUP, PiDogPolicy, policy_kwargs, state_only_batch
 from .progress import TrainingProgress
 from .symmetry import symmetry_loss
 
@@ -176,11 +176,6 @@ class BCTerm:
         return self.weight * loss
 
 
-# The optimizer's parameter groups that belong to the actor: frozen in the critic warm-up and
-# stepped at actor_lr_scale ("log_std" exists only in runs with finetune.log_std_lr_scale != 1).
-ACTOR_GROUPS = ("actor", "log_std")
-
-
 class FinetunePPO(PPO):
     """PPO with our own update loop (``train``) for fine-tuning a BC prior.
 
@@ -198,7 +193,7 @@ class FinetunePPO(PPO):
 
     policy: PiDogPolicy  # build_ppo's policy class
     actor_lr_scale: float = 1.0
-    log_std_lr_scale: float = 1.0  # the "log_std" group's step / the actor's (when it has one)
+    log_std_lr_scale: float = 1.0  # the log-std group's step / the actor's (when it has one)
     actor_frozen: bool = False
     bc_term: BCTerm | None = None
     actor_epochs: int = 0  # of the last update: epochs in which the actor stepped (KL stop, warm-up)
@@ -210,7 +205,7 @@ class FinetunePPO(PPO):
         for group in self.policy.optimizer.param_groups:
             if group.get("name") in ACTOR_GROUPS:
                 group["lr"] *= self.actor_lr_scale
-            if group.get("name") == "log_std":
+            if group.get("name") == LOG_STD_GROUP:
                 group["lr"] *= self.log_std_lr_scale
 
     def _value_loss(self, values: torch.Tensor, batch: Any, clip_range_vf: float | None) -> torch.Tensor:
