@@ -8,10 +8,13 @@ calibration in front of the policy:
 
 1. ``measure_response``: run the policy over a lattice of commands in randomised sim (the
    tracking evaluation, heading-frame vx and yaw rate after a settle time) -> achieved (vx, wz).
-2. ``fit_inverse``: for each command on a finer grid, the lattice command whose (bilinearly
-   interpolated) response is nearest to it, in units of the tracking targets, with a small pull
-   towards the command itself so that flat stretches of the response do not send it anywhere.
-   Commands whose response cell saw a fall are never chosen.
+2. ``fit_inverse``: for each command of a finer table, the command to tell the policy: of a
+   still finer search grid over the lattice's range (SEARCH_STEPS), the one whose bilinearly
+   interpolated response is nearest to it, in units of the tracking targets, with a small
+   pull towards the command itself so that flat stretches of the response do not send it
+   anywhere. A command that fell more often on the lattice than the wanted command itself
+   costs extra (FALL_PENALTY); one next to a lattice command whose every episode fell is
+   never chosen.
 3. ``calibrated_model``: a bilinear lookup of that table, prepended to the ONNX graph. The file
    keeps its contract (raw observation in, action out; DESIGN.md §5), so policy_node, the twin
    and every benchmark run it unchanged; its metadata says it is calibrated, and on what.
