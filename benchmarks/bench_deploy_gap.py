@@ -17,6 +17,13 @@ hw_node estimates.
   (sim config ``imu_orientation: filter`` runs that filter over the simulated IMU). Nominal
   robot with the filter, at latency 0 and 1.
 
+- Every command a user can drive with: ``keyboard_teleop`` steps the command by 0.05 m/s and
+  0.25 rad/s, so it sends 90 commands (``pidog_description.spec.teleop_commands``), the top
+  forward speed (0.3, 0) among them; the tracking grid has 22. Each, 2 episodes on the nominal
+  robot (what ``sim_node`` runs) and 2 on randomised robots: which ones make the policy fall. A
+  candidate that passed the grid, the twin and the ROS graph fell at (0.3, 0) on the nominal
+  robot every time (docs/ABLATIONS.md, twenty-fifth session).
+
 Fixed commands, 3 episodes of 8 s per cell (the first 2 s not scored), measured as the tracking
 grid measures (``evaluate_tracking``: heading-frame forward speed and yaw rate, fallen episodes
 left out and counted). Default: the shipped policy. Results: docs/benchmarks/deploy_gap.md.
@@ -48,6 +55,7 @@ COMMANDS: list[tuple[float, float]] = [
     (0.05, 1.0),
 ]
 SECONDS, SETTLE, SEED = 8.0, 2.0, 2000
+TELEOP_EPISODES = 2  # per keyboard command, nominal and randomised
 SHIPPED = SHIPPED_POLICY
 
 
@@ -83,6 +91,27 @@ def measure(
     ]
 
 
+def teleop_falls(policy, randomize: bool) -> str:
+    """Falls over every command keyboard_teleop can send: "N of M" and the commands that fell."""
+    from pidog_description.spec import teleop_commands
+    from pidog_sim.evaluation import evaluate_tracking
+
+    commands = teleop_commands()
+    result = evaluate_tracking(
+        policy,
+        commands,
+        seconds=SECONDS,
+        randomize=randomize,
+        seed=SEED,
+        settle_seconds=SETTLE,
+        episodes_per_command=TELEOP_EPISODES,
+    )
+    fell = [f"({r['command_vx']:+.2f}, {r['command_wz']:+.2f})" for r in result["commands"] if r["falls"]]
+    return f"{result['falls']} of {TELEOP_EPISODES * len(commands)}" + (
+        f": {', '.join(fell)}" if fell else ""
+    )
+
+
 def parse_policy(text: str) -> tuple[str, Path]:
     label, sep, path = text.partition("=")
     if not sep:
@@ -104,6 +133,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pidog_control.policy_runtime import OnnxPolicy
+    from pidog_description.spec import teleop_commands
 
     policies = args.policy or [("shipped", SHIPPED)]
     header = (
@@ -111,8 +141,11 @@ def main() -> None:
         "| nominal, latency 0 | latency 1 | latency 2 | hw_node's orientation filter, latency 0 | filter, latency 1 |"
     )
     rows = [header, "|---|---|---|---|---|---|---|---|---|"]
+    teleop_rows = ["| policy | falls, nominal robot | falls, randomised robots |", "|---|---|---|"]
     for label, path in policies:
         policy = OnnxPolicy(path).act
+        teleop_rows.append(f"| {label} | {teleop_falls(policy, False)} | {teleop_falls(policy, True)} |")
+        print(teleop_rows[-1], flush=True)
         columns = [
             measure(policy, 0.0, args.episodes, True, None),
             measure(policy, args.sigma, args.episodes, True, None),
@@ -136,6 +169,12 @@ def main() -> None:
         "`imu_orientation` is `filter`.",
         "",
         *rows,
+        "",
+        f"Every command `keyboard_teleop` can send ({len(teleop_commands())} commands: 0.05 m/s and 0.25 rad/s "
+        f"per key press, `pidog_description.spec.teleop_commands`), {TELEOP_EPISODES} episodes each of "
+        f"{SECONDS:.0f} s: falls, and the commands (vx, wz) that fell.",
+        "",
+        *teleop_rows,
         "",
     ]
     path = write_result("deploy_gap", "\n".join(lines))

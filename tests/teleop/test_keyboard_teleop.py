@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from pidog_control.keyboard_teleop import apply_key, split_keys
-from pidog_description.spec import COMMAND_LIMITS
+from pidog_description.spec import COMMAND_LIMITS, TELEOP_STEPS, teleop_commands
 from pidog_description.topics import CMD_VEL_TOPIC, ESTOP_TOPIC, LATCHED_QOS
 
-STEPS = np.array([0.05, 0.25])
+STEPS = np.array(TELEOP_STEPS)
 
 
 def test_keys_step_the_command_and_stay_within_limits() -> None:
@@ -27,6 +27,36 @@ def test_keys_step_the_command_and_stay_within_limits() -> None:
     np.testing.assert_allclose(cmd, [COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][0]])
     np.testing.assert_allclose(apply_key(cmd, "?", STEPS), cmd)  # unknown keys do nothing
     np.testing.assert_allclose(apply_key(cmd, " ", STEPS), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("steps", [TELEOP_STEPS, (0.04, 0.3)])
+def test_teleop_commands_are_every_command_the_keys_reach_and_nothing_else(steps) -> None:
+    """benchmarks/bench_deploy_gap checks a policy on every command the keyboard can send; that
+    list must be what pressing keys gives, also for steps that do not divide the limits."""
+    listed = set(teleop_commands(steps))
+    rng = np.random.default_rng(0)
+    keys = ["w", "s", "a", "d"]
+    reached = set()
+    for _ in range(200):
+        cmd = np.zeros(2)
+        for key in rng.choice(keys, size=40):
+            cmd = apply_key(cmd, str(key), np.array(steps))
+            reached.add((round(float(cmd[0]), 9), round(float(cmd[1]), 9)))
+    assert reached <= listed, sorted(reached - listed)
+    assert (COMMAND_LIMITS["vx"][1], 0.0) in listed and (
+        COMMAND_LIMITS["vx"][0],
+        COMMAND_LIMITS["wz"][0],
+    ) in listed
+    if steps == TELEOP_STEPS:
+        assert reached == listed and len(listed) == 90
+    else:  # up to the clipped limit, then one step back: not a whole number of steps from 0
+        cmd = np.zeros(2)
+        for key in "w" * 10 + "s":
+            cmd = apply_key(cmd, key, np.array(steps))
+        assert (round(COMMAND_LIMITS["vx"][1] - steps[0], 9), 0.0) in listed
+        assert cmd[0] == pytest.approx(COMMAND_LIMITS["vx"][1] - steps[0])
+    with pytest.raises(ValueError, match="positive"):
+        teleop_commands((0.0, 0.25))
 
 
 @pytest.mark.ros

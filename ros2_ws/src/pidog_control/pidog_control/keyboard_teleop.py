@@ -38,7 +38,7 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, Empty
 
 from pidog_description.node_runner import refuse_start
-from pidog_description.spec import clip_command
+from pidog_description.spec import TELEOP_STEPS, clip_command
 from pidog_description.topics import (
     CMD_VEL_TOPIC,
     ESTOP_TOPIC,
@@ -114,8 +114,8 @@ class KeyboardTeleop(Node):
     def __init__(self) -> None:
         super().__init__("keyboard_teleop")
         number = ParameterDescriptor(dynamic_typing=True)
-        self.declare_parameter("linear_step", 0.05, number)
-        self.declare_parameter("angular_step", 0.25, number)
+        self.declare_parameter("linear_step", TELEOP_STEPS[0], number)
+        self.declare_parameter("angular_step", TELEOP_STEPS[1], number)
         self.declare_parameter("rate_hz", 10.0, number)
         self.declare_parameter("hold_s", 1.0, number)
         steps = [self._positive("linear_step"), self._positive("angular_step")]

@@ -8,6 +8,7 @@ layout is versioned: a policy exported for another layout is refused at load tim
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -92,11 +93,36 @@ def picked_up(upward: np.ndarray, threshold: float = LIFT_ACCEL_MPS2) -> tuple[b
 _COMMAND_LOWER = np.array([COMMAND_LIMITS["vx"][0], COMMAND_LIMITS["wz"][0]])
 _COMMAND_UPPER = np.array([COMMAND_LIMITS["vx"][1], COMMAND_LIMITS["wz"][1]])
 
+TELEOP_STEPS: tuple[float, float] = (0.05, 0.25)
+"""keyboard_teleop's default change of the command per key press (vx m/s, wz rad/s)."""
+
 
 def clip_command(command: Sequence[float] | np.ndarray) -> np.ndarray:
     """(vx m/s, wz rad/s) clipped to COMMAND_LIMITS; non-finite entries become 0 (stop)."""
     raw = np.asarray(command, dtype=np.float64).reshape(2)
     return np.clip(np.where(np.isfinite(raw), raw, 0.0), _COMMAND_LOWER, _COMMAND_UPPER)
+
+
+def teleop_commands(steps: Sequence[float] = TELEOP_STEPS) -> list[tuple[float, float]]:
+    """Every (vx, wz) command keyboard_teleop can send with these steps per key press: from
+    (0, 0), a step up or down on either axis, clipped to COMMAND_LIMITS, any number of times
+    (so where a limit is not a whole number of steps away, the limit and the steps back from it
+    count too). With the defaults: 10 x 9 = 90 commands, among them the top forward speed and
+    the fastest turns, the commands a user drives the robot with."""
+    axes = []
+    for step, (lo, hi) in zip(steps, (COMMAND_LIMITS["vx"], COMMAND_LIMITS["wz"]), strict=True):
+        if not (math.isfinite(step) and step > 0):
+            raise ValueError(f"teleop step must be a positive number, got {step}")
+        seen, todo = {0.0}, [0.0]
+        while todo:
+            value = todo.pop()
+            for moved in (value - step, value + step):
+                moved = round(min(max(moved, lo), hi), 9)  # rounded: no near-duplicates
+                if moved not in seen:
+                    seen.add(moved)
+                    todo.append(moved)
+        axes.append(sorted(seen))
+    return [(vx, wz) for vx in axes[0] for wz in axes[1]]
 
 
 def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
