@@ -19,11 +19,12 @@ import torch
 from learning_helpers import TINY_KWARGS, checkpoint_timesteps, run_train
 
 from pidog_control.policy_runtime import OnnxPolicy
+from pidog_description.spec import teleop_commands
 from pidog_learning.bc import load_bc_policy
 from pidog_learning.command_calibration import policy_inside
 from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.export import load_checkpoint_policy, load_sb3_controller
-from pidog_learning.report import continue_hint
+from pidog_learning.report import continue_hint, keyboard_section
 from pidog_sim.env import PiDogEnv
 
 # How a Ctrl-C'd pidog-train may exit. It catches KeyboardInterrupt, says how to resume and
@@ -133,6 +134,14 @@ def test_eval_report_plots_videos_tensorboard(full_run) -> None:
     assert "## Command tracking" in report and "mean abs wz error" in report
     assert "plots/command_tracking.png" in report  # commanded vs achieved over time
     assert "## Command calibration" in report and "command-calibrated (policy.onnx)" in report
+    # Every command keyboard_teleop can send, on the nominal robot: in eval.json and the report.
+    keyboard = evaluation["keyboard"]
+    assert keyboard["commands"] == len(teleop_commands()) == keyboard["episodes"]
+    assert 0 <= keyboard["falls"] <= keyboard["episodes"] and len(keyboard["fell_at"]) <= keyboard["falls"]
+    assert (
+        "## Every command keyboard_teleop can send (90 commands x 1 episode(s) of 1 s, nominal robot)"
+        in report
+    )
     # Only a run whose PPO lost to its BC prior is told to go on training it.
     assert ("--resume" in report) == (evaluation["selected"] == "bc"), report
     for png in ("bc_loss", "learning_curve", "eval_comparison", "command_tracking"):
@@ -436,3 +445,14 @@ def test_a_run_that_deployed_bc_is_told_how_to_train_its_ppo_further(tmp_path: P
     assert continue_hint(tmp_path, 2_000_000, {"selected": "finetuned", "results": both}) is None
     # No PPO at all (--total-rl-timesteps 0): BC is all there is, nothing to go on with.
     assert continue_hint(tmp_path, 0, {"selected": "bc", "results": {"bc": {}}}) is None
+
+
+def test_the_report_names_the_keyboard_commands_the_policy_fell_at() -> None:
+    fell = {"commands": 90, "episodes": 180, "seconds": 8.0, "falls": 2, "fell_at": [[0.3, 0.0]]}
+    text = "\n".join(keyboard_section(fell))
+    assert "90 commands x 2 episode(s) of 8 s, nominal robot" in text
+    assert "fell in 2 of 180 episodes, commanded (vx m/s, wz rad/s) (+0.30, +0.00)" in text
+    assert "fell in none of the 180 episodes" in "\n".join(
+        keyboard_section({**fell, "falls": 0, "fell_at": []})
+    )
+    assert keyboard_section({}) == []  # the check was off (eval.keyboard_episodes 0, a camera policy)

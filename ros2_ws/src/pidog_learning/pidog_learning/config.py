@@ -176,6 +176,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "tracking_episodes": 2,
         "tracking_seconds": 8.0,
         "tracking_settle_seconds": 2.0,
+        # Every command keyboard_teleop can send (pidog_description.spec.teleop_commands: 90) on
+        # the nominal robot sim_node runs, with the deployed policy: episodes per command (0
+        # skips it) and their length. A policy can pass the grid and still fall at one of them,
+        # at its top speed say (docs/ABLATIONS.md, twenty-fifth session); ~20 s on 2 cores.
+        "keyboard_episodes": 2,
+        "keyboard_seconds": 8.0,
     },
     # Feed-forward command calibration of the deployed policy (pidog_learning.command_calibration,
     # pidog-calibrate-commands): its response to a lattice of commands is measured in randomised sim and
@@ -206,6 +212,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "final_seconds": 10.0,
             "video_seconds": 6.0,
             "tracking_episodes": 1,
+            "keyboard_episodes": 1,
         },
     },
     # Tests: seconds per run, still every phase and artifact.
@@ -237,6 +244,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "tracking_episodes": 1,
             "tracking_seconds": 0.6,
             "tracking_settle_seconds": 0.2,
+            "keyboard_episodes": 1,
+            "keyboard_seconds": 1.0,
         },
         "calibration": {"episodes": 1, "seconds": 2.5},
     },
@@ -269,6 +278,8 @@ SAVED_BEFORE: dict[str, Any] = {
     "finetune.bc_loss_min_weight": 0.0,  # the BC term was never dropped
     "finetune.log_std_lr_scale": 1.0,  # the log-std stepped with the actor, in its group
     "calibration": {**DEFAULT_CONFIG["calibration"], "enabled": False},  # no calibration stage
+    "eval.keyboard_episodes": 0,  # no check of the keyboard's commands
+    "eval.keyboard_seconds": DEFAULT_CONFIG["eval"]["keyboard_seconds"],
     "ray": DEFAULT_CONFIG["ray"],  # no Ray
     "curriculum": [],
 }
@@ -703,6 +714,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _int(config, "eval.tracking_episodes", 0)
     _float(config, "eval.tracking_settle_seconds", 0.0)
     _float(config, "eval.tracking_seconds", config["eval"]["tracking_settle_seconds"], low_open=True)
+    _int(config, "eval.keyboard_episodes", 0)
+    _float(config, "eval.keyboard_seconds", config["eval"]["tracking_settle_seconds"], low_open=True)
 
     _bool(config, "calibration.enabled")
     _int(config, "calibration.episodes", 1)

@@ -733,11 +733,13 @@ class Pipeline:
             if tracking:
                 self.reporter.status(phase="evaluating", message="command tracking grid, calibrated")
                 tracking[CALIBRATED] = self._track(deployed_controller, False)
+        keyboard = self._keyboard_check(deployed_controller) if not self.use_camera else {}
         evaluation = {
             "policy": POLICY_FILE,
             "selected": selected,
             "selection": selection,
             "calibration": calibration,
+            "keyboard": keyboard,
             "timesteps": info["timesteps"],
             "obs_layout_version": OBS_LAYOUT_VERSION,
             "results": results,
@@ -760,6 +762,39 @@ class Pipeline:
         if hint:  # also in the report; said here so a user watching the run sees it
             self.reporter.status(message=hint.replace("`", ""))
         return artifacts
+
+    def _keyboard_check(self, controller: Callable) -> dict[str, Any]:
+        """Falls of the deployed policy over every command keyboard_teleop can send, on the
+        nominal robot sim_node runs (config eval.keyboard_*): the commands a user drives it with
+        first, the top speed among them, which the randomised grid samples only lightly."""
+        ev = self.config["eval"]
+        if ev["keyboard_episodes"] == 0:
+            return {}
+        from pidog_description.spec import teleop_commands
+        from pidog_sim.evaluation import evaluate_tracking
+
+        self.reporter.status(phase="evaluating", message="every keyboard command, nominal robot")
+        result = evaluate_tracking(
+            controller,
+            teleop_commands(),
+            seconds=ev["keyboard_seconds"],
+            randomize=False,
+            seed=ev["seed"],
+            settle_seconds=ev["tracking_settle_seconds"],
+            episodes_per_command=ev["keyboard_episodes"],
+            env_kwargs=self.config["env"],
+        )
+        fell_at = [[r["command_vx"], r["command_wz"]] for r in result["commands"] if r["falls"]]
+        if fell_at:  # also in the report; said here so a user watching the run sees it
+            where = ", ".join(f"({vx:+.2f} m/s, {wz:+.2f} rad/s)" for vx, wz in fell_at)
+            self.reporter.status(message=f"policy.onnx fell on the nominal robot, commanded {where}")
+        return {
+            "commands": len(result["commands"]),
+            "episodes": result["episodes"],
+            "seconds": ev["keyboard_seconds"],
+            "falls": result["falls"],
+            "fell_at": fell_at,
+        }
 
     def _calibrate(self, deployed: PiDogPolicy) -> dict[str, Any]:
         """Calibrate policy.onnx in place (config 'calibration'); what happened, for eval.json.

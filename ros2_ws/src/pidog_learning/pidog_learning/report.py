@@ -90,6 +90,27 @@ def _calibration(calibration: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def keyboard_section(keyboard: Mapping[str, Any]) -> list[str]:
+    """The report's lines on the keyboard check (``Pipeline._keyboard_check``; none if it did not run)."""
+    if not keyboard:
+        return []
+    heading = (
+        f"## Every command keyboard_teleop can send ({keyboard['commands']} commands x "
+        f"{keyboard['episodes'] // keyboard['commands']} episode(s) of {keyboard['seconds']:g} s, nominal robot)"
+    )
+    if not keyboard["falls"]:
+        return [heading, "", f"`policy.onnx` fell in none of the {keyboard['episodes']} episodes.", ""]
+    where = ", ".join(f"({vx:+.2f}, {wz:+.2f})" for vx, wz in keyboard["fell_at"])
+    return [
+        heading,
+        "",
+        f"`policy.onnx` fell in {keyboard['falls']} of {keyboard['episodes']} episodes, commanded (vx m/s, "
+        f"wz rad/s) {where}: on the simulator `sim_node` runs, at commands a user sends with the "
+        "keyboard. Drive it clear of them, or train another seed.",
+        "",
+    ]
+
+
 def write_report(
     path: str | os.PathLike[str],
     exp_dir: Path,
@@ -147,6 +168,7 @@ def write_report(
             "",
         ]
     lines += _calibration(evaluation.get("calibration") or {})
+    lines += keyboard_section(evaluation.get("keyboard") or {})
     if "command_tracking" in artifacts:
         lines += [
             "## Driven through a command sequence",
