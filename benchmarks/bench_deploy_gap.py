@@ -93,23 +93,11 @@ def measure(
 
 def teleop_falls(policy, randomize: bool) -> str:
     """Falls over every command keyboard_teleop can send: "N of M" and the commands that fell."""
-    from pidog_description.spec import teleop_commands
-    from pidog_sim.evaluation import evaluate_tracking
+    from pidog_sim.evaluation import keyboard_falls
 
-    commands = teleop_commands()
-    result = evaluate_tracking(
-        policy,
-        commands,
-        seconds=SECONDS,
-        randomize=randomize,
-        seed=SEED,
-        settle_seconds=SETTLE,
-        episodes_per_command=TELEOP_EPISODES,
-    )
-    fell = [f"({r['command_vx']:+.2f}, {r['command_wz']:+.2f})" for r in result["commands"] if r["falls"]]
-    return f"{result['falls']} of {TELEOP_EPISODES * len(commands)}" + (
-        f": {', '.join(fell)}" if fell else ""
-    )
+    check = keyboard_falls(policy, randomize, SECONDS, SEED, SETTLE, TELEOP_EPISODES)
+    fell = ", ".join(f"({vx:+.2f}, {wz:+.2f})" for vx, wz in check["fell_at"])
+    return f"{check['falls']} of {check['episodes']}" + (f": {fell}" if fell else "")
 
 
 def parse_policy(text: str) -> tuple[str, Path]:

@@ -179,7 +179,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # Every command keyboard_teleop can send (pidog_description.spec.teleop_commands: 90) on
         # the nominal robot sim_node runs, with the deployed policy: episodes per command (0
         # skips it) and their length. A policy can pass the grid and still fall at one of them,
-        # at its top speed say (docs/ABLATIONS.md, twenty-fifth session); ~20 s on 2 cores.
+        # at its top speed say (docs/ABLATIONS.md, twenty-fifth session); 17 s on 2 cores.
         "keyboard_episodes": 2,
         "keyboard_seconds": 8.0,
     },

@@ -764,37 +764,27 @@ class Pipeline:
         return artifacts
 
     def _keyboard_check(self, controller: Callable) -> dict[str, Any]:
-        """Falls of the deployed policy over every command keyboard_teleop can send, on the
-        nominal robot sim_node runs (config eval.keyboard_*): the commands a user drives it with
-        first, the top speed among them, which the randomised grid samples only lightly."""
+        """The deployed policy on every command keyboard_teleop can send, on the nominal robot
+        (``pidog_sim.evaluation.keyboard_falls``, config eval.keyboard_*); {} when it is off."""
         ev = self.config["eval"]
         if ev["keyboard_episodes"] == 0:
             return {}
-        from pidog_description.spec import teleop_commands
-        from pidog_sim.evaluation import evaluate_tracking
+        from pidog_sim.evaluation import keyboard_falls
 
         self.reporter.status(phase="evaluating", message="every keyboard command, nominal robot")
-        result = evaluate_tracking(
+        check = keyboard_falls(
             controller,
-            teleop_commands(),
-            seconds=ev["keyboard_seconds"],
             randomize=False,
+            seconds=ev["keyboard_seconds"],
             seed=ev["seed"],
             settle_seconds=ev["tracking_settle_seconds"],
             episodes_per_command=ev["keyboard_episodes"],
             env_kwargs=self.config["env"],
         )
-        fell_at = [[r["command_vx"], r["command_wz"]] for r in result["commands"] if r["falls"]]
-        if fell_at:  # also in the report; said here so a user watching the run sees it
-            where = ", ".join(f"({vx:+.2f} m/s, {wz:+.2f} rad/s)" for vx, wz in fell_at)
+        if check["fell_at"]:  # also in the report; said here so a user watching the run sees it
+            where = ", ".join(f"({vx:+.2f} m/s, {wz:+.2f} rad/s)" for vx, wz in check["fell_at"])
             self.reporter.status(message=f"policy.onnx fell on the nominal robot, commanded {where}")
-        return {
-            "commands": len(result["commands"]),
-            "episodes": result["episodes"],
-            "seconds": ev["keyboard_seconds"],
-            "falls": result["falls"],
-            "fell_at": fell_at,
-        }
+        return check
 
     def _calibrate(self, deployed: PiDogPolicy) -> dict[str, Any]:
         """Calibrate policy.onnx in place (config 'calibration'); what happened, for eval.json.

@@ -31,6 +31,7 @@ from pidog_description.spec import (
     OBS_SLICES,
     STANDARD_GRAVITY,
     picked_up,
+    teleop_commands,
 )
 
 from .batch import BatchSim
@@ -700,6 +701,40 @@ def evaluate_tracking(
         "settle_seconds": settle_seconds,
         "randomize": randomize,
         "seed": seed,
+    }
+
+
+def keyboard_falls(
+    controller: Controller,
+    randomize: bool = False,
+    seconds: float = 8.0,
+    seed: int = 0,
+    settle_seconds: float = TRACKING_SETTLE_S,
+    episodes_per_command: int = 2,
+    env_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Falls over every command keyboard_teleop can send (``teleop_commands``: 90 with its default
+    steps), ``episodes_per_command`` episodes each, by default on the nominal robot ``sim_node``
+    runs: the commands a user drives with, the top speed among them, which the tracking grid
+    samples lightly. A policy that passed the grid fell at (0.3, 0) there every time
+    (docs/ABLATIONS.md, twenty-fifth session). Returns the command count, episodes, falls and
+    the commands (vx, wz) with a fall."""
+    result = evaluate_tracking(
+        controller,
+        teleop_commands(),
+        seconds=seconds,
+        randomize=randomize,
+        seed=seed,
+        settle_seconds=settle_seconds,
+        episodes_per_command=episodes_per_command,
+        env_kwargs=env_kwargs,
+    )
+    return {
+        "commands": len(result["commands"]),
+        "episodes": result["episodes"],
+        "seconds": seconds,
+        "falls": result["falls"],
+        "fell_at": [[r["command_vx"], r["command_wz"]] for r in result["commands"] if r["falls"]],
     }
 
 
