@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def measure(
     ]
 
 
-def teleop_falls(policy, randomize: bool) -> str:
+def teleop_falls(policy: Callable[[np.ndarray], np.ndarray], randomize: bool) -> str:
     """Falls over every command keyboard_teleop can send: "N of M" and the commands that fell."""
     from pidog_sim.evaluation import keyboard_falls
 
@@ -121,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pidog_control.policy_runtime import OnnxPolicy
-    from pidog_description.spec import teleop_commands
+    from pidog_description.spec import TELEOP_STEPS, teleop_commands
 
     policies = args.policy or [("shipped", SHIPPED)]
     header = (
@@ -158,8 +159,8 @@ def main() -> None:
         "",
         *rows,
         "",
-        f"Every command `keyboard_teleop` can send ({len(teleop_commands())} commands: 0.05 m/s and 0.25 rad/s "
-        f"per key press, `pidog_description.spec.teleop_commands`), {TELEOP_EPISODES} episodes each of "
+        f"Every command `keyboard_teleop` can send ({len(teleop_commands())} commands: {TELEOP_STEPS[0]:g} m/s and "
+        f"{TELEOP_STEPS[1]:g} rad/s per key press, `pidog_description.spec.teleop_commands`), {TELEOP_EPISODES} episodes each of "
         f"{SECONDS:.0f} s: falls, and the commands (vx, wz) that fell.",
         "",
         *teleop_rows,

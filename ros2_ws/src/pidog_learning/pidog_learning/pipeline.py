@@ -779,7 +779,7 @@ class Pipeline:
             seed=ev["seed"],
             settle_seconds=ev["tracking_settle_seconds"],
             episodes_per_command=ev["keyboard_episodes"],
-            env_kwargs=self.config["env"],
+            env_kwargs=self._env_kwargs(False),
         )
         if check["fell_at"]:  # also in the report; said here so a user watching the run sees it
             where = ", ".join(f"({vx:+.2f} m/s, {wz:+.2f} rad/s)" for vx, wz in check["fell_at"])
