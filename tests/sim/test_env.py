@@ -107,6 +107,28 @@ def test_episode_truncates_at_fixed_length_and_terminates_on_fall() -> None:
     assert terminated and info["fell"]
 
 
+def test_termination_term_charges_the_fall_step_once_and_nothing_while_upright() -> None:
+    """reward.termination: -weight on the step a robot falls, 0 on every other step, and the
+    whole reward lower by exactly that much (off, 0, by default)."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+
+    def walk_then_tip(weight: float) -> tuple[list[float], float, float]:
+        env = PiDogEnv(randomize=False, reward={"termination": weight})
+        env.reset(seed=0)
+        upright = [env.step(still)[4]["reward_terms"]["termination"] for _ in range(20)]
+        env.sim.batch.qpos[0, 3:7] = [np.cos(0.75), np.sin(0.75), 0, 0]  # rolled onto its side
+        _, reward, terminated, _, info = env.step(still)
+        assert terminated and info["fell"]
+        env.close()
+        return upright, info["reward_terms"]["termination"], float(reward)
+
+    upright, charged, reward = walk_then_tip(50.0)
+    assert upright == [0.0] * 20 and charged == -50.0
+    upright_off, charged_off, reward_off = walk_then_tip(0.0)
+    assert charged_off == 0.0 and reward == pytest.approx(reward_off - 50.0)
+    assert PiDogEnv().cfg["reward"]["termination"] == 0.0
+
+
 def test_sampled_commands_vary_per_episode() -> None:
     env = PiDogEnv(command_mode="sample")
     commands = {tuple(np.round(env.reset(seed=s)[0][OBS_SLICES["command"]], 4)) for s in range(5)}

@@ -48,6 +48,12 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "action_rate": 0.02,
         "energy": 0.002,
         "alive": 0.2,
+        # Paid once, on the step a robot falls (a diverged robot is not charged). Without it a
+        # fall costs only the reward still to come, ~100 steps' worth at gamma 0.99. At 100 over
+        # nine seeds no run fell at a keyboard command on the nominal robot (3 of 9 without),
+        # but the grid and the robustness cells saw more falls (22 / 37 against 14 / 24), so it
+        # is off (docs/ABLATIONS.md, twenty-sixth session).
+        "termination": 0.0,
         "foot_slip": 0.0,  # stance feet sliding (m/s)^2
         # Per foot landing this step, its horizontal speed squared ((m/s)^2): the landings, where
         # a trained policy's feet move 0.195 m/s against the gait's 0.128, carry half its stance

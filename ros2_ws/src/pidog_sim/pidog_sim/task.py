@@ -324,6 +324,7 @@ class WalkTask:
             "action_rate": lambda: -np.sum((action - prev_action) ** 2, axis=1),
             "energy": lambda: -np.sum(np.abs(sim.joint_torques() * sim.joint_velocities()), axis=1),
             "alive": lambda: np.where(fell, 0.0, 1.0),
+            "termination": lambda: -fell.astype(np.float64),
             "foot_slip": lambda: -np.sum(contacts * foot_speed_xy() ** 2, axis=1),
             "touchdown_slip": lambda: -np.sum(touchdowns() * foot_speed_xy() ** 2, axis=1),
             "foot_clearance": lambda: (
