@@ -94,10 +94,17 @@ def measure(
 
 def teleop_falls(policy: Callable[[np.ndarray], np.ndarray], randomize: bool) -> str:
     """Falls over every command keyboard_teleop can send: "N of M" and the commands that fell."""
-    from pidog_sim.evaluation import keyboard_falls
+    from pidog_sim.evaluation import format_commands, keyboard_falls
 
-    check = keyboard_falls(policy, randomize, SECONDS, SEED, SETTLE, TELEOP_EPISODES)
-    fell = ", ".join(f"({vx:+.2f}, {wz:+.2f})" for vx, wz in check["fell_at"])
+    check = keyboard_falls(
+        policy,
+        randomize,
+        seconds=SECONDS,
+        seed=SEED,
+        settle_seconds=SETTLE,
+        episodes_per_command=TELEOP_EPISODES,
+    )
+    fell = format_commands(check["fell_at"])
     return f"{check['falls']} of {check['episodes']}" + (f": {fell}" if fell else "")
 
 

@@ -769,7 +769,7 @@ class Pipeline:
         ev = self.config["eval"]
         if ev["keyboard_episodes"] == 0:
             return {}
-        from pidog_sim.evaluation import keyboard_falls
+        from pidog_sim.evaluation import format_commands, keyboard_falls
 
         self.reporter.status(phase="evaluating", message="every keyboard command, nominal robot")
         check = keyboard_falls(
@@ -782,8 +782,10 @@ class Pipeline:
             env_kwargs=self._env_kwargs(False),
         )
         if check["fell_at"]:  # also in the report; said here so a user watching the run sees it
-            where = ", ".join(f"({vx:+.2f} m/s, {wz:+.2f} rad/s)" for vx, wz in check["fell_at"])
-            self.reporter.status(message=f"policy.onnx fell on the nominal robot, commanded {where}")
+            where = format_commands(check["fell_at"])
+            self.reporter.status(
+                message=f"policy.onnx fell on the nominal robot, commanded (vx m/s, wz rad/s) {where}"
+            )
         return check
 
     def _calibrate(self, deployed: PiDogPolicy) -> dict[str, Any]:

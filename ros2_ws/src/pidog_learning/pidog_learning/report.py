@@ -100,7 +100,9 @@ def keyboard_section(keyboard: Mapping[str, Any]) -> list[str]:
     )
     if not keyboard["falls"]:
         return [heading, "", f"`policy.onnx` fell in none of the {keyboard['episodes']} episodes.", ""]
-    where = ", ".join(f"({vx:+.2f}, {wz:+.2f})" for vx, wz in keyboard["fell_at"])
+    from pidog_sim.evaluation import format_commands
+
+    where = format_commands(keyboard["fell_at"])
     return [
         heading,
         "",

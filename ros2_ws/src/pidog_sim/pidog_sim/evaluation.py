@@ -738,6 +738,12 @@ def keyboard_falls(
     }
 
 
+def format_commands(commands: Sequence[Sequence[float]]) -> str:
+    """(vx, wz) commands as "(+0.30, +0.00), ..." (m/s, rad/s): how the keyboard check's
+    falls read in the report, on the console and in bench_deploy_gap."""
+    return ", ".join(f"({vx:+.2f}, {wz:+.2f})" for vx, wz in commands)
+
+
 def tracking_table(results: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown: one summary row per controller, then achieved (vx, wz) per command."""
     lines = [
