@@ -29,10 +29,23 @@ WORKER_RESOURCE = "pidog_test_worker"  # custom resource only the second node ha
 FAST_HEALTH_CHECK = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4"}
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free now and was not handed out before in this test session.
+
+    The kernel may give the same free port to two successive binds once the first socket is
+    closed; Ray refuses to start when two of its components are given one port (a CI run failed
+    so: client server and dashboard agent both on one port), so every port is handed out once.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 # Token authentication with a token of this test session's own: independent of whatever
