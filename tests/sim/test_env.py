@@ -129,6 +129,19 @@ def test_termination_term_charges_the_fall_step_once_and_nothing_while_upright()
     assert PiDogEnv().cfg["reward"]["termination"] == 0.0
 
 
+def test_a_diverged_robot_earns_and_is_charged_nothing_term_by_term() -> None:
+    """A step whose physics blew up pays 0 in total and in every logged term (the termination
+    penalty included): nothing about it is worth learning from or logging."""
+    env = PiDogEnv(randomize=False, reward={"termination": 50.0})
+    env.reset(seed=0)
+    env.step(np.zeros(ACTION_DIM, dtype=np.float32))
+    env.sim.batch.qvel[0, :] = 1e30  # an exploded state, as a bad contact would give
+    _, reward, terminated, _, info = env.step(np.zeros(ACTION_DIM, dtype=np.float32))
+    env.close()
+    assert terminated and info["unstable"]
+    assert reward == 0.0 and set(info["reward_terms"].values()) == {0.0}
+
+
 def test_sampled_commands_vary_per_episode() -> None:
     env = PiDogEnv(command_mode="sample")
     commands = {tuple(np.round(env.reset(seed=s)[0][OBS_SLICES["command"]], 4)) for s in range(5)}

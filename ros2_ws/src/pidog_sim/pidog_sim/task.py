@@ -211,6 +211,8 @@ class WalkTask:
         self.foot_down = contact
         if unstable.any():  # nothing about a diverged robot is worth learning from
             reward[unstable] = 0.0
+            for values in terms.values():  # and the logged terms still add up to its reward
+                values[unstable] = 0.0
         truncated = (self.steps >= self.max_steps) & ~fell
         resample = np.flatnonzero((self.steps >= self.next_command_step) & ~self.fixed_command)
         if resample.size:
