@@ -7,8 +7,11 @@ hw_node estimates.
 - Noise: PPO tunes the mean action for the noisy policy it explores with, and the robot runs
   the mean. Per-joint white noise at 50 Hz disturbs every stride, so the mean may learn to stride
   harder and the noise-free policy then overshoots. Randomised sim, as deployed and with Gaussian
-  noise of std ``--sigma`` (default exp(policy.initial_log_std) = 0.223; PPO's learned std stays
-  near it, ``train/std`` in TensorBoard) added to every joint and step.
+  noise added to every joint and step: of the std PPO explored with when the file was exported
+  (``exploration_std`` in its ``training_info``; with the default ``finetune.log_std_lr_scale``
+  PPO learns it down to ~0.09-0.15), or ``--sigma`` for files exported before it was recorded
+  (default exp(policy.initial_log_std) = 0.223, where a policy trained at log_std_lr_scale 1
+  stays).
 - Latency: training draws 0-2 steps per episode and the policy cannot observe which; `sim_node`
   runs 0 by default, the twin and the robot have their own. Nominal robot (no randomisation) at
   latency 0, 1 and 2 steps.
@@ -32,6 +35,7 @@ left out and counted). Default: the shipped policy. Results: docs/benchmarks/dep
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -108,6 +112,12 @@ def teleop_falls(policy: Callable[[np.ndarray], np.ndarray], randomize: bool) ->
     return f"{check['falls']} of {check['episodes']}" + (f": {fell}" if fell else "")
 
 
+def exploration_std(metadata: dict[str, str], fallback: float) -> float:
+    """The exploration noise an exported policy records (``pidog_learning.export``), else ``fallback``."""
+    info = json.loads(metadata.get("training_info", "{}"))
+    return float(info.get("exploration_std", fallback))
+
+
 def parse_policy(text: str) -> tuple[str, Path]:
     label, sep, path = text.partition("=")
     if not sep:
@@ -123,7 +133,10 @@ def main() -> None:
     )
     parser.add_argument("--policy", action="append", type=parse_policy, help="LABEL=FILE.onnx (repeatable)")
     parser.add_argument(
-        "--sigma", type=float, default=math.exp(-1.5), help="training noise std (action units)"
+        "--sigma",
+        type=float,
+        default=math.exp(-1.5),
+        help="training noise std (action units) for files that do not record their own",
     )
     parser.add_argument("--episodes", type=int, default=3)
     args = parser.parse_args()
@@ -138,13 +151,17 @@ def main() -> None:
     )
     rows = [header, "|---|---|---|---|---|---|---|---|---|"]
     teleop_rows = ["| policy | falls, nominal robot | falls, randomised robots |", "|---|---|---|"]
+    sigmas = []
     for label, path in policies:
-        policy = OnnxPolicy(path).act
+        runtime = OnnxPolicy(path)
+        policy = runtime.act
+        sigma = exploration_std(runtime.metadata, args.sigma)
+        sigmas.append(f"`{label}` {sigma:.3f}")
         teleop_rows.append(f"| {label} | {teleop_falls(policy, False)} | {teleop_falls(policy, True)} |")
         print(teleop_rows[-1], flush=True)
         columns = [
             measure(policy, 0.0, args.episodes, True, None),
-            measure(policy, args.sigma, args.episodes, True, None),
+            measure(policy, sigma, args.episodes, True, None),
             *(measure(policy, 0.0, args.episodes, False, lat) for lat in (0, 1, 2)),
             *(measure(policy, 0.0, args.episodes, False, lat, imu_filter=True) for lat in (0, 1)),
         ]
@@ -158,8 +175,9 @@ def main() -> None:
         f"Machine: {machine_summary()}",
         "",
         f"Policies: {names}. Each cell: achieved vx (m/s), wz (rad/s), {args.episodes} episodes of "
-        f"{SECONDS:.0f} s (first {SETTLE:.0f} s not scored). Training noise: std {args.sigma:.3f} action units "
-        "per joint and step, as PPO explores. Latency columns: the nominal robot (no randomisation) "
+        f"{SECONDS:.0f} s (first {SETTLE:.0f} s not scored). Training noise: per joint and step, as PPO explored "
+        f"when the file was exported, std in action units {', '.join(sigmas)} (`--sigma` {args.sigma:.3f} where "
+        "a file does not record it). Latency columns: the nominal robot (no randomisation) "
         "at a fixed control latency; `sim_node` runs latency 0 by default. Filter columns: the nominal robot "
         f"observing {FILTER_OBSERVATION}; the twin and the robot run it, `sim_node` when its parameter "
         "`imu_orientation` is `filter`.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def test_onnx_matches_torch_within_1e_5(policy, tmp_path: Path) -> None:
     sb3_actions, _ = policy.predict(padded, deterministic=True)
     assert np.max(np.abs(onnx_actions - sb3_actions)) <= 1e-5
     assert np.all(np.abs(onnx_actions) <= 1.0)
+
+
+def test_onnx_records_the_exploration_noise_ppo_ran_with(policy, tmp_path: Path) -> None:
+    noisier = copy.deepcopy(policy)
+    noisier.set_action_std(-2.0)  # what PPO's learnt log-std might have reached
+    path = export_onnx(noisier, tmp_path / "policy.onnx", {"timesteps": 0})
+    info = json.loads(OnnxPolicy(path).metadata["training_info"])
+    assert info["exploration_std"] == pytest.approx(np.exp(-2.0), abs=1e-4)
+    assert info["timesteps"] == 0  # the caller's facts are kept beside it
 
 
 def test_privileged_critic_never_reaches_the_onnx(policy, tmp_path: Path) -> None:

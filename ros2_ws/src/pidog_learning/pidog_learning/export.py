@@ -103,10 +103,16 @@ def export_onnx(policy: PiDogPolicy, path: str | os.PathLike[str], training_info
             opset_version=ONNX_OPSET,
         )
     model = onnx.load_from_string(buffer.getvalue())
+    info = dict(training_info)
+    if not policy.use_sde:
+        # The noise PPO explored with at this point (the robot runs the mean): what a benchmark
+        # adds back to see how much of the mean was tuned for the noisy policy. gSDE's noise
+        # depends on the state, so it has no single figure.
+        info["exploration_std"] = round(policy.action_std(args[0]), 4)
     props = {
         **policy_metadata(),
         "inputs": ",".join(names),
-        "training_info": json.dumps(dict(training_info), sort_keys=True, default=str),
+        "training_info": json.dumps(info, sort_keys=True, default=str),
     }
     del model.metadata_props[:]
     for key, value in props.items():
