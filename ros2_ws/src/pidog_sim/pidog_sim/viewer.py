@@ -4,7 +4,8 @@ MuJoCo's passive viewer (``mujoco.viewer.launch_passive``, GLFW) renders on its 
 The physics never waits for it: the caller hands over the current state with ``submit`` (a
 non-blocking copy into a staging MjData; a frame is dropped when the viewer is busy) and a
 feeder thread copies the latest state into the viewer's own MjData/MjModel, draws the overlay
-(ground-truth heading arrow, commanded-velocity arrows, a text line) and syncs the window.
+(ground-truth heading arrow labelled with heading, command and sim time; commanded-velocity
+arrows) and syncs the window.
 Closing the window stops only the viewer.
 
 Without a display (no DISPLAY/WAYLAND_DISPLAY, or GL fails to start) ``LiveViewer.open`` says
@@ -221,7 +222,20 @@ class LiveViewer:
                 sim_time = float(self._staging.time)
                 command = self._command.copy()
             try:
+                # All of it under the viewer's own lock (recursive: sync takes it again). Its
+                # render thread frees its copy of the model and data under that lock once the
+                # window is closed, and marks itself closed (exitrequest) before it lets go, so
+                # "still running" asked here stays true until we let go. Asked outside it, the
+                # window could close between the question and sync(), which then copied into
+                # freed memory. The numbers ride on the heading arrow's label, not set_texts:
+                # set_texts waits, without a timeout and without asking whether the window is
+                # still open, for the render thread to take the previous text, so after a close
+                # it spun until the viewer was destroyed under it (and under this lock it could
+                # never return). CI found sim_node dead with no Python trace after its window
+                # was closed, three times.
                 with self.handle.lock():
+                    if not self.handle.is_running():
+                        break
                     if first:  # follow the robot from behind its left shoulder
                         cam = self.handle.cam
                         cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
@@ -231,52 +245,43 @@ class LiveViewer:
                     self.data.qpos[:] = qpos
                     self.data.time = sim_time
                     mujoco.mj_forward(self.model, self.data)
-                    text = self._overlay(command)
-                # Outside the lock: both take the viewer's lock themselves. Each asked again
-                # whether the window is still there: set_texts does not check (mujoco.viewer
-                # Handle), and a closed window's GUI thread is tearing down what they touch.
-                if not self.handle.is_running():
-                    break
-                self.handle.set_texts(text)
-                if not self.handle.is_running():
-                    break
-                self.handle.sync()
+                    self._overlay(command)
+                    self.handle.sync()
                 self.frames_drawn += 1
             except Exception:  # noqa: BLE001 - the window went away between checks
                 break
 
-    def _overlay(self, command: np.ndarray) -> tuple:
-        """Arrows into the user scene; returns the text overlay for ``set_texts``."""
+    def _overlay(self, command: np.ndarray) -> None:
+        """Arrows into the user scene, the numbers as the heading arrow's label."""
         scn = self.handle.user_scn
+        if scn is None:
+            return
         pos = self.data.xpos[self._base].copy()
         yaw = float(yaw_from_quaternion(self.data.xquat[self._base]))
         fwd = np.array([math.cos(yaw), math.sin(yaw), 0.0])
         left = np.array([-math.sin(yaw), math.cos(yaw), 0.0])
         start = pos + (0.0, 0.0, 0.07)
-        arrows = [(start, start + 0.15 * fwd, (0.1, 0.8, 0.2, 1.0))]  # ground-truth heading
         vx, wz = float(command[0]), float(command[1])
+        label = f"heading {math.degrees(yaw):+.1f} deg  cmd {vx:+.2f} m/s {wz:+.2f} rad/s  t {self.data.time:.1f} s"
+        arrows = [(start, start + 0.15 * fwd, (0.1, 0.8, 0.2, 1.0), label)]  # ground-truth heading
         if abs(vx) > 1e-3:  # commanded forward speed: 1.5 m of arrow per m/s
-            arrows.append(
-                (start + (0, 0, 0.02), start + (0, 0, 0.02) + 1.5 * vx * fwd, (0.15, 0.35, 1.0, 1.0))
-            )
+            lift = start + (0, 0, 0.02)
+            arrows.append((lift, lift + 1.5 * vx * fwd, (0.15, 0.35, 1.0, 1.0), ""))
         if abs(wz) > 1e-3:  # commanded yaw rate: a sideways arrow at the nose (left = +wz)
             nose = start + 0.15 * fwd
-            arrows.append((nose, nose + 0.1 * wz * left, (0.75, 0.2, 0.85, 1.0)))  # purple: not robot orange
+            arrows.append(
+                (nose, nose + 0.1 * wz * left, (0.75, 0.2, 0.85, 1.0), "")
+            )  # purple: not robot orange
         scn.ngeom = 0
-        for a, b, rgba in arrows if scn is not None else ():
+        for a, b, rgba, text in arrows:
             geom = scn.geoms[scn.ngeom]
             mujoco.mjv_initGeom(
                 geom, mujoco.mjtGeom.mjGEOM_ARROW, np.zeros(3), np.zeros(3), np.eye(3).ravel(),
                 np.asarray(rgba, dtype=np.float32),
             )  # fmt: skip
             mujoco.mjv_connector(geom, mujoco.mjtGeom.mjGEOM_ARROW, 0.004, np.asarray(a), np.asarray(b))
+            geom.label = text
             scn.ngeom += 1
-        return (
-            mujoco.mjtFontScale.mjFONTSCALE_150,
-            mujoco.mjtGridPos.mjGRID_TOPLEFT,
-            "heading\ncmd vx\ncmd wz\nt",
-            f"{math.degrees(yaw):+.1f} deg\n{vx:+.2f} m/s\n{wz:+.2f} rad/s\n{self.data.time:.1f} s",
-        )
 
     def close(self) -> None:
         """Close the window (if still open) and wait for the viewer's threads."""
