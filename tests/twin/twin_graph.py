@@ -163,14 +163,18 @@ class Operator:
         return any(tilt > limit for t, tilt in self.tilt if t >= t0)
 
 
-def run_sim_node(spawn_node, probe, seconds: float, turn: bool = True) -> Run:
-    """The reference: the shipped policy through sim_node (use_sim_time), forward then left.
+def run_sim_node(spawn_node, probe, seconds: float, turn_seconds: float = 0.0) -> Run:
+    """The reference: the shipped policy through sim_node (use_sim_time), forward for ``seconds``,
+    then left for ``turn_seconds`` if given. In lockstep: each step waits for the policy's answer
+    to the tick before, as in training, so the reference does not depend on the machine's load.
     Its orientation comes from hw_node's complementary filter, as on the twin: a policy's turn
     can differ between the filter's estimate and the true orientation it was trained on (by
     6-13 % for the policy shipped since 2026-12-03, 21 % for another run; docs/ABLATIONS.md,
     eleventh session), which the comparison is not about."""
     rec = record(probe)
-    sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 0, "imu_orientation": "filter"})
+    sim = spawn_node(
+        "pidog_sim.sim_node", {"randomize": False, "seed": 0, "imu_orientation": "filter", "lockstep": True}
+    )
     policy = spawn_node("pidog_control.policy_node", {**POLICY_PARAMS, "use_sim_time": True})
     logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
     op = Operator(probe, logs)
@@ -179,8 +183,8 @@ def run_sim_node(spawn_node, probe, seconds: float, turn: bool = True) -> Run:
         t0 = op.odom.now
         forward = op.drive(FORWARD, seconds)
         yaw = None
-        if turn:
-            left = op.drive(LEFT, seconds)
+        if turn_seconds:
+            left = op.drive(LEFT, turn_seconds)
             yaw = float(left[-1, 3] - left[0, 3])
         run = Run(walked_distance(forward), yaw, op.fell_since(t0), window_note(forward))
     finally:
@@ -195,12 +199,12 @@ def run_twin(
     probe,
     tmp_path: Path,
     seconds: float,
-    turn: bool = True,
+    turn_seconds: float = 0.0,
     hw_params: dict[str, Any] | None = None,
     control: dict[str, Any] | None = None,
 ) -> Run:
     """The shipped policy through hw_node on the twin: hw_node stands the robot up, policy_node
-    starts, the operator arms hw_node and drives. ``control``: twin faults written to the
+    starts, the operator arms hw_node and drives (forward, then left if ``turn_seconds``). ``control``: twin faults written to the
     emulator control file before hw_node starts (pidog_hw.emulation.twin)."""
     params = {**TWIN_HW_PARAMS, **(hw_params or {})}
     if control:
@@ -236,8 +240,8 @@ def run_twin(
         # second of walking still leaves its settling and first steps to compare.
         gyro_corr = op.gyro_correlation(since=armed_at)
         yaw = None
-        if turn:
-            left = op.drive(LEFT, seconds)
+        if turn_seconds:
+            left = op.drive(LEFT, turn_seconds)
             yaw = float(left[-1, 3] - left[0, 3])
         note = f"{window_note(forward)} arm: {armed.message}; hw_node state {states[-1] if states else '?'}"
         note += "".join(f"\n  hw_node: {line}" for line in hw.log().splitlines() if "latched until" in line)
