@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 WINDOW_S = 7.0  # sim-time seconds of the forward window (after 1 s of settling)
 TURN_WINDOW_S = 16.0  # and of the turn window: 7 s judged the turn by too few strides (below)
-FAULT_WINDOW_S = 5.0  # the faults are blatant: a shorter look keeps tests/twin near 90 s
+FAULT_WINDOW_S = 5.0  # the faults are blatant: a shorter look keeps tests/twin near 2 min
 # One run each, so the bounds include the shipped policy's own run-to-run spread over DDS.
 # The policy shipped on 2026-12-03, 9 pairs with the filter on both sides and 7 s turn windows:
 # turn 0.89-1.21, mean 1.06, forward 1.09-1.29. Likely why: the twin answers 0-1 control tick later

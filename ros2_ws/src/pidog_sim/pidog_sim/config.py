@@ -107,7 +107,10 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
     },
     # Domain randomisation (applied per episode when randomize=True).
     "randomization": {
-        "mass_scale": (0.85, 1.2),  # torso mass multiplier (total mass ~0.85-1.15 kg)
+        # Torso mass multiplier: the torso is 0.64 of the model's 0.97 kg, so the total is
+        # 0.87-1.10 kg (issue 14's robustness target reaches 1.15 kg; docs/ABLATIONS.md,
+        # twenty-eighth session, for a wider range).
+        "mass_scale": (0.85, 1.2),
         "friction": (0.6, 1.2),
         "servo_strength": (0.8, 1.2),  # stall torque multiplier
         "servo_speed": (0.85, 1.1),  # max speed multiplier
