@@ -204,8 +204,9 @@ def run_twin(
     control: dict[str, Any] | None = None,
 ) -> Run:
     """The shipped policy through hw_node on the twin: hw_node stands the robot up, policy_node
-    starts, the operator arms hw_node and drives (forward, then left if ``turn_seconds``). ``control``: twin faults written to the
-    emulator control file before hw_node starts (pidog_hw.emulation.twin)."""
+    starts, the operator arms hw_node and drives (forward, then left if ``turn_seconds``).
+    ``control``: twin faults written to the emulator control file before hw_node starts
+    (pidog_hw.emulation.twin)."""
     params = {**TWIN_HW_PARAMS, **(hw_params or {})}
     if control:
         path = tmp_path / "twin_control.json"
