@@ -35,7 +35,6 @@ left out and counted). Default: the shipped policy. Results: docs/benchmarks/dep
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -112,12 +111,6 @@ def teleop_falls(policy: Callable[[np.ndarray], np.ndarray], randomize: bool) ->
     return f"{check['falls']} of {check['episodes']}" + (f": {fell}" if fell else "")
 
 
-def exploration_std(metadata: dict[str, str], fallback: float) -> float:
-    """The exploration noise an exported policy records (``pidog_learning.export``), else ``fallback``."""
-    info = json.loads(metadata.get("training_info", "{}"))
-    return float(info.get("exploration_std", fallback))
-
-
 def parse_policy(text: str) -> tuple[str, Path]:
     label, sep, path = text.partition("=")
     if not sep:
@@ -143,6 +136,7 @@ def main() -> None:
 
     from pidog_control.policy_runtime import OnnxPolicy
     from pidog_description.spec import TELEOP_STEPS, teleop_commands
+    from pidog_learning.export import recorded_exploration_std
 
     policies = args.policy or [("shipped", SHIPPED)]
     header = (
@@ -155,7 +149,8 @@ def main() -> None:
     for label, path in policies:
         runtime = OnnxPolicy(path)
         policy = runtime.act
-        sigma = exploration_std(runtime.metadata, args.sigma)
+        recorded = recorded_exploration_std(runtime.metadata)
+        sigma = args.sigma if recorded is None else recorded
         sigmas.append(f"`{label}` {sigma:.3f}")
         teleop_rows.append(f"| {label} | {teleop_falls(policy, False)} | {teleop_falls(policy, True)} |")
         print(teleop_rows[-1], flush=True)

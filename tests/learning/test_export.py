@@ -16,7 +16,14 @@ from learning_helpers import TINY_KWARGS, synthetic_demos
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import OBS_DIM, metadata_mismatches
 from pidog_learning.bc import checkpoint_metadata, save_policy_weights, train_bc
-from pidog_learning.export import export_onnx, load_checkpoint_policy, main, policy_controller, torch_actions
+from pidog_learning.export import (
+    export_onnx,
+    load_checkpoint_policy,
+    main,
+    policy_controller,
+    recorded_exploration_std,
+    torch_actions,
+)
 from pidog_learning.networks import make_policy
 
 
@@ -65,6 +72,9 @@ def test_onnx_records_the_exploration_noise_ppo_ran_with(policy, tmp_path: Path)
     info = json.loads(OnnxPolicy(path).metadata["training_info"])
     assert info["exploration_std"] == pytest.approx(np.exp(-2.0), abs=1e-4)
     assert info["timesteps"] == 0  # the caller's facts are kept beside it
+    # What a benchmark reads back; a file exported before the noise was recorded has none.
+    assert recorded_exploration_std(OnnxPolicy(path).metadata) == info["exploration_std"]
+    assert recorded_exploration_std({"training_info": json.dumps({"timesteps": 0})}) is None
 
 
 def test_privileged_critic_never_reaches_the_onnx(policy, tmp_path: Path) -> None:

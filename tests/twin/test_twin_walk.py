@@ -21,9 +21,9 @@ FAULT_WINDOW_S = 5.0  # the faults are blatant: a shorter look keeps tests/twin 
 # turn 0.89-1.21, mean 1.06, forward 1.09-1.29. Likely why: the twin answers 0-1 control tick later
 # than sim_node (policy_node and hw_node run on unsynchronised wall-clock timers), and this policy
 # turns and walks ~10 % faster at one tick of latency (docs/benchmarks/deploy_gap.md). A CI run
-# (2026-12-04) then read a turn of 1.32; 14 more pairs on 2026-12-05 with 7 s windows: turn
-# 0.76-1.13 (twin 3.9-6.1 rad, sim_node 5.1-5.7), but the twin's turn, split into 4 s quarters
-# of a 16 s window, varied by under 10 %: 7 s judged it by too few strides. With 16 s turn
+# (2026-12-05) then read a turn of 1.32; 14 more pairs that day with 7 s windows: turn 0.76-1.13
+# (twin 3.9-6.1 rad, sim_node 5.1-5.7), but in 5 twin runs each 4 s quarter of a 16 s turn
+# window stayed within 11 % of its run's mean: 7 s judged the turn by too few strides. With 16 s turn
 # windows and the reference in lockstep (as in training, unmoved by the machine's load), 11 pairs:
 # turn 0.89-1.09, forward 1.03-1.20. The band still catches what it caught before: a harness bug
 # that read 0.40 (docs/TWIN.md); wiring faults stop the walk. The forward band is wide because an

@@ -74,6 +74,18 @@ def torch_actions(policy: PiDogPolicy, inputs: Mapping[str, np.ndarray]) -> np.n
         return actor(*args).numpy()
 
 
+TRAINING_INFO_KEY = "training_info"  # ONNX metadata: JSON of how the file was trained
+EXPLORATION_STD_KEY = "exploration_std"  # in it: PPO's exploration noise (Gaussian policies)
+
+
+def recorded_exploration_std(metadata: Mapping[str, str]) -> float | None:
+    """The exploration noise an exported policy's metadata records (``export_onnx``), or None:
+    files exported before it was recorded, and gSDE policies, have none."""
+    info = json.loads(metadata.get(TRAINING_INFO_KEY, "{}"))
+    value = info.get(EXPLORATION_STD_KEY)
+    return None if value is None else float(value)
+
+
 def export_onnx(policy: PiDogPolicy, path: str | os.PathLike[str], training_info: Mapping[str, Any]) -> Path:
     """Write ``policy`` as ONNX atomically, after checking onnxruntime agrees with torch."""
     import onnx
@@ -108,11 +120,11 @@ def export_onnx(policy: PiDogPolicy, path: str | os.PathLike[str], training_info
         # The noise PPO explored with at this point (the robot runs the mean): what a benchmark
         # adds back to see how much of the mean was tuned for the noisy policy. gSDE's noise
         # depends on the state, so it has no single figure.
-        info["exploration_std"] = round(policy.action_std(args[0]), 4)
+        info[EXPLORATION_STD_KEY] = round(policy.action_std(args[0]), 4)
     props = {
         **policy_metadata(),
         "inputs": ",".join(names),
-        "training_info": json.dumps(info, sort_keys=True, default=str),
+        TRAINING_INFO_KEY: json.dumps(info, sort_keys=True, default=str),
     }
     del model.metadata_props[:]
     for key, value in props.items():
