@@ -1,7 +1,7 @@
 """Robustness of the shipped policy to the robot's physics (issue 14, item 4).
 
     python -m benchmarks.bench_robustness [--episodes 3] [--seconds 8] [--policy PATH|trot]
-                                          [--imu-orientation noisy_truth|filter]
+                                          [--imu-orientation noisy_truth|filter] [--targets-only]
 
 The shipped policy (models/policies/pidog_walk.onnx, as the robot runs it) walks forward at a
 fixed command on a grid of servo strength (stall torque, N·m; the model's is 0.35), control
@@ -23,6 +23,9 @@ reference for what this gait family does on weaker and stronger robots.
 `--imu-orientation filter` lets the policy observe the orientation the robot's `hw_node` publishes
 (its complementary filter over the simulated gyro and accelerometer) instead of the simulator's
 truth with white noise, as training does.
+`--targets-only` walks only the target's 60 cells (and the nominal robot), prints the count a
+candidate policy is judged by and its failing cells, and writes no page: a check for a training
+run, with 244 robots where the full grid has 576 (53 s on one thread beside two training runs).
 Results: docs/benchmarks/robustness.md and robustness.png (robustness_trot.* for the trot,
 robustness_filter.* with the filter).
 """
@@ -95,9 +98,10 @@ def run_grid(
     imu_orientation: str = DEFAULT_SIM_CONFIG["imu_orientation"],
     command_vx: float = COMMAND_VX,
     only: list[tuple[float, int, float]] | None = None,
+    targets_only: bool = False,
 ) -> dict:
-    """Every (strength, latency, mass) cell, or ``only`` those (the nominal cell is always run:
-    speeds are reported relative to it)."""
+    """Every (strength, latency, mass) cell, or ``only`` those, or with ``targets_only`` those in
+    the target range (the nominal cell is always run: speeds are reported relative to it)."""
     from pidog_description.robot import SERVO_STALL_TORQUE
     from pidog_description.spec import CONTROL_DT
     from pidog_sim.task import WalkTask
@@ -109,9 +113,12 @@ def run_grid(
     torso_mass = float(probe.sim.models[0].body_mass[probe.sim.base_id])
     probe.close()
     masses = tuple(total_mass if m is None else m for m in MASSES_KG)
-    cells = list(itertools.product(STRENGTHS_NM, LATENCIES, masses))
+    grid = list(itertools.product(STRENGTHS_NM, LATENCIES, masses))
+    cells = grid
     if only is not None:
         cells = [c for c in cells if c in only or c == nominal_cell(total_mass)]
+    if targets_only:
+        cells = [c for c in cells if in_target(cell_row(c)) or c == nominal_cell(total_mass)]
     n = len(cells) * episodes
     strength = np.repeat([c[0] / SERVO_STALL_TORQUE for c in cells], episodes)
     latency = np.repeat([c[1] for c in cells], episodes).astype(np.int64)
@@ -146,7 +153,14 @@ def run_grid(
     sim.gravity_noise[:] = noise["imu_gravity_noise"]
     # Fresh episodes without re-randomising (BatchSim.reset would restore the batch nominal).
     sim._randomize = lambda robots: None
-    task.reset(np.arange(n), seeds=1000 + np.arange(n), commands=np.array([command_vx, 0.0]))
+    # Each episode's noise seed from its cell's place in the whole grid, so a cell walked alone
+    # (--targets-only, the fast re-run) sees the same noise as in the full grid.
+    seeds = (
+        1000
+        + np.repeat([grid.index(c) * episodes for c in cells], episodes)
+        + np.tile(np.arange(episodes), len(cells))
+    )
+    task.reset(np.arange(n), seeds=seeds, commands=np.array([command_vx, 0.0]))
 
     steps = int(round(seconds / CONTROL_DT))
     warm = int(round(WARMUP_S / CONTROL_DT))
@@ -207,6 +221,11 @@ def cell_key(r: dict) -> tuple[float, int, float]:
     return (r["strength"], r["latency"], r["mass"])
 
 
+def cell_row(cell: tuple[float, int, float]) -> dict:
+    """The inverse of ``cell_key``: a cell as the row fields ``in_target`` reads."""
+    return {"strength": cell[0], "latency": cell[1], "mass": cell[2]}
+
+
 def nominal_cell(total_mass: float) -> tuple[float, int, float]:
     """The robot every cell's speed is compared with: the model's servos, mass, no latency."""
     from pidog_description.robot import SERVO_STALL_TORQUE
@@ -232,6 +251,35 @@ def passes(r: dict) -> bool:
 
 def holds_heading(r: dict) -> bool:
     return bool(np.isfinite(r["drift"]) and r["drift"] <= DRIFT_LIMIT_RADPS)
+
+
+def target_tally(result: dict) -> dict[str, list[dict]]:
+    """The target range's rows, those failing it, and the passing ones that veer."""
+    target_rows = [r for r in result["rows"] if in_target(r)]
+    return {
+        "target": target_rows,
+        "failing": [r for r in target_rows if not passes(r)],
+        "veering": [r for r in target_rows if passes(r) and not holds_heading(r)],
+    }
+
+
+def target_summary(result: dict, policy: Path | str) -> str:
+    """One line for a candidate policy: the cells it keeps, its falls, the cells that fail."""
+    tally = target_tally(result)
+    kept = len(tally["target"]) - len(tally["failing"])
+    falls = sum(r["falls"] for r in tally["target"])
+    failing = " ".join(
+        f"{r['strength']:.2f}N·m/lat{r['latency']}/{r['mass']:.2f}kg:{r['ratio']:.2f}x"
+        + (f"({r['falls']} fell)" if r["falls"] else "")
+        for r in tally["failing"]
+    )
+    return (
+        f"{describe(policy)[1]}: keeps {TARGET['speed_ratio']:.0%} of its nominal speed "
+        f"({result['nominal_speed']:.3f} m/s at {result['command_vx']:g} commanded) with 0 falls in "
+        f"{kept} of {len(tally['target'])} target cells ({falls} falls in all), "
+        f"{kept - len(tally['veering'])} of them holding heading"
+        + (f"; failing: {failing}" if failing else "")
+    )
 
 
 def describe(policy: Path | str) -> tuple[str, str]:
@@ -298,9 +346,8 @@ def plot(result: dict, path: Path, policy: Path | str = POLICY) -> None:
 
 def report(result: dict, episodes: int, seconds: float, png: str, policy: Path | str = POLICY) -> str:
     rows = result["rows"]
-    target_rows = [r for r in rows if in_target(r)]
-    failing = [r for r in target_rows if not passes(r)]
-    veering = [r for r in target_rows if passes(r) and not holds_heading(r)]
+    tally = target_tally(result)
+    target_rows, failing, veering = tally["target"], tally["failing"], tally["veering"]
     ok = not failing
     subject, name = describe(policy)
     outside_fail = [r for r in rows if not in_target(r) and not passes(r)]
@@ -425,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", default=str(POLICY), help=f"an ONNX policy, or '{TROT}' (the scripted gait)")
     p.add_argument("--threads", type=int, default=None)
     add_imu_orientation_argument(p)
+    p.add_argument(
+        "--targets-only",
+        action="store_true",
+        help="walk only the target range's cells and print the tally; writes no page",
+    )
     args = p.parse_args(argv)
     policy: Path | str = TROT if args.policy == TROT else Path(args.policy).resolve()
     if policy != TROT and not Path(policy).is_file():
@@ -432,8 +484,18 @@ def main(argv: list[str] | None = None) -> int:
     section = ("robustness_trot" if policy == TROT else "robustness") + (
         f"_{IMU_FILTER}" if args.imu_orientation == IMU_FILTER else ""
     )
-    result = run_grid(policy, args.episodes, args.seconds, args.threads, args.imu_orientation)
-    failing = [cell_key(r) for r in result["rows"] if in_target(r) and not passes(r)]
+    result = run_grid(
+        policy,
+        args.episodes,
+        args.seconds,
+        args.threads,
+        args.imu_orientation,
+        targets_only=args.targets_only,
+    )
+    if args.targets_only:
+        print(target_summary(result, policy))
+        return 0
+    failing = [cell_key(r) for r in target_tally(result)["failing"]]
     if failing:
         result["fast"] = run_grid(
             policy,
