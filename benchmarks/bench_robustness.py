@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_robustness [--episodes 3] [--seconds 8] [--policy PATH|trot]
                                           [--imu-orientation noisy_truth|filter] [--targets-only]
+                                          [--seed N]
 
 The shipped policy (models/policies/pidog_walk.onnx, as the robot runs it) walks forward at a
 fixed command on a grid of servo strength (stall torque, N·m; the model's is 0.35), control
@@ -68,6 +69,7 @@ FAST_COMMAND_VX = float(DEFAULT_SIM_CONFIG["command_ranges"]["vx"][1])
 SATURATED = 0.98  # a servo at >= this share of its stall torque counts as saturated
 WARMUP_S = TRACKING_SETTLE_S  # not scored, as on the tracking grid
 DRIFT_LIMIT_RADPS = TRACKING_TARGETS["wz_error"]  # the tracking grid's wz error target (issue 12)
+NOISE_SEED = 1000  # the IMU noise draw the pages use; --seed draws another
 
 
 def batch_controller(
@@ -99,6 +101,7 @@ def run_grid(
     command_vx: float = COMMAND_VX,
     only: list[tuple[float, int, float]] | None = None,
     targets_only: bool = False,
+    seed: int = NOISE_SEED,
 ) -> dict:
     """Every (strength, latency, mass) cell, or ``only`` those, or with ``targets_only`` those in
     the target range (the nominal cell is always run: speeds are reported relative to it)."""
@@ -156,7 +159,7 @@ def run_grid(
     # Each episode's noise seed from its cell's place in the whole grid, so a cell walked alone
     # (--targets-only, the fast re-run) sees the same noise as in the full grid.
     seeds = (
-        1000
+        seed
         + np.repeat([grid.index(c) * episodes for c in cells], episodes)
         + np.tile(np.arange(episodes), len(cells))
     )
@@ -214,6 +217,7 @@ def run_grid(
         "threads": sim.threads,
         "imu_orientation": imu_orientation,
         "command_vx": command_vx,
+        "noise_seed": seed,
     }
 
 
@@ -352,13 +356,15 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
     subject, name = describe(policy)
     outside_fail = [r for r in rows if not in_target(r) and not passes(r)]
     filtered = result["imu_orientation"] == IMU_FILTER
+    seed = result["noise_seed"]
     lines = [
         f"## Robustness of {subject}{TROT_ROLE if policy == TROT else ''} to servo strength, latency and mass"
         f"{FILTER_TITLE if filtered else ''}",
         "",
         f"`python -m benchmarks.bench_robustness --episodes {episodes} --seconds {seconds:g}"
         f"{'' if subject == 'the shipped policy' else f' --policy {name}'}"
-        f"{' --imu-orientation filter' if filtered else ''}` ({machine_summary()}).",
+        f"{' --imu-orientation filter' if filtered else ''}"
+        f"{'' if seed == NOISE_SEED else f' --seed {seed}'}` ({machine_summary()}).",
         "",
         f"{'The scripted trot' if policy == TROT else f'`{name}`'} commanded straight ahead at vx = {COMMAND_VX} m/s, {episodes} episodes of "
         f"{seconds:g} s per cell (speed, the heading-frame forward velocity as `pidog-eval` measures "
@@ -477,6 +483,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="walk only the target range's cells and print the tally; writes no page",
     )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=NOISE_SEED,
+        help=f"first IMU noise seed (default {NOISE_SEED}, the pages'); another seed re-draws the noise",
+    )
     args = p.parse_args(argv)
     policy: Path | str = TROT if args.policy == TROT else Path(args.policy).resolve()
     if policy != TROT and not Path(policy).is_file():
@@ -491,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         args.threads,
         args.imu_orientation,
         targets_only=args.targets_only,
+        seed=args.seed,
     )
     if args.targets_only:
         print(target_summary(result, policy))
@@ -505,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             args.imu_orientation,
             command_vx=FAST_COMMAND_VX,
             only=failing,
+            seed=args.seed,
         )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     plot(result, RESULTS_DIR / f"{section}.png", policy)
