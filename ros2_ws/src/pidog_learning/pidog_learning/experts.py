@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pidog_description.spec import CONTROL_DT
+from pidog_description.spec import CONTROL_DT, OBS_SLICES
 from pidog_sim.controllers import TrotController
 from pidog_sim.rollout import EpisodeRecord, run_episodes
 
@@ -20,6 +20,13 @@ Controller = Callable[[Any], np.ndarray]
 
 class ExpertError(ValueError):
     """An --expert-model that cannot be used."""
+
+
+FORWARD_RATIO_MIN_COMMAND = 0.1  # m/s: slower forward commands say little about walking
+# Below this share of its commanded forward speed an expert's demonstrations show BC a gait that
+# hardly moves. The scripted trot walks ~0.34 of it on the default training robots and 0.03 on a
+# 0.25 N·m, 1.15 kg robot with 2 steps of latency (docs/SYSID.md, "Closing the loop").
+FORWARD_RATIO_WARN = 0.1
 
 
 def load_expert(path: str | None) -> tuple[Controller, str, bool]:
@@ -116,5 +123,36 @@ def collect_demonstrations(
         "action_noise": action_noise,
         "env": dict(kwargs),
         "mean_forward_speed_mps": float(np.mean([r.distance / (r.steps * CONTROL_DT) for r in records])),
+        "forward_ratio": forward_ratio(records),
     }
     return Demonstrations.concatenate(parts, metadata=metadata)
+
+
+def forward_ratio(records: list[EpisodeRecord], min_command: float = FORWARD_RATIO_MIN_COMMAND) -> float:
+    """How much of its commanded forward speed the expert walked: its heading-frame speed summed
+    over the steps commanded at least ``min_command`` m/s forward, over those commands summed
+    (falls included). NaN without such steps. The scripted trot on the nominal robot walks about
+    half of it (it tops out at ~0.14 m/s); on a robot it cannot carry, almost none."""
+    commanded, walked = 0.0, 0.0
+    for record in records:
+        if not record.forward or not record.states:  # nothing scored, or not recorded
+            continue
+        steps = len(record.forward)
+        vx = np.asarray(record.states)[-steps:, OBS_SLICES["command"]][:, 0]
+        moving = vx >= min_command
+        commanded += float(vx[moving].sum())
+        walked += float(np.asarray(record.forward)[moving].sum())
+    return walked / commanded if commanded > 0 else float("nan")
+
+
+def weak_expert_warning(description: str, ratio: float) -> str | None:
+    """A warning when the expert hardly walked on the robots it was shown (None otherwise)."""
+    if not ratio < FORWARD_RATIO_WARN:  # NaN (no forward commands) passes too
+        return None
+    return (
+        f"warning: the {description} walked {ratio:.0%} of its commanded forward speed in the "
+        "demonstrations (the scripted trot on the default robots: ~34 %), so BC will clone a gait "
+        "that hardly moves and PPO starts from it. On a weak or heavy robot, demonstrations from a "
+        "policy that walks there do better: --expert-model models/policies/pidog_walk.onnx "
+        '(docs/SYSID.md, "Closing the loop").'
+    )

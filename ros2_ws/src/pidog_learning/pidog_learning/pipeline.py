@@ -36,7 +36,7 @@ from .compute import torch_threads
 from .config import RESUMABLE_OVERRIDES, ConfigError, flatten, merge, validate_config, with_saved_before
 from .curriculum import CurriculumCallback, base_values, check_values
 from .demonstrations import DemonstrationError, Demonstrations
-from .experts import ExpertError, collect_demonstrations, load_expert
+from .experts import ExpertError, collect_demonstrations, load_expert, weak_expert_warning
 from .export import checkpoint_metadata_of, export_onnx, load_checkpoint_policy, policy_controller
 from .networks import PiDogPolicy, make_policy, policy_kwargs
 from .plots import plot_bc_losses, plot_command_tracking, plot_eval_comparison, plot_learning_curve
@@ -456,6 +456,9 @@ class Pipeline:
                 )
             except InterruptedError as exc:
                 raise PipelineStopped(str(exc)) from exc
+            warning = weak_expert_warning(description, demos.metadata["forward_ratio"])
+            if warning:
+                self.reporter.status(phase="demos", message=warning)
         demos.save(file)
         return demos
 

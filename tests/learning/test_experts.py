@@ -1,0 +1,53 @@
+"""The demonstrations say how much the expert walked, and warn when it hardly did."""
+
+from __future__ import annotations
+
+import math
+
+from pidog_learning.experts import (
+    FORWARD_RATIO_WARN,
+    collect_demonstrations,
+    forward_ratio,
+    weak_expert_warning,
+)
+from pidog_sim.controllers import TrotController
+
+FORWARD = {"command_mode": "fixed", "forward_speed": 0.2}
+# Issue 14's weakest, heaviest, slowest robot: 0.25 N·m servos, 1.15 kg, 2 steps of latency.
+WEAK_HEAVY = {
+    **FORWARD,
+    "randomization": {
+        "servo_strength": (0.7143, 0.7143),
+        "mass_scale": (1.283, 1.283),
+        "latency_steps": (2, 2),
+    },
+}
+
+
+def _ratio(env: dict) -> tuple[float, str | None]:
+    demos = collect_demonstrations(TrotController(), 3, 6.0, seed=0, env_kwargs=env, progress=False)
+    ratio = demos.metadata["forward_ratio"]
+    return ratio, weak_expert_warning("scripted trot", ratio)
+
+
+def test_the_trot_walks_on_the_model_robot_and_hardly_at_all_on_a_weak_heavy_one() -> None:
+    nominal, nominal_warning = _ratio(FORWARD)
+    weak, weak_warning = _ratio(WEAK_HEAVY)
+    assert nominal > 2 * FORWARD_RATIO_WARN and nominal_warning is None, nominal
+    assert weak < FORWARD_RATIO_WARN < nominal, (weak, nominal)
+    assert weak_warning is not None
+    assert "scripted trot" in weak_warning and "--expert-model" in weak_warning
+
+
+def test_no_forward_command_gives_no_ratio_and_no_warning() -> None:
+    demos = collect_demonstrations(
+        TrotController(),
+        1,
+        2.0,
+        seed=0,
+        env_kwargs={"command_mode": "fixed", "forward_speed": 0.0},
+        progress=False,
+    )
+    assert math.isnan(demos.metadata["forward_ratio"])
+    assert weak_expert_warning("scripted trot", demos.metadata["forward_ratio"]) is None
+    assert math.isnan(forward_ratio([]))
