@@ -11,7 +11,8 @@ from typing import Any
 from .atomic import write_text
 
 LABELS = {
-    "trot": "scripted trot (expert)",
+    # Not "(expert)": the demonstrations may come from --expert-model or bags (the Run section says)
+    "trot": "scripted trot",
     "bc": "BC only",
     "finetuned": "BC + PPO fine-tuned",
     "calibrated": "deployed, command-calibrated (policy.onnx)",
