@@ -48,6 +48,24 @@ def test_no_forward_command_gives_no_ratio_and_no_warning() -> None:
         env_kwargs={"command_mode": "fixed", "forward_speed": 0.0},
         progress=False,
     )
-    assert math.isnan(demos.metadata["forward_ratio"])
+    assert demos.metadata["forward_ratio"] is None  # JSON has no NaN
     assert weak_expert_warning("scripted trot", demos.metadata["forward_ratio"]) is None
     assert math.isnan(forward_ratio([]))
+    assert weak_expert_warning("scripted trot", float("nan")) is None
+
+
+def test_pidog_train_warns_before_bc_when_its_expert_hardly_walks(tmp_path) -> None:
+    from learning_helpers import TINY
+
+    from pidog_learning.config import merge
+    from pidog_learning.demonstrations import Demonstrations
+    from pidog_learning.pipeline import DEMOS_FILE, Pipeline, Reporter
+
+    statuses: list[dict] = []
+    config = merge(TINY, {"env": WEAK_HEAVY})
+    pipeline = Pipeline(config, tmp_path, None, None, Reporter(on_status=statuses.append), None)
+    pipeline.demonstrations()
+    warnings = [s["message"] for s in statuses if s.get("message", "").startswith("warning:")]
+    assert len(warnings) == 1 and "--expert-model" in warnings[0], statuses
+    saved = Demonstrations.load(tmp_path / DEMOS_FILE).metadata["forward_ratio"]
+    assert saved < FORWARD_RATIO_WARN

@@ -123,7 +123,7 @@ def collect_demonstrations(
         "action_noise": action_noise,
         "env": dict(kwargs),
         "mean_forward_speed_mps": float(np.mean([r.distance / (r.steps * CONTROL_DT) for r in records])),
-        "forward_ratio": forward_ratio(records),
+        "forward_ratio": _finite_or_none(forward_ratio(records)),  # None: no forward commands
     }
     return Demonstrations.concatenate(parts, metadata=metadata)
 
@@ -131,8 +131,9 @@ def collect_demonstrations(
 def forward_ratio(records: list[EpisodeRecord], min_command: float = FORWARD_RATIO_MIN_COMMAND) -> float:
     """How much of its commanded forward speed the expert walked: its heading-frame speed summed
     over the steps commanded at least ``min_command`` m/s forward, over those commands summed
-    (falls included). NaN without such steps. The scripted trot on the nominal robot walks about
-    half of it (it tops out at ~0.14 m/s); on a robot it cannot carry, almost none."""
+    (falls included). NaN without such steps. The scripted trot walks about a third of it over
+    training's sampled commands (it tops out at ~0.14 m/s); on a robot it cannot carry, almost
+    none."""
     commanded, walked = 0.0, 0.0
     for record in records:
         if not record.forward or not record.states:  # nothing scored, or not recorded
@@ -145,9 +146,15 @@ def forward_ratio(records: list[EpisodeRecord], min_command: float = FORWARD_RAT
     return walked / commanded if commanded > 0 else float("nan")
 
 
-def weak_expert_warning(description: str, ratio: float) -> str | None:
-    """A warning when the expert hardly walked on the robots it was shown (None otherwise)."""
-    if not ratio < FORWARD_RATIO_WARN:  # NaN (no forward commands) passes too
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: the demonstrations' metadata says None instead."""
+    return value if np.isfinite(value) else None
+
+
+def weak_expert_warning(description: str, ratio: float | None) -> str | None:
+    """A warning when the expert hardly walked on the robots it was shown (None otherwise, and
+    when it was never commanded forward: ``ratio`` None or NaN)."""
+    if ratio is None or not ratio < FORWARD_RATIO_WARN:
         return None
     return (
         f"warning: the {description} walked {ratio:.0%} of its commanded forward speed in the "
