@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+from learning_helpers import TINY
+
+from pidog_learning.config import merge
+from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.experts import (
     FORWARD_RATIO_WARN,
     collect_demonstrations,
     forward_ratio,
     weak_expert_warning,
 )
+from pidog_learning.pipeline import DEMOS_FILE, Pipeline, Reporter
 from pidog_sim.controllers import TrotController
 
 FORWARD = {"command_mode": "fixed", "forward_speed": 0.2}
@@ -54,13 +60,7 @@ def test_no_forward_command_gives_no_ratio_and_no_warning() -> None:
     assert weak_expert_warning("scripted trot", float("nan")) is None
 
 
-def test_pidog_train_warns_before_bc_when_its_expert_hardly_walks(tmp_path) -> None:
-    from learning_helpers import TINY
-
-    from pidog_learning.config import merge
-    from pidog_learning.demonstrations import Demonstrations
-    from pidog_learning.pipeline import DEMOS_FILE, Pipeline, Reporter
-
+def test_pidog_train_warns_before_bc_when_its_expert_hardly_walks(tmp_path: Path) -> None:
     statuses: list[dict] = []
     config = merge(TINY, {"env": WEAK_HEAVY})
     pipeline = Pipeline(config, tmp_path, None, None, Reporter(on_status=statuses.append), None)
