@@ -28,8 +28,8 @@ truth with white noise, as training does.
 candidate policy is judged by and its failing cells, and writes no page: a check for a training
 run, with 244 robots where the full grid has 576 (53 s on one thread beside two training runs).
 `--seed N` re-draws the IMU noise (the only noise in the chart). The shipped policy keeps 55 cells
-at every draw tried (seven); candidates that fall now and then moved by up to 6 cells between
-draws, so compare two policies over several draws (docs/ABLATIONS.md, twenty-ninth session).
+at every draw tried (seven); trained candidates moved by up to 6 cells between draws, so
+compare two policies over several draws (docs/ABLATIONS.md, twenty-ninth session).
 Results: docs/benchmarks/robustness.md and robustness.png (robustness_trot.* for the trot,
 robustness_filter.* with the filter).
 """
