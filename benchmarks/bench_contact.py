@@ -10,7 +10,8 @@ MuJoCo's 20 ms) decides the turn rate and the stance slip as much as the gait do
 knows a real floor's value (``pidog-sysid --fit ... contact_timeconst`` estimates it from a bag,
 docs/SYSID.md); this shows what rides on it. Every randomisation is off but the IMU noise; each
 time constant is one nominal robot, ``--episodes`` paired episodes per command.
-Without --policy it runs the shipped policy. Results: docs/benchmarks/contact.md and contact.png.
+Without --policy it runs the shipped policy. Results: docs/benchmarks/contact.md and contact.png
+(or in --results-dir DIR).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, SHIPPED_POLICY, machine_summary, repo_relative, write_result
+from benchmarks.common import (
+    SHIPPED_POLICY,
+    add_results_dir_argument,
+    figure_link,
+    machine_summary,
+    repo_relative,
+    write_result,
+)
 from pidog_sim.evaluation import TRACKING_SETTLE_S
 from pidog_sim.model import contact_timeconst, load_model
 
@@ -99,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=4)
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--seed", type=int, default=11)
+    add_results_dir_argument(p)
     args = p.parse_args(argv)
     from pidog_control.policy_runtime import OnnxPolicy
     from pidog_sim.controllers import TrotController
@@ -117,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row(timeconst, name, result, model))
             print(rows[-1], flush=True)
     wall = time.monotonic() - t0
-    plot(results, RESULTS_DIR / "contact.png", model)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    plot(results, args.results_dir / "contact.png", model)
     md = [
         "## Walking and turning on floors of other grip (`python -m benchmarks.bench_contact`)",
         "",
@@ -139,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---:|---|---:|---:|---:|---:|",
         *rows,
         "",
-        "![turn in place and stance slip against the contact time constant](benchmarks/contact.png)",
+        f"![turn in place and stance slip against the contact time constant]({figure_link(args.results_dir, 'contact.png')})",
         "",
     ]
-    path = write_result("contact", "\n".join(md))
+    path = write_result("contact", "\n".join(md), args.results_dir)
     print(f"wrote {path}")
     return 0
 

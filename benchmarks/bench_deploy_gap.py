@@ -29,7 +29,8 @@ hw_node estimates.
 
 Fixed commands, 3 episodes of 8 s per cell (the first 2 s not scored), measured as the tracking
 grid measures (``evaluate_tracking``: heading-frame forward speed and yaw rate, fallen episodes
-left out and counted). Default: the shipped policy. Results: docs/benchmarks/deploy_gap.md.
+left out and counted). Default: the shipped policy. Results: docs/benchmarks/deploy_gap.md
+(or in --results-dir DIR).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from benchmarks.common import (
     FILTER_OBSERVATION,
     IMU_FILTER,
     SHIPPED_POLICY,
+    add_results_dir_argument,
     machine_summary,
     repo_relative,
     write_result,
@@ -132,6 +134,7 @@ def main() -> None:
         help="training noise std (action units) for files that do not record their own",
     )
     parser.add_argument("--episodes", type=int, default=3)
+    add_results_dir_argument(parser)
     args = parser.parse_args()
 
     from pidog_control.policy_runtime import OnnxPolicy
@@ -186,7 +189,7 @@ def main() -> None:
         *teleop_rows,
         "",
     ]
-    path = write_result("deploy_gap", "\n".join(lines))
+    path = write_result("deploy_gap", "\n".join(lines), args.results_dir)
     print(f"wrote {path}")
 
 

@@ -10,7 +10,7 @@ turn-in-place and top-speed targets are relative to it. Pooled: errors weighted 
 scored (non-fallen) episodes, falls summed, per-command speeds averaged before the top speed
 and turn rates are read off. ``--imu-orientation filter``: every controller observes the
 orientation hw_node publishes (its complementary filter) instead of training's noisy truth.
-Results: docs/benchmarks/grid_seeds.md (grid_seeds_filter.md with the filter).
+Results: docs/benchmarks/grid_seeds.md (grid_seeds_filter.md with the filter), or in --results-dir DIR.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from benchmarks.common import (
     IMU_FILTER,
     SHIPPED_POLICY,
     add_imu_orientation_argument,
+    add_results_dir_argument,
     machine_summary,
     repo_relative,
     write_result,
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 5000, 7000])
     parser.add_argument("--episodes", type=int, default=2, help="paired episodes per command and seed")
     add_imu_orientation_argument(parser)
+    add_results_dir_argument(parser)
     args = parser.parse_args()
     filtered = args.imu_orientation == IMU_FILTER
     if len(args.seeds) < 2:
@@ -184,7 +186,7 @@ def main() -> None:
         lines.append(row(f"**{name}**", "**pooled**", pool(results), gait_pooled))
     lines.append("")
     section = f"grid_seeds_{IMU_FILTER}" if filtered else "grid_seeds"
-    print(f"written to {write_result(section, chr(10).join(lines))}")
+    print(f"written to {write_result(section, chr(10).join(lines), args.results_dir)}")
 
 
 if __name__ == "__main__":

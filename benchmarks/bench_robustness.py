@@ -31,7 +31,8 @@ run, with 244 robots where the full grid has 576 (53 s on one thread beside two 
 at every draw tried (seven); trained candidates moved by up to 6 cells between draws, so
 compare two policies over several draws (docs/ABLATIONS.md, twenty-ninth session).
 Results: docs/benchmarks/robustness.md and robustness.png (robustness_trot.* for the trot,
-robustness_filter.* with the filter).
+robustness_filter.* with the filter), or in `--results-dir DIR`: judge a candidate's whole chart
+there, and the shipped policy's page stays.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ from benchmarks.common import (
     FILTER_OBSERVATION,
     FILTER_TITLE,
     IMU_FILTER,
-    RESULTS_DIR,
     SHIPPED_POLICY,
     add_imu_orientation_argument,
+    add_results_dir_argument,
+    figure_link,
     machine_summary,
     repo_relative,
     write_result,
@@ -493,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         default=NOISE_SEED,
         help=f"first IMU noise seed (default {NOISE_SEED}, the pages'); another seed re-draws the noise",
     )
+    add_results_dir_argument(p)
     args = p.parse_args(argv)
     policy: Path | str = TROT if args.policy == TROT else Path(args.policy).resolve()
     if policy != TROT and not Path(policy).is_file():
@@ -524,11 +527,10 @@ def main(argv: list[str] | None = None) -> int:
             only=failing,
             seed=args.seed,
         )
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    plot(result, RESULTS_DIR / f"{section}.png", policy)
-    path = write_result(
-        section, report(result, args.episodes, args.seconds, f"benchmarks/{section}.png", policy)
-    )
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    plot(result, args.results_dir / f"{section}.png", policy)
+    png = figure_link(args.results_dir, f"{section}.png")
+    path = write_result(section, report(result, args.episodes, args.seconds, png, policy), args.results_dir)
     print(path.read_text())
     return 0
 

@@ -14,7 +14,8 @@ stands as many ticks. It runs sim_node free-running (as sim_policy.launch.xml do
 lockstep. The start matters: over a 6 s window a policy's figures can move by more than 10 %
 from one start tick to the next (docs/ABLATIONS.md, eleventh session), so a graph run compared with a fresh
 episode's figure reads as a miss that the graph did not cause. Target: within 10 %
-(or 0.02 m/s, 0.05 rad/s where the figure is near zero). Results: docs/benchmarks/ros_tracking.md.
+(or 0.02 m/s, 0.05 rad/s where the figure is near zero). Results: docs/benchmarks/ros_tracking.md
+(or in --results-dir DIR).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result
+from benchmarks.common import (
+    SHIPPED_POLICY,
+    add_results_dir_argument,
+    machine_summary,
+    repo_relative,
+    write_result,
+)
 
 COMMANDS = [(0.2, 0.0), (-0.1, 0.0), (0.0, 0.6), (0.0, -0.6), (0.2, 0.5), (0.1, -0.3)]
 SETTLE_S = 2.0
@@ -241,6 +248,7 @@ def main() -> None:
         default="both",
         help="sim_node free-running (as sim_policy.launch.xml runs it), in lockstep, or both (default)",
     )
+    add_results_dir_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(60 + os.getpid() % 30))
@@ -312,7 +320,7 @@ def main() -> None:
                 )
         lines += ["", f"{matches} of {len(ros)} commands match.", ""]
         print("\n".join(lines[-len(COMMANDS) - 8 :]), flush=True)
-    path = write_result("ros_tracking", "\n".join(lines))
+    path = write_result("ros_tracking", "\n".join(lines), args.results_dir)
     print("\n".join(lines))
     print(f"wrote {path}")
 

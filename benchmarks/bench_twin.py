@@ -17,7 +17,7 @@ pinned to 2 cores. Measured over a window after stand-up and arming:
   robot's cost;
 - CPU: cores used by this process (hw_node + twin) and by policy_node.
 
-Results: docs/benchmarks/twin.md.
+Results: docs/benchmarks/twin.md (or in --results-dir DIR).
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import SHIPPED_POLICY, machine_summary, repo_relative, write_result  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    SHIPPED_POLICY,
+    add_results_dir_argument,
+    machine_summary,
+    repo_relative,
+    write_result,
+)
 
 POLICY = SHIPPED_POLICY
 CORES = 2
@@ -214,13 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--policy", type=Path, default=POLICY, help="the ONNX policy to walk (default: the shipped one)"
     )
+    add_results_dir_argument(parser)
     args = parser.parse_args(argv)
     if not args.policy.is_file():
         parser.error(f"--policy {args.policy}: no such file")
     r = run(args.seconds, args.policy.resolve())
     text = report(r, args.seconds)
     print(text)
-    print(f"written to {write_result('twin', text)}")
+    print(f"written to {write_result('twin', text, args.results_dir)}")
     return 0
 
 

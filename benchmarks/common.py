@@ -61,11 +61,29 @@ def machine_summary() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; " + ", ".join(versions)
 
 
-def write_result(name: str, markdown: str) -> Path:
-    """Write docs/benchmarks/<name>.md atomically."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.md"
-    fd, tmp = tempfile.mkstemp(dir=RESULTS_DIR, prefix=f".{name}.", suffix=".tmp")
+def add_results_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """``--results-dir``: where a benchmark that judges a given ``--policy`` writes its page."""
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="folder for the page (and its figure); default docs/benchmarks, whose pages make "
+        "docs/BENCHMARKS.md: give another to judge a candidate without replacing the shipped policy's page",
+    )
+
+
+def figure_link(results_dir: Path, filename: str) -> str:
+    """How a page links a figure written beside it: pages in docs/benchmarks are read inside
+    docs/BENCHMARKS.md, so they link through benchmarks/; a page elsewhere links its neighbour."""
+    return f"benchmarks/{filename}" if Path(results_dir).resolve() == RESULTS_DIR.resolve() else filename
+
+
+def write_result(name: str, markdown: str, results_dir: Path = RESULTS_DIR) -> Path:
+    """Write <results_dir>/<name>.md atomically (default docs/benchmarks)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}.md"
+    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=f".{name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(markdown)
     os.replace(tmp, path)
