@@ -30,6 +30,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_robustness", "robustness", []),
     ("benchmarks.bench_robustness", "robustness_trot", ["--policy", "trot"]),
     ("benchmarks.bench_robustness", "robustness_filter", ["--imu-orientation", "filter"]),
+    ("benchmarks.bench_observability", "observability", []),
     ("benchmarks.bench_contact", "contact", []),
     ("benchmarks.bench_sysid", "sysid", []),
     ("benchmarks.bench_twin", "twin", []),

@@ -222,9 +222,38 @@ def test_randomised_contact_time_constant_leaves_every_other_draw_as_it_was() ->
     soft.close()
 
 
+def test_robot_wide_strength_draw_makes_whole_robots_weak_or_strong() -> None:
+    """randomization.servo_strength_draw "robot": one strength per robot over the whole range,
+    each servo within the joint spread of it; "joint" (the default) draws each servo alone, so no
+    robot is weak all round. Switching it leaves every other draw as it was."""
+    strengths = {"servo_strength": (0.7, 1.3)}
+    per_joint = BatchSim(64, randomize=True, config={"randomization": strengths}, threads=1)
+    per_robot = BatchSim(
+        64, randomize=True, config={"randomization": {**strengths, "servo_strength_draw": "robot"}}, threads=1
+    )
+    joint_mean, robot_mean = per_joint.servo_strength.mean(axis=1), per_robot.servo_strength.mean(axis=1)
+    assert joint_mean.min() > 0.8 and joint_mean.max() < 1.2  # eight draws average out
+    assert robot_mean.min() < 0.76 and robot_mean.max() > 1.24  # whole robots near the range's ends
+    spread = per_robot.servo_strength.max(axis=1) / per_robot.servo_strength.min(axis=1)
+    assert spread.max() <= 1.05 / 0.95 + 1e-9  # each servo within +-5 % of its robot's draw
+    np.testing.assert_allclose(
+        per_robot.models[5].actuator_forcerange[:, 1] / per_joint.models[5].actuator_forcerange[:, 1],
+        per_robot.servo_strength[5] / per_joint.servo_strength[5],
+    )
+    for name in ("servo_max_speed", "friction", "mass_scale", "latency_steps", "gyro_bias"):
+        np.testing.assert_array_equal(getattr(per_robot, name), getattr(per_joint, name), err_msg=name)
+    per_joint.close()
+    per_robot.close()
+
+
 @pytest.mark.parametrize(
     ("config", "name"),
     [
+        ({"randomization": {"servo_strength_draw": "servo"}}, "randomization.servo_strength_draw"),
+        (
+            {"randomization": {"servo_strength_joint_spread": 1.5}},
+            "randomization.servo_strength_joint_spread",
+        ),
         ({"nominal": {"contact_timeconst": 0.001}}, "nominal.contact_timeconst"),
         ({"nominal": {"contact_timeconst": "stiff"}}, "nominal.contact_timeconst"),
         ({"randomization": {"contact_timeconst": (0.03, 0.01)}}, "randomization.contact_timeconst"),
@@ -232,7 +261,7 @@ def test_randomised_contact_time_constant_leaves_every_other_draw_as_it_was() ->
         ({"randomization": {"contact_timeconst": 0.01}}, "randomization.contact_timeconst"),
     ],
 )
-def test_bad_contact_time_constants_are_refused_by_name(config: dict, name: str) -> None:
+def test_bad_randomisation_options_are_refused_by_name(config: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         BatchSim(1, config=config, threads=1)
 

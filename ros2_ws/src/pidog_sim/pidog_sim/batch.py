@@ -96,6 +96,23 @@ def _check_contact_timeconst(config: dict[str, Any]) -> None:
         )
 
 
+STRENGTH_DRAWS = ("joint", "robot")  # randomization.servo_strength_draw
+
+
+def _check_strength_draw(config: dict[str, Any]) -> None:
+    """randomization.servo_strength_draw and its spread, refused by name before any robot is built."""
+    r = config["randomization"]
+    if r["servo_strength_draw"] not in STRENGTH_DRAWS:
+        raise ValueError(
+            f"randomization.servo_strength_draw must be one of {list(STRENGTH_DRAWS)}, got {r['servo_strength_draw']!r}"
+        )
+    spread = r["servo_strength_joint_spread"]
+    if isinstance(spread, bool) or not isinstance(spread, int | float) or not 0.0 <= spread < 1.0:
+        raise ValueError(
+            f"randomization.servo_strength_joint_spread must be a share in [0, 1), got {spread!r}"
+        )
+
+
 class BatchSim:
     """N PiDogs with their own randomised models; arrays in, arrays out."""
 
@@ -112,6 +129,7 @@ class BatchSim:
         self.threads = min(requested, self.n)  # a thread with no robot of its own only adds hand-offs
         self.config = merge_config(config)
         _check_contact_timeconst(self.config)
+        _check_strength_draw(self.config)
         substeps = self.config["physics_substeps"]
         self.substeps = _positive_int(substeps, "physics_substeps")
         self.randomize = bool(randomize)
@@ -289,6 +307,12 @@ class BatchSim:
             self._next_push[robots] = u(robots, *r["push_interval_s"])[:, 0]
             # Drawn last and only when asked for: every other draw stays what it was without it.
             contact = u(robots, *r["contact_timeconst"])[:, 0] if r["contact_timeconst"] is not None else None
+            if r["servo_strength_draw"] == "robot":  # also drawn after the rest, for the same reason
+                # The joints' own draws, mapped to [-1, 1], become their spread around the robot's.
+                spread = r["servo_strength_joint_spread"] * (
+                    2.0 * (strength - strength_lo) / max(strength_hi - strength_lo, 1e-12) - 1.0
+                )
+                strength = u(robots, strength_lo, strength_hi) * (1.0 + spread)
         else:
             # Nominal: the model's values, or a robot parameters file's (config "nominal").
             mass_scale = np.full(k, float(nom["mass_scale"]))

@@ -113,6 +113,13 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "mass_scale": (0.85, 1.2),
         "friction": (0.6, 1.2),
         "servo_strength": (0.8, 1.2),  # stall torque multiplier
+        # How servo_strength is drawn. "joint": each of the eight servos on its own, so a robot's
+        # servos average out near nominal (the mean of eight such draws spans 0.93-1.07 for nine
+        # robots in ten) and a robot weak all round, as one batch of servos or one low battery
+        # makes it, hardly ever trains. "robot": one draw from the range for the whole robot,
+        # each servo then within +-servo_strength_joint_spread of it.
+        "servo_strength_draw": "joint",
+        "servo_strength_joint_spread": 0.05,  # share, "robot" draws only
         "servo_speed": (0.85, 1.1),  # max speed multiplier
         "imu_gyro_noise": 0.02,  # rad/s, std
         "imu_gravity_noise": 0.02,  # unit-vector components, std
