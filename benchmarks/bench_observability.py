@@ -44,7 +44,7 @@ STRENGTH_RANGE = (0.6, 1.4)  # stall torque multipliers: 0.21-0.49 N·m on the m
 MASS_SCALE_RANGE = (0.8, 1.35)  # torso mass multipliers
 ACCEL_NOISE = 0.1  # m/s^2, std per sample: above a MEMS accelerometer's noise at 50 Hz
 SETTLE_STEPS = 100  # 2 s: windows end after the start-up
-WINDOW_STRIDE = 5  # steps between the ends of two windows of one robot
+WINDOW_STRIDE = 10  # steps between the ends of two windows of one robot (windows overlap anyway)
 WINDOWS_STEPS = (1, 10, 25, 50)  # 20 ms to 1 s of history
 FOLDS = 4  # every robot is held out once; the table gives the mean and range over the folds
 SIGNAL_SETS: dict[str, tuple[str, ...]] = {
@@ -160,6 +160,18 @@ def measure(
 ) -> dict[str, dict[int, list[float]]]:
     """Held-out R^2 per signal set and window, one per fold: the robots that stayed up are split
     into ``folds`` groups and each group is scored by an MLP fitted on the others."""
+    import torch
+
+    # One thread: the nets are small, and a second thread on a busy 2-core machine stalls both.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _measure(data, folds, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(data: dict[str, np.ndarray], folds: int, seed: int) -> dict[str, dict[int, list[float]]]:
     robots = np.random.default_rng(seed).permutation(np.flatnonzero(data["upright"]))
     groups = np.array_split(robots, folds)
     results: dict[str, dict[int, list[float]]] = {}
