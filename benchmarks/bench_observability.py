@@ -9,9 +9,9 @@ robot from its own signals. This measures how much of the robot's strength-to-we
 log(servo stall-torque multiplier / total mass in kg), is in what a policy sees.
 
 The policy walks N randomised simulated PiDogs (training's randomisation and sampled commands;
-one servo strength for all eight servos, 0.6-1.4x, and the torso mass 0.8-1.35x, so the
-robustness chart's 0.2-0.45 N·m and 0.85-1.2 kg are inside). Every control step records the policy's observation
-(``pidog_description.spec.build_observation``), the accelerometer (which the real IMU has but
+one servo strength for all eight servos, 0.6-1.4x, and the torso mass 0.8-1.35x: 0.21-0.49
+N·m and 0.85-1.19 kg, issue 14's target range inside). Every control step records the policy's
+observation (``pidog_description.spec.build_observation``), the accelerometer (which the real IMU has but
 the observation leaves out; white noise of ``ACCEL_NOISE`` added) and the true joint angle minus
 the servo-model estimate (what servos that report their position would add; PiDog's do not).
 For each set of signals and each window of the last K control steps, a small MLP learns the ratio
