@@ -244,6 +244,14 @@ def test_robot_wide_strength_draw_makes_whole_robots_weak_or_strong() -> None:
         np.testing.assert_array_equal(getattr(per_robot, name), getattr(per_joint, name), err_msg=name)
     per_joint.close()
     per_robot.close()
+    pinned = BatchSim(
+        4,
+        randomize=True,
+        config={"randomization": {"servo_strength": (0.9, 0.9), "servo_strength_draw": "robot"}},
+        threads=1,
+    )
+    np.testing.assert_allclose(pinned.servo_strength, 0.9)  # a one-value range: that value, no spread
+    pinned.close()
 
 
 @pytest.mark.parametrize(

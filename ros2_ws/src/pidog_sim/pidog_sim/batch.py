@@ -308,10 +308,11 @@ class BatchSim:
             # Drawn last and only when asked for: every other draw stays what it was without it.
             contact = u(robots, *r["contact_timeconst"])[:, 0] if r["contact_timeconst"] is not None else None
             if r["servo_strength_draw"] == "robot":  # also drawn after the rest, for the same reason
-                # The joints' own draws, mapped to [-1, 1], become their spread around the robot's.
-                spread = r["servo_strength_joint_spread"] * (
-                    2.0 * (strength - strength_lo) / max(strength_hi - strength_lo, 1e-12) - 1.0
-                )
+                # The joints' own draws, mapped to [-1, 1], become their spread around the robot's
+                # (none when the range is a single value).
+                span = strength_hi - strength_lo
+                unit = (strength - strength_lo) / span if span > 0 else np.full_like(strength, 0.5)
+                spread = r["servo_strength_joint_spread"] * (2.0 * unit - 1.0)
                 strength = u(robots, strength_lo, strength_hi) * (1.0 + spread)
         else:
             # Nominal: the model's values, or a robot parameters file's (config "nominal").
