@@ -81,6 +81,9 @@ def test_a_latency_beyond_the_batchs_history_delays_the_servos_by_that_many_step
         ({"reward": {"foot_slipp": 1.0}}, "foot_slipp"),
         ({"command_ranges": {"vx": [-2.0, 0.3]}}, "command_ranges['vx']"),
         ({"reward": {"track_vx_sigma": 0.0}}, "reward.track_vx_sigma"),
+        # Options only the batch reads: a curriculum's bad value must not fall through to a default draw.
+        ({"randomization": {"servo_strength_draw": "servo"}}, "randomization.servo_strength_draw"),
+        ({"randomization": {"contact_timeconst": (0.03, 0.01)}}, "randomization.contact_timeconst"),
     ],
 )
 def test_an_update_that_cannot_apply_is_refused_by_name_and_changes_nothing(

@@ -99,6 +99,14 @@ def _check_contact_timeconst(config: dict[str, Any]) -> None:
 STRENGTH_DRAWS = ("joint", "robot")  # randomization.servo_strength_draw
 
 
+def check_physics_options(config: dict[str, Any]) -> None:
+    """The options only the batch reads (contact, servo strength draw), refused by name: when a
+    batch is built and when a curriculum changes them (``WalkTask.update_config``), so a bad
+    value never falls through to a default draw."""
+    _check_contact_timeconst(config)
+    _check_strength_draw(config)
+
+
 def _check_strength_draw(config: dict[str, Any]) -> None:
     """randomization.servo_strength_draw and its spread, refused by name before any robot is built."""
     r = config["randomization"]
@@ -128,8 +136,7 @@ class BatchSim:
         requested = _positive_int(default_threads() if threads is None else threads, "physics_threads")
         self.threads = min(requested, self.n)  # a thread with no robot of its own only adds hand-offs
         self.config = merge_config(config)
-        _check_contact_timeconst(self.config)
-        _check_strength_draw(self.config)
+        check_physics_options(self.config)
         substeps = self.config["physics_substeps"]
         self.substeps = _positive_int(substeps, "physics_substeps")
         self.randomize = bool(randomize)

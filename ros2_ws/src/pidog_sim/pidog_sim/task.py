@@ -27,7 +27,7 @@ from pidog_description.spec import (
     sanitized_action_to_target,
 )
 
-from .batch import BatchSim
+from .batch import BatchSim, check_physics_options
 from .config import merge_config
 from .model import foot_radii
 
@@ -169,6 +169,7 @@ class WalkTask:
             # It sizes the tracking ring buffer the reward has been averaging over.
             raise ValueError("sim config option 'reward.track_window_s' cannot change while the robots run")
         validate_task_config(merged, self.sim.control_dt)
+        check_physics_options(merged)
         weights_before = dict(self.cfg["reward"])
         self.sim.reserve_latency(int(merged["randomization"]["latency_steps"][1]))
         self.cfg.update(merged)  # in place: the batch reads the same dict
