@@ -115,8 +115,8 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "servo_strength": (0.8, 1.2),  # stall torque multiplier
         # How servo_strength is drawn. "joint": each of the eight servos on its own, so a robot's
         # servos average out near nominal (the mean of eight such draws spans 0.93-1.07 for nine
-        # robots in ten) and a robot weak all round, as one batch of servos or one low battery
-        # makes it, hardly ever trains. "robot": one draw from the range for the whole robot,
+        # robots in ten, measured over 2,000) and a robot weak all round, as one batch of servos
+        # or a sagging battery would make it, hardly ever trains. "robot": one draw from the range for the whole robot,
         # each servo then within +-servo_strength_joint_spread of it.
         "servo_strength_draw": "joint",
         "servo_strength_joint_spread": 0.05,  # share, "robot" draws only
