@@ -119,11 +119,15 @@ def test_pidog_calibrate_measures_the_policy_in_sim_and_writes_a_policy_node_can
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wanted vx +0.05 m/s" in result.stdout
     info = json.loads(OnnxPolicy(out).metadata[cc.CALIBRATION_KEY])
-    # Calibrating a calibrated policy starts again from the policy inside it, in place.
+    # Calibrating a calibrated policy starts again from the policy inside it, in place; here on
+    # the nominal robot (--no-randomize) where the first measured randomised robots.
     before = out.read_bytes()
-    result = run_cli(str(out), "--out", str(out), "--episodes", "1", "--seconds", "2.5", "--seed", "5")
+    result = run_cli(
+        str(out), "--out", str(out), "--episodes", "1", "--seconds", "2.5", "--seed", "5", "--no-randomize"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads(OnnxPolicy(out).metadata[cc.CALIBRATION_KEY])["seed"] == 5
+    again = json.loads(OnnxPolicy(out).metadata[cc.CALIBRATION_KEY])
+    assert again["seed"] == 5 and again["randomized"] is False and info["randomized"] is True
     assert cc.uncalibrated_model(out.read_bytes()) == cc.uncalibrated_model(before)
     achieved = np.array(info["achieved"])
     assert achieved.shape == (len(cc.LATTICE_VX), len(cc.LATTICE_WZ), 2)
@@ -131,6 +135,18 @@ def test_pidog_calibrate_measures_the_policy_in_sim_and_writes_a_policy_node_can
     forward = np.nanmean(achieved[:, :, 0], axis=1)
     assert np.corrcoef(cc.LATTICE_VX, forward)[0, 1] > 0.8
     assert info["seed"] == cc.LATTICE_SEED and info["source"] == SHIPPED.name
+
+
+@pytest.mark.slow
+def test_on_the_nominal_robot_every_episode_is_the_same_robot_and_one_is_run() -> None:
+    """--no-randomize / calibration.randomize=false: one robot, whatever the seed; randomised robots
+    answer the same commands differently from seed to seed."""
+    act = OnnxPolicy(SHIPPED).act_batch
+    nominal = [cc.measure_response(act, seed, 3, 2.5, randomize=False) for seed in (1, 2)]
+    assert nominal[0]["episodes"] == 1  # three asked for, all three would be this one
+    np.testing.assert_array_equal(nominal[0]["achieved"], nominal[1]["achieved"])
+    randomised = [cc.measure_response(act, seed, 1, 2.5)["achieved"] for seed in (1, 2)]
+    assert np.nanmax(np.abs(randomised[0] - randomised[1])) > 0.05
 
 
 def test_pidog_calibrate_refuses_bad_input_by_name(tmp_path: Path) -> None:
@@ -142,4 +158,12 @@ def test_pidog_calibrate_refuses_bad_input_by_name(tmp_path: Path) -> None:
     bad.write_text("servo: {strength: -3}\n")
     result = run_cli(str(SHIPPED), "--out", str(tmp_path / "x.onnx"), "--robot-params", str(bad))
     assert result.returncode == 2 and "robot.yaml" in result.stderr
+    # --set takes the simulator's options, each checked before any episode runs.
+    for assignment, named in (
+        ("env.randomization.servo_strength=[0.7]", "env.randomization.servo_strength"),
+        ("env.randomization.bogus=1", "env.randomization.bogus"),
+        ("ppo.n_steps=64", "env.KEY=VALUE"),
+    ):
+        result = run_cli(str(SHIPPED), "--out", str(tmp_path / "x.onnx"), "--set", assignment)
+        assert result.returncode == 2 and named in result.stderr, (assignment, result.stderr)
     assert not (tmp_path / "x.onnx").exists()

@@ -83,6 +83,7 @@ def test_every_preset_is_valid(preset: str) -> None:
         ({"ppo": {"sde_sample_freq": -2}}, "ppo.sde_sample_freq"),
         ({"ppo": {"reward_scale": 0.0}}, "ppo.reward_scale"),
         ({"ppo": {"sde_sample_freq": 0}}, "ppo.sde_sample_freq"),
+        ({"calibration": {"randomize": "no"}}, "calibration.randomize"),
         # both set the log-std as an action std, which gSDE's log-std is not
         (
             {"policy": {"exploration": "gsde"}, "finetune": {"noise_anneal_from": 0.5}},

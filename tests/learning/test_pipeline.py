@@ -325,12 +325,23 @@ def test_a_run_saved_before_the_log_std_rate_existed_resumes_as_it_ran(tmp_path:
 def test_bc_only_then_expert_and_pretrained_runs(full_run, tmp_path: Path) -> None:
     exp, _ = full_run
     # --total-rl-timesteps 0: the deployed policy is the BC policy.
+    # Calibrated on the nominal robot (calibration.randomize false), not on randomised robots.
     code, _out, err = run_train("--config", "tiny", "--total-rl-timesteps", "0", "--expert-model",
-                                str(exp / "checkpoints" / "ppo_final.zip"), "--output-dir", str(tmp_path), "--experiment-name", "bc")  # fmt: skip
+                                str(exp / "checkpoints" / "ppo_final.zip"), "--output-dir", str(tmp_path), "--experiment-name", "bc",
+                                "--set", "calibration.randomize=false")  # fmt: skip
     assert code == 0, err
     bc_exp = tmp_path / "bc"
     assert "PPO checkpoint" in Demonstrations.load(bc_exp / "demonstrations.npz").metadata["source"]
-    assert set(json.loads((bc_exp / "eval.json").read_text())["results"]) == {"trot", "bc"}
+    evaluation = json.loads((bc_exp / "eval.json").read_text())
+    assert set(evaluation["results"]) == {"trot", "bc"}
+    assert evaluation["calibration"]["randomized"] is False
+
+    def randomized(policy: Path) -> bool:
+        return json.loads(OnnxPolicy(policy).metadata["command_calibration"])["randomized"]
+
+    assert randomized(bc_exp / "policy.onnx") is False
+    assert "measured on the nominal robot" in (bc_exp / "report.md").read_text()
+    assert randomized(exp / "policy.onnx") is True  # full_run's, on the default
     assert not (bc_exp / "checkpoints").exists()
     obs = sim_observations(5)
     for o in obs:

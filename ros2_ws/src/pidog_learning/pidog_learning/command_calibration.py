@@ -6,8 +6,9 @@ turns right slower than left. The bias is much the same with nominal and with ra
 (docs/ABLATIONS.md, "sixth session"), so it can be measured and inverted, as a feed-forward
 calibration in front of the policy:
 
-1. ``measure_response``: run the policy over a lattice of commands in randomised sim (the
-   tracking evaluation, heading-frame vx and yaw rate after a settle time) -> achieved (vx, wz).
+1. ``measure_response``: run the policy over a lattice of commands in randomised sim, or on the
+   nominal robot (``--no-randomize``; the tracking evaluation, heading-frame vx and yaw rate after a
+   settle time) -> achieved (vx, wz).
 2. ``fit_inverse``: for each command of a finer table, the command to tell the policy: of a
    still finer search grid over the lattice's range (SEARCH_STEPS), the one whose bilinearly
    interpolated response is nearest to it, in units of the tracking targets, with a small
@@ -40,6 +41,9 @@ import numpy as np
 
 from pidog_description.spec import COMMAND_LIMITS, OBS_DIM, OBS_SLICES
 from pidog_sim.evaluation import TRACKING_SETTLE_S, TRACKING_TARGETS
+
+from .config import add_set_option
+from .eval_cli import simulator_options
 
 CALIBRATION_KEY = "command_calibration"  # ONNX metadata prop
 # Names inside a calibrated graph: the lookup's nodes, the policy's (so it can be taken out again).
@@ -79,22 +83,29 @@ def measure_response(
     env_kwargs: dict[str, Any] | None = None,
     threads: int | None = None,
     progress: bool = False,
+    randomize: bool = True,
 ) -> dict[str, Any]:
-    """Achieved (vx, wz) over LATTICE_VX x LATTICE_WZ, NaN where every episode fell.
+    """Achieved (vx, wz) over LATTICE_VX x LATTICE_WZ, NaN where every episode fell; the
+    ``episodes`` it ran per command (one on the nominal robot) and their ``falls``.
 
-    Every lattice episode runs at once, as one batch of randomised ``WalkTask`` robots (the
-    simulator PiDogEnv and the tracking grid step), each with its command fixed for the episode;
+    Every lattice episode runs at once, as one batch of ``WalkTask`` robots (the simulator
+    PiDogEnv and the tracking grid step; randomised, or all the nominal robot with
+    ``randomize=False``), each with its command fixed for the episode;
     as on the grid, heading-frame forward speed and yaw rate are averaged after the first
     TRACKING_SETTLE_S, and an episode that fell does not count.
     """
     from pidog_description.spec import CONTROL_DT
     from pidog_sim.task import WalkTask
 
+    if not randomize:
+        # The nominal robot has no noise and no pushes, and its start does not depend on the
+        # seed: every episode of a command would be the same one (tests/learning/test_command_calibration.py).
+        episodes = 1
     lattice = np.array([(vx, wz) for vx in LATTICE_VX for wz in LATTICE_WZ])
     commands = np.repeat(lattice, episodes, axis=0)
     n = len(commands)
     config = {**(env_kwargs or {}), "episode_seconds": seconds + 1.0, "command_mode": "fixed"}
-    task = WalkTask(n, randomize=True, config=config, threads=threads)
+    task = WalkTask(n, randomize=randomize, config=config, threads=threads)
     try:
         task.reset(np.arange(n), seeds=seed + np.arange(n), commands=commands)
         steps, settle = int(round(seconds / CONTROL_DT)), int(round(TRACKING_SETTLE_S / CONTROL_DT))
@@ -364,9 +375,12 @@ def calibrate(
     env_kwargs: dict[str, Any] | None = None,
     threads: int | None = None,
     progress: bool = False,
+    randomize: bool = True,
 ) -> dict[str, Any]:
     """Measure, fit, write the calibrated ONNX atomically and check it runs; returns the fit.
-    ``out_path`` may be ``policy_path``: the policy survives inside the calibrated graph."""
+    ``out_path`` may be ``policy_path``: the policy survives inside the calibrated graph.
+    ``randomize=False`` measures on the nominal robot of ``env_kwargs`` (the identified one, with
+    a robot parameters file) instead of randomised ones."""
     from pidog_control.policy_runtime import OnnxPolicy
 
     from .atomic import write_bytes
@@ -381,8 +395,10 @@ def calibrate(
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "calibrated.onnx"
         start = time.monotonic()
-        response = measure_response(policy.act_batch, seed, episodes, seconds, env_kwargs, threads, progress)
-        table = fit_inverse(response["achieved"], response["falls"] / episodes)
+        response = measure_response(
+            policy.act_batch, seed, episodes, seconds, env_kwargs, threads, progress, randomize
+        )
+        table = fit_inverse(response["achieved"], response["falls"] / response["episodes"])
         info = {
             "lattice_vx": LATTICE_VX.round(4).tolist(),
             "lattice_wz": LATTICE_WZ.round(4).tolist(),
@@ -391,10 +407,10 @@ def calibrate(
             "table_vx": TABLE_VX.round(4).tolist(),
             "table_wz": TABLE_WZ.round(4).tolist(),
             "table": np.round(table, 4).tolist(),
-            "episodes": episodes,
+            "episodes": response["episodes"],
             "seconds": seconds,
             "seed": seed,
-            "randomized": True,
+            "randomized": randomize,
             "sim_overrides": json.loads(json.dumps(env_kwargs or {}, default=str)),
             "source": policy_path.name,
         }
@@ -435,22 +451,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--robot-params",
+        type=Path,
         default=None,
+        metavar="FILE",
         help="robot_params.yaml from pidog-sysid: calibrate on the identified robot's simulator",
+    )
+    add_set_option(
+        parser,
+        "a simulator option, as pidog-eval's (repeatable; after --robot-params), e.g. "
+        "env.randomization.servo_strength=[0.7,1.3] to measure over the robots a run trained on",
+    )
+    parser.add_argument(
+        "--no-randomize",
+        action="store_true",
+        help="measure on the nominal robot (with --robot-params, the identified one) instead of "
+        "randomised robots; it has no noise, so one episode per command is run",
     )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env_kwargs = None
     try:
-        if args.robot_params:
-            from pidog_sim.robot_params import load_override
-
-            env_kwargs = load_override(args.robot_params)
+        env_kwargs = simulator_options(args.robot_params, args.assignments, randomize=not args.no_randomize)
         fit = calibrate(
-            args.policy, args.out, args.episodes, args.seconds, args.seed, env_kwargs, progress=True
+            args.policy,
+            args.out,
+            args.episodes,
+            args.seconds,
+            args.seed,
+            env_kwargs,
+            progress=True,
+            randomize=not args.no_randomize,
         )
     except (CalibrationError, OSError, ValueError) as exc:  # RobotParamsError, PolicyLoadError too
         print(f"pidog-calibrate-commands: {exc}", file=sys.stderr)

@@ -187,7 +187,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # pidog-calibrate-commands): its response to a lattice of commands is measured in randomised sim and
     # inverted in front of it in policy.onnx. Cut the grid's vx error from 0.037 to 0.025 m/s,
     # pooled over 132 episodes (docs/ABLATIONS.md, sixth session); ~40 s on 2 cores.
-    "calibration": {"enabled": True, "episodes": 4, "seconds": 8.0, "seed": 20_000},
+    # randomize: measure on the training env's randomised robots; false: on its nominal robot only
+    # (the identified one with --robot-params; no noise, so one episode per command). Mixed on
+    # the grid and the robustness cells over seven policies, so not the default (docs/ABLATIONS.md,
+    # thirty-first session).
+    "calibration": {"enabled": True, "episodes": 4, "seconds": 8.0, "seed": 20_000, "randomize": True},
     # More than one machine (docs/CLUSTER.md): with an address, PPO's simulators run as Ray actors
     # (pidog_learning.ray_vec_env) and the learner stays here. None: no Ray at all (the default).
     # address: 'local' (a private Ray on this machine), 'auto' or a head's HOST:PORT.
@@ -281,6 +285,7 @@ SAVED_BEFORE: dict[str, Any] = {
     "finetune.bc_loss_min_weight": 0.0,  # the BC term was never dropped
     "finetune.log_std_lr_scale": 1.0,  # the log-std stepped with the actor, in its group
     "calibration": {**DEFAULT_CONFIG["calibration"], "enabled": False},  # no calibration stage
+    "calibration.randomize": True,  # calibrated on the training robots
     "eval.keyboard_episodes": 0,  # no check of the keyboard's commands
     "eval.keyboard_seconds": DEFAULT_CONFIG["eval"]["keyboard_seconds"],
     "ray": DEFAULT_CONFIG["ray"],  # no Ray
@@ -721,6 +726,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "eval.keyboard_seconds", config["eval"]["tracking_settle_seconds"], low_open=True)
 
     _bool(config, "calibration.enabled")
+    _bool(config, "calibration.randomize")
     _int(config, "calibration.episodes", 1)
     _int(config, "calibration.seed", 0)
     # pidog_sim.evaluation.TRACKING_SETTLE_S (not imported here: it brings MuJoCo); calibrate()

@@ -122,7 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def simulator_options(
     robot_params: Path | None, assignments: list[str], randomize: bool
 ) -> dict[str, Any] | None:
-    """The simulator's overrides: a robot parameters file's, then ``--set env.KEY=VALUE`` on top.
+    """The simulator's overrides (pidog-eval's, pidog-calibrate-commands'): a robot parameters
+    file's, then ``--set env.KEY=VALUE`` on top.
     Checked by building one simulated robot with them, so a bad key or value is refused (a
     ValueError naming it) before any episode runs."""
     from pidog_sim.env import PiDogEnv

@@ -812,6 +812,7 @@ class Pipeline:
                 cal["seed"],
                 env_kwargs=self.config["env"],
                 threads=threads,
+                randomize=cal["randomize"],
             )
         except CalibrationError as exc:
             self.reporter.status(message=f"policy.onnx left uncalibrated: {exc}")
@@ -819,6 +820,7 @@ class Pipeline:
         self.reporter.policy(self.path(POLICY_FILE))
         return {
             "calibrated": True,
+            "randomized": cal["randomize"],
             "seconds_taken": round(fit["seconds_taken"], 1),
             "lattice_falls": int(fit["falls"].sum()),
             "examples": examples(fit["table"]),

@@ -74,12 +74,14 @@ def _calibration(calibration: Mapping[str, Any]) -> list[str]:
         return []
     if not calibration["calibrated"]:
         return ["## Command calibration", "", f"Not calibrated: {calibration['reason']}.", ""]
+    # eval.json files from before calibration.randomize existed: calibrated on randomised robots.
+    where = "in randomised sim" if calibration.get("randomized", True) else "on the nominal robot"
     lines = [
         "## Command calibration",
         "",
         f"`policy.onnx` carries a feed-forward calibration ({calibration['seconds_taken']:g} s; "
         f"{calibration['lattice_falls']} falls on the measuring lattice): the policy's response to a "
-        "lattice of commands was measured in randomised sim and inverted in front of it "
+        f"lattice of commands was measured {where} and inverted in front of it "
         "(`pidog-calibrate-commands`; README). What the policy is told, for some wanted commands:",
         "",
         "| wanted vx (m/s), wz (rad/s) | told vx, wz |",
