@@ -272,19 +272,35 @@ def target_tally(result: dict) -> dict[str, list[dict]]:
     }
 
 
+def nominal_speed_text(result: dict) -> str:
+    """The speed every cell is compared with, in words; a policy that fell on the nominal robot
+    has none (every cell then fails), and saying so beats printing nan."""
+    if np.isfinite(result["nominal_speed"]):
+        return f"{result['nominal_speed']:.3f} m/s at {result['command_vx']:g} commanded"
+    falls = nominal_row(result)["falls"]
+    return f"none: it fell in all {falls} episodes on the nominal robot at {result['command_vx']:g} m/s"
+
+
+def _ratio_text(row: dict) -> str:
+    """A cell's speed as a share of nominal; its own speed when there is no nominal to share."""
+    if np.isfinite(row["ratio"]):
+        return f"{row['ratio']:.2f}x"
+    return f"{row['speed']:.3f}m/s" if np.isfinite(row["speed"]) else "no speed"
+
+
 def target_summary(result: dict, policy: Path | str) -> str:
     """One line for a candidate policy: the cells it keeps, its falls, the cells that fail."""
     tally = target_tally(result)
     kept = len(tally["target"]) - len(tally["failing"])
     falls = sum(r["falls"] for r in tally["target"])
     failing = " ".join(
-        f"{r['strength']:.2f}N·m/lat{r['latency']}/{r['mass']:.2f}kg:{r['ratio']:.2f}x"
+        f"{r['strength']:.2f}N·m/lat{r['latency']}/{r['mass']:.2f}kg:{_ratio_text(r)}"
         + (f"({r['falls']} fell)" if r["falls"] else "")
         for r in tally["failing"]
     )
     return (
         f"{describe(policy)[1]}: keeps {TARGET['speed_ratio']:.0%} of its nominal speed "
-        f"({result['nominal_speed']:.3f} m/s at {result['command_vx']:g} commanded) with 0 falls in "
+        f"({nominal_speed_text(result)}) with 0 falls in "
         f"{kept} of {len(tally['target'])} target cells ({falls} falls in all), "
         f"{kept - len(tally['veering'])} of them holding heading"
         + (f"; failing: {failing}" if failing else "")
@@ -382,8 +398,12 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
         "IMU noise is on (so the episodes differ). "
         + (f"The controller observes {FILTER_OBSERVATION}. " if filtered else "")
         + "Nominal (0.35 N·m, latency 0, model mass): "
-        f"{result['nominal_speed']:.3f} m/s (the command: {COMMAND_VX} m/s), so 70 % of nominal is "
-        f"{0.7 * result['nominal_speed']:.3f} m/s.",
+        + (
+            f"{result['nominal_speed']:.3f} m/s (the command: {COMMAND_VX} m/s), so 70 % of nominal is "
+            f"{0.7 * result['nominal_speed']:.3f} m/s."
+            if np.isfinite(result["nominal_speed"])
+            else f"{nominal_speed_text(result)}, so no cell can keep 70 % of it."
+        ),
         "",
         f"**Target** (>= {TARGET['speed_ratio']:.0%} of nominal speed and 0 falls for 0.25-0.45 N·m, "
         f"latency 0-2, 0.85-1.15 kg): **{'met' if ok else 'NOT met'}** "
