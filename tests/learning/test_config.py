@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -12,12 +13,15 @@ import pytest
 from pidog_learning.config import (
     DEFAULT_CONFIG,
     PRESETS,
+    SAVED_BEFORE,
     ConfigError,
     flatten,
     load_config_file,
     parse_assignments,
     resolve_config,
     unflatten,
+    validate_config,
+    with_saved_before,
 )
 from pidog_learning.train_cli import build_parser, config_layers, explicit_options
 
@@ -279,3 +283,21 @@ def test_set_reaches_the_sim_config_and_the_env_accepts_it() -> None:
     preflight(config)  # PiDogEnv takes them (its own validation)
     with pytest.raises(ConfigError, match="'env.config.reward.track_wz'"):
         resolved(["--set", "env.config.reward.track_wz=abc"])
+
+
+@pytest.mark.parametrize("name", sorted(SAVED_BEFORE))
+def test_a_run_saved_before_an_option_existed_reads_it_as_that_run_did(name: str) -> None:
+    """Each option a saved config may lack (config.json from an older version) is filled in with
+    what such a run did, and the config then passes validation as a resumed run's must."""
+    saved = copy.deepcopy(DEFAULT_CONFIG)
+    *parents, leaf = name.split(".")
+    node = saved
+    for part in parents:
+        node = node[part]
+    del node[leaf]
+    filled = with_saved_before(saved)
+    node = filled
+    for part in name.split("."):
+        node = node[part]
+    assert node == SAVED_BEFORE[name]
+    validate_config(filled)
