@@ -62,9 +62,18 @@ def display_problem(timeout: float = 20.0) -> str | None:
     except subprocess.TimeoutExpired:
         return f"OpenGL did not start within {timeout:g} s on display {os.environ.get('DISPLAY', '')!r}"
     if probe.returncode != 0:
-        detail = (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
-        return f"OpenGL/GLFW failed to start on display {os.environ.get('DISPLAY', '')!r} ({detail[:120]})"
+        return f"OpenGL/GLFW failed to start on display {os.environ.get('DISPLAY', '')!r} ({_probe_failure(probe)})"
     return None
+
+
+def _probe_failure(probe: subprocess.CompletedProcess) -> str:
+    """What the GL probe said: GLFW reports through a Python warning, whose last stderr line is
+    the warnings.warn call, not the error, so the GLFWError line is looked for first."""
+    stage = {3: "glfw.init", 4: "window"}.get(probe.returncode, f"exit {probe.returncode}")
+    lines = probe.stderr.strip().splitlines()
+    errors = [line.split("GLFWError:", 1)[1].strip() for line in lines if "GLFWError:" in line]
+    detail = errors[-1] if errors else (lines[-1].strip() if lines else "no message")
+    return f"{stage}: {detail[:160]}"
 
 
 class LiveViewer:
