@@ -45,9 +45,8 @@ from pidog_sim.evaluation import TRACKING_SETTLE_S
 STRENGTH_RANGE = (0.6, 1.4)  # stall torque multipliers: 0.21-0.49 N·m on the model's 0.35
 MASS_SCALE_RANGE = (0.8, 1.35)  # torso mass multipliers
 ACCEL_NOISE = 0.1  # m/s^2, std per sample: a round, pessimistic figure (the SH3001's is not measured here)
-SETTLE_STEPS = int(
-    round(TRACKING_SETTLE_S / CONTROL_DT)
-)  # windows end after the start-up, as the grid scores
+# Windows end after the start-up, which the tracking grid does not score either.
+SETTLE_STEPS = int(round(TRACKING_SETTLE_S / CONTROL_DT))
 WINDOW_STRIDE = 10  # steps between the ends of two windows of one robot (windows overlap anyway)
 WINDOWS_STEPS = (1, 10, 25, 50)  # 20 ms to 1 s of history
 FOLDS = 4  # every robot is held out once; the table gives the mean and range over the folds
@@ -198,7 +197,6 @@ def _measure(data: dict[str, np.ndarray], folds: int, seed: int) -> dict[str, di
 def report(
     results: dict[str, dict[int, float]], data: dict[str, np.ndarray], args: argparse.Namespace, wall: float
 ) -> str:
-
     policy = (
         "the shipped policy"
         if args.policy.resolve() == SHIPPED_POLICY.resolve()

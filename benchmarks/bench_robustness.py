@@ -399,10 +399,10 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
         + (f"The controller observes {FILTER_OBSERVATION}. " if filtered else "")
         + "Nominal (0.35 N·m, latency 0, model mass): "
         + (
-            f"{result['nominal_speed']:.3f} m/s (the command: {COMMAND_VX} m/s), so 70 % of nominal is "
-            f"{0.7 * result['nominal_speed']:.3f} m/s."
+            f"{result['nominal_speed']:.3f} m/s (the command: {COMMAND_VX} m/s), so "
+            f"{TARGET['speed_ratio']:.0%} of nominal is {TARGET['speed_ratio'] * result['nominal_speed']:.3f} m/s."
             if np.isfinite(result["nominal_speed"])
-            else f"{nominal_speed_text(result)}, so no cell can keep 70 % of it."
+            else f"{nominal_speed_text(result)}, so no cell can keep {TARGET['speed_ratio']:.0%} of it."
         ),
         "",
         f"**Target** (>= {TARGET['speed_ratio']:.0%} of nominal speed and 0 falls for 0.25-0.45 N·m, "

@@ -36,12 +36,15 @@ KEY_SPACE, KEY_RIGHT, KEY_LEFT, KEY_DOWN, KEY_UP = 32, 262, 263, 264, 265
 VX_STEP = 0.05  # m/s per up/down press
 WZ_STEP = 0.2  # rad/s per left/right press
 
+# The probe's exit status names the step that failed (display_problem reports it).
+_INIT_FAILED, _WINDOW_FAILED = 3, 4
+_PROBE_STEPS = {_INIT_FAILED: "glfw.init", _WINDOW_FAILED: "window"}
 _GL_PROBE = (
     "import sys, glfw\n"
-    "if not glfw.init(): sys.exit(3)\n"
+    f"if not glfw.init(): sys.exit({_INIT_FAILED})\n"
     "glfw.window_hint(glfw.VISIBLE, glfw.FALSE)\n"
     "w = glfw.create_window(16, 16, 'pidog-gl-probe', None, None)\n"
-    "if not w: sys.exit(4)\n"
+    f"if not w: sys.exit({_WINDOW_FAILED})\n"
     "glfw.make_context_current(w)\n"
     "glfw.destroy_window(w); glfw.terminate()\n"
 )
@@ -69,7 +72,7 @@ def display_problem(timeout: float = 20.0) -> str | None:
 def _probe_failure(probe: subprocess.CompletedProcess) -> str:
     """What the GL probe said: GLFW reports through a Python warning, whose last stderr line is
     the warnings.warn call, not the error, so the GLFWError line is looked for first."""
-    stage = {3: "glfw.init", 4: "window"}.get(probe.returncode, f"exit {probe.returncode}")
+    stage = _PROBE_STEPS.get(probe.returncode, f"exit {probe.returncode}")
     lines = probe.stderr.strip().splitlines()
     errors = [line.split("GLFWError:", 1)[1].strip() for line in lines if "GLFWError:" in line]
     detail = errors[-1] if errors else (lines[-1].strip() if lines else "no message")
