@@ -281,11 +281,31 @@ def nominal_speed_text(result: dict) -> str:
     return f"none: it fell in all {falls} episodes on the nominal robot at {result['command_vx']:g} m/s"
 
 
-def _ratio_text(row: dict) -> str:
-    """A cell's speed as a share of nominal; its own speed when there is no nominal to share."""
+def cell_text(row: dict, unit: str = "") -> str:
+    """A cell's speed as a share of nominal (``unit`` after it); its own speed when there is no
+    nominal to share (the policy fell on the nominal robot); "all fell" when it has neither."""
     if np.isfinite(row["ratio"]):
-        return f"{row['ratio']:.2f}x"
-    return f"{row['speed']:.3f}m/s" if np.isfinite(row["speed"]) else "no speed"
+        return f"{row['ratio']:.2f}{unit}"
+    return f"{row['speed']:.3f}m/s" if np.isfinite(row["speed"]) else "all fell"
+
+
+def falls_text(row: dict) -> str:
+    """' (N fell)' for a cell where some episodes fell and some walked ('all fell' says the rest)."""
+    return f" ({row['falls']} fell)" if row["falls"] and np.isfinite(row["speed"]) else ""
+
+
+def failing_text(row: dict, episodes: int) -> str:
+    """How a failing cell walked, for the report's list (its speed alone where the policy fell on
+    the nominal robot and there is no share of nominal to give)."""
+    if not np.isfinite(row["speed"]):
+        return f"all {row['falls']} episodes fell"
+    speed = f"{row['speed']:.3f} m/s, slowest episode {row['slowest']:.3f}"
+    if np.isfinite(row["ratio"]):
+        speed = f"{row['ratio']:.2f} × nominal ({speed})"
+    return (
+        f"speed {speed}, yaw drift {row['drift']:.2f} rad/s, {row['falls']}/{episodes} fell; "
+        f"servos saturated {row['saturated']:.0%}"
+    )
 
 
 def target_summary(result: dict, policy: Path | str) -> str:
@@ -294,8 +314,8 @@ def target_summary(result: dict, policy: Path | str) -> str:
     kept = len(tally["target"]) - len(tally["failing"])
     falls = sum(r["falls"] for r in tally["target"])
     failing = " ".join(
-        f"{r['strength']:.2f}N·m/lat{r['latency']}/{r['mass']:.2f}kg:{_ratio_text(r)}"
-        + (f"({r['falls']} fell)" if r["falls"] else "")
+        f"{r['strength']:.2f}N·m/lat{r['latency']}/{r['mass']:.2f}kg:{cell_text(r, 'x')}"
+        + falls_text(r).strip()
         for r in tally["failing"]
     )
     return (
@@ -327,24 +347,26 @@ def plot(result: dict, path: Path, policy: Path | str = POLICY) -> None:
     import matplotlib.pyplot as plt
 
     masses = result["masses"]
+    # Colours are speed / nominal; a policy that fell on the nominal robot has no nominal speed,
+    # so its cells are coloured by speed / command and labelled in m/s.
+    has_nominal = bool(np.isfinite(result["nominal_speed"]))
+    reference = result["nominal_speed"] if has_nominal else result["command_vx"]
+    relative_to = "nominal" if has_nominal else "the command (the nominal robot fell)"
     fig, axes = plt.subplots(1, len(LATENCIES), figsize=(4.2 * len(LATENCIES), 4.0), sharey=True)
     for ax, lat in zip(axes, LATENCIES, strict=True):
         grid = np.full((len(STRENGTHS_NM), len(masses)), np.nan)
-        falls = np.zeros_like(grid)
-        drift = np.full_like(grid, np.nan)
         for r in result["rows"]:
             if r["latency"] != lat:
                 continue
             i, j = STRENGTHS_NM.index(r["strength"]), masses.index(r["mass"])
-            grid[i, j], falls[i, j], drift[i, j] = r["ratio"], r["falls"], r["drift"]
-        im = ax.imshow(grid, origin="lower", cmap="RdYlGn", vmin=0.0, vmax=1.2, aspect="auto")
-        for i, j in itertools.product(range(len(STRENGTHS_NM)), range(len(masses))):
-            text = "fell" if not np.isfinite(grid[i, j]) else f"{grid[i, j]:.2f}"
-            if falls[i, j] and np.isfinite(grid[i, j]):
-                text += f"\n{int(falls[i, j])} fell"
-            elif np.isfinite(drift[i, j]) and drift[i, j] > DRIFT_LIMIT_RADPS:
-                text += f"\n{drift[i, j]:.2f} r/s"
+            grid[i, j] = r["speed"] / reference
+            text = (
+                cell_text(r) if has_nominal else cell_text(r).replace("m/s", "\nm/s").replace(" ", "\n")
+            ) + (falls_text(r).replace(" (", "\n("))
+            if not falls_text(r) and np.isfinite(r["drift"]) and not holds_heading(r):
+                text += f"\n{r['drift']:.2f} r/s"
             ax.text(j, i, text, ha="center", va="center", fontsize=7)
+        im = ax.imshow(grid, origin="lower", cmap="RdYlGn", vmin=0.0, vmax=1.2, aspect="auto")
         if TARGET["latency"][0] <= lat <= TARGET["latency"][1]:  # the target range, outlined
             si = [i for i, s in enumerate(STRENGTHS_NM) if TARGET["strength"][0] - 1e-9 <= s]
             mj = [
@@ -360,10 +382,11 @@ def plot(result: dict, path: Path, policy: Path | str = POLICY) -> None:
         ax.set_xlabel("total mass (kg)")
         ax.set_title(f"latency {lat} step{'s' if lat != 1 else ''}")
     axes[0].set_ylabel("servo stall torque (N·m)")
-    fig.colorbar(im, ax=axes, label="forward speed / nominal", shrink=0.8)
+    fig.colorbar(im, ax=axes, label=f"forward speed / {'nominal' if has_nominal else 'command'}", shrink=0.8)
     fig.suptitle(
-        f"{sentence_start(describe(policy)[0])} at vx = {COMMAND_VX} m/s: heading-frame speed relative to nominal (and falls; "
-        f"yaw drift in rad/s where over {DRIFT_LIMIT_RADPS:g}); black box: the target range (>= 0.70, no falls)"
+        f"{sentence_start(describe(policy)[0])} at vx = {result['command_vx']:g} m/s: heading-frame speed relative to "
+        f"{relative_to} (and falls; yaw drift in rad/s where over {DRIFT_LIMIT_RADPS:g}); black box: the target "
+        f"range (>= {TARGET['speed_ratio']:.2f} of nominal, no falls)"
     )
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -421,7 +444,11 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
         lines.append(
             f"Cells inside the target range that fail (servos saturated: the share of servo-steps at "
             f">= {SATURATED:.0%} of the robot's stall torque; the nominal robot's: "
-            f"{nominal_row(result)['saturated']:.0%}"
+            + (
+                f"{nominal_row(result)['saturated']:.0%}"
+                if np.isfinite(nominal_row(result)["saturated"])
+                else "none, it fell"
+            )
             + (
                 f"; walked again commanded {result['fast']['command_vx']:g} m/s, the fastest forward "
                 "command training samples"
@@ -433,9 +460,7 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
         lines.append("")
         lines += [
             f"- {r['strength']:.2f} N·m, latency {r['latency']}, {r['mass']:.2f} kg: "
-            f"speed {r['ratio']:.2f} × nominal ({r['speed']:.3f} m/s, slowest episode "
-            f"{r['slowest']:.3f}), yaw drift {r['drift']:.2f} rad/s, {r['falls']}/{episodes} fell; "
-            f"servos saturated {r['saturated']:.0%}"
+            + failing_text(r, episodes)
             + (
                 f"; commanded {result['fast']['command_vx']:g} m/s: {fast[cell_key(r)]['speed']:.3f} m/s"
                 if cell_key(r) in fast
@@ -459,7 +484,7 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
     for lat in LATENCIES:
         at = [r for r in rows if r["latency"] == lat]
         solid = [s for s in STRENGTHS_NM if all(passes(r) for r in at if r["strength"] >= s - 1e-9)]
-        worst = min(at, key=lambda r: r["ratio"] if np.isfinite(r["ratio"]) else -1.0)
+        worst = min(at, key=lambda r: r["speed"] if np.isfinite(r["speed"]) else -1.0)
         lines.append(
             f"- latency {lat}: {sum(passes(r) for r in at)} of {len(at)} cells pass; "
             + (
@@ -467,7 +492,7 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
                 if solid
                 else "no strength passes at every mass"
             )
-            + f"; worst {worst['ratio']:.2f} × nominal ({worst['strength']:.2f} N·m, {worst['mass']:.2f} kg); "
+            + f"; worst {cell_text(worst, ' × nominal')} ({worst['strength']:.2f} N·m, {worst['mass']:.2f} kg); "
             f"{sum(r['falls'] for r in at)} falls in {len(at) * episodes} episodes"
         )
     lines += [
@@ -481,16 +506,19 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
             cells = []
             for m in result["masses"]:
                 r = next(r for r in rows if r["latency"] == lat and r["strength"] == s and r["mass"] == m)
-                cell = "all fell" if not np.isfinite(r["ratio"]) else f"{r['ratio']:.2f}"
-                if r["falls"] and np.isfinite(r["ratio"]):
-                    cell += f" ({r['falls']} fell)"
-                elif not holds_heading(r):
+                cell = cell_text(r) + falls_text(r)
+                if not falls_text(r) and np.isfinite(r["speed"]) and not holds_heading(r):
                     cell += f" ({r['drift']:.2f} rad/s)"
                 cells.append(cell if passes(r) else f"**{cell}**")
             lines.append(f"| {lat} | {s:.2f} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Cells: speed / nominal (bold: below 70 % or a fall; in brackets the yaw drift where it is over "
+        (
+            "Cells: speed / nominal"
+            if np.isfinite(result["nominal_speed"])
+            else "Cells: speed (the nominal robot fell)"
+        )
+        + f" (bold: below {TARGET['speed_ratio']:.0%} or a fall; in brackets the yaw drift where it is over "
         f"{DRIFT_LIMIT_RADPS:g} rad/s).",
         "",
     ]

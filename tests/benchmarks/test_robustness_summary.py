@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from pathlib import Path
 
 from benchmarks import bench_robustness as br
 
@@ -38,3 +40,64 @@ def test_a_policy_that_falls_on_the_nominal_robot_is_told_so_not_nan() -> None:
     assert "in 0 of 2 target cells" in line
     assert "0.25N·m/lat2/1.15kg:0.100m/s" in line  # the cell's own speed: there is no ratio
     assert "nan" not in line
+
+
+def _full_result(nominal_speed: float) -> dict:
+    """Every cell of the chart: the nominal robot at ``nominal_speed`` (nan: all 4 fell), the
+    weakest servos on the heaviest body all fell, every other cell walks 0.1 m/s."""
+    total_mass = 0.97
+    masses = tuple(total_mass if m is None else m for m in br.MASSES_KG)
+    nominal = br.nominal_cell(total_mass)
+    rows = []
+    for strength, latency, mass in itertools.product(br.STRENGTHS_NM, br.LATENCIES, masses):
+        cell = (strength, latency, mass)
+        speed = nominal_speed if cell == nominal else math.nan if (strength, mass) == (0.2, 1.2) else 0.1
+        rows.append(
+            {
+                "strength": strength,
+                "latency": latency,
+                "mass": mass,
+                "falls": 0 if math.isfinite(speed) else 4,
+                "speed": speed,
+                "slowest": speed,
+                "drift": 0.0 if math.isfinite(speed) else math.nan,
+                "saturated": 0.5 if math.isfinite(speed) else math.nan,
+                "ratio": speed / nominal_speed,
+            }
+        )
+    return {
+        "rows": rows,
+        "total_mass": total_mass,
+        "masses": masses,
+        "nominal_speed": nominal_speed,
+        "command_vx": 0.2,
+        "robots": len(rows) * 4,
+        "threads": 1,
+        "wall_s": 1.0,
+        "imu_orientation": "noisy_truth",
+        "noise_seed": br.NOISE_SEED,
+    }
+
+
+def test_the_page_of_a_policy_that_falls_on_the_nominal_robot_gives_speeds_not_nan(tmp_path: Path) -> None:
+    result = _full_result(math.nan)
+    page = br.report(result, episodes=4, seconds=12.0, png="chart.png", policy="candidate.onnx")
+    assert "nan" not in page
+    assert "none: it fell in all 4 episodes on the nominal robot" in page
+    # The table: cells that walked give their own speed, the cells where every episode fell say so.
+    assert "| 0 | 0.25 | **0.100m/s** | **0.100m/s** |" in page
+    assert "Cells: speed (the nominal robot fell)" in page
+    assert "| 0 | 0.20 | " in page and "**all fell**" in page
+    # The failing list gives a walking cell's speed in m/s, with no share of a nominal it lacks.
+    assert "- 0.25 N·m, latency 0, 0.85 kg: speed 0.100 m/s, slowest episode 0.100," in page
+    assert "worst all fell (0.20 N·m, 1.20 kg)" in page
+
+    br.plot(result, tmp_path / "chart.png", policy="candidate.onnx")
+    assert (tmp_path / "chart.png").stat().st_size > 10_000
+
+
+def test_the_page_of_a_policy_that_walks_keeps_its_shares_of_nominal() -> None:
+    page = br.report(_full_result(0.2), episodes=4, seconds=12.0, png="chart.png", policy="candidate.onnx")
+    assert "| 0 | 0.25 | **0.50** | **0.50** |" in page  # below 70 %: bold
+    assert "- 0.25 N·m, latency 0, 0.85 kg: speed 0.50 × nominal (0.100 m/s, slowest episode 0.100)" in page
+    assert "| 0 | 0.35 | **0.50** | **0.50** | 1.00 |" in page  # the nominal cell
