@@ -39,14 +39,14 @@ from benchmarks.common import (
     repo_relative,
     write_result,
 )
-from pidog_description.spec import ACTION_DIM, CONTROL_DT, OBS_DIM
+from pidog_description.spec import ACTION_DIM, CONTROL_DT, OBS_DIM, seconds_to_steps
 from pidog_sim.evaluation import TRACKING_SETTLE_S
 
 STRENGTH_RANGE = (0.6, 1.4)  # stall torque multipliers: 0.21-0.49 N·m on the model's 0.35
 MASS_SCALE_RANGE = (0.8, 1.35)  # torso mass multipliers
 ACCEL_NOISE = 0.1  # m/s^2, std per sample: a round, pessimistic figure (the SH3001's is not measured here)
 # Windows end after the start-up, which the tracking grid does not score either.
-SETTLE_STEPS = int(round(TRACKING_SETTLE_S / CONTROL_DT))
+SETTLE_STEPS = seconds_to_steps(TRACKING_SETTLE_S)
 WINDOW_STRIDE = 10  # steps between the ends of two windows of one robot (windows overlap anyway)
 WINDOWS_STEPS = (1, 10, 25, 50)  # 20 ms to 1 s of history
 FOLDS = 4  # every robot is held out once; the table gives the mean and range over the folds
@@ -67,7 +67,7 @@ def collect(
     from pidog_sim.task import WalkTask
 
     act = OnnxPolicy(policy).act_batch
-    steps = int(round(seconds / CONTROL_DT))
+    steps = seconds_to_steps(seconds)
     config = {
         "episode_seconds": seconds + 1.0,
         "command_mode": "sample",

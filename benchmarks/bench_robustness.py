@@ -111,7 +111,7 @@ def run_grid(
     """Every (strength, latency, mass) cell, or ``only`` those, or with ``targets_only`` those in
     the target range (the nominal cell is always run: speeds are reported relative to it)."""
     from pidog_description.robot import SERVO_STALL_TORQUE
-    from pidog_description.spec import CONTROL_DT
+    from pidog_description.spec import seconds_to_steps
     from pidog_sim.task import WalkTask
 
     act, check = batch_controller(policy)
@@ -170,8 +170,8 @@ def run_grid(
     )
     task.reset(np.arange(n), seeds=seeds, commands=np.array([command_vx, 0.0]))
 
-    steps = int(round(seconds / CONTROL_DT))
-    warm = int(round(WARMUP_S / CONTROL_DT))
+    steps = seconds_to_steps(seconds)
+    warm = seconds_to_steps(WARMUP_S)
     fell = np.zeros(n, dtype=bool)
     speed_sum, yaw_sum, saturated = np.zeros(n), np.zeros(n), np.zeros(n)
     stall = SERVO_STALL_TORQUE * sim.servo_strength  # (n, joints), N·m

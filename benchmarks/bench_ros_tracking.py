@@ -80,7 +80,7 @@ def through_ros(
 
     from pidog_description import STAND_POSE
     from pidog_description.rotations import yaw_from_quaternion
-    from pidog_description.spec import CONTROL_DT
+    from pidog_description.spec import seconds_to_steps
     from pidog_description.topics import (
         CMD_VEL_TOPIC,
         GROUND_TRUTH_ODOM_TOPIC,
@@ -174,7 +174,7 @@ def through_ros(
                 window = np.array([s for s in samples if SETTLE_S <= s[0] <= seconds])
                 # The command stamped t was computed from the sensors of t and drives the step
                 # from t: in-process, that many standing steps come first.
-                runs.append((*heading_frame_rates(*window.T), int(round(started[0] / CONTROL_DT))))
+                runs.append((*heading_frame_rates(*window.T), seconds_to_steps(started[0])))
             rows.append(runs)
             print(f"({vx:+.2f}, {wz:+.1f}): {runs}", flush=True)
     finally:
@@ -199,13 +199,13 @@ def in_process(policy: Path, seconds: float, seed: int, starts: list[list[int]])
     with no previous action, as policy_node's restart_clock does."""
     from pidog_control.policy_runtime import OnnxPolicy
     from pidog_description.rotations import yaw_from_quaternion
-    from pidog_description.spec import CONTROL_DT
+    from pidog_description.spec import CONTROL_DT, seconds_to_steps
     from pidog_sim.task import WalkTask
 
     act = OnnxPolicy(policy).act_batch
     pinned = np.array([c for c, runs in zip(COMMANDS, starts, strict=True) for _ in runs])
     delay = np.array([d for runs in starts for d in runs])
-    n, steps = len(delay), int(round(seconds / CONTROL_DT))
+    n, steps = len(delay), seconds_to_steps(seconds)
     task = WalkTask(n, randomize=False, config={"episode_seconds": seconds + 1.0, "command_mode": "fixed"})
     task.reset(np.arange(n), seeds=np.full(n, seed), commands=pinned)
     poses = []

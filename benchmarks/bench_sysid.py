@@ -39,11 +39,11 @@ FITS = {
 
 def make_bag(path: Path, seconds: float) -> tuple[Path, float]:
     from pidog_control.excitation import excitation_trajectory
-    from pidog_description.spec import CONTROL_DT
+    from pidog_description.spec import CONTROL_DT, seconds_to_steps
     from pidog_learning import sysid
 
     one, _ = excitation_trajectory(1.0)
-    steps = int(round(seconds / CONTROL_DT))
+    steps = seconds_to_steps(seconds)
     targets = np.concatenate([one] * int(np.ceil(steps / len(one))))[:steps]
     config = {
         "nominal": {**HIDDEN, "imu_gyro_bias": GYRO_BIAS},

@@ -39,7 +39,12 @@ from pidog_description.limits import clip_joint_targets
 from pidog_description.messages import MessageError, imu_from_msg, joint_positions_from_msg, joint_state_msg
 from pidog_description.node_runner import refuse_start
 from pidog_description.rotations import tilt_from_quaternion
-from pidog_description.spec import CONTROL_DT, gravity_from_quaternion, roll_pitch_from_gravity
+from pidog_description.spec import (
+    CONTROL_DT,
+    gravity_from_quaternion,
+    roll_pitch_from_gravity,
+    seconds_to_steps,
+)
 from pidog_description.topics import (
     ESTOP_TOPIC,
     HW_ARM_SERVICE_NAME,
@@ -203,7 +208,7 @@ class ExcitationNode(Node):
         self.stand_tol = float(p["stand_tolerance_rad"])
         self.level_tol = float(p["level_tolerance_rad"])
         self.tip_tol = float(p["tip_tolerance_rad"])
-        self.wait_ticks = int(float(p["wait_timeout_s"]) / CONTROL_DT)
+        self.wait_ticks = seconds_to_steps(float(p["wait_timeout_s"]))
         self.arm_hw = bool(p["arm_hw"])
         self.joints: np.ndarray | None = None
         self.quat: np.ndarray | None = None

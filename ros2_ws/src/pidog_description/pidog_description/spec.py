@@ -20,6 +20,12 @@ from .rotations import up_in_body
 CONTROL_HZ: float = 50.0
 CONTROL_DT: float = 1.0 / CONTROL_HZ
 
+
+def seconds_to_steps(seconds: float) -> int:
+    """The whole number of control periods nearest ``seconds``."""
+    return int(round(seconds / CONTROL_DT))
+
+
 GAIT_PERIOD_S: float = 0.4
 """Period of the gait phase clock fed to the policy (one full trot cycle)."""
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from pidog_description.spec import COMMAND_LIMITS, OBS_DIM, OBS_SLICES
+from pidog_description.spec import COMMAND_LIMITS, OBS_DIM, OBS_SLICES, seconds_to_steps
 from pidog_sim.evaluation import TRACKING_SETTLE_S, TRACKING_TARGETS
 
 from .config import add_set_option
@@ -94,7 +94,6 @@ def measure_response(
     as on the grid, heading-frame forward speed and yaw rate are averaged after the first
     TRACKING_SETTLE_S, and an episode that fell does not count.
     """
-    from pidog_description.spec import CONTROL_DT
     from pidog_sim.task import WalkTask
 
     if not randomize:
@@ -108,7 +107,7 @@ def measure_response(
     task = WalkTask(n, randomize=randomize, config=config, threads=threads)
     try:
         task.reset(np.arange(n), seeds=seed + np.arange(n), commands=commands)
-        steps, settle = int(round(seconds / CONTROL_DT)), int(round(TRACKING_SETTLE_S / CONTROL_DT))
+        steps, settle = seconds_to_steps(seconds), seconds_to_steps(TRACKING_SETTLE_S)
         fell = np.zeros(n, dtype=bool)
         sums = np.zeros((n, 2))
         iterator: Any = range(steps)

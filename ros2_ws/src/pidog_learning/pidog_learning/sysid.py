@@ -56,7 +56,7 @@ from pidog_description.messages import (
 )
 from pidog_description.robot import N_JOINTS, SERVO_MAX_SPEED
 from pidog_description.rotations import tilt_from_quaternion
-from pidog_description.spec import CONTROL_DT, gravity_from_quaternion
+from pidog_description.spec import CONTROL_DT, gravity_from_quaternion, seconds_to_steps
 from pidog_description.topics import (
     IMU_FRAME_ID,
     IMU_TOPIC,
@@ -820,7 +820,7 @@ def identify(
         print(f"pidog-sysid: skipped {bag}: {why}", file=sys.stderr)
     if not series:
         raise SysidError("no usable bag: " + "; ".join(f"{b}: {w}" for b, w in report.skipped.items()))
-    window_steps = max(SETTLE_STEPS + 5, int(round(window_s / CONTROL_DT)))
+    window_steps = max(SETTLE_STEPS + 5, seconds_to_steps(window_s))
     candidates = cut_windows(series, window_steps, 8 * max_windows)
     fixed = {"servo_strength": 1.0, "servo_speed": 1.0, "latency_steps": 0.0, "mass_scale": 1.0}
     for name, value in (known or {}).items():

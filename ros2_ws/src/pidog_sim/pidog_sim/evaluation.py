@@ -31,6 +31,7 @@ from pidog_description.spec import (
     OBS_SLICES,
     STANDARD_GRAVITY,
     picked_up,
+    seconds_to_steps,
     teleop_commands,
 )
 
@@ -586,7 +587,7 @@ def evaluate_tracking(
     use_camera = bool(config.pop("use_camera", False))
     n = len(commands) * episodes_per_command
     pinned = np.repeat(np.asarray(commands, dtype=np.float64), episodes_per_command, axis=0)
-    settle_steps = int(round(settle_seconds / CONTROL_DT))
+    settle_steps = seconds_to_steps(settle_seconds)
     meters: dict[int, GaitMeter] = {}  # one per batch row, each pooling the episodes it ran
     cot: dict[int, tuple[float, float]] = {}  # episode -> (mean power W, m g |vx| of its robot)
     # Where each episode's samples begin in its row's meter (powers, slip speeds, clearances,

@@ -25,6 +25,7 @@ from pidog_description.spec import (
     gravity_from_quaternion,
     sanitize_action,
     sanitized_action_to_target,
+    seconds_to_steps,
 )
 
 from .batch import BatchSim, check_physics_options
@@ -83,8 +84,8 @@ class WalkTask:
         self.n = self.sim.n
         self.cfg = self.sim.config
         validate_task_config(self.cfg, self.sim.control_dt)
-        self.max_steps = int(round(self.cfg["episode_seconds"] / CONTROL_DT))
-        self.window = max(1, int(round(self.cfg["reward"]["track_window_s"] / CONTROL_DT)))
+        self.max_steps = seconds_to_steps(self.cfg["episode_seconds"])
+        self.window = max(1, seconds_to_steps(self.cfg["reward"]["track_window_s"]))
         self.command = np.zeros((self.n, 2))
         self.phase = np.zeros(self.n)
         self.last_action = np.zeros((self.n, ACTION_DIM))
