@@ -286,12 +286,17 @@ def cell_text(row: dict, unit: str = "") -> str:
     nominal to share (the policy fell on the nominal robot); "all fell" when it has neither."""
     if np.isfinite(row["ratio"]):
         return f"{row['ratio']:.2f}{unit}"
-    return f"{row['speed']:.3f}m/s" if np.isfinite(row["speed"]) else "all fell"
+    return _speed_or_fell(row, space="")
 
 
 def falls_text(row: dict) -> str:
     """' (N fell)' for a cell where some episodes fell and some walked ('all fell' says the rest)."""
     return f" ({row['falls']} fell)" if row["falls"] and np.isfinite(row["speed"]) else ""
+
+
+def _speed_or_fell(row: dict, space: str = " ") -> str:
+    """A cell's own speed, or "all fell" where no episode walked to the end."""
+    return f"{row['speed']:.3f}{space}m/s" if np.isfinite(row["speed"]) else "all fell"
 
 
 def failing_text(row: dict, episodes: int) -> str:
@@ -462,7 +467,7 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
             f"- {r['strength']:.2f} N·m, latency {r['latency']}, {r['mass']:.2f} kg: "
             + failing_text(r, episodes)
             + (
-                f"; commanded {result['fast']['command_vx']:g} m/s: {fast[cell_key(r)]['speed']:.3f} m/s"
+                f"; commanded {result['fast']['command_vx']:g} m/s: {_speed_or_fell(fast[cell_key(r)])}"
                 if cell_key(r) in fast
                 else ""
             )

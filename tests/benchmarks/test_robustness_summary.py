@@ -87,10 +87,20 @@ def test_the_page_of_a_policy_that_falls_on_the_nominal_robot_gives_speeds_not_n
     # The table: cells that walked give their own speed, the cells where every episode fell say so.
     assert "| 0 | 0.25 | **0.100m/s** | **0.100m/s** |" in page
     assert "Cells: speed (the nominal robot fell)" in page
-    assert "| 0 | 0.20 | " in page and "**all fell**" in page
+    assert (
+        "| 0 | 0.20 | **0.100m/s** | **0.100m/s** | **0.100m/s** | **0.100m/s** | **0.100m/s** | **all fell** |"
+        in page
+    )
     # The failing list gives a walking cell's speed in m/s, with no share of a nominal it lacks.
     assert "- 0.25 N·m, latency 0, 0.85 kg: speed 0.100 m/s, slowest episode 0.100," in page
     assert "worst all fell (0.20 N·m, 1.20 kg)" in page
+
+    # The failing cells walked again at the fastest command: those that fell there say so too.
+    fast = _full_result(math.nan)
+    result["fast"] = {"rows": fast["rows"], "command_vx": 0.3}
+    page = br.report(result, episodes=4, seconds=12.0, png="chart.png", policy="candidate.onnx")
+    assert "nan" not in page
+    assert "commanded 0.3 m/s: 0.100 m/s" in page and "commanded 0.3 m/s: all fell" in page
 
     br.plot(result, tmp_path / "chart.png", policy="candidate.onnx")
     assert (tmp_path / "chart.png").stat().st_size > 10_000

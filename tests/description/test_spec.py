@@ -26,6 +26,7 @@ from pidog_description.spec import (
     picked_up,
     policy_metadata,
     roll_pitch_from_gravity,
+    seconds_to_steps,
     target_to_action,
 )
 
@@ -161,3 +162,11 @@ def test_lift_test_reads_the_mean_and_numpys_lower_quartile_of_any_window() -> N
     assert picked_up(smooth_lift)[0]
     footfalls = np.where(np.arange(30) % 3 == 0, 12.0, -1.0)  # mean 3.33 m/s^2, mostly down
     assert np.mean(footfalls) > LIFT_ACCEL_MPS2 and not picked_up(footfalls)[0]
+
+
+def test_seconds_to_steps_counts_whole_control_periods_without_losing_one_to_rounding() -> None:
+    assert seconds_to_steps(20.0) == 1000  # a default episode
+    assert seconds_to_steps(0.4) == 20  # the gait cycle, the tracking window
+    # 0.58 / 0.02 is 28.999999999999996 in floating point: truncating it loses a step.
+    assert seconds_to_steps(0.58) == 29
+    assert all(seconds_to_steps(k * CONTROL_DT) == k for k in range(1, 5000))

@@ -125,7 +125,7 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "imu_gravity_noise": 0.02,  # unit-vector components, std
         "imu_gyro_bias": 0.03,  # rad/s, uniform +-
         # Control latency, whole steps, inclusive. Up to 3 (past issue 14's 0-2) over four seeds:
-        # 3-10 more of its 60 robustness cells per draw and the strong-servo falls at latency 2
+        # 3-10 more of its 60 robustness cells per draw on average, the strong-servo falls at latency 2
         # mostly gone, but wz tracking worse at all four and vx at three (0.032-0.035 m/s;
         # docs/ABLATIONS.md, thirty-second session).
         "latency_steps": (0, 2),
