@@ -289,9 +289,10 @@ def cell_text(row: dict, unit: str = "") -> str:
     return _speed_or_fell(row, space="")
 
 
-def falls_text(row: dict) -> str:
-    """' (N fell)' for a cell where some episodes fell and some walked ('all fell' says the rest)."""
-    return f" ({row['falls']} fell)" if row["falls"] and np.isfinite(row["speed"]) else ""
+def falls_text(row: dict, sep: str = " ") -> str:
+    """'(N fell)' after ``sep`` for a cell where some episodes fell and some walked ('all fell'
+    says the rest)."""
+    return f"{sep}({row['falls']} fell)" if row["falls"] and np.isfinite(row["speed"]) else ""
 
 
 def _speed_or_fell(row: dict, space: str = " ") -> str:
@@ -320,7 +321,7 @@ def target_summary(result: dict, policy: Path | str) -> str:
     falls = sum(r["falls"] for r in tally["target"])
     failing = " ".join(
         f"{r['strength']:.2f}N·m/lat{r['latency']}/{r['mass']:.2f}kg:{cell_text(r, 'x')}"
-        + falls_text(r).strip()
+        + falls_text(r, sep="")
         for r in tally["failing"]
     )
     return (
@@ -365,9 +366,7 @@ def plot(result: dict, path: Path, policy: Path | str = POLICY) -> None:
                 continue
             i, j = STRENGTHS_NM.index(r["strength"]), masses.index(r["mass"])
             grid[i, j] = r["speed"] / reference
-            text = (
-                cell_text(r) if has_nominal else cell_text(r).replace("m/s", "\nm/s").replace(" ", "\n")
-            ) + (falls_text(r).replace(" (", "\n("))
+            text = (cell_text(r) if has_nominal else _speed_or_fell(r, space="\n")) + falls_text(r, sep="\n")
             if not falls_text(r) and np.isfinite(r["drift"]) and not holds_heading(r):
                 text += f"\n{r['drift']:.2f} r/s"
             ax.text(j, i, text, ha="center", va="center", fontsize=7)
