@@ -166,6 +166,9 @@ def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_
     print(
         f"policy_node killed: hw_node timed out and ramps to stand {reaction:.3f} s later ({waiting:.2f} s short of CPU)"
     )
+    log = hw.log()
+    # Where hw_node was stuck, if its loop stalled (stall_trace_s): the trace first, then the end.
+    trace = log[log.index("Timeout (") :][:6000] if "Timeout (" in log else ""
     assert reaction < COMMAND_TIMEOUT_S + 0.45 + waiting, (
-        f"ramp to stand within the timeout and a loaded machine's margin:\n{hw.log()[-4000:]}"
+        f"ramp to stand within the timeout and a loaded machine's margin:\n{trace}\n...\n{log[-4000:]}"
     )

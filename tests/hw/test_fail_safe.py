@@ -9,6 +9,7 @@ with generous margins: the machine running the tests is loaded.
 from __future__ import annotations
 
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -118,16 +119,16 @@ def test_disarmed_start_arming_one_source_and_command_watchdog(spawn_node, ros_p
 
 
 def test_a_held_up_control_loop_is_reported_with_its_cause(spawn_node, ros_probe, tmp_path: Path) -> None:
-    """hw_node stopped for 0.8 s (SIGSTOP: what a blocking call looks like to the kernel) says,
-    in its log and on /diagnostics, that its loop was held up and that it was not for lack of
-    CPU: the watchdog and the fall check can act no sooner than that loop runs."""
+    """hw_node blocked 0.8 s in an I2C transaction (the emulated bus stretches one, as a hung bus
+    would) says, in its log and on /diagnostics, that its loop was held up, that it was not for
+    lack of CPU, and, while it was stuck, where: every thread's stack, naming the blocking call.
+    The watchdog and the fall check can act no sooner than that loop runs."""
     node = spawn_node("pidog_hw.hw_node", hw_params(tmp_path, start_armed=True))
     io = Listener(ros_probe)
     io.wait_state("armed", timeout=30.0)
     io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.OK)
-    node.proc.send_signal(signal.SIGSTOP)
-    time.sleep(0.8)
-    node.proc.send_signal(signal.SIGCONT)
+    assert "Timeout (" not in node.log(), "no stack printed while the loop keeps time"
+    write_control(tmp_path / "world.json", bus_stall_s=0.8)
     status = io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.WARN)
     values = {v.key: v.value for v in status.values}
     assert "control loop held up" in status.message, status.message
@@ -136,6 +137,12 @@ def test_a_held_up_control_loop_is_reported_with_its_cause(spawn_node, ros_probe
     stall = values["longest_loop_stall"]  # a loaded machine may add short stalls of its own
     if "waiting for a CPU" in stall:  # the kernel keeps scheduler statistics here
         assert float(stall.split("blocked ")[1].split(" s")[0]) >= 0.5, stall
+    # faulthandler's trace, printed 0.5 s into the stall (stall_trace_s), most recent call first.
+    assert "Timeout (0:00:00.500000)!" in node.log(), node.log()[-3000:]
+    assert "stack printed above" in node.log()
+    trace = node.log().split("Timeout (0:00:00.500000)!")[1]
+    assert re.search(r'i2c_bus\.py", line \d+ in _transaction', trace), trace[:3000]
+    assert re.search(r'hw_node\.py", line \d+ in _(imu_tick|drive|publish_joint_states)', trace), trace[:3000]
     io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.OK)  # one report, then ok
 
 

@@ -158,6 +158,8 @@ def test_dry_run_logs_what_it_would_send(spawn_node, ros_probe) -> None:
         ({"servo_backend": "maestro", "serial_port": "/nonexistent/tty", "imu_backend": "none"}, 1,
          "cannot open Maestro serial port /nonexistent/tty"),
         ({"i2c_bus": "emulated", "i2c_address": 0x15}, 1, "no Robot HAT MCU answered at the configured address 0x15"),
+        ({"servo_backend": "dry_run", "imu_backend": "none", "stall_trace_s": 0.05}, 2,
+         "parameter 'stall_trace_s' must be 0 (off) or at least 5 control periods (0.1 s at rate_hz 50)"),
     ],
 )  # fmt: skip
 def test_bad_start_up_is_refused_clearly(spawn_node, params: dict, code: int, message: str) -> None:

@@ -24,6 +24,7 @@ emulators from the MuJoCo simulation (``emulation/twin.py``, docs/TWIN.md).
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 import time
@@ -78,7 +79,7 @@ from .errors import (
 )
 from .i2c import EMULATED_BUS, TWIN_BUS, open_smbus
 from .latch import DEFAULT_STATE_PATH, EstopLatch
-from .parameters import EMULATED_SERIAL, HwParams, ParameterError, declare_and_read
+from .parameters import EMULATED_SERIAL, STALL_PERIODS, HwParams, ParameterError, declare_and_read
 from .sequences import SEQUENCE_SPEED, hold, lie_down, play, ramp, stand_up
 from .servo_backend import ServoBackend, make_servo_backend
 from .sh3001 import STANDARD_GRAVITY, Sh3001
@@ -175,7 +176,7 @@ class HwNode(Node):
         # A tick later than five periods (0.1 s at 50 Hz) is a stall: logged with its cause
         # (short of CPU or blocked in a call), counted on /diagnostics, and named in a command
         # timeout it delayed. The watchdog can act no sooner than the loop runs.
-        self.loop = LoopMonitor(stall_after_s=5 * self.dt)
+        self.loop = LoopMonitor(stall_after_s=STALL_PERIODS * self.dt)
         self.stalls_reported = 0  # the safety status WARNs in the report after a stall
         self.servo_fault: str | None = None
         self.servo_failures_since_report = 0
@@ -602,10 +603,14 @@ class HwNode(Node):
     # --- control loop ------------------------------------------------------------------------
     def _control_tick(self) -> None:
         now = time.monotonic()
+        self._arm_stall_trace()
         stall = self.loop.tick(now)
         if stall is not None:
+            traced = 0 < self.p.stall_trace_s <= stall.gap_s
+            where = f"; where it was stuck: the stack printed above (stall_trace_s {self.p.stall_trace_s:g})"
             self.get_logger().warning(
-                f"control loop {stall.describe()} (period {self.dt:g} s)", throttle_duration_sec=1.0
+                f"control loop {stall.describe()} (period {self.dt:g} s){where if traced else ''}",
+                throttle_duration_sec=1.0,
             )
         if self.disconnected:
             self._try_reconnect()
@@ -614,6 +619,17 @@ class HwNode(Node):
             self._drive(now)
         self._publish_joint_states()
         self._publish_state()
+
+    def _arm_stall_trace(self) -> None:
+        """Unless the next tick comes within ``stall_trace_s``, print where every thread is.
+
+        The kernel's accounting says *that* the loop was blocked in a call, not in which one;
+        this says which. faulthandler's timer is a C thread that needs neither the executor nor
+        Python's lock, so it also names a call that blocks holding the lock (rclpy's publish
+        does not release it), where no Python thread could look. Re-armed every tick (~50 us).
+        """
+        if self.p.stall_trace_s > 0:
+            faulthandler.dump_traceback_later(self.p.stall_trace_s, file=sys.stderr)
 
     def _supervise(self, now: float, stall: Stall | None) -> None:
         if (
@@ -1051,6 +1067,7 @@ class HwNode(Node):
         """Leave the robot as ``shutdown_pose`` says, then release the devices. Plain sleeps:
         ROS may already be shut down when this runs. The pulses are stopped on every path
         (unless ``shutdown_pose`` is hold): a second Ctrl-C cuts the lie-down short, never the stop."""
+        faulthandler.cancel_dump_traceback_later()  # no more ticks: the lie-down is no stall
         try:
             if self.servos is not None and not self.disconnected and self.p.shutdown_pose != "hold":
                 try:

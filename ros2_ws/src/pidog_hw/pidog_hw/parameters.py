@@ -35,6 +35,7 @@ SHUTDOWN_POSES = ("lie", "limp", "hold")
 TIMEOUT_ACTIONS = ("lie", "limp", "stand")
 MCU_RESET_ACTIONS = ("fault", "recover")
 EMULATED_SERIAL = "emulated"
+STALL_PERIODS = 5  # a control tick this many periods late is a stall (hw_node's LoopMonitor)
 
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "servo_backend": ("robot_hat", f"one of {BACKENDS}"),
@@ -101,6 +102,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "battery_low_v": (6.4, "pack voltage (V) below which the robot lies down and stops; 0 = not monitored"),
     "battery_low_s": (2.0, "seconds below battery_low_v before acting (servo current dips are brief)"),
     "mcu_reset_action": ("fault", f"after a Robot HAT MCU reset: one of {MCU_RESET_ACTIONS}"),
+    "stall_trace_s": (
+        0.5,
+        "control loop held up this long: print every thread's Python stack to stderr (where it is "
+        "stuck); 0 = off, else at least 5 control periods",
+    ),
 }
 
 
@@ -144,6 +150,7 @@ class HwParams:
     battery_low_v: float
     battery_low_s: float
     mcu_reset_action: str
+    stall_trace_s: float
 
     @property
     def needs_i2c(self) -> bool:
@@ -251,7 +258,14 @@ def declare_and_read(node: Node) -> HwParams:
         battery_low_v=float(_number("battery_low_v", raw["battery_low_v"], 0.0, 8.4)),
         battery_low_s=float(_number("battery_low_s", raw["battery_low_s"], 0.0, 600.0)),
         mcu_reset_action=_choice("mcu_reset_action", raw["mcu_reset_action"], MCU_RESET_ACTIONS),
+        stall_trace_s=float(_number("stall_trace_s", raw["stall_trace_s"], 0.0, 60.0)),
     )
+    if 0 < params.stall_trace_s < STALL_PERIODS / rate:
+        # Shorter than what counts as a stall, it would print stacks of a loop on time.
+        raise ParameterError(
+            f"parameter 'stall_trace_s' must be 0 (off) or at least {STALL_PERIODS} control periods "
+            f"({STALL_PERIODS / rate:g} s at rate_hz {rate:g}), got {params.stall_trace_s:g}"
+        )
     if params.needs_i2c and not params.i2c_bus:
         raise ParameterError(
             "parameter 'i2c_bus' must name a bus (e.g. '1') for the robot_hat backend or the sh3001 IMU"

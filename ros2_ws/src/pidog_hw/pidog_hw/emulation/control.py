@@ -6,8 +6,10 @@ robot), a test writes a small JSON file with ``write_control``; the bus polls th
 every ``POLL_S``) and applies each new version once:
 
 ``{"seq": 3, "battery_v": 6.1, "mcu_reset_boot_s": 0.3, "imu_specific_force": [0, 0, 0],
-"imu_rate": [0, 0, 0]}`` - every key but ``seq`` optional; ``mcu_reset_boot_s`` resets the Robot
-HAT MCU (``RobotHatMcu.reset``) once per version that carries it. A device with an
+"imu_rate": [0, 0, 0], "bus_stall_s": 1.5}`` - every key but ``seq`` optional; ``mcu_reset_boot_s``
+resets the Robot HAT MCU (``RobotHatMcu.reset``) once per version that carries it;
+``bus_stall_s`` holds the transaction that reads the version for that long before it answers (a
+slave stretching the clock, a hung bus: the caller is blocked in the call). A device with an
 ``apply_control(command)`` method (the twin's, ``twin.py``) is handed every new version too.
 """
 
@@ -29,17 +31,19 @@ class EmulatorControl:
         self._next_poll = 0.0
         self._seq: int | None = None
 
-    def poll(self, devices: dict[int, Any]) -> None:
+    def poll(self, devices: dict[int, Any]) -> float:
+        """Apply a new version of the file, if there is one; returns how long the transaction
+        that polled must stall (``bus_stall_s``, else 0)."""
         now = time.monotonic()
         if now < self._next_poll:
-            return
+            return 0.0
         self._next_poll = now + POLL_S
         try:
             command = json.loads(self.path.read_text())
         except FileNotFoundError:
-            return
+            return 0.0
         if command.get("seq") == self._seq:
-            return
+            return 0.0
         self._seq = command.get("seq")
         mcu, imu = devices.get(ROBOT_HAT_ADDRESS), devices.get(SH3001_ADDRESS)
         if "battery_v" in command and mcu is not None:
@@ -56,6 +60,7 @@ class EmulatorControl:
             # Devices with more to change (the twin's servo wiring, twin.py) take the rest.
             if hasattr(device, "apply_control"):
                 device.apply_control(command)
+        return float(command.get("bus_stall_s", 0.0))
 
 
 def write_control(path: str | os.PathLike[str], **changes: Any) -> None:

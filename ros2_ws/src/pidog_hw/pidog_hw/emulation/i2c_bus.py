@@ -118,8 +118,9 @@ class EmulatedI2CBus:
             entry: dict[str, Any] = {"t": round(time.monotonic(), 6), "addr": address, "op": op}
             if register is not None:
                 entry["reg"] = register
-            if self._control is not None:
-                self._control.poll(self.devices)
+            if self._control is not None and (stall_s := self._control.poll(self.devices)) > 0:
+                entry["stall_s"] = stall_s
+                time.sleep(stall_s)  # the caller blocked in the call, as on a hung bus
             fault = self._take_fault(address, op, register)
             device = self.devices.get(address)
             # A device that is booting (RobotHatMcu.reset) does not ACK its address.
