@@ -39,7 +39,7 @@ from benchmarks.common import (
     repo_relative,
     write_result,
 )
-from pidog_description.spec import ACTION_DIM, CONTROL_DT, OBS_DIM, seconds_to_steps
+from pidog_description.spec import ACTION_DIM, CONTROL_DT, seconds_to_steps
 from pidog_sim.evaluation import TRACKING_SETTLE_S
 
 STRENGTH_RANGE = (0.6, 1.4)  # stall torque multipliers: 0.21-0.49 N·m on the model's 0.35
@@ -64,6 +64,7 @@ def collect(
     the noisy accelerometer and the servo lag, (T, N, ...) each, and per robot the target
     log(strength / total mass) and whether it stayed up."""
     from pidog_control.policy_runtime import OnnxPolicy
+    from pidog_sim.rollout import env_config_for
     from pidog_sim.task import WalkTask
 
     act = OnnxPolicy(policy).act_batch
@@ -80,7 +81,7 @@ def collect(
             "mass_scale": MASS_SCALE_RANGE,
         },
     }
-    task = WalkTask(robots, randomize=True, config=config, threads=threads)
+    task = WalkTask(robots, randomize=True, config=env_config_for(act, config), threads=threads)
     everyone = np.arange(robots)
     task.reset(everyone, seeds=seed + everyone)
     sim = task.sim
@@ -88,7 +89,7 @@ def collect(
     target = np.log(sim.servo_strength[:, 0]) - np.log(total_mass)
     rng = np.random.default_rng(seed)
     signals = {
-        "obs": np.zeros((steps, robots, OBS_DIM), np.float32),
+        "obs": np.zeros((steps, robots, task.layout.dim), np.float32),
         "accel": np.zeros((steps, robots, 3), np.float32),
         "lag": np.zeros((steps, robots, ACTION_DIM), np.float32),  # one per servo
     }

@@ -112,6 +112,7 @@ def run_grid(
     the target range (the nominal cell is always run: speeds are reported relative to it)."""
     from pidog_description.robot import SERVO_STALL_TORQUE
     from pidog_description.spec import seconds_to_steps
+    from pidog_sim.rollout import env_config_for
     from pidog_sim.task import WalkTask
 
     act, check = batch_controller(policy)
@@ -139,7 +140,7 @@ def run_grid(
         "nominal": {"latency_steps": max(LATENCIES)},  # sizes the latency queue
         "imu_orientation": imu_orientation,
     }
-    task = WalkTask(n, randomize=False, config=config, threads=threads)
+    task = WalkTask(n, randomize=False, config=env_config_for(act, config), threads=threads)
     sim = task.sim
     noise = sim.config["randomization"]
     base_id = sim.base_id

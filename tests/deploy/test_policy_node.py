@@ -20,7 +20,14 @@ from std_msgs.msg import String
 
 from pidog_description.kinematics import LIE_POSE, STAND_POSE
 from pidog_description.messages import JOINT_NAMES
-from pidog_description.spec import ACTION_SCALE, COMMAND_LIMITS, OBS_DIM, OBS_SLICES, policy_metadata
+from pidog_description.spec import (
+    ACTION_SCALE,
+    COMMAND_LIMITS,
+    OBS_DIM,
+    OBS_SLICES,
+    observation_layout,
+    policy_metadata,
+)
 from pidog_description.topics import (
     CMD_VEL_TOPIC,
     DIAGNOSTICS_TOPIC,
@@ -327,6 +334,19 @@ def test_follow_learning_hot_reloads_good_policies_and_keeps_the_old_on_bad(
 
     announce.publish(String(data=str(bias_policy(tmp_path / "second.onnx", -0.3))))
     assert ros_probe.spin_until(lambda: commanded(-0.3), 5), node.log()
+
+    # A policy trained with env.obs_history = 2 (pidog-obs-v1h2, 70 inputs): the node switches
+    # its observation to that layout, or the policy could not run and the legs would hold.
+    h2 = observation_layout(2)
+    history = linear_policy(
+        tmp_path / "history.onnx",
+        bias=np.full(8, math.atanh(0.15), np.float32),
+        obs_dim=h2.dim,
+        metadata=policy_metadata(h2),
+    )
+    announce.publish(String(data=str(history)))
+    assert ros_probe.spin_until(lambda: commanded(0.15), 5), node.log()
+    assert "policy failed" not in node.log()
 
 
 def _start_and_fail(params: dict[str, str]) -> subprocess.CompletedProcess:

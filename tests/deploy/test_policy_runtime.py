@@ -19,8 +19,10 @@ from pidog_description.spec import (
     build_observation,
     clip_command,
     gravity_from_quaternion,
+    observation_layout,
     policy_metadata,
     target_to_action,
+    with_history,
 )
 
 LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
@@ -114,3 +116,47 @@ def test_tabulated_trot_policy_reproduces_the_scripted_trot(tmp_path: Path) -> N
             action, target_to_action(gait.joint_targets(builder.phase, 0.2, 0.0)), atol=0.02
         )
         builder.advance(action)
+
+
+def test_a_history_policy_loads_by_its_layout_and_the_builder_keeps_its_past(tmp_path: Path) -> None:
+    """A policy exported with env.obs_history = 2 names pidog-obs-v1h2; the runtime takes 70
+    values for it, and the builder appends the frames of the ticks before, as the simulator
+    does (``spec.with_history``), forgetting them when a run restarts."""
+    h2 = observation_layout(2)
+    weight = np.zeros((h2.dim, 8), np.float32)
+    weight[h2.slices["gyro_1"].start, :] = 1.0  # action = tanh(the gyro x one tick before)
+    policy = OnnxPolicy(
+        linear_policy(tmp_path / "h2.onnx", weight, obs_dim=h2.dim, metadata=policy_metadata(h2))
+    )
+    assert policy.layout is h2 and policy.obs_dim == 70
+    with pytest.raises(ValueError, match=r"shape \(70,\) \(pidog-obs-v1h2\)"):
+        policy.act(np.zeros(OBS_DIM, np.float32))
+    # A v1h2 graph that claims to be v1 is refused (its input is not [batch, 26]).
+    with pytest.raises(PolicyLoadError, match=f"shape \\[batch, {OBS_DIM}\\]"):
+        OnnxPolicy(linear_policy(tmp_path / "liar.onnx", weight, obs_dim=h2.dim))
+
+    rng = np.random.default_rng(2)
+    builder, plain = ObservationBuilder(history=2), ObservationBuilder()
+    observed, plain_observed, starts = [], [], []
+    for tick in range(9):
+        if tick == 5:  # the node's safety layer stops and restarts the policy run
+            builder.restart_clock()
+            plain.restart_clock()
+        q = STAND_POSE + rng.normal(0, 0.1, 8)
+        quat = np.array([1.0, *rng.normal(0, 0.05, 3)])
+        gyro = rng.normal(0, 0.5, 3)
+        for b in (builder, plain):
+            b.set_joints(q)
+            b.set_imu(quat / np.linalg.norm(quat), gyro)
+        observed.append(builder.observation())
+        plain_observed.append(plain.observation())
+        starts.append(tick in (0, 5))
+        action = np.tanh(policy.act(observed[-1]))
+        builder.advance(action)
+        plain.advance(action)
+    np.testing.assert_allclose(
+        np.array(observed), with_history(np.array(plain_observed), np.array(starts), 2)
+    )
+    assert observed[3][h2.slices["gyro_1"]] == pytest.approx(observed[2][OBS_SLICES["gyro"]])
+    builder.set_history(0)  # a v1 policy was loaded in its place
+    assert builder.observation().shape == (OBS_DIM,)

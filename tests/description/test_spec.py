@@ -13,21 +13,28 @@ from pidog_description.servo import ServoModel
 from pidog_description.spec import (
     ACTION_SCALE,
     CONTROL_DT,
+    FRAME_DIM,
     LIFT_ACCEL_MPS2,
     OBS_DIM,
+    OBS_LAYOUT,
     OBS_SLICES,
+    FrameHistory,
     action_to_target,
     build_observation,
     gravity_from_quaternion,
+    layout_for_dim,
+    layout_for_version,
     metadata_mismatches,
     mirror_action,
     mirror_observation,
+    observation_layout,
     phase_features,
     picked_up,
     policy_metadata,
     roll_pitch_from_gravity,
     seconds_to_steps,
     target_to_action,
+    with_history,
 )
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -170,3 +177,80 @@ def test_seconds_to_steps_counts_whole_control_periods_without_losing_one_to_rou
     # 0.58 / 0.02 is 28.999999999999996 in floating point: truncating it loses a step.
     assert seconds_to_steps(0.58) == 29
     assert all(seconds_to_steps(k * CONTROL_DT) == k for k in range(1, 5000))
+
+
+# --- observation history (sim config env.obs_history) ------------------------------------------
+
+
+def test_a_history_layout_appends_past_frames_and_keeps_the_present_where_it_was() -> None:
+    v1, h2 = observation_layout(0), observation_layout(2)
+    assert (v1.version, v1.dim) == ("pidog-obs-v1", OBS_DIM) and v1.items == OBS_LAYOUT
+    assert (h2.version, h2.dim, h2.history) == ("pidog-obs-v1h2", OBS_DIM + 2 * FRAME_DIM, 2)
+    for name, _size in OBS_LAYOUT:  # every reader of the present values reads any layout
+        assert h2.slices[name] == OBS_SLICES[name]
+    assert h2.slices["gyro_1"] == slice(OBS_DIM + 3, OBS_DIM + 6)
+    assert h2.slices["last_action_2"].stop == h2.dim and h2.past == slice(OBS_DIM, h2.dim)
+    low, high = h2.bounds()
+    v1_low, v1_high = v1.bounds()
+    for k in (1, 2):  # a past frame is bounded as the present one
+        frame = slice(OBS_DIM + (k - 1) * FRAME_DIM, OBS_DIM + k * FRAME_DIM)
+        assert (low[frame] == v1_low[:FRAME_DIM]).all() and (high[frame] == v1_high[:FRAME_DIM]).all()
+    assert layout_for_version("pidog-obs-v1h2") is h2 and layout_for_dim(h2.dim) is h2
+    assert policy_metadata(h2)["obs_dim"] == "70" and metadata_mismatches(policy_metadata(h2)) == []
+    with pytest.raises(ValueError, match="unknown observation layout 'pidog-obs-v2'"):
+        layout_for_version("pidog-obs-v2")
+    with pytest.raises(
+        ValueError, match=r"observation history must be a whole number of steps in \[0, 10\], got 11"
+    ):
+        observation_layout(11)
+    with pytest.raises(ValueError, match="plus 22 per past frame"):
+        layout_for_dim(OBS_DIM + 5)
+    # The layout a policy names must be that layout exactly.
+    wrong = {**policy_metadata(h2), "obs_dim": str(OBS_DIM)}
+    assert any("'obs_dim'" in p for p in metadata_mismatches(wrong))
+
+
+def test_mirroring_a_history_observation_mirrors_every_frame_as_the_present_one() -> None:
+    h2 = observation_layout(2)
+    obs = np.random.default_rng(3).normal(size=(5, h2.dim)).astype(np.float32)
+    mirrored = mirror_observation(obs)
+    np.testing.assert_array_equal(mirror_observation(mirrored), obs)  # a reflection, twice, is nothing
+    np.testing.assert_array_equal(mirrored[:, :OBS_DIM], mirror_observation(obs[:, :OBS_DIM]))
+    for k in (1, 2):  # each past frame, mirrored as if it were the present one
+        frame = slice(OBS_DIM + (k - 1) * FRAME_DIM, OBS_DIM + k * FRAME_DIM)
+        as_present = np.concatenate([obs[:, frame], obs[:, FRAME_DIM:OBS_DIM]], axis=1)
+        np.testing.assert_array_equal(mirrored[:, frame], mirror_observation(as_present)[:, :FRAME_DIM])
+
+
+def test_frame_history_keeps_the_steps_before_and_a_restart_forgets_them() -> None:
+    history = FrameHistory(2, n=3)
+    frames = [np.full((3, FRAME_DIM), float(t)) + np.arange(3)[:, None] * 100 for t in range(4)]
+    past = history.observe(frames[0])
+    np.testing.assert_array_equal(past, np.repeat(frames[0][:, None], 2, axis=1))  # no past: the first frame
+    history.shift()
+    past = history.observe(frames[1])
+    np.testing.assert_array_equal(past[:, 0], frames[0])
+    np.testing.assert_array_equal(past[:, 1], frames[0])
+    history.shift()
+    history.reset(np.array([1]))  # robot 1 starts a new episode
+    past = history.observe(frames[2])
+    np.testing.assert_array_equal(past[[0, 2], 0], frames[1][[0, 2]])
+    np.testing.assert_array_equal(past[[0, 2], 1], frames[0][[0, 2]])
+    np.testing.assert_array_equal(past[1], np.repeat(frames[2][1:2], 2, axis=0))
+    past = history.observe(frames[2][[2]], rows=np.array([2]))  # observing twice in a step changes nothing
+    np.testing.assert_array_equal(past[0, 0], frames[1][2])
+
+
+def test_a_recorded_sequence_gets_the_history_the_runtime_would_have_kept() -> None:
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(7, OBS_DIM)).astype(np.float32)
+    starts = np.array([True, False, False, True, False, False, False])
+    stacked = with_history(obs, starts, 2)
+    assert stacked.shape == (7, OBS_DIM + 2 * FRAME_DIM) and stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked[:, :OBS_DIM], obs)
+    past = stacked[:, OBS_DIM:].reshape(7, 2, FRAME_DIM)
+    expected = {0: (0, 0), 1: (0, 0), 2: (1, 0), 3: (3, 3), 4: (3, 3), 5: (4, 3), 6: (5, 4)}
+    for row, (one, two) in expected.items():
+        np.testing.assert_array_equal(past[row, 0], obs[one, :FRAME_DIM])
+        np.testing.assert_array_equal(past[row, 1], obs[two, :FRAME_DIM])
+    np.testing.assert_array_equal(with_history(obs, starts, 0), obs)

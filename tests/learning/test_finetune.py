@@ -11,6 +11,7 @@ import pytest
 import torch
 from learning_helpers import TINY, TINY_KWARGS, synthetic_demos, tiny_vec_env
 
+from pidog_description.spec import mirror_action, mirror_observation
 from pidog_learning.bc import train_bc
 from pidog_learning.config import merge
 from pidog_learning.networks import make_policy
@@ -442,3 +443,16 @@ def test_reward_scale_reaches_ppo_but_not_the_logged_returns() -> None:
     np.testing.assert_allclose(scaled, 0.01 * np.array(plain), rtol=1e-6)
     assert abs(plain[0]) > 0.1, "the task pays a reward worth scaling"
     assert scaled_return == pytest.approx(plain_return) and np.isfinite(plain_return)
+
+
+def test_the_symmetry_loss_mirrors_a_history_policys_past_frames_too() -> None:
+    """The loss reflects the observation of the policy's own layout: for pidog-obs-v1h2 it is
+    the numpy spec's mirror of all 70 values (a v1 mirror would leave the past unreflected)."""
+    policy = make_policy({**TINY_KWARGS, "obs_history": 2}, use_camera=False)
+    obs = np.random.default_rng(0).normal(size=(32, policy.layout.dim)).astype(np.float32)
+    with torch.no_grad():
+        loss = float(symmetry_loss(policy, torch.as_tensor(obs)))
+        actions = policy.mean_actions(torch.as_tensor(obs)).numpy()
+        mirrored = policy.mean_actions(torch.as_tensor(mirror_observation(obs))).numpy()
+    assert loss == pytest.approx(float(np.mean((mirrored - mirror_action(actions)) ** 2)), rel=1e-5)
+    assert loss > 0  # an untrained network is not symmetric: the comparison means something

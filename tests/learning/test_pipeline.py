@@ -19,8 +19,8 @@ import torch
 from learning_helpers import TINY_KWARGS, checkpoint_timesteps, run_train
 
 from pidog_control.policy_runtime import OnnxPolicy
-from pidog_description.spec import teleop_commands
-from pidog_learning.bc import load_bc_policy
+from pidog_description.spec import FRAME_DIM, observation_layout, teleop_commands, with_history
+from pidog_learning.bc import PretrainedModelError, load_bc_policy
 from pidog_learning.command_calibration import policy_inside
 from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.export import load_checkpoint_policy, load_sb3_controller
@@ -242,6 +242,29 @@ def test_resume_refuses_a_run_whose_critic_this_version_cannot_load(full_run, mo
     assert "latest.zip" in err and f"sees {networks.PRIVILEGED_DIM - 1} privileged values" in err
     assert "cannot be continued" in err
     assert (exp / "config.json").read_bytes() == saved
+
+
+def test_a_run_with_an_observation_history_trains_exports_and_evaluates_that_layout(tmp_path: Path) -> None:
+    """env.obs_history = 2: the demonstrations, BC, PPO, the ONNX and the evaluations all use
+    pidog-obs-v1h2; weights and demonstrations of the other layout are refused by name."""
+    h2 = observation_layout(2)
+    code, _out, err = run_train("--config", "tiny", "--set", "env.obs_history=2", "--total-rl-timesteps", "64",
+                                "--visualize-freq", "0", "--output-dir", str(tmp_path), "--experiment-name", "h2")  # fmt: skip
+    assert code == 0, err
+    exp = tmp_path / "h2"
+    policy = OnnxPolicy(exp / "policy.onnx")
+    assert policy.layout is h2 and policy.act(np.zeros(h2.dim, np.float32)).shape == (8,)
+    assert json.loads((exp / "eval.json").read_text())["obs_layout_version"] == "pidog-obs-v1h2"
+    demos = Demonstrations.load(exp / "demonstrations.npz", h2)
+    present = demos.observations[:, : h2.dim - 2 * FRAME_DIM]
+    np.testing.assert_array_equal(demos.observations, with_history(present, demos.episode_starts, 2))
+    with pytest.raises(
+        PretrainedModelError, match="'pidog-obs-v1h2' \\(70 values\\); this run uses 'pidog-obs-v1'"
+    ):
+        load_bc_policy(exp / "bc_pretrained_policy.pth", TINY_KWARGS, use_camera=False)
+    assert load_checkpoint_policy(exp / "checkpoints" / "ppo_final.zip").layout is h2
+    code, _out, err = run_train("--resume", str(exp), "--set", "env.obs_history=0")
+    assert code == 2 and "'env.obs_history'" in err and "cannot change" in err
 
 
 def test_use_camera_runs_at_a_tiny_budget(tmp_path: Path) -> None:

@@ -18,7 +18,9 @@ from pidog_description.spec import (
     GAIT_PERIOD_S,
     OBS_SLICES,
     gravity_from_quaternion,
+    observation_layout,
     target_to_action,
+    with_history,
 )
 from pidog_description.topics import (
     CMD_VEL_TOPIC,
@@ -29,7 +31,7 @@ from pidog_description.topics import (
     JOINT_STATES_TOPIC,
 )
 from pidog_learning.bag_import import BagImportError, deserialize, import_bags
-from pidog_learning.demonstrations import Demonstrations
+from pidog_learning.demonstrations import DemonstrationError, Demonstrations
 
 DT_NS = round(CONTROL_DT * 1e9)
 
@@ -234,6 +236,13 @@ def test_gap_splits_episodes(tmp_path: Path) -> None:
     assert 19 <= dropped <= 21
     assert report.episodes == 2 and demos.n_episodes == 2
     assert len(demos) == len(expected_samples(rec)) - 1 - dropped
+    # For a run with env.obs_history, each episode's past frames start afresh, as in the sim.
+    stacked, _ = import_bags([tmp_path / "bag"], obs_history=2)
+    assert stacked.layout is observation_layout(2)
+    np.testing.assert_array_equal(
+        stacked.observations, with_history(demos.observations, demos.episode_starts, 2)
+    )
+    np.testing.assert_array_equal(stacked.actions, demos.actions)
 
 
 def test_backward_jump_splits_instead_of_interleaving(tmp_path: Path) -> None:
@@ -342,6 +351,20 @@ def test_cli_prints_report_and_writes_npz(tmp_path: Path) -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and "bag not found" in bad.stderr
+
+    history = subprocess.run(
+        [sys.executable, "-m", "pidog_learning.bag_import", str(bag), "-o", str(out), "--obs-history", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert history.returncode == 0, history.stderr
+    assert Demonstrations.load(out, observation_layout(2)).observations.shape[1] == observation_layout(2).dim
+    with pytest.raises(
+        DemonstrationError,
+        match="recorded with observation layout 'pidog-obs-v1h2'; this run uses 'pidog-obs-v1'",
+    ):
+        Demonstrations.load(out)
 
 
 def test_serialized_messages_are_what_ros_sends() -> None:

@@ -195,7 +195,10 @@ class PolicyNode(Node):
         self._announcements = 0
         self._newest_loaded = 0
         self._reload_lock = threading.Lock()
-        self.obs = ObservationBuilder(default_command=(self.params.default_vx, 0.0))
+        self.obs = ObservationBuilder(
+            default_command=(self.params.default_vx, 0.0),
+            history=self.policy.layout.history if self.policy is not None else 0,
+        )
         self._last_cmd_vel: float | None = None  # monotonic time of the last /cmd_vel
         self.times = SensorTimes()
         self.estop = False
@@ -343,6 +346,7 @@ class PolicyNode(Node):
             )
         if self._pending_policy is not None:
             self.policy, self._pending_policy = self._pending_policy, None
+            self.obs.set_history(self.policy.layout.history)  # a new policy may read another layout
             self.counts["reloads"] += 1
         previous = self.safety.state
         state = self.safety.update(

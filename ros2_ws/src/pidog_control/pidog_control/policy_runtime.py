@@ -1,13 +1,16 @@
 """Run an exported ``policy.onnx`` on the deploy target: numpy + onnxruntime only.
 
-The ONNX contract (DESIGN.md §5): one input ``obs`` float32 [batch, OBS_DIM] holding the raw
+The ONNX contract (DESIGN.md §5): one input ``obs`` float32 [batch, dim] holding the raw
 observation (the normaliser is inside the graph), one output ``action`` float32 [batch, 8] in
-[-1, 1], and metadata props that match ``pidog_description.spec.policy_metadata()``.
+[-1, 1], and metadata props that match ``pidog_description.spec.policy_metadata(layout)`` for
+the observation layout the policy names (``pidog-obs-v1``: OBS_DIM values; ``pidog-obs-v1h<k>``:
+k past frames appended, ``spec.ObservationLayout``).
 
 ``OnnxPolicy`` validates all of that at load time, so a node either starts with a policy it
 can run or refuses to start with a message saying what is wrong. ``ObservationBuilder`` keeps
-the latest sensor values and feeds them to ``spec.build_observation`` - the one observation
-function the env, the bag importer and this runtime share.
+the latest sensor values (and, for a layout with a history, the past frames, in a
+``spec.FrameHistory`` as the simulator keeps them) and feeds them to ``spec.build_observation``
+- the one observation function the env, the bag importer and this runtime share.
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ from pidog_description.spec import (
     ACTION_DIM,
     CONTROL_DT,
     GAIT_PERIOD_S,
-    OBS_DIM,
+    FrameHistory,
+    ObservationLayout,
+    append_past,
     build_observation,
     clip_command,
     gravity_from_quaternion,
+    layout_for_version,
     metadata_mismatches,
+    observation_frame,
     sanitize_action,
 )
 
@@ -50,34 +57,41 @@ class OnnxPolicy:
         model_bytes = _read_model(self.path)
         self._session = _make_session(self.path, model_bytes)
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
-        _check_signature(self.path, self._session)
         problems = metadata_mismatches(self.metadata)
         if problems:
             raise PolicyLoadError(
                 f"policy {self.path} was exported for a different robot description: " + "; ".join(problems)
             )
-        self._input = np.zeros((1, OBS_DIM), dtype=np.float32)
+        # The layout its metadata names (checked above to be one this stack knows, exactly).
+        self.layout: ObservationLayout = layout_for_version(self.metadata["obs_layout_version"])
+        self.obs_dim = self.layout.dim
+        _check_signature(self.path, self._session, self.obs_dim)
+        self._input = np.zeros((1, self.obs_dim), dtype=np.float32)
         _check_runs(self.path, self)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """One observation (OBS_DIM,) -> the raw policy output (ACTION_DIM,), float32.
+        """One observation (obs_dim,) -> the raw policy output (ACTION_DIM,), float32.
 
         The output is returned as the model produced it (possibly non-finite); callers that
         command hardware pass it through ``spec.sanitize_action`` / the safety layer.
         """
         obs = np.asarray(obs)
-        if obs.shape != (OBS_DIM,):
-            raise ValueError(f"observation must have shape ({OBS_DIM},), got {obs.shape}")
+        if obs.shape != (self.obs_dim,):
+            raise ValueError(
+                f"observation must have shape ({self.obs_dim},) ({self.layout.version}), got {obs.shape}"
+            )
         self._input[0] = obs
         (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: self._input})
         return np.asarray(out, dtype=np.float32).reshape(ACTION_DIM).copy()
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """Observations (B, OBS_DIM) -> raw outputs (B, ACTION_DIM) in one run: many simulated
+        """Observations (B, obs_dim) -> raw outputs (B, ACTION_DIM) in one run: many simulated
         robots at once (benchmarks, calibration); the robot itself uses ``act``."""
         obs = np.asarray(obs, dtype=np.float32)
-        if obs.ndim != 2 or obs.shape[1] != OBS_DIM:
-            raise ValueError(f"observations must have shape (batch, {OBS_DIM}), got {obs.shape}")
+        if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
+            raise ValueError(
+                f"observations must have shape (batch, {self.obs_dim}) ({self.layout.version}), got {obs.shape}"
+            )
         (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: obs})
         return np.asarray(out, dtype=np.float32).reshape(len(obs), ACTION_DIM)
 
@@ -111,13 +125,13 @@ def _make_session(path: str, model_bytes: bytes) -> ort.InferenceSession:
         raise PolicyLoadError(f"policy file {path} is not a valid ONNX model: {exc}") from exc
 
 
-def _check_signature(path: str, session: ort.InferenceSession) -> None:
+def _check_signature(path: str, session: ort.InferenceSession, obs_dim: int) -> None:
     inputs = session.get_inputs()
     if [i.name for i in inputs] != [INPUT_NAME]:
         raise PolicyLoadError(
             f"policy {path} must have exactly one input named '{INPUT_NAME}', has {[i.name for i in inputs]}"
         )
-    _check_tensor(path, "input", inputs[0], OBS_DIM)
+    _check_tensor(path, "input", inputs[0], obs_dim)
     outputs = {o.name: o for o in session.get_outputs()}
     if OUTPUT_NAME not in outputs:
         raise PolicyLoadError(
@@ -141,9 +155,13 @@ def _check_tensor(path: str, role: str, arg, size: int) -> None:
 def _check_runs(path: str, policy: OnnxPolicy) -> None:
     """Run once on a zero observation: catches graphs whose declared shapes lie."""
     try:
-        (out,) = policy._session.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((1, OBS_DIM), dtype=np.float32)})
+        (out,) = policy._session.run(
+            [OUTPUT_NAME], {INPUT_NAME: np.zeros((1, policy.obs_dim), dtype=np.float32)}
+        )
     except Exception as exc:
-        raise PolicyLoadError(f"policy {path} fails to run on a [1, {OBS_DIM}] observation: {exc}") from exc
+        raise PolicyLoadError(
+            f"policy {path} fails to run on a [1, {policy.obs_dim}] observation: {exc}"
+        ) from exc
     if np.asarray(out).shape != (1, ACTION_DIM):
         raise PolicyLoadError(
             f"policy {path} returned an action of shape {np.asarray(out).shape}, expected (1, {ACTION_DIM})"
@@ -155,11 +173,15 @@ class ObservationBuilder:
 
     Mirrors ``PiDogEnv``: the observation of a tick uses the phase *before* that tick's
     action, and ``advance(action)`` stores the (sanitised) action and moves the clock by
-    CONTROL_DT / GAIT_PERIOD_S cycles (one control period).
+    CONTROL_DT / GAIT_PERIOD_S cycles (one control period). With ``history`` past frames
+    (the policy's layout, ``set_history``) the frame each tick observed becomes the past at
+    ``advance``, and a (re)started run fills the past with its first frame, as a reset robot
+    in the simulator does.
     """
 
-    def __init__(self, default_command: Sequence[float] = (0.2, 0.0)) -> None:
+    def __init__(self, default_command: Sequence[float] = (0.2, 0.0), history: int = 0) -> None:
         self.command = clip_command(default_command)
+        self.frames = FrameHistory(history)
         self.joint_pos: np.ndarray | None = None
         self.gravity: np.ndarray | None = None
         self.gyro: np.ndarray | None = None
@@ -185,7 +207,7 @@ class ObservationBuilder:
             raise RuntimeError("no observation yet: waiting for /joint_states and /imu/data")
         # ready(); set_imu sets gravity and gyro together.
         assert self.joint_pos is not None and self.gravity is not None and self.gyro is not None
-        return build_observation(
+        obs = build_observation(
             gravity_body=self.gravity,
             gyro=self.gyro,
             joint_pos=self.joint_pos,
@@ -193,13 +215,24 @@ class ObservationBuilder:
             phase=self.phase,
             command=self.command,
         )
+        if not self.frames.history:
+            return obs
+        return append_past(obs, self.frames.observe(observation_frame(obs))[0])
+
+    def set_history(self, history: int) -> None:
+        """Keep ``history`` past frames from now on (a policy of another layout was loaded):
+        the past starts afresh, as at a restart."""
+        if history != self.frames.history:
+            self.frames = FrameHistory(history)
 
     def advance(self, action: np.ndarray, dt: float = CONTROL_DT) -> None:
         """Store the action the robot was given and move the phase clock by ``dt`` seconds."""
         self.last_action = sanitize_action(action)
         self.phase = (self.phase + dt / GAIT_PERIOD_S) % 1.0
+        self.frames.shift()
 
     def restart_clock(self) -> None:
-        """Start a new episode: phase 0 and no previous action (as ``PiDogEnv.reset``)."""
+        """Start a new episode: phase 0, no previous action, no past (as ``PiDogEnv.reset``)."""
         self.last_action = np.zeros(ACTION_DIM)
         self.phase = 0.0
+        self.frames.reset()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -29,23 +32,186 @@ def seconds_to_steps(seconds: float) -> int:
 GAIT_PERIOD_S: float = 0.4
 """Period of the gait phase clock fed to the policy (one full trot cycle)."""
 
-OBS_LAYOUT_VERSION: str = "pidog-obs-v1"
-
-OBS_LAYOUT: tuple[tuple[str, int], ...] = (
+OBS_FRAME: tuple[tuple[str, int], ...] = (
     ("gravity", 3),  # unit gravity direction in the body frame, from the IMU orientation
     ("gyro", 3),  # body angular velocity, rad/s
     ("joint_pos", N_JOINTS),  # servo-model joint estimate minus stand pose, rad
     ("last_action", N_JOINTS),  # previous action in [-1, 1]
-    ("phase", 2),  # sin, cos of the gait phase
-    ("command", 2),  # commanded forward speed (m/s) and yaw rate (rad/s)
 )
-OBS_SLICES: dict[str, slice] = {}
-_start = 0
-for _name, _size in OBS_LAYOUT:
-    OBS_SLICES[_name] = slice(_start, _start + _size)
-    _start += _size
-OBS_DIM: int = _start
-del _start, _name, _size
+"""What one control step's sensors and action give: the part of the observation that an
+observation history repeats for the steps before (``ObservationLayout``)."""
+FRAME_DIM: int = sum(size for _, size in OBS_FRAME)
+MAX_OBS_HISTORY: int = 10
+_BASE_VERSION = "pidog-obs-v1"
+
+
+@dataclass(frozen=True, eq=False)
+class ObservationLayout:
+    """One observation layout: the present frame (``OBS_FRAME``), the gait clock and the
+    command, then ``history`` past frames, most recent first (``gravity_1`` ... for the step
+    before, ``gravity_2`` ... for the one before that). The present values sit at the same
+    indices in every layout, so ``OBS_SLICES["command"]`` reads any of them. Built by
+    ``observation_layout``; a policy names its layout by ``version``."""
+
+    history: int
+    version: str
+    items: tuple[tuple[str, int], ...]
+    slices: Mapping[str, slice]
+    dim: int
+    mirror_index: np.ndarray  # mirrored = obs[..., mirror_index] * mirror_sign
+    mirror_sign: np.ndarray
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        # One instance per history (compared with `is`): copies and pickles give it back.
+        return observation_layout, (self.history,)
+
+    @property
+    def past(self) -> slice:
+        """The past frames' values (history x FRAME_DIM, most recent first)."""
+        return slice(self.dim - self.history * FRAME_DIM, self.dim)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-element (low, high): what the sensors and the spec can produce."""
+        bounds = {
+            "gravity": (-1.0, 1.0),
+            "gyro": (-GYRO_RANGE, GYRO_RANGE),
+            "joint_pos": (JOINT_LOWER - STAND_POSE, JOINT_UPPER - STAND_POSE),
+            "last_action": (-1.0, 1.0),
+            "phase": (-1.0, 1.0),
+            "command": (_COMMAND_LOWER, _COMMAND_UPPER),
+        }
+        low = np.empty(self.dim, dtype=np.float32)
+        high = np.empty(self.dim, dtype=np.float32)
+        for name, _ in self.items:
+            lo, hi = bounds[_frame_name(name)]
+            low[self.slices[name]] = lo
+            high[self.slices[name]] = hi
+        return low, high
+
+    def mirror(self, obs: np.ndarray) -> np.ndarray:
+        """The observation of the robot reflected left/right (shape (..., dim))."""
+        obs = np.asarray(obs)
+        if obs.shape[-1] != self.dim:
+            raise ValueError(
+                f"observations of layout {self.version!r} must have {self.dim} values, got shape {obs.shape}"
+            )
+        return (obs[..., self.mirror_index] * self.mirror_sign).astype(obs.dtype, copy=False)
+
+
+def _frame_name(name: str) -> str:
+    """'gyro_2' -> 'gyro': the present quantity a past frame's entry repeats."""
+    base, _, k = name.rpartition("_")
+    return base if k.isdigit() else name
+
+
+def observation_layout(history: int = 0) -> ObservationLayout:
+    """The layout with ``history`` past frames (0: ``pidog-obs-v1``, the shipped policy's)."""
+    if (
+        isinstance(history, bool)
+        or not isinstance(history, int | np.integer)
+        or not 0 <= history <= MAX_OBS_HISTORY
+    ):
+        raise ValueError(
+            f"observation history must be a whole number of steps in [0, {MAX_OBS_HISTORY}], got {history!r}"
+        )
+    return _LAYOUTS[int(history)]
+
+
+def layout_for_version(version: str) -> ObservationLayout:
+    """The layout a policy's ``obs_layout_version`` names (``pidog-obs-v1``, ``pidog-obs-v1h2``)."""
+    for layout in _LAYOUTS:
+        if layout.version == version:
+            return layout
+    raise ValueError(
+        f"unknown observation layout {version!r}: this stack knows {_BASE_VERSION!r} and "
+        f"{_BASE_VERSION}h1 ... h{MAX_OBS_HISTORY} (a past frame count)"
+    )
+
+
+def layout_for_dim(dim: int) -> ObservationLayout:
+    """The layout whose observations have ``dim`` values (OBS_DIM + k x FRAME_DIM)."""
+    past, extra = divmod(int(dim) - OBS_DIM, FRAME_DIM)
+    if extra or not 0 <= past <= MAX_OBS_HISTORY:
+        raise ValueError(
+            f"observations must have {OBS_DIM} values plus {FRAME_DIM} per past frame "
+            f"(at most {MAX_OBS_HISTORY}), got {dim}"
+        )
+    return _LAYOUTS[past]
+
+
+def _build_layout(history: int) -> ObservationLayout:
+    items = (
+        *OBS_FRAME,
+        ("phase", 2),  # sin, cos of the gait phase
+        ("command", 2),  # commanded forward speed (m/s) and yaw rate (rad/s)
+        *((f"{name}_{k}", size) for k in range(1, history + 1) for name, size in OBS_FRAME),
+    )
+    slices: dict[str, slice] = {}
+    start = 0
+    for name, size in items:
+        slices[name] = slice(start, start + size)
+        start += size
+    # Left/right mirror (see "left/right mirror symmetry" below): y components and x, z rates
+    # flip, the clock moves half a cycle, wz flips, and the legs swap sides - in every frame.
+    index = np.arange(start, dtype=np.int64)
+    sign = np.ones(start, dtype=np.float32)
+    flips = {"gravity": [1], "gyro": [0, 2], "phase": [0, 1], "command": [1]}  # y; x, z; both; wz
+    for name, _ in items:
+        present = _frame_name(name)
+        if present in flips:
+            sign[slices[name].start + np.array(flips[present])] = -1.0
+        elif present in ("joint_pos", "last_action"):
+            index[slices[name]] = slices[name].start + ACTION_MIRROR_INDEX
+    return ObservationLayout(
+        history=history,
+        version=_BASE_VERSION if history == 0 else f"{_BASE_VERSION}h{history}",
+        items=items,
+        slices=MappingProxyType(slices),
+        dim=start,
+        mirror_index=index,
+        mirror_sign=sign,
+    )
+
+
+class FrameHistory:
+    """The past observation frames of ``n`` robots, kept at the control rate, for a layout
+    with ``history`` of them: the simulator's (batched), the policy node's and the bag
+    importer's (one robot), so they cannot disagree on what "the step before" means.
+
+    Once per control step, before the step's observation: ``shift()`` (the frame observed
+    last becomes the most recent past one). Each observation: ``observe(frames)`` records the
+    present frames and returns the past ones to append. A robot just (re)started has no past:
+    its first frame stands in for all of them, as if it had been standing still.
+    """
+
+    def __init__(self, history: int, n: int = 1) -> None:
+        self.history = observation_layout(history).history
+        self.n = int(n)
+        self._last = np.zeros((self.n, FRAME_DIM))
+        self._past = np.zeros((self.n, self.history, FRAME_DIM))
+        self._fresh = np.ones(self.n, dtype=bool)
+
+    def reset(self, rows: np.ndarray | None = None) -> None:
+        """Forget the past of ``rows`` (default all): their next frame fills it."""
+        self._fresh[slice(None) if rows is None else rows] = True
+
+    def shift(self) -> None:
+        if self.history:
+            self._past[:, 1:] = self._past[:, :-1]
+            self._past[:, 0] = self._last
+
+    def observe(self, frames: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Record ``frames`` (k, FRAME_DIM), the present of ``rows`` (default all), and return
+        their past (k, history, FRAME_DIM), most recent first."""
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
+        frames = np.asarray(frames, dtype=np.float64).reshape(rows.size, FRAME_DIM)
+        self._last[rows] = frames
+        fresh = rows[self._fresh[rows]]
+        if fresh.size:
+            self._past[fresh] = self._last[fresh, None, :]
+            self._fresh[fresh] = False
+        return self._past[rows].copy()
+
 
 GYRO_RANGE: float = float(np.deg2rad(2000.0))  # rad/s, the SH3001's +-2000 deg/s range
 
@@ -131,22 +297,9 @@ def teleop_commands(steps: Sequence[float] = TELEOP_STEPS) -> list[tuple[float, 
     return [(vx, wz) for vx in axes[0] for wz in axes[1]]
 
 
-def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
+def observation_bounds(history: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-element (low, high) of the observation: what the sensors and the spec can produce."""
-    bounds = {
-        "gravity": (-1.0, 1.0),
-        "gyro": (-GYRO_RANGE, GYRO_RANGE),
-        "joint_pos": (JOINT_LOWER - STAND_POSE, JOINT_UPPER - STAND_POSE),
-        "last_action": (-1.0, 1.0),
-        "phase": (-1.0, 1.0),
-        "command": (_COMMAND_LOWER, _COMMAND_UPPER),
-    }
-    low = np.empty(OBS_DIM, dtype=np.float32)
-    high = np.empty(OBS_DIM, dtype=np.float32)
-    for name, (lo, hi) in bounds.items():
-        low[OBS_SLICES[name]] = lo
-        high[OBS_SLICES[name]] = hi
-    return low, high
+    return observation_layout(history).bounds()
 
 
 def gravity_from_quaternion(q_wxyz: np.ndarray) -> np.ndarray:
@@ -177,11 +330,14 @@ def build_observation(
     last_action: np.ndarray,
     phase: float | np.ndarray,
     command: np.ndarray,
+    past: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Assemble the policy observation (float32, OBS_DIM) from deployable signals only.
+    """Assemble the policy observation (float32) from deployable signals only.
 
     One robot (vectors, a float phase) or a batch (arrays with a leading batch dimension, a
     phase per robot): the batched simulator and the policy node share this one function.
+    ``past``: the past frames (..., history, FRAME_DIM) from a ``FrameHistory``, appended by
+    ``append_past``; None for ``pidog-obs-v1`` (OBS_DIM values).
     """
     joint_pos = np.asarray(joint_pos, dtype=np.float64)
     obs = np.empty((*joint_pos.shape[:-1], OBS_DIM), dtype=np.float32)
@@ -191,7 +347,43 @@ def build_observation(
     obs[..., OBS_SLICES["last_action"]] = last_action
     obs[..., OBS_SLICES["phase"]] = phase_features(phase)
     obs[..., OBS_SLICES["command"]] = command
-    return obs
+    return obs if past is None else append_past(obs, past)
+
+
+def observation_frame(obs: np.ndarray) -> np.ndarray:
+    """The present frame of observations (..., dim) of any layout: what a ``FrameHistory`` keeps."""
+    return np.asarray(obs)[..., :FRAME_DIM]
+
+
+def append_past(obs: np.ndarray, past: np.ndarray) -> np.ndarray:
+    """``pidog-obs-v1`` observations (..., OBS_DIM) with their past frames (..., history,
+    FRAME_DIM), most recent first, appended: the layout with that history (float32)."""
+    obs = np.asarray(obs, dtype=np.float32)
+    past = np.asarray(past, dtype=np.float32)
+    if obs.shape[-1] != OBS_DIM or past.shape[-1:] != (FRAME_DIM,) or past.shape[:-2] != obs.shape[:-1]:
+        raise ValueError(
+            f"observations (..., {OBS_DIM}) and past frames (..., history, {FRAME_DIM}) of the same "
+            f"robots expected, got {obs.shape} and {past.shape}"
+        )
+    return np.concatenate([obs, past.reshape(*obs.shape[:-1], -1)], axis=-1)
+
+
+def with_history(observations: np.ndarray, episode_starts: np.ndarray, history: int) -> np.ndarray:
+    """A recorded sequence of ``pidog-obs-v1`` observations (N, OBS_DIM), one per control step,
+    with the past frames of the layout with ``history`` appended, each episode (``episode_starts``
+    True at its first step) starting with no past: the frames the simulator and the policy node
+    would have kept (``FrameHistory``). The bag importer's way to any layout."""
+    observations = np.asarray(observations, dtype=np.float32)
+    frames = FrameHistory(history)
+    if not frames.history:
+        return observations
+    rows = []
+    for obs, start in zip(observations, np.asarray(episode_starts, dtype=bool), strict=True):
+        frames.shift()
+        if start:
+            frames.reset()
+        rows.append(append_past(obs, frames.observe(observation_frame(obs))[0]))
+    return np.stack(rows) if rows else np.zeros((0, observation_layout(history).dim), np.float32)
 
 
 # --- left/right mirror symmetry ---------------------------------------------------------------
@@ -209,29 +401,22 @@ ACTION_MIRROR_INDEX: np.ndarray = np.array(
 """``mirrored_action = action[ACTION_MIRROR_INDEX]`` (JOINT_NAMES order)."""
 
 
-def _observation_mirror() -> tuple[np.ndarray, np.ndarray]:
-    index = np.arange(OBS_DIM, dtype=np.int64)
-    sign = np.ones(OBS_DIM, dtype=np.float32)
-    flips = {"gravity": [1], "gyro": [0, 2], "phase": [0, 1], "command": [1]}  # y; x, z; both; wz
-    for name, components in flips.items():
-        sign[OBS_SLICES[name].start + np.array(components)] = -1.0
-    for name in ("joint_pos", "last_action"):
-        start = OBS_SLICES[name].start
-        index[OBS_SLICES[name]] = start + ACTION_MIRROR_INDEX
-    return index, sign
-
-
-OBS_MIRROR_INDEX, OBS_MIRROR_SIGN = _observation_mirror()
-"""``mirrored_obs = obs[..., OBS_MIRROR_INDEX] * OBS_MIRROR_SIGN`` (``pidog_learning.symmetry``
-keeps torch copies of these arrays for the PPO loss)."""
+_LAYOUTS: tuple[ObservationLayout, ...] = tuple(_build_layout(k) for k in range(MAX_OBS_HISTORY + 1))
+_V1 = _LAYOUTS[0]
+OBS_LAYOUT_VERSION: str = _V1.version
+OBS_LAYOUT: tuple[tuple[str, int], ...] = _V1.items
+OBS_SLICES: Mapping[str, slice] = _V1.slices
+"""Slices of the present values: the same in every layout (the past frames come after)."""
+OBS_DIM: int = _V1.dim
+OBS_MIRROR_INDEX, OBS_MIRROR_SIGN = _V1.mirror_index, _V1.mirror_sign
+"""``mirrored_obs = obs[..., OBS_MIRROR_INDEX] * OBS_MIRROR_SIGN`` for ``pidog-obs-v1``; every
+layout carries its own (``ObservationLayout.mirror_index``)."""
 
 
 def mirror_observation(obs: np.ndarray) -> np.ndarray:
-    """The observation of the robot reflected left/right (shape (..., OBS_DIM))."""
+    """The observation of the robot reflected left/right (shape (..., dim) of any layout)."""
     obs = np.asarray(obs)
-    if obs.shape[-1] != OBS_DIM:
-        raise ValueError(f"observations must have {OBS_DIM} values, got shape {obs.shape}")
-    return (obs[..., OBS_MIRROR_INDEX] * OBS_MIRROR_SIGN).astype(obs.dtype, copy=False)
+    return layout_for_dim(obs.shape[-1] if obs.ndim else -1).mirror(obs)
 
 
 def mirror_action(action: np.ndarray) -> np.ndarray:
@@ -276,13 +461,15 @@ def target_to_action(target: np.ndarray) -> np.ndarray:
 # --- policy metadata (ONNX props), DESIGN.md §5 ---------------------------------------------
 
 
-def policy_metadata() -> dict[str, str]:
-    """The metadata every exported policy carries, as string props."""
+def policy_metadata(layout: ObservationLayout | None = None) -> dict[str, str]:
+    """The metadata every exported policy carries, as string props (``layout``: its
+    observation layout, default ``pidog-obs-v1``)."""
+    layout = layout or _V1
     return {
         "joint_names": json.dumps(list(JOINT_NAMES)),
-        "obs_layout_version": OBS_LAYOUT_VERSION,
-        "obs_layout": json.dumps([list(item) for item in OBS_LAYOUT]),
-        "obs_dim": str(OBS_DIM),
+        "obs_layout_version": layout.version,
+        "obs_layout": json.dumps([list(item) for item in layout.items]),
+        "obs_dim": str(layout.dim),
         "action_dim": str(ACTION_DIM),
         "control_hz": repr(CONTROL_HZ),
         "gait_period_s": repr(GAIT_PERIOD_S),
@@ -292,8 +479,14 @@ def policy_metadata() -> dict[str, str]:
 
 
 def metadata_mismatches(meta: Mapping[str, str]) -> list[str]:
-    """Compare a policy's metadata with this robot description; return what differs."""
-    expected = policy_metadata()
+    """Compare a policy's metadata with this robot description; return what differs. Any
+    layout this stack knows is accepted (its version decides which), but it must be that
+    layout exactly."""
+    try:
+        layout = layout_for_version(meta.get("obs_layout_version", ""))
+    except ValueError:
+        layout = _V1  # reported below as a version mismatch
+    expected = policy_metadata(layout)
     problems: list[str] = []
     for key, want in expected.items():
         got = meta.get(key)

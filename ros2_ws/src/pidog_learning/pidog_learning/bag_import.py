@@ -59,7 +59,9 @@ from pidog_description.spec import (
     action_to_target,
     build_observation,
     gravity_from_quaternion,
+    observation_layout,
     target_to_action,
+    with_history,
 )
 from pidog_description.topics import (
     CMD_VEL_TOPIC,
@@ -577,8 +579,11 @@ def import_bags(
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     cmd_timeout_s: float = CMD_TIMEOUT_S,
     min_episode_steps: int = 10,
+    obs_history: int = 0,
 ) -> tuple[Demonstrations, ImportReport]:
     """Bags -> one Demonstrations set (saved atomically to ``output`` if given) and the report.
+    ``obs_history``: past frames per observation (the training run's sim config
+    env.obs_history; 0 = ``pidog-obs-v1``), stacked from the recorded steps of each episode.
 
     Raises ``BagImportError`` for a bag that cannot be used at all, or when no bag yields a
     sample; a bag without usable samples among good ones is reported, not fatal.
@@ -593,6 +598,10 @@ def import_bags(
         raise BagImportError(f"cmd_timeout_s must be positive, got {cmd_timeout_s}")
     if int(min_episode_steps) < 1:
         raise BagImportError(f"min_episode_steps must be at least 1, got {min_episode_steps}")
+    try:
+        observation_layout(obs_history)
+    except ValueError as exc:
+        raise BagImportError(f"obs_history: {exc}") from None
     report = ImportReport()
     parts: list[Demonstrations] = []
     for path in paths:
@@ -612,7 +621,10 @@ def import_bags(
         "phase_source": {b.path: b.phase_source for b in report.bags},
         "samples_dropped": dict(report.dropped),
     }
-    demos = Demonstrations.concatenate(parts, metadata=metadata)
+    demos = Demonstrations.concatenate(parts, metadata=dict(metadata))
+    if obs_history:
+        stacked = with_history(demos.observations, demos.episode_starts, obs_history)
+        demos = Demonstrations(stacked, demos.actions, demos.episode_starts, metadata)
     if output is not None:
         report.output = str(demos.save(output))
     return demos, report
@@ -631,6 +643,12 @@ def main(argv: list[str] | None = None) -> int:
         "--cmd-timeout-s", type=float, default=CMD_TIMEOUT_S, help="/cmd_vel age that means stop"
     )
     parser.add_argument("--min-episode-steps", type=int, default=10)
+    parser.add_argument(
+        "--obs-history",
+        type=int,
+        default=0,
+        help="past frames per observation, as the training run's env.obs_history (0: pidog-obs-v1)",
+    )
     args = parser.parse_args(argv)
     try:
         _demos, report = import_bags(
@@ -638,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
             output=args.output,
             max_gap_s=args.max_gap_s,
             cmd_timeout_s=args.cmd_timeout_s,
+            obs_history=args.obs_history,
             min_episode_steps=args.min_episode_steps,
         )
     except BagImportError as exc:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pidog_description.spec import ACTION_DIM, OBS_DIM, OBS_LAYOUT_VERSION
+from pidog_description.spec import ACTION_DIM
 
 from .atomic import atomic_output
 from .demonstrations import Demonstrations
-from .networks import POLICY_FORMAT, PiDogPolicy, make_policy, state_only_batch
+from .networks import POLICY_FORMAT, PiDogPolicy, make_policy, policy_layout, state_only_batch
 from .normalization import observation_stats
 
 
@@ -91,6 +91,11 @@ def train_bc(
     """Fit ``policy``'s actor to ``demos`` in place; returns the loss history."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if demos.layout is not policy.layout:
+        raise ValueError(
+            f"the demonstrations have observation layout {demos.layout.version!r}; the policy reads "
+            f"{policy.layout.version!r} (sim config env.obs_history)"
+        )
     train_idx, val_idx = split_episodes(demos, validation_fraction, seed)
     obs = torch.as_tensor(demos.observations)
     act = torch.as_tensor(demos.actions)
@@ -137,10 +142,11 @@ def checkpoint_metadata(
     kwargs: Mapping[str, Any], use_camera: bool, extra: Mapping[str, Any] | None = None
 ) -> dict:
     """JSON-plain facts a loader checks before trusting a state_dict."""
+    layout = policy_layout(kwargs)
     return {
         "format": POLICY_FORMAT,
-        "obs_layout_version": OBS_LAYOUT_VERSION,
-        "obs_dim": OBS_DIM,
+        "obs_layout_version": layout.version,
+        "obs_dim": layout.dim,
         "action_dim": ACTION_DIM,
         "use_camera": bool(use_camera),
         "policy_kwargs": dict(kwargs),
@@ -185,10 +191,12 @@ def check_compatible(
     """Refuse weights made for another observation layout or network architecture."""
     if meta.get("format") != POLICY_FORMAT:
         raise PretrainedModelError(f"{source}: format {meta.get('format')!r}, expected {POLICY_FORMAT!r}")
-    if meta.get("obs_layout_version") != OBS_LAYOUT_VERSION or meta.get("obs_dim") != OBS_DIM:
+    layout = policy_layout(kwargs)
+    if meta.get("obs_layout_version") != layout.version or meta.get("obs_dim") != layout.dim:
         raise PretrainedModelError(
             f"{source} was trained for observation layout {meta.get('obs_layout_version')!r} "
-            f"({meta.get('obs_dim')} values); this stack uses {OBS_LAYOUT_VERSION!r} ({OBS_DIM} values)"
+            f"({meta.get('obs_dim')} values); this run uses {layout.version!r} ({layout.dim} values; "
+            "sim config env.obs_history)"
         )
     if meta.get("action_dim") != ACTION_DIM:
         raise PretrainedModelError(

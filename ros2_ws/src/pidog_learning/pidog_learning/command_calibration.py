@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from pidog_description.spec import COMMAND_LIMITS, OBS_DIM, OBS_SLICES, seconds_to_steps
+from pidog_description.spec import COMMAND_LIMITS, OBS_SLICES, seconds_to_steps
 from pidog_sim.evaluation import TRACKING_SETTLE_S, TRACKING_TARGETS
 
 from .config import add_set_option
@@ -94,6 +94,7 @@ def measure_response(
     as on the grid, heading-frame forward speed and yaw rate are averaged after the first
     TRACKING_SETTLE_S, and an episode that fell does not count.
     """
+    from pidog_sim.rollout import env_config_for
     from pidog_sim.task import WalkTask
 
     if not randomize:
@@ -103,7 +104,11 @@ def measure_response(
     lattice = np.array([(vx, wz) for vx in LATTICE_VX for wz in LATTICE_WZ])
     commands = np.repeat(lattice, episodes, axis=0)
     n = len(commands)
-    config = {**(env_kwargs or {}), "episode_seconds": seconds + 1.0, "command_mode": "fixed"}
+    config = {
+        **env_config_for(act_batch, env_kwargs),
+        "episode_seconds": seconds + 1.0,
+        "command_mode": "fixed",
+    }
     task = WalkTask(n, randomize=randomize, config=config, threads=threads)
     try:
         task.reset(np.arange(n), seeds=seed + np.arange(n), commands=commands)
@@ -416,7 +421,7 @@ def calibrate(
         data = calibrated_model(raw, table, info)
         candidate.write_bytes(data)
         check = OnnxPolicy(candidate)  # loads, validates and runs as policy_node would
-        probe = np.zeros(OBS_DIM, dtype=np.float32)
+        probe = np.zeros(check.obs_dim, dtype=np.float32)
         probe[COMMAND] = (0.05, 0.0)
         told = probe.copy()
         told[COMMAND] = apply_table(table, probe[None, COMMAND])[0]

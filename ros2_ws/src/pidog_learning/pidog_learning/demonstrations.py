@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from pidog_description.spec import ACTION_DIM, OBS_DIM, OBS_LAYOUT_VERSION
+from pidog_description.spec import (
+    ACTION_DIM,
+    ObservationLayout,
+    layout_for_dim,
+    layout_for_version,
+    observation_layout,
+)
 
 from .atomic import atomic_output
 
@@ -24,7 +30,7 @@ class DemonstrationError(ValueError):
 
 @dataclass
 class Demonstrations:
-    observations: np.ndarray  # (N, OBS_DIM) float32
+    observations: np.ndarray  # (N, layout.dim) float32
     actions: np.ndarray  # (N, ACTION_DIM) float32, in [-1, 1]
     episode_starts: np.ndarray  # (N,) bool, True at the first sample of each episode
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -34,9 +40,20 @@ class Demonstrations:
         self.actions = np.asarray(self.actions, dtype=np.float32)
         self.episode_starts = np.asarray(self.episode_starts, dtype=bool)
         n = len(self.observations)
-        if self.observations.ndim != 2 or self.observations.shape[1] != OBS_DIM:
+        if self.observations.ndim != 2:
+            raise DemonstrationError(f"observations must have shape (N, dim), got {self.observations.shape}")
+        # The layout the metadata names, else the one of the observations' width.
+        try:
+            if "obs_layout_version" in self.metadata:
+                layout = layout_for_version(self.metadata["obs_layout_version"])
+            else:
+                layout = layout_for_dim(self.observations.shape[1])
+        except ValueError as exc:
+            raise DemonstrationError(str(exc)) from None
+        if self.observations.shape[1] != layout.dim:
             raise DemonstrationError(
-                f"observations must have shape (N, {OBS_DIM}), got {self.observations.shape}"
+                f"observations of layout {layout.version!r} must have shape (N, {layout.dim}), "
+                f"got {self.observations.shape}"
             )
         if self.actions.shape != (n, ACTION_DIM):
             raise DemonstrationError(f"actions must have shape ({n}, {ACTION_DIM}), got {self.actions.shape}")
@@ -48,7 +65,11 @@ class Demonstrations:
             raise DemonstrationError("episode_starts[0] must be True")
         if not (np.all(np.isfinite(self.observations)) and np.all(np.isfinite(self.actions))):
             raise DemonstrationError("observations and actions must be finite")
-        self.metadata.setdefault("obs_layout_version", OBS_LAYOUT_VERSION)
+        self.metadata["obs_layout_version"] = layout.version
+
+    @property
+    def layout(self) -> ObservationLayout:
+        return layout_for_version(self.metadata["obs_layout_version"])
 
     def __len__(self) -> int:
         return len(self.observations)
@@ -71,7 +92,9 @@ class Demonstrations:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Demonstrations:
+    def load(cls, path: str | os.PathLike[str], layout: ObservationLayout | None = None) -> Demonstrations:
+        """Read a file written by ``save``; ``layout``: the one the caller trains on (default
+        ``pidog-obs-v1``), refused by name if the file holds another."""
         path = Path(path)
         if not path.is_file():
             raise DemonstrationError(f"demonstrations file not found: {path}")
@@ -86,10 +109,11 @@ class Demonstrations:
             raise
         except Exception as exc:  # zipfile/ValueError/JSON errors: all mean "not a demonstrations file"
             raise DemonstrationError(f"cannot read demonstrations from {path}: {exc}") from exc
-        version = demos.metadata.get("obs_layout_version")
-        if version != OBS_LAYOUT_VERSION:
+        want = layout or observation_layout()
+        if demos.layout is not want:
             raise DemonstrationError(
-                f"{path} was recorded with observation layout {version!r}; this stack uses {OBS_LAYOUT_VERSION!r}"
+                f"{path} was recorded with observation layout {demos.layout.version!r}; this run uses "
+                f"{want.version!r} (sim config env.obs_history)"
             )
         return demos
 

@@ -24,7 +24,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from pidog_description.spec import ACTION_DIM, OBS_DIM, policy_metadata
+from pidog_description.spec import ACTION_DIM, policy_metadata
 
 from .atomic import write_bytes
 from .bc import PretrainedModelError, check_compatible, load_into_policy, load_policy_weights
@@ -57,7 +57,7 @@ def _example_inputs(policy: PiDogPolicy, batch: int, seed: int) -> dict[str, np.
     mean = policy.normalizer.mean.numpy()
     std = policy.normalizer.std.numpy()
     # Around the data the policy was fitted to, and well outside it (clip path exercised).
-    obs = (mean + std * rng.normal(0.0, 3.0, (batch, OBS_DIM))).astype(np.float32)
+    obs = (mean + std * rng.normal(0.0, 3.0, (batch, policy.layout.dim))).astype(np.float32)
     inputs: dict[str, np.ndarray] = {"obs": obs}
     if policy.uses_camera:
         _c, h, w = cast(spaces.Box, cast(spaces.Dict, policy.observation_space)["image"]).shape
@@ -122,7 +122,7 @@ def export_onnx(policy: PiDogPolicy, path: str | os.PathLike[str], training_info
         # depends on the state, so it has no single figure.
         info[EXPLORATION_STD_KEY] = round(policy.action_std(args[0]), 4)
     props = {
-        **policy_metadata(),
+        **policy_metadata(policy.layout),
         "inputs": ",".join(names),
         TRAINING_INFO_KEY: json.dumps(info, sort_keys=True, default=str),
     }
@@ -214,20 +214,22 @@ def load_checkpoint_policy(
 def policy_controller(policy: PiDogPolicy) -> Callable[[Any], np.ndarray]:
     """obs -> deterministic action (8,), normaliser applied, for evaluate() and demos."""
     actor = DeterministicActor(policy).eval()
+    dim = policy.layout.dim
 
     def act(obs: Any) -> np.ndarray:
         with torch.no_grad():
             if isinstance(obs, Mapping):
-                state = torch.as_tensor(np.asarray(obs["state"], dtype=np.float32)).reshape(1, OBS_DIM)
+                state = torch.as_tensor(np.asarray(obs["state"], dtype=np.float32)).reshape(1, dim)
                 image = torch.as_tensor(np.asarray(obs["image"], dtype=np.uint8))[None]
                 if not policy.uses_camera:
                     return actor(state).numpy()[0]
                 return actor(state, image).numpy()[0]
             if policy.uses_camera:
                 raise ValueError("this policy needs camera observations (PiDogEnv(use_camera=True))")
-            state = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, OBS_DIM)
+            state = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, dim)
             return actor(state).numpy()[0]
 
+    act.layout = policy.layout  # type: ignore[attr-defined]  # what the sim must feed it (rollout.env_config_for)
     return act
 
 

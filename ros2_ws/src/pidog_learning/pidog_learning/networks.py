@@ -17,7 +17,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 
-from pidog_description.spec import ACTION_DIM, OBS_DIM
+from pidog_description.spec import ACTION_DIM, ObservationLayout, observation_layout
 from pidog_sim.env import CAMERA_SHAPE
 from pidog_sim.task import PRIVILEGED_DIM
 
@@ -88,6 +88,7 @@ class PiDogPolicy(ActorCriticPolicy):
         activation: str = "tanh",
         privileged_dim: int = 0,
         exploration: str = "gaussian",
+        obs_history: int = 0,
         **kwargs: Any,
     ) -> None:
         if activation not in ACTIVATION_CLASSES:
@@ -104,6 +105,9 @@ class PiDogPolicy(ActorCriticPolicy):
         hidden = list(hidden_sizes or [256, 256])
         self.hidden_sizes = hidden
         self.privileged_dim = int(privileged_dim)
+        # The deployable observation's layout (sim config env.obs_history): what the actor
+        # reads, what the ONNX names, what the symmetry loss mirrors.
+        self.layout: ObservationLayout = observation_layout(obs_history)
         extractor = (
             StateImageExtractor if isinstance(observation_space, spaces.Dict) else NormalizedStateExtractor
         )
@@ -176,7 +180,11 @@ class PiDogPolicy(ActorCriticPolicy):
     def predict(self, observation: Any, *args: Any, **kwargs: Any) -> tuple[np.ndarray, Any]:
         """SB3's predict; a privileged policy also takes the plain deployable observation (the
         actor ignores the privileged columns, so zeros stand in for them)."""
-        if self.privileged_dim and isinstance(observation, np.ndarray) and observation.shape[-1] == OBS_DIM:
+        if (
+            self.privileged_dim
+            and isinstance(observation, np.ndarray)
+            and observation.shape[-1] == self.layout.dim
+        ):
             pad = np.zeros((*observation.shape[:-1], self.privileged_dim), dtype=observation.dtype)
             observation = np.concatenate([observation, pad], axis=-1)
         return super().predict(observation, *args, **kwargs)
@@ -232,12 +240,22 @@ def policy_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
         kwargs["exploration"] = str(config["policy"]["exploration"])  # old checkpoints: no key
     if config["policy"]["privileged_critic"]:
         kwargs["privileged_dim"] = PRIVILEGED_DIM
+    if config["env"].get("obs_history"):
+        kwargs["obs_history"] = int(config["env"]["obs_history"])  # old checkpoints: no key
     return kwargs
 
 
-def observation_space(use_camera: bool, privileged_dim: int = 0) -> spaces.Space:
+def policy_layout(kwargs: Mapping[str, Any]) -> ObservationLayout:
+    """The observation layout of a policy built with these constructor arguments."""
+    return observation_layout(int(kwargs.get("obs_history", 0)))
+
+
+def observation_space(
+    use_camera: bool, privileged_dim: int = 0, layout: ObservationLayout | None = None
+) -> spaces.Space:
     """The policy's observation space (images channel-first, as SB3 feeds them)."""
-    state = spaces.Box(-np.inf, np.inf, (OBS_DIM + privileged_dim,), np.float32)
+    dim = (layout or observation_layout()).dim
+    state = spaces.Box(-np.inf, np.inf, (dim + privileged_dim,), np.float32)
     if not use_camera:
         return state
     return spaces.Dict({"state": state, "image": spaces.Box(0, 255, (3, *CAMERA_SHAPE), np.uint8)})
@@ -249,7 +267,7 @@ def action_space() -> spaces.Box:
 
 def make_policy(kwargs: Mapping[str, Any], use_camera: bool) -> PiDogPolicy:
     """A fresh PiDogPolicy outside PPO (BC, export); same class and arguments PPO builds."""
-    space = observation_space(use_camera, int(kwargs.get("privileged_dim", 0)))
+    space = observation_space(use_camera, int(kwargs.get("privileged_dim", 0)), policy_layout(kwargs))
     return PiDogPolicy(space, action_space(), lambda _progress: 0.0, **kwargs)
 
 

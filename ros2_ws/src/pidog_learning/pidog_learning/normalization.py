@@ -15,7 +15,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from pidog_description.spec import OBS_DIM
+from pidog_description.spec import OBS_DIM, layout_for_dim
 
 NORM_CLIP: float = 10.0
 """Normalised observations are clipped to +-NORM_CLIP: an unseen extreme input stays bounded."""
@@ -25,10 +25,11 @@ IMAGE_FEATURES: int = 64
 
 
 def observation_stats(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std of (N, OBS_DIM) observations; constant features get std 1."""
+    """Per-feature mean and std of (N, dim) observations of one layout; constant features get std 1."""
     obs = np.asarray(observations, dtype=np.float64)
-    if obs.ndim != 2 or obs.shape[1] != OBS_DIM or len(obs) == 0:
-        raise ValueError(f"observations must have shape (N>0, {OBS_DIM}), got {obs.shape}")
+    if obs.ndim != 2 or len(obs) == 0:
+        raise ValueError(f"observations must have shape (N>0, dim), got {obs.shape}")
+    layout_for_dim(obs.shape[1])  # a width no layout has is an error, named
     mean = obs.mean(axis=0)
     std = obs.std(axis=0)
     std = np.where(std < MIN_STD, 1.0, std)

@@ -20,8 +20,6 @@ from typing import Any, Final
 
 import torch
 
-from pidog_description.spec import OBS_LAYOUT_VERSION
-
 from .atomic import atomic_output, write_json, write_text
 from .bc import (
     PretrainedModelError,
@@ -38,7 +36,7 @@ from .curriculum import CurriculumCallback, base_values, check_values
 from .demonstrations import DemonstrationError, Demonstrations
 from .experts import ExpertError, collect_demonstrations, load_expert, weak_expert_warning
 from .export import checkpoint_metadata_of, export_onnx, load_checkpoint_policy, policy_controller
-from .networks import PiDogPolicy, make_policy, policy_kwargs
+from .networks import PiDogPolicy, make_policy, policy_kwargs, policy_layout
 from .plots import plot_bc_losses, plot_command_tracking, plot_eval_comparison, plot_learning_curve
 from .ppo_finetune import (
     AntiForgettingCallback,
@@ -425,13 +423,16 @@ class Pipeline:
         file = self.path(DEMOS_FILE)
         if file.is_file():
             self.reporter.status(phase="demos", message=f"using existing {file}")
-            return Demonstrations.load(file)
+            try:
+                return Demonstrations.load(file, policy_layout(self.kwargs))
+            except DemonstrationError as exc:
+                raise PipelineError(str(exc)) from exc
         if cfg["demo_bag"]:
             from .bag_import import import_bags  # only the bag path needs rosbags
 
             self.reporter.status(phase="demos", message=f"importing {len(cfg['demo_bag'])} bag(s)")
             try:
-                demos, report = import_bags(cfg["demo_bag"])
+                demos, report = import_bags(cfg["demo_bag"], obs_history=policy_layout(self.kwargs).history)
             except ValueError as exc:  # BagImportError, DemonstrationError
                 raise PipelineError(f"--demo-bag: {exc}") from exc
             write_text(self.path(BAG_REPORT_FILE), report.format() + "\n")
@@ -744,7 +745,7 @@ class Pipeline:
             "calibration": calibration,
             "keyboard": keyboard,
             "timesteps": info["timesteps"],
-            "obs_layout_version": OBS_LAYOUT_VERSION,
+            "obs_layout_version": policy_layout(self.kwargs).version,
             "results": results,
             "tracking": tracking,
         }

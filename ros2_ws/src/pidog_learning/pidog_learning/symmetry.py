@@ -13,25 +13,24 @@ from __future__ import annotations
 
 import torch
 
-from pidog_description.spec import ACTION_MIRROR_INDEX, OBS_DIM, OBS_MIRROR_INDEX, OBS_MIRROR_SIGN
+from pidog_description.spec import ACTION_MIRROR_INDEX, ObservationLayout
 
 from .networks import PiDogPolicy, state_only_batch
 
-_OBS_INDEX = torch.as_tensor(OBS_MIRROR_INDEX)
-_OBS_SIGN = torch.as_tensor(OBS_MIRROR_SIGN)
 _ACTION_INDEX = torch.as_tensor(ACTION_MIRROR_INDEX)
 
 
-def mirror_states(states: torch.Tensor) -> torch.Tensor:
-    """Deployable observations (N, OBS_DIM) reflected left/right."""
-    return states[:, _OBS_INDEX] * _OBS_SIGN.to(states.dtype)
+def mirror_states(states: torch.Tensor, layout: ObservationLayout) -> torch.Tensor:
+    """Deployable observations (N, layout.dim) reflected left/right."""
+    index = torch.as_tensor(layout.mirror_index, device=states.device)
+    return states[:, index] * torch.as_tensor(layout.mirror_sign, dtype=states.dtype, device=states.device)
 
 
 def symmetry_loss(policy: PiDogPolicy, observations: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between the action for the mirrored observation and the mirrored
     action, on the actor's mean (the deterministic action the ONNX exports). Privileged critic
     columns, if any, are dropped: the actor never reads them."""
-    states = observations[:, :OBS_DIM]
+    states = observations[:, : policy.layout.dim]
     actions = policy.mean_actions(state_only_batch(policy, states))
-    mirrored = policy.mean_actions(state_only_batch(policy, mirror_states(states)))
+    mirrored = policy.mean_actions(state_only_batch(policy, mirror_states(states, policy.layout)))
     return torch.mean((mirrored - actions[:, _ACTION_INDEX]) ** 2)

@@ -32,6 +32,12 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
     # does not have (docs/ABLATIONS.md, eleventh session).
     "imu_orientation": "noisy_truth",
     "imu_filter_gain": DEFAULT_GAIN,  # 1/s, as hw_node's imu_filter_gain
+    # Past control steps' frames (gravity, gyro, joint estimate, last action) appended to the
+    # observation, most recent first: layout pidog-obs-v1h<k> (pidog_description.spec), which
+    # the exported policy names and the policy node then keeps. 0: pidog-obs-v1, the shipped
+    # policy's. Two measured better than none at 3M steps (docs/ABLATIONS.md, thirty-third
+    # session); the defaults stay at 0 until a default-length run says so.
+    "obs_history": 0,
     # Termination.
     "max_tilt_rad": 0.9,  # roll or pitch beyond this is a fall
     # Reward weights (per control step); the reward may use privileged sim state. Velocity

@@ -89,7 +89,7 @@ class PiDogEnv(gym.Env):
         self.use_camera = use_camera
         self.max_steps = self.task.max_steps
 
-        self.observation_space = observation_space(use_camera)
+        self.observation_space = observation_space(use_camera, layout=self.task.layout)
         self.action_space = action_space()
         self._camera: HeadCamera | None = None
         self._renderer: mujoco.Renderer | None = None

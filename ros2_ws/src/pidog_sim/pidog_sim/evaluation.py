@@ -38,7 +38,7 @@ from pidog_description.spec import (
 from .batch import BatchSim
 from .env import PiDogEnv
 from .model import foot_radii
-from .rollout import MAX_BATCH, EpisodeRecord, run_episodes
+from .rollout import MAX_BATCH, EpisodeRecord, env_config_for, run_episodes
 from .task import MIN_SWING_S
 
 Controller = Callable[[np.ndarray], np.ndarray]
@@ -438,7 +438,7 @@ def _evaluate_one_at_a_time(
 ) -> list[Episode]:
     """``evaluate``'s episodes ``episodes`` (seeds ``seed + k``) in one ``PiDogEnv``: for
     filming (the first one) and for the live viewer."""
-    kwargs = {**env_kwargs, "randomize": randomize, "episode_seconds": seconds}
+    kwargs = {**env_config_for(controller, env_kwargs), "randomize": randomize, "episode_seconds": seconds}
     if video_path is not None:
         kwargs["render_mode"] = "rgb_array"
     env = PiDogEnv(**kwargs)
@@ -509,7 +509,12 @@ def command_sequence(
     rate averaged over the gait-cycle window the reward uses) for a commanded-vs-achieved plot.
     """
     total = float(sum(seconds for seconds, _vx, _wz in segments))
-    kwargs = {**(env_kwargs or {}), "randomize": randomize, "episode_seconds": total, "command_mode": "fixed"}
+    kwargs = {
+        **env_config_for(controller, env_kwargs),
+        "randomize": randomize,
+        "episode_seconds": total,
+        "command_mode": "fixed",
+    }
     env = PiDogEnv(**kwargs)
     series: dict[str, list[float]] = {
         "t": [],

@@ -54,6 +54,31 @@ def batch_actor(controller: Callable[[Any], np.ndarray]) -> Callable[[Any], np.n
     return per_row
 
 
+def controller_history(controller: Any) -> int | None:
+    """The past frames a controller's policy reads (its observation ``layout``: an
+    ``OnnxPolicy``, its bound ``act``/``act_batch``, ``export.policy_controller``); None when
+    it does not say (the scripted gaits read the present values, the same in every layout)."""
+    owner = getattr(controller, "__self__", controller)
+    layout = getattr(owner, "layout", None) or getattr(controller, "layout", None)
+    return None if layout is None else int(layout.history)
+
+
+def env_config_for(controller: Any, config: dict[str, Any] | None) -> dict[str, Any]:
+    """``config`` (sim options) with the observation history ``controller`` reads, so a policy
+    trained with ``env.obs_history`` is evaluated on the observations it knows. A config that
+    asks for another history is refused by name."""
+    config = dict(config or {})
+    history = controller_history(controller)
+    if history is None:
+        return config
+    asked = config.setdefault("obs_history", history)
+    if asked != history:
+        raise ValueError(
+            f"sim config option 'obs_history' is {asked!r}, but the policy reads {history} past frames"
+        )
+    return config
+
+
 def is_stateless(controller: Any) -> bool:
     """Controllers with a ``reset()`` keep state between steps of one episode: a batch would
     share it between robots, so they run one episode at a time."""
@@ -124,7 +149,9 @@ def run_episodes(
     act = batch_actor(controller)
     stateless = is_stateless(controller)
     slots = min(n, max(1, int(max_batch))) if stateless else 1
-    task = WalkTask(slots, randomize=randomize, config=dict(env_config or {}), threads=threads)
+    task = WalkTask(
+        slots, randomize=randomize, config=env_config_for(controller, env_config), threads=threads
+    )
     camera = HeadCamera(task.sim) if use_camera else None
     running: list[EpisodeRecord | None] = [None] * slots
     noise: list[np.random.Generator | None] = [None] * slots

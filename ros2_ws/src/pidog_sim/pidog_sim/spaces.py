@@ -7,18 +7,20 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from pidog_description.spec import ACTION_DIM, observation_bounds
+from pidog_description.spec import ACTION_DIM, ObservationLayout, observation_layout
 
 from .batch import BatchSim
 
 CAMERA_SHAPE = (64, 64)
 
 
-def observation_space(use_camera: bool, privileged_dim: int = 0) -> spaces.Space:
-    """The deployable observation (its bounds from the spec), optionally followed by
-    ``privileged_dim`` unbounded sim-only values (an asymmetric critic's), optionally with the
-    head-camera image."""
-    low, high = observation_bounds()
+def observation_space(
+    use_camera: bool, privileged_dim: int = 0, layout: ObservationLayout | None = None
+) -> spaces.Space:
+    """The deployable observation of ``layout`` (default ``pidog-obs-v1``; its bounds from the
+    spec), optionally followed by ``privileged_dim`` unbounded sim-only values (an asymmetric
+    critic's), optionally with the head-camera image."""
+    low, high = (layout or observation_layout()).bounds()
     if privileged_dim:
         low = np.concatenate([low, np.full(privileged_dim, -np.inf, np.float32)])
         high = np.concatenate([high, np.full(privileged_dim, np.inf, np.float32)])

@@ -21,8 +21,13 @@ from pidog_description.spec import (
     COMMAND_LIMITS,
     CONTROL_DT,
     GAIT_PERIOD_S,
+    FrameHistory,
+    ObservationLayout,
+    append_past,
     build_observation,
     gravity_from_quaternion,
+    observation_frame,
+    observation_layout,
     sanitize_action,
     sanitized_action_to_target,
     seconds_to_steps,
@@ -89,6 +94,10 @@ class WalkTask:
         self.command = np.zeros((self.n, 2))
         self.phase = np.zeros(self.n)
         self.last_action = np.zeros((self.n, ACTION_DIM))
+        # The observation's past frames (obs_history > 0; docs/ABLATIONS.md, thirty-third
+        # session): what the robot felt the steps before, as the policy node will keep it.
+        self.layout: ObservationLayout = observation_layout(self.cfg["obs_history"])
+        self.history = FrameHistory(self.layout.history, self.n)
         self.steps = np.zeros(self.n, dtype=np.int64)
         self.start_xy = np.zeros((self.n, 2))
         self.next_command_step = np.zeros(self.n, dtype=np.int64)
@@ -119,6 +128,7 @@ class WalkTask:
         self.sim.reset(robots, seeds=seeds, initial_pose=initial_pose)
         self.phase[robots] = 0.0
         self.last_action[robots] = 0.0
+        self.history.reset(robots)
         self.steps[robots] = 0
         self.start_xy[robots] = self.sim.base_position()[robots, :2]
         self._vel_history[robots] = 0.0
@@ -189,6 +199,7 @@ class WalkTask:
         also terminated), forward_speed, yaw_rate, terms (dict of reward terms).
         """
         actions = sanitize_action(np.asarray(actions).reshape(self.n, ACTION_DIM))
+        self.history.shift()
         unstable = self.sim.step(sanitized_action_to_target(actions))
         prev_action = self.last_action
         self.last_action = actions
@@ -230,10 +241,10 @@ class WalkTask:
         }
 
     def observe(self, robots: np.ndarray | None = None) -> np.ndarray:
-        """Policy observations (k, OBS_DIM) of ``robots`` (default all), float32."""
+        """Policy observations (k, layout.dim) of ``robots`` (default all), float32."""
         rows = np.arange(self.n) if robots is None else np.asarray(robots, dtype=np.int64)
         quat, gyro, _accel = self.sim.imu(rows)
-        return build_observation(
+        obs = build_observation(
             gravity_body=gravity_from_quaternion(quat),
             gyro=gyro,
             joint_pos=self.sim.joint_estimate(rows),
@@ -241,6 +252,9 @@ class WalkTask:
             phase=self.phase[rows],
             command=self.command[rows],
         )
+        if not self.layout.history:
+            return obs
+        return append_past(obs, self.history.observe(observation_frame(obs), rows))
 
     def privileged(self, robots: np.ndarray | None = None) -> np.ndarray:
         """(k, PRIVILEGED_DIM) float32 privileged state of ``robots`` (default all), PRIVILEGED_LAYOUT order."""
@@ -364,6 +378,10 @@ def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
             f"physics_substeps={cfg['physics_substeps']} gives a {control_dt * 1e3:.1f} ms control "
             f"period; the policy runs at {CONTROL_DT * 1e3:.0f} ms"
         )
+    try:
+        observation_layout(cfg["obs_history"])
+    except ValueError as exc:
+        raise ValueError(f"sim config option 'obs_history': {exc}") from None
     if cfg["command_mode"] not in COMMAND_MODES:
         raise ValueError(f"command_mode must be one of {COMMAND_MODES}, got {cfg['command_mode']!r}")
     if not cfg["episode_seconds"] > 0:

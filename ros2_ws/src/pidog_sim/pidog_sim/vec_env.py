@@ -45,9 +45,9 @@ class PiDogVecEnv(VecEnv):
         self.render_mode = None
         self.use_camera = bool(use_camera)
         # privileged: the sim-only state (task.PRIVILEGED_LAYOUT) appended after the deployable
-        # observation, for an asymmetric critic; the actor reads the first OBS_DIM values only.
+        # observation, for an asymmetric critic; the actor reads the deployable values only.
         self.privileged = bool(privileged)
-        space = observation_space(self.use_camera, PRIVILEGED_DIM if self.privileged else 0)
+        space = observation_space(self.use_camera, PRIVILEGED_DIM if self.privileged else 0, self.task.layout)
         super().__init__(self.task.n, space, action_space())
         self._actions = np.zeros((self.num_envs, ACTION_DIM))
         self._returns = np.zeros(self.num_envs)
