@@ -2,7 +2,10 @@
 
 The env, the rosbag importer and the policy node all build observations with
 ``build_observation`` and turn actions into joint targets with ``action_to_target``. The
-layout is versioned: a policy exported for another layout is refused at load time.
+layout is versioned: a policy exported for another layout is refused at load time. Layouts
+differ only in how many past frames follow the present values (``ObservationLayout``,
+``observation_layout(history)``; ``pidog-obs-v1`` has none), and ``FrameHistory`` is the one
+keeper of those frames.
 """
 
 from __future__ import annotations
