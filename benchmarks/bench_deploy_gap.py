@@ -78,6 +78,8 @@ def measure(
     def controller(obs: np.ndarray) -> np.ndarray:
         return np.clip(policy(obs) + sigma * rng.standard_normal(ACTION_DIM), -1.0, 1.0)
 
+    controller.layout = policy.__self__.layout  # type: ignore[attr-defined]  # the noisy policy reads the same
+
     env_kwargs: dict = {} if latency is None else {"nominal": {"latency_steps": latency}}  # the env config
     if imu_filter:
         env_kwargs["imu_orientation"] = IMU_FILTER

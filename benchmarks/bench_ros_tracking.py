@@ -200,13 +200,15 @@ def in_process(policy: Path, seconds: float, seed: int, starts: list[list[int]])
     from pidog_control.policy_runtime import OnnxPolicy
     from pidog_description.rotations import yaw_from_quaternion
     from pidog_description.spec import CONTROL_DT, seconds_to_steps
+    from pidog_sim.rollout import env_config_for
     from pidog_sim.task import WalkTask
 
     act = OnnxPolicy(policy).act_batch
     pinned = np.array([c for c, runs in zip(COMMANDS, starts, strict=True) for _ in runs])
     delay = np.array([d for runs in starts for d in runs])
     n, steps = len(delay), seconds_to_steps(seconds)
-    task = WalkTask(n, randomize=False, config={"episode_seconds": seconds + 1.0, "command_mode": "fixed"})
+    config = env_config_for(act, {"episode_seconds": seconds + 1.0, "command_mode": "fixed"})
+    task = WalkTask(n, randomize=False, config=config)
     task.reset(np.arange(n), seeds=np.full(n, seed), commands=pinned)
     poses = []
     for step in range(steps):
