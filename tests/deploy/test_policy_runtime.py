@@ -21,6 +21,7 @@ from pidog_description.spec import (
     gravity_from_quaternion,
     observation_layout,
     policy_metadata,
+    seconds_to_steps,
     target_to_action,
     with_history,
 )
@@ -110,7 +111,7 @@ def test_tabulated_trot_policy_reproduces_the_scripted_trot(tmp_path: Path) -> N
     builder.set_joints(STAND_POSE)
     builder.set_imu(LEVEL, np.zeros(3))
     gait = TrotGait()
-    for _ in range(int(GAIT_PERIOD_S / CONTROL_DT)):
+    for _ in range(seconds_to_steps(GAIT_PERIOD_S)):
         action = policy.act(builder.observation())
         np.testing.assert_allclose(
             action, target_to_action(gait.joint_targets(builder.phase, 0.2, 0.0)), atol=0.02

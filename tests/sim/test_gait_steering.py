@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pidog_description.rotations import yaw_from_quaternion
-from pidog_description.spec import CONTROL_DT
+from pidog_description.spec import CONTROL_DT, seconds_to_steps
 from pidog_sim.controllers import TrotController
 from pidog_sim.env import PiDogEnv
 
@@ -27,7 +27,7 @@ def steer(
     env.task.phase[:] = phase
     obs = env.task.observe()[0]
     yaws, forward, fell = [], [], False
-    for step in range(int(round((SETTLE_S + WINDOW_S) / CONTROL_DT))):
+    for step in range(seconds_to_steps(SETTLE_S + WINDOW_S)):
         obs, _, terminated, truncated, info = env.step(trot(obs))
         if (step + 1) * CONTROL_DT > SETTLE_S:
             yaws.append(yaw_from_quaternion(env.sim.data.qpos[3:7]))

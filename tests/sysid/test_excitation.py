@@ -22,7 +22,7 @@ from pidog_control.excitation import (
 from pidog_description import STAND_POSE
 from pidog_description.limits import clip_joint_targets
 from pidog_description.robot import JOINT_LOWER, JOINT_UPPER
-from pidog_description.spec import CONTROL_DT
+from pidog_description.spec import CONTROL_DT, seconds_to_steps
 from pidog_description.topics import (
     ESTOP_TOPIC,
     IMU_TOPIC,
@@ -46,7 +46,7 @@ def test_trajectory_is_bounded_and_starts_and_ends_standing() -> None:
     # Every fast squat and pitch rock starts from rest: the targets held still (after the 0.2 s
     # blend into the rest) for longer than pidog-sysid's calm before a window, then moving.
     starts = {name: first for first, name in labels}
-    still = int(round(BURST_REST_S / CONTROL_DT)) - int(round(0.2 / CONTROL_DT))
+    still = seconds_to_steps(BURST_REST_S) - seconds_to_steps(0.2)
     bursts = [n for n in names if n.startswith(("fast_squat", "pitch_rock"))]
     assert len(bursts) == len(FAST_SQUAT_DEPTHS_M) + len(ROCK_DEPTHS_M)
     for name in bursts:

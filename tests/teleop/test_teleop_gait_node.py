@@ -13,7 +13,7 @@ import pytest
 from pidog_control.teleop_gait_node import RampLimits, TeleopGait
 from pidog_description.kinematics import STAND_POSE, joints_to_feet
 from pidog_description.robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-from pidog_description.spec import COMMAND_LIMITS, CONTROL_DT, GAIT_PERIOD_S
+from pidog_description.spec import COMMAND_LIMITS, CONTROL_DT, GAIT_PERIOD_S, seconds_to_steps
 from pidog_description.topics import (
     CMD_VEL_TOPIC,
     ESTOP_TOPIC,
@@ -71,7 +71,7 @@ def test_stopping_puts_the_feet_down_at_the_stand_pose_smoothly() -> None:
 @pytest.mark.parametrize("vx", np.linspace(*COMMAND_LIMITS["vx"], 5))
 @pytest.mark.parametrize("wz", np.linspace(*COMMAND_LIMITS["wz"], 5))
 def test_every_allowed_command_is_reachable_and_within_joint_limits(vx: float, wz: float) -> None:
-    q, _ = run_law(TeleopGait(0.02, RampLimits()), [vx, wz], int(2 * GAIT_PERIOD_S / CONTROL_DT) + 40)
+    q, _ = run_law(TeleopGait(0.02, RampLimits()), [vx, wz], seconds_to_steps(2 * GAIT_PERIOD_S) + 40)
     assert np.all(np.isfinite(q))
     assert np.all(q >= JOINT_LOWER) and np.all(q <= JOINT_UPPER)
 
