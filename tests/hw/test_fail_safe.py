@@ -127,7 +127,6 @@ def test_a_held_up_control_loop_is_reported_with_its_cause(spawn_node, ros_probe
     io = Listener(ros_probe)
     io.wait_state("armed", timeout=30.0)
     io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.OK)
-    assert "Timeout (" not in node.log(), "no stack printed while the loop keeps time"
     write_control(tmp_path / "world.json", bus_stall_s=0.8)
     status = io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.WARN)
     values = {v.key: v.value for v in status.values}
@@ -138,11 +137,15 @@ def test_a_held_up_control_loop_is_reported_with_its_cause(spawn_node, ros_probe
     if "waiting for a CPU" in stall:  # the kernel keeps scheduler statistics here
         assert float(stall.split("blocked ")[1].split(" s")[0]) >= 0.5, stall
     # faulthandler's trace, printed 0.5 s into the stall (stall_trace_s), most recent call first.
-    assert "Timeout (0:00:00.500000)!" in node.log(), node.log()[-3000:]
-    assert "stack printed above" in node.log()
-    trace = node.log().split("Timeout (0:00:00.500000)!")[1]
-    assert re.search(r'i2c_bus\.py", line \d+ in _transaction', trace), trace[:3000]
-    assert re.search(r'hw_node\.py", line \d+ in _(imu_tick|drive|publish_joint_states)', trace), trace[:3000]
+    # A loaded machine may starve the loop for 0.5 s on its own and print another trace first:
+    # one of them must name the stalled call and the hw_node callback that made it.
+    traces = node.log().split("Timeout (0:00:00.500000)!")[1:]
+    assert traces, node.log()[-3000:]
+    assert any(
+        re.search(r'i2c_bus\.py", line \d+ in _transaction', t)
+        and re.search(r'hw_node\.py", line \d+ in _(imu_tick|drive|publish_joint_states)', t)
+        for t in traces
+    ), traces[-1][:3000]
     io.status("pidog_hw: safety", lambda s: s.level == DiagnosticStatus.OK)  # one report, then ok
 
 
