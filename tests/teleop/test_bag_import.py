@@ -15,7 +15,9 @@ from pidog_description.robot import JOINT_NAMES
 from pidog_description.spec import (
     ACTION_SCALE,
     CONTROL_DT,
+    FRAME_DIM,
     GAIT_PERIOD_S,
+    OBS_DIM,
     OBS_SLICES,
     gravity_from_quaternion,
     observation_layout,
@@ -243,6 +245,12 @@ def test_gap_splits_episodes(tmp_path: Path) -> None:
         stacked.observations, with_history(demos.observations, demos.episode_starts, 2)
     )
     np.testing.assert_array_equal(stacked.actions, demos.actions)
+    # And by the rows themselves: the step before within an episode, the first frame at its start.
+    obs, starts = stacked.observations, stacked.episode_starts
+    past_1 = slice(OBS_DIM, OBS_DIM + FRAME_DIM)
+    later, first = np.flatnonzero(~starts), np.flatnonzero(starts)
+    np.testing.assert_array_equal(obs[later, past_1], obs[later - 1, :FRAME_DIM])
+    np.testing.assert_array_equal(obs[first, past_1], obs[first, :FRAME_DIM])
 
 
 def test_backward_jump_splits_instead_of_interleaving(tmp_path: Path) -> None:

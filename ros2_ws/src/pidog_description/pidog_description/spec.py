@@ -190,8 +190,9 @@ class FrameHistory:
     def __init__(self, history: int, n: int = 1) -> None:
         self.history = observation_layout(history).history
         self.n = int(n)
-        self._last = np.zeros((self.n, FRAME_DIM))
-        self._past = np.zeros((self.n, self.history, FRAME_DIM))
+        # float32, as the observations the frames come from and go back into.
+        self._last = np.zeros((self.n, FRAME_DIM), dtype=np.float32)
+        self._past = np.zeros((self.n, self.history, FRAME_DIM), dtype=np.float32)
         self._fresh = np.ones(self.n, dtype=bool)
 
     def reset(self, rows: np.ndarray | None = None) -> None:
@@ -207,13 +208,12 @@ class FrameHistory:
         """Record ``frames`` (k, FRAME_DIM), the present of ``rows`` (default all), and return
         their past (k, history, FRAME_DIM), most recent first."""
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
-        frames = np.asarray(frames, dtype=np.float64).reshape(rows.size, FRAME_DIM)
-        self._last[rows] = frames
+        self._last[rows] = np.reshape(frames, (rows.size, FRAME_DIM))
         fresh = rows[self._fresh[rows]]
         if fresh.size:
             self._past[fresh] = self._last[fresh, None, :]
             self._fresh[fresh] = False
-        return self._past[rows].copy()
+        return self._past[rows]  # indexing with an array copies: the caller's to keep
 
 
 GYRO_RANGE: float = float(np.deg2rad(2000.0))  # rad/s, the SH3001's +-2000 deg/s range
@@ -298,11 +298,6 @@ def teleop_commands(steps: Sequence[float] = TELEOP_STEPS) -> list[tuple[float, 
                     todo.append(moved)
         axes.append(sorted(seen))
     return [(vx, wz) for vx in axes[0] for wz in axes[1]]
-
-
-def observation_bounds(history: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-element (low, high) of the observation: what the sensors and the spec can produce."""
-    return observation_layout(history).bounds()
 
 
 def gravity_from_quaternion(q_wxyz: np.ndarray) -> np.ndarray:
