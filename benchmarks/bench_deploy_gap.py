@@ -78,7 +78,10 @@ def measure(
     def controller(obs: np.ndarray) -> np.ndarray:
         return np.clip(policy(obs) + sigma * rng.standard_normal(ACTION_DIM), -1.0, 1.0)
 
-    controller.layout = policy.__self__.layout  # type: ignore[attr-defined]  # the noisy policy reads the same
+    # The noisy policy reads the same observations and acts behind the same action filter (the
+    # noise enters before it, as PPO's does in training).
+    controller.layout = policy.__self__.layout  # type: ignore[attr-defined]
+    controller.action_filter_hz = policy.__self__.action_filter_hz  # type: ignore[attr-defined]
 
     env_kwargs: dict = {} if latency is None else {"nominal": {"latency_steps": latency}}  # the env config
     if imu_filter:

@@ -25,6 +25,7 @@ from pidog_description.spec import (
     COMMAND_LIMITS,
     OBS_DIM,
     OBS_SLICES,
+    action_filter_alpha,
     observation_layout,
     policy_metadata,
 )
@@ -347,6 +348,24 @@ def test_follow_learning_hot_reloads_good_policies_and_keeps_the_old_on_bad(
     announce.publish(String(data=str(history)))
     assert ros_probe.spin_until(lambda: commanded(0.15), 5), node.log()
     assert "policy failed" not in node.log()
+
+    # A policy trained behind a 6 Hz action filter (env.action_filter_hz): the node runs that
+    # filter, so the legs go from 0.15 to its 0.4 as a first-order step response, each command
+    # the last one low-passed toward 0.4, instead of jumping there.
+    alpha = action_filter_alpha(6.0)
+    switched = len(rec.commands)
+    filtered = linear_policy(
+        tmp_path / "filtered.onnx",
+        bias=np.full(8, math.atanh(0.4), np.float32),
+        metadata=policy_metadata(action_filter_hz=6.0),
+    )
+    announce.publish(String(data=str(filtered)))
+    assert ros_probe.spin_until(lambda: commanded(0.4), 5), node.log()
+    actions = [float(np.mean((q - STAND_POSE) / ACTION_SCALE)) for _t, q in rec.commands[switched:]]
+    between = [a for a in actions if 0.151 < a < 0.399]
+    assert len(between) >= 2 and between == sorted(between), actions
+    steps = [(a, b) for a, b in zip(actions, actions[1:], strict=False) if 0.151 < b < 0.399]
+    assert any(abs(b - (alpha * a + (1 - alpha) * 0.4)) < 1e-4 for a, b in steps), actions
 
 
 def _start_and_fail(params: dict[str, str]) -> subprocess.CompletedProcess:

@@ -70,6 +70,21 @@ def test_bad_policy_files_are_refused(tmp_path: Path, make, expected: str) -> No
         OnnxPolicy(path)
 
 
+def test_a_policy_names_the_action_filter_it_was_trained_behind(tmp_path: Path) -> None:
+    """``action_filter_hz`` in the metadata: read as the policy's cutoff; absent (a policy exported
+    before policies named one) it means none; a value that is no cutoff is
+    refused by name at load time."""
+    filtered = OnnxPolicy(linear_policy(tmp_path / "f.onnx", metadata=policy_metadata(action_filter_hz=6.0)))
+    assert filtered.action_filter_hz == 6.0
+    old = policy_metadata()
+    del old["action_filter_hz"]
+    assert OnnxPolicy(linear_policy(tmp_path / "old.onnx", metadata=old)).action_filter_hz == 0.0
+    for bad in ("30", "-1", "nan", "six"):
+        meta = {**policy_metadata(), "action_filter_hz": bad}
+        with pytest.raises(PolicyLoadError, match=f"metadata 'action_filter_hz' must be 0 .*got '{bad}'"):
+            OnnxPolicy(linear_policy(tmp_path / "bad.onnx", metadata=meta))
+
+
 def test_nan_policy_loads_and_its_output_is_reported_as_is(tmp_path: Path) -> None:
     # The runtime must not hide a broken policy: the node's safety layer decides what to do.
     policy = OnnxPolicy(nan_policy(tmp_path / "nan.onnx"))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 from learning_helpers import TINY
 
+from pidog_description.spec import OBS_SLICES, action_filter_alpha
 from pidog_learning.config import merge
 from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.experts import (
@@ -69,3 +71,22 @@ def test_pidog_train_warns_before_bc_when_its_expert_hardly_walks(tmp_path: Path
     assert len(warnings) == 1 and "--expert-model" in warnings[0], statuses
     saved = Demonstrations.load(tmp_path / DEMOS_FILE).metadata["forward_ratio"]
     assert saved < FORWARD_RATIO_WARN
+
+
+def test_a_trained_expert_demonstrates_behind_its_own_action_filter() -> None:
+    """An expert policy names the action filter it was trained behind; its demonstrations run
+    it there, whatever filter the run trains behind (here none): each recorded observation's
+    last action is the filter's state, the last one low-passed toward the expert's output."""
+    trot = TrotController()
+
+    def expert(obs):
+        return trot(obs)
+
+    expert.action_filter_hz = 6.0  # as OnnxPolicy / policy_controller say
+    demos = collect_demonstrations(
+        expert, 1, 1.0, seed=0, env_kwargs={**FORWARD, "action_filter_hz": 0.0}, progress=False
+    )
+    last = demos.observations[:, OBS_SLICES["last_action"]]
+    alpha = action_filter_alpha(6.0)
+    np.testing.assert_allclose(last[1:], alpha * last[:-1] + (1 - alpha) * demos.actions[:-1], atol=1e-5)
+    assert np.abs(last[1:] - demos.actions[:-1]).max() > 0.05  # not the unfiltered actions

@@ -244,16 +244,21 @@ def test_resume_refuses_a_run_whose_critic_this_version_cannot_load(full_run, mo
     assert (exp / "config.json").read_bytes() == saved
 
 
-def test_a_run_with_an_observation_history_trains_exports_and_evaluates_that_layout(tmp_path: Path) -> None:
-    """env.obs_history = 2: the demonstrations, BC, PPO, the ONNX and the evaluations all use
-    pidog-obs-v1h2; weights and demonstrations of the other layout are refused by name."""
+def test_a_run_with_an_observation_history_and_an_action_filter_trains_exports_and_evaluates_them(
+    tmp_path: Path,
+) -> None:
+    """env.obs_history = 2 and env.action_filter_hz = 8 (the default: 6): the demonstrations, BC,
+    PPO, the ONNX and the evaluations all use pidog-obs-v1h2 behind an 8 Hz filter, which the ONNX names;
+    weights of another layout or filter are refused by name, and a resume cannot change them."""
     h2 = observation_layout(2)
-    code, _out, err = run_train("--config", "tiny", "--set", "env.obs_history=2", "--total-rl-timesteps", "64",
-                                "--visualize-freq", "0", "--output-dir", str(tmp_path), "--experiment-name", "h2")  # fmt: skip
+    code, _out, err = run_train("--config", "tiny", "--set", "env.obs_history=2", "--set", "env.action_filter_hz=8",
+                                "--total-rl-timesteps", "64", "--visualize-freq", "0", "--output-dir", str(tmp_path),
+                                "--experiment-name", "h2")  # fmt: skip
     assert code == 0, err
     exp = tmp_path / "h2"
     policy = OnnxPolicy(exp / "policy.onnx")
     assert policy.layout is h2 and policy.act(np.zeros(h2.dim, np.float32)).shape == (8,)
+    assert policy.action_filter_hz == 8.0 and OnnxPolicy(exp / "bc_policy.onnx").action_filter_hz == 8.0
     assert json.loads((exp / "eval.json").read_text())["obs_layout_version"] == "pidog-obs-v1h2"
     demos = Demonstrations.load(exp / "demonstrations.npz", h2)
     present = demos.observations[:, : h2.dim - 2 * FRAME_DIM]
@@ -262,9 +267,13 @@ def test_a_run_with_an_observation_history_trains_exports_and_evaluates_that_lay
         PretrainedModelError, match="'pidog-obs-v1h2' \\(70 values\\); this run uses 'pidog-obs-v1'"
     ):
         load_bc_policy(exp / "bc_pretrained_policy.pth", TINY_KWARGS, use_camera=False)
-    assert load_checkpoint_policy(exp / "checkpoints" / "ppo_final.zip").layout is h2
-    code, _out, err = run_train("--resume", str(exp), "--set", "env.obs_history=0")
-    assert code == 2 and "'env.obs_history'" in err and "cannot change" in err
+    with pytest.raises(PretrainedModelError, match="trained behind a 8 Hz action filter; this run's is 6 Hz"):
+        load_bc_policy(exp / "bc_pretrained_policy.pth", {**TINY_KWARGS, "obs_history": 2}, use_camera=False)
+    ppo = load_checkpoint_policy(exp / "checkpoints" / "ppo_final.zip")
+    assert ppo.layout is h2 and ppo.action_filter_hz == 8.0
+    for option in ("env.obs_history=0", "env.action_filter_hz=6"):
+        code, _out, err = run_train("--resume", str(exp), "--set", option)
+        assert code == 2 and f"'{option.split('=')[0]}'" in err and "cannot change" in err
 
 
 def test_use_camera_runs_at_a_tiny_budget(tmp_path: Path) -> None:

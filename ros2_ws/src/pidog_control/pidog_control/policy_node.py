@@ -198,6 +198,7 @@ class PolicyNode(Node):
         self.obs = ObservationBuilder(
             default_command=(self.params.default_vx, 0.0),
             history=self.policy.layout.history if self.policy is not None else 0,
+            action_filter_hz=self.policy.action_filter_hz if self.policy is not None else 0.0,
         )
         self._last_cmd_vel: float | None = None  # monotonic time of the last /cmd_vel
         self.times = SensorTimes()
@@ -347,6 +348,7 @@ class PolicyNode(Node):
         if self._pending_policy is not None:
             self.policy, self._pending_policy = self._pending_policy, None
             self.obs.set_history(self.policy.layout.history)  # a new policy may read another layout
+            self.obs.set_action_filter(self.policy.action_filter_hz)  # and act behind another filter
             self.counts["reloads"] += 1
         previous = self.safety.state
         state = self.safety.update(
@@ -395,8 +397,7 @@ class PolicyNode(Node):
             self.get_logger().warning(f"{error}; holding the pose", throttle_duration_sec=WARN_EVERY_S)
             self.obs.advance(self.obs.last_action, self.dt)
             return None
-        self.obs.advance(action, self.dt)
-        return action_to_target(action)
+        return action_to_target(self.obs.advance(action, self.dt))  # through the policy's action filter
 
     def _command_is_zero(self) -> bool:
         """(0, 0) within IDLE_DEADBAND: a joystick at rest may send a few 1e-4 instead of 0."""

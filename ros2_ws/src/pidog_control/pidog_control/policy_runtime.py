@@ -4,13 +4,15 @@ The ONNX contract (DESIGN.md §5): one input ``obs`` float32 [batch, dim] holdin
 observation (the normaliser is inside the graph), one output ``action`` float32 [batch, 8] in
 [-1, 1], and metadata props that match ``pidog_description.spec.policy_metadata(layout)`` for
 the observation layout the policy names (``pidog-obs-v1``: OBS_DIM values; ``pidog-obs-v1h<k>``:
-k past frames appended, ``spec.ObservationLayout``).
+k past frames appended, ``spec.ObservationLayout``), and the cutoff of the action filter the
+policy was trained behind (``action_filter_hz``, 0 or absent: none; ``spec.filter_action``).
 
 ``OnnxPolicy`` validates all of that at load time, so a node either starts with a policy it
 can run or refuses to start with a message saying what is wrong. ``ObservationBuilder`` keeps
 the latest sensor values (and, for a layout with a history, the past frames, in a
 ``spec.FrameHistory`` as the simulator keeps them) and feeds them to ``spec.build_observation``
-- the one observation function the env, the bag importer and this runtime share.
+- the one observation function the env, the bag importer and this runtime share - and runs
+the policy's action through its action filter as the simulator does.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from pidog_description.spec import (
     GAIT_PERIOD_S,
     FrameHistory,
     ObservationLayout,
+    action_filter_alpha,
     append_past,
     build_observation,
     clip_command,
+    filter_action,
     gravity_from_quaternion,
     layout_for_version,
+    metadata_action_filter_hz,
     metadata_mismatches,
     observation_frame,
     sanitize_action,
@@ -65,6 +70,8 @@ class OnnxPolicy:
         # The layout its metadata names (checked above to be one this stack knows, exactly).
         self.layout: ObservationLayout = layout_for_version(self.metadata["obs_layout_version"])
         self.obs_dim = self.layout.dim
+        # The action filter it was trained behind (0: none; checked above to be a valid one).
+        self.action_filter_hz = metadata_action_filter_hz(self.metadata)
         _check_signature(self.path, self._session, self.obs_dim)
         self._input = np.zeros((1, self.obs_dim), dtype=np.float32)
         _check_runs(self.path, self)
@@ -179,9 +186,12 @@ class ObservationBuilder:
     in the simulator does.
     """
 
-    def __init__(self, default_command: Sequence[float] = (0.2, 0.0), history: int = 0) -> None:
+    def __init__(
+        self, default_command: Sequence[float] = (0.2, 0.0), history: int = 0, action_filter_hz: float = 0.0
+    ) -> None:
         self.command = clip_command(default_command)
         self.frames = FrameHistory(history)
+        self.filter_alpha = action_filter_alpha(action_filter_hz)
         self.joint_pos: np.ndarray | None = None
         self.gravity: np.ndarray | None = None
         self.gyro: np.ndarray | None = None
@@ -225,11 +235,19 @@ class ObservationBuilder:
         if history != self.frames.history:
             self.frames = FrameHistory(history)
 
-    def advance(self, action: np.ndarray, dt: float = CONTROL_DT) -> None:
-        """Store the action the robot was given and move the phase clock by ``dt`` seconds."""
-        self.last_action = sanitize_action(action)
+    def set_action_filter(self, action_filter_hz: float) -> None:
+        """Run the action filter a newly loaded policy was trained behind (0: none). Its state,
+        the last action, carries over: the robot is where the last action put it."""
+        self.filter_alpha = action_filter_alpha(action_filter_hz)
+
+    def advance(self, action: np.ndarray, dt: float = CONTROL_DT) -> np.ndarray:
+        """Pass the policy's action through the action filter, store what the robot is to be
+        given (the next observation's last action), move the phase clock by ``dt`` seconds, and
+        return that executed action."""
+        self.last_action = filter_action(self.last_action, sanitize_action(action), self.filter_alpha)
         self.phase = (self.phase + dt / GAIT_PERIOD_S) % 1.0
         self.frames.shift()
+        return self.last_action.copy()
 
     def restart_clock(self) -> None:
         """Start a new episode: phase 0, no previous action, no past (as ``PiDogEnv.reset``)."""

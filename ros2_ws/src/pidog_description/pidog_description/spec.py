@@ -451,6 +451,47 @@ def sanitized_action_to_target(action: np.ndarray) -> np.ndarray:
     return np.clip(STAND_POSE + ACTION_SCALE * action, JOINT_LOWER, JOINT_UPPER)
 
 
+# --- action filter --------------------------------------------------------------------------
+# The executed action can pass a first-order low-pass: executed = alpha x the previous executed
+# action + (1 - alpha) x the policy's (sanitised) output, alpha = exp(-2 pi f_c dt). Its state is
+# the observation's last action, so a policy sees the filter's state and stays Markov. The
+# simulator (pidog_sim.task) and the policy node (pidog_control.policy_runtime) both run
+# ``filter_action``; an exported policy names its cutoff in its metadata (ACTION_FILTER_KEY).
+ACTION_FILTER_KEY = "action_filter_hz"
+ACTION_FILTER_MAX_HZ: float = CONTROL_HZ / 2.0  # Nyquist: above it the filter means nothing
+
+
+def check_action_filter_hz(cutoff_hz: Any, what: str = "action_filter_hz") -> float:
+    """``cutoff_hz`` (a number) as a float if it is 0 (no filter) or within
+    (0, ACTION_FILTER_MAX_HZ) Hz; else ValueError naming ``what``."""
+    number = isinstance(cutoff_hz, int | float | np.integer | np.floating) and not isinstance(cutoff_hz, bool)
+    value = float(cutoff_hz) if number else math.nan
+    if not (value == 0.0 or 0.0 < value < ACTION_FILTER_MAX_HZ):
+        raise _not_a_cutoff(what, cutoff_hz)
+    return value
+
+
+def _not_a_cutoff(what: str, got: Any) -> ValueError:
+    return ValueError(
+        f"{what} must be 0 (no filter) or a cutoff in (0, {ACTION_FILTER_MAX_HZ:g}) Hz, got {got!r}"
+    )
+
+
+def action_filter_alpha(cutoff_hz: float) -> float:
+    """The previous executed action's weight per control period for a cutoff (Hz); 0: no filter."""
+    cutoff = check_action_filter_hz(cutoff_hz)
+    return math.exp(-2.0 * math.pi * cutoff * CONTROL_DT) if cutoff else 0.0
+
+
+def filter_action(previous: np.ndarray, action: np.ndarray, alpha: float) -> np.ndarray:
+    """The action executed this period: ``action`` (sanitised) low-passed against the
+    ``previous`` executed one (shape (ACTION_DIM,) or a batch); ``action`` itself at alpha 0.
+    A convex combination, so it stays within [-1, 1]."""
+    if not alpha:
+        return action
+    return alpha * np.asarray(previous, dtype=np.float64) + (1.0 - alpha) * action
+
+
 def target_to_action(target: np.ndarray) -> np.ndarray:
     """Joint target (rad) -> the action that commands it, clipped to [-1, 1]."""
     return np.clip((np.asarray(target, dtype=np.float64) - STAND_POSE) / ACTION_SCALE, -1.0, 1.0)
@@ -459,11 +500,13 @@ def target_to_action(target: np.ndarray) -> np.ndarray:
 # --- policy metadata (ONNX props), DESIGN.md §5 ---------------------------------------------
 
 
-def policy_metadata(layout: ObservationLayout | None = None) -> dict[str, str]:
+def policy_metadata(layout: ObservationLayout | None = None, action_filter_hz: float = 0.0) -> dict[str, str]:
     """The metadata every exported policy carries, as string props (``layout``: its
-    observation layout, default ``pidog-obs-v1``)."""
+    observation layout, default ``pidog-obs-v1``; ``action_filter_hz``: the cutoff of the
+    action filter it was trained behind, 0 for none)."""
     layout = layout or _V1
     return {
+        ACTION_FILTER_KEY: repr(check_action_filter_hz(action_filter_hz)),
         "joint_names": json.dumps(list(JOINT_NAMES)),
         "obs_layout_version": layout.version,
         "obs_layout": json.dumps([list(item) for item in layout.items]),
@@ -476,6 +519,18 @@ def policy_metadata(layout: ObservationLayout | None = None) -> dict[str, str]:
     }
 
 
+def metadata_action_filter_hz(meta: Mapping[str, str]) -> float:
+    """The action filter cutoff a policy's metadata names; 0 for a policy exported before
+    policies named one (none of them had a filter). ValueError for a value that is not one."""
+    if ACTION_FILTER_KEY not in meta:
+        return 0.0
+    text, what = meta[ACTION_FILTER_KEY], f"metadata '{ACTION_FILTER_KEY}'"
+    try:
+        return check_action_filter_hz(float(text), what)
+    except (TypeError, ValueError):
+        raise _not_a_cutoff(what, text) from None  # the text as the file has it
+
+
 def metadata_mismatches(meta: Mapping[str, str]) -> list[str]:
     """Compare a policy's metadata with this robot description; return what differs. Any
     layout this stack knows is accepted (its version decides which), but it must be that
@@ -486,8 +541,14 @@ def metadata_mismatches(meta: Mapping[str, str]) -> list[str]:
         layout = _V1  # reported below as a version mismatch
     expected = policy_metadata(layout)
     problems: list[str] = []
+    try:
+        metadata_action_filter_hz(meta)
+    except ValueError as exc:
+        problems.append(str(exc))
     for key, want in expected.items():
         got = meta.get(key)
+        if key == ACTION_FILTER_KEY:  # any valid cutoff; checked above
+            continue
         if got is None:
             problems.append(f"missing metadata '{key}'")
             continue

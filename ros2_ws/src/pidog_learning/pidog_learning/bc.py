@@ -214,6 +214,17 @@ def check_compatible(
                 f"{source} has network {key}={theirs.get(key)!r}; this run's config has {kwargs.get(key)!r} "
                 "(policy.net_arch / policy.activation)"
             )
+    # The action filter: its state is the observed last action, so weights learnt behind one
+    # cutoff read another's observations wrongly.
+    their_filter, our_filter = (
+        float(theirs.get("action_filter_hz", 0.0)),
+        float(kwargs.get("action_filter_hz", 0.0)),
+    )
+    if their_filter != our_filter:
+        raise PretrainedModelError(
+            f"{source} was trained behind a {their_filter:g} Hz action filter; this run's is "
+            f"{our_filter:g} Hz (env.action_filter_hz; 0: none)"
+        )
     # The critic's sim-only input (pidog_sim.task.PRIVILEGED_LAYOUT; 0: a symmetric critic).
     their_privileged, our_privileged = (
         int(theirs.get("privileged_dim", 0)),

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from pidog_description.spec import CONTROL_DT, OBS_SLICES
 from pidog_sim.controllers import TrotController
-from pidog_sim.rollout import EpisodeRecord, run_episodes
+from pidog_sim.rollout import EpisodeRecord, controller_action_filter, run_episodes
 
 from .demonstrations import Demonstrations
 
@@ -75,6 +75,12 @@ def collect_demonstrations(
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     kwargs = {**dict(env_kwargs or {}), "episode_seconds": episode_seconds}
+    cutoff = controller_action_filter(expert)
+    if cutoff is not None:
+        # A trained expert walks behind the action filter it was trained with, whatever filter
+        # this run trains behind: its demonstrations are its own gait (the scripted gaits name
+        # none and run behind the run's).
+        kwargs["action_filter_hz"] = cutoff
     bar = tqdm(total=n_episodes, desc="demonstrations", unit="episode", disable=not progress)
     falls = 0
 

@@ -122,7 +122,7 @@ def export_onnx(policy: PiDogPolicy, path: str | os.PathLike[str], training_info
         # depends on the state, so it has no single figure.
         info[EXPLORATION_STD_KEY] = round(policy.action_std(args[0]), 4)
     props = {
-        **policy_metadata(policy.layout),
+        **policy_metadata(policy.layout, policy.action_filter_hz),
         "inputs": ",".join(names),
         TRAINING_INFO_KEY: json.dumps(info, sort_keys=True, default=str),
     }
@@ -229,7 +229,9 @@ def policy_controller(policy: PiDogPolicy) -> Callable[[Any], np.ndarray]:
             state = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, dim)
             return actor(state).numpy()[0]
 
-    act.layout = policy.layout  # type: ignore[attr-defined]  # what the sim must feed it (rollout.env_config_for)
+    # What the sim must feed it and run it behind (rollout.env_config_for).
+    act.layout = policy.layout  # type: ignore[attr-defined]
+    act.action_filter_hz = policy.action_filter_hz  # type: ignore[attr-defined]
     return act
 
 

@@ -17,7 +17,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 
-from pidog_description.spec import ACTION_DIM, ObservationLayout, observation_layout
+from pidog_description.spec import ACTION_DIM, ObservationLayout, check_action_filter_hz, observation_layout
 from pidog_sim.env import CAMERA_SHAPE
 from pidog_sim.task import PRIVILEGED_DIM
 
@@ -89,6 +89,7 @@ class PiDogPolicy(ActorCriticPolicy):
         privileged_dim: int = 0,
         exploration: str = "gaussian",
         obs_history: int = 0,
+        action_filter_hz: float = 0.0,
         **kwargs: Any,
     ) -> None:
         if activation not in ACTIVATION_CLASSES:
@@ -108,6 +109,9 @@ class PiDogPolicy(ActorCriticPolicy):
         # The deployable observation's layout (sim config env.obs_history): what the actor
         # reads, what the ONNX names, what the symmetry loss mirrors.
         self.layout: ObservationLayout = observation_layout(obs_history)
+        # The action filter it acts behind (sim config env.action_filter_hz): what the ONNX
+        # names, so the policy node and every evaluation run the same one.
+        self.action_filter_hz = check_action_filter_hz(action_filter_hz, "env.action_filter_hz")
         extractor = (
             StateImageExtractor if isinstance(observation_space, spaces.Dict) else NormalizedStateExtractor
         )
@@ -242,6 +246,8 @@ def policy_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
         kwargs["privileged_dim"] = PRIVILEGED_DIM
     if config["env"].get("obs_history"):
         kwargs["obs_history"] = int(config["env"]["obs_history"])  # old checkpoints: no key
+    if config["env"].get("action_filter_hz"):
+        kwargs["action_filter_hz"] = float(config["env"]["action_filter_hz"])  # old checkpoints: no key
     return kwargs
 
 

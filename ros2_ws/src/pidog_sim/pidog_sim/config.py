@@ -38,6 +38,10 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
     # policy's. Two measured better than none at 3M steps (docs/ABLATIONS.md, thirty-third
     # session); the defaults stay at 0 until a default-length run says so.
     "obs_history": 0,
+    # Cutoff (Hz) of a first-order low-pass between the policy's action and the servo targets
+    # (pidog_description.spec.filter_action; its state is the observed last action), which the
+    # exported policy names and the policy node then runs. 0: none, the shipped policy's.
+    "action_filter_hz": 0.0,
     # Termination.
     "max_tilt_rad": 0.9,  # roll or pitch beyond this is a fall
     # Reward weights (per control step); the reward may use privileged sim state. Velocity

@@ -63,19 +63,38 @@ def controller_history(controller: Any) -> int | None:
     return None if layout is None else int(layout.history)
 
 
+def controller_action_filter(controller: Any) -> float | None:
+    """The action filter cutoff (Hz, 0: none) a controller's policy was trained behind (its
+    ``action_filter_hz``: an ``OnnxPolicy``, its bound ``act``/``act_batch``,
+    ``export.policy_controller``); None when it does not say (the scripted gaits)."""
+    owner = getattr(controller, "__self__", controller)
+    cutoff = getattr(owner, "action_filter_hz", None)
+    if cutoff is None:
+        cutoff = getattr(controller, "action_filter_hz", None)
+    return None if cutoff is None else float(cutoff)
+
+
 def env_config_for(controller: Any, config: dict[str, Any] | None) -> dict[str, Any]:
-    """``config`` (sim options) with the observation history ``controller`` reads, so a policy
-    trained with ``env.obs_history`` is evaluated on the observations it knows. A config that
-    asks for another history is refused by name."""
+    """``config`` (sim options) with the observation history ``controller`` reads and the
+    action filter it was trained behind, so a policy trained with ``env.obs_history`` or
+    ``env.action_filter_hz`` is evaluated on the observations and the robot it knows. A config
+    that asks for another history or filter is refused by name."""
     config = dict(config or {})
     history = controller_history(controller)
-    if history is None:
-        return config
-    asked = config.setdefault("obs_history", history)
-    if asked != history:
-        raise ValueError(
-            f"sim config option 'obs_history' is {asked!r}, but the policy reads {history} past frames"
-        )
+    if history is not None:
+        asked = config.setdefault("obs_history", history)
+        if asked != history:
+            raise ValueError(
+                f"sim config option 'obs_history' is {asked!r}, but the policy reads {history} past frames"
+            )
+    cutoff = controller_action_filter(controller)
+    if cutoff is not None:
+        asked = config.setdefault("action_filter_hz", cutoff)
+        if float(asked) != cutoff:
+            raise ValueError(
+                f"sim config option 'action_filter_hz' is {asked!r}, but the policy was trained "
+                f"behind a {cutoff:g} Hz action filter (0: none)"
+            )
     return config
 
 

@@ -23,8 +23,11 @@ from pidog_description.spec import (
     GAIT_PERIOD_S,
     FrameHistory,
     ObservationLayout,
+    action_filter_alpha,
     append_past,
     build_observation,
+    check_action_filter_hz,
+    filter_action,
     gravity_from_quaternion,
     observation_frame,
     observation_layout,
@@ -97,6 +100,7 @@ class WalkTask:
         # The observation's past frames (obs_history > 0; docs/ABLATIONS.md, thirty-third
         # session): what the robot felt the steps before, as the policy node will keep it.
         self.layout: ObservationLayout = observation_layout(self.cfg["obs_history"])
+        self.filter_alpha = action_filter_alpha(self.cfg["action_filter_hz"])
         self.history = FrameHistory(self.layout.history, self.n)
         self.steps = np.zeros(self.n, dtype=np.int64)
         self.start_xy = np.zeros((self.n, 2))
@@ -198,7 +202,13 @@ class WalkTask:
         Keys: reward, terminated (fell), truncated (time limit), unstable (physics diverged:
         also terminated), forward_speed, yaw_rate, terms (dict of reward terms).
         """
-        actions = sanitize_action(np.asarray(actions).reshape(self.n, ACTION_DIM))
+        # What the servos are told: the policy's action, through the action filter if there is
+        # one (the previous executed action, the observed last action, is its state).
+        actions = filter_action(
+            self.last_action,
+            sanitize_action(np.asarray(actions).reshape(self.n, ACTION_DIM)),
+            self.filter_alpha,
+        )
         self.history.shift()
         unstable = self.sim.step(sanitized_action_to_target(actions))
         prev_action = self.last_action
@@ -382,6 +392,7 @@ def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
         observation_layout(cfg["obs_history"])
     except ValueError as exc:
         raise ValueError(f"sim config option 'obs_history': {exc}") from None
+    check_action_filter_hz(cfg["action_filter_hz"], "sim config option 'action_filter_hz'")
     if cfg["command_mode"] not in COMMAND_MODES:
         raise ValueError(f"command_mode must be one of {COMMAND_MODES}, got {cfg['command_mode']!r}")
     if not cfg["episode_seconds"] > 0:
