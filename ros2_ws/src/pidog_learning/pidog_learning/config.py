@@ -61,9 +61,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # and 47-57 of issue 14's 60 robustness cells at four of them (40-44 without), but seed 0 fell
     # more (docs/ABLATIONS.md, eighteenth session). action_filter_hz: the policy acts behind a
     # 6 Hz first-order low-pass (pidog_description.spec.filter_action; the exported policy names
-    # it and policy_node runs it): against the same seeds without it, the stance slip fell from
-    # 0.077-0.083 to 0.058-0.060 m/s with vx tracked as well or better and fewer falls
-    # (docs/ABLATIONS.md, thirty-fifth session).
+    # it and policy_node runs it): against the same three seeds without it, the stance slip fell
+    # from 0.077-0.083 to 0.058-0.065 m/s, the vx error at all three, and the robustness cells'
+    # falls went (docs/ABLATIONS.md, thirty-fifth session).
     "env": {
         "episode_seconds": 20.0,
         "command_mode": "sample",
