@@ -73,20 +73,28 @@ def test_pidog_train_warns_before_bc_when_its_expert_hardly_walks(tmp_path: Path
     assert saved < FORWARD_RATIO_WARN
 
 
-def test_a_trained_expert_demonstrates_behind_its_own_action_filter() -> None:
+def test_a_trained_expert_demonstrates_behind_its_own_action_filter_for_a_student_behind_the_runs() -> None:
     """An expert policy names the action filter it was trained behind; its demonstrations run
-    it there, whatever filter the run trains behind (here none): each recorded observation's
-    last action is the filter's state, the last one low-passed toward the expert's output."""
+    it there (each recorded observation's last action is its filter's state), and its labels are
+    the actions that make the run's filter execute what the expert's did: behind none (here),
+    the executed actions themselves; behind the expert's own, its actions unchanged."""
     trot = TrotController()
 
     def expert(obs):
         return trot(obs)
 
     expert.action_filter_hz = 6.0  # as OnnxPolicy / policy_controller say
-    demos = collect_demonstrations(
+    alpha = action_filter_alpha(6.0)
+    none = collect_demonstrations(
         expert, 1, 1.0, seed=0, env_kwargs={**FORWARD, "action_filter_hz": 0.0}, progress=False
     )
-    last = demos.observations[:, OBS_SLICES["last_action"]]
-    alpha = action_filter_alpha(6.0)
-    np.testing.assert_allclose(last[1:], alpha * last[:-1] + (1 - alpha) * demos.actions[:-1], atol=1e-5)
-    assert np.abs(last[1:] - demos.actions[:-1]).max() > 0.05  # not the unfiltered actions
+    last = none.observations[:, OBS_SLICES["last_action"]]
+    np.testing.assert_allclose(
+        last[1:], none.actions[:-1], atol=1e-5
+    )  # the student executes them as they are
+    same = collect_demonstrations(
+        expert, 1, 1.0, seed=0, env_kwargs={**FORWARD, "action_filter_hz": 6.0}, progress=False
+    )
+    np.testing.assert_array_equal(same.observations, none.observations)  # the same episode, behind 6 Hz
+    np.testing.assert_allclose(last[1:], alpha * last[:-1] + (1 - alpha) * same.actions[:-1], atol=1e-5)
+    assert np.abs(same.actions - none.actions).max() > 0.05

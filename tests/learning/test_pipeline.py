@@ -258,6 +258,8 @@ def test_a_run_with_an_observation_history_and_an_action_filter_trains_exports_a
     exp = tmp_path / "h2"
     policy = OnnxPolicy(exp / "policy.onnx")
     assert policy.layout is h2 and policy.act(np.zeros(h2.dim, np.float32)).shape == (8,)
+    # The deployed file is the command-calibrated one, which keeps the policy's filter.
+    assert "command_calibration" in policy.metadata
     assert policy.action_filter_hz == 8.0 and OnnxPolicy(exp / "bc_policy.onnx").action_filter_hz == 8.0
     assert json.loads((exp / "eval.json").read_text())["obs_layout_version"] == "pidog-obs-v1h2"
     demos = Demonstrations.load(exp / "demonstrations.npz", h2)

@@ -19,6 +19,8 @@ from pidog_description.spec import (
     GAIT_PERIOD_S,
     OBS_DIM,
     OBS_SLICES,
+    action_filter_alpha,
+    filter_action,
     gravity_from_quaternion,
     observation_layout,
     target_to_action,
@@ -403,3 +405,26 @@ def test_rclpy_serialised_joint_states_are_the_bytes_rosbags_alone_refuses() -> 
     msg = deserialize(raw, TYPES[JOINT_STATES_TOPIC])
     np.testing.assert_array_equal(msg.position, value)
     assert len(msg.velocity) == 0 and len(msg.effort) == 0 and list(msg.name) == list(JOINT_NAMES)
+
+
+def test_labels_for_a_run_behind_an_action_filter_make_it_execute_the_recorded_targets(
+    tmp_path: Path,
+) -> None:
+    """For a run behind a 6 Hz action filter the label of each sample is the action whose
+    filtering, from the sample's previous target, executes its own target: BC's robot is told
+    what the teleop gait's was. Labels the filter cannot reach that fast are clipped and counted."""
+    rec = make_recording()
+    bag = write_bag(tmp_path / "bag", rec, "mcap")
+    plain, _ = import_bags([bag])
+    filtered, report = import_bags([bag], action_filter_hz=6.0)
+    np.testing.assert_array_equal(filtered.observations, plain.observations)
+    alpha = action_filter_alpha(6.0)
+    previous = plain.observations[:, OBS_SLICES["last_action"]]
+    executed = filter_action(previous, filtered.actions.astype(np.float64), alpha)
+    reached = np.all(np.abs(filtered.actions) < 1.0 - 1e-6, axis=1)
+    assert reached.sum() > 0.5 * len(plain) and not np.allclose(filtered.actions, plain.actions)
+    np.testing.assert_allclose(executed[reached], plain.actions[reached], atol=1e-5)
+    assert report.unfiltered_clipped == int((~reached).sum())
+    assert filtered.metadata["action_filter_hz"] == 6.0
+    with pytest.raises(BagImportError, match="action_filter_hz must be 0"):
+        import_bags([bag], action_filter_hz=30.0)

@@ -492,6 +492,15 @@ def filter_action(previous: np.ndarray, action: np.ndarray, alpha: float) -> np.
     return alpha * np.asarray(previous, dtype=np.float64) + (1.0 - alpha) * action
 
 
+def unfilter_action(previous: np.ndarray, executed: np.ndarray, alpha: float) -> np.ndarray:
+    """The policy action that ``filter_action`` turns, from ``previous``, into ``executed`` (its
+    inverse), clipped to [-1, 1]: a BC label for a policy trained behind the filter, from
+    demonstrations that record what was executed. ``executed`` itself at alpha 0."""
+    if not alpha:
+        return np.asarray(executed, dtype=np.float64)
+    return np.clip((executed - alpha * np.asarray(previous, dtype=np.float64)) / (1.0 - alpha), -1.0, 1.0)
+
+
 def target_to_action(target: np.ndarray) -> np.ndarray:
     """Joint target (rad) -> the action that commands it, clipped to [-1, 1]."""
     return np.clip((np.asarray(target, dtype=np.float64) - STAND_POSE) / ACTION_SCALE, -1.0, 1.0)

@@ -56,11 +56,14 @@ from pidog_description.spec import (
     CONTROL_HZ,
     GAIT_PERIOD_S,
     OBS_DIM,
+    OBS_SLICES,
+    action_filter_alpha,
     action_to_target,
     build_observation,
     gravity_from_quaternion,
     observation_layout,
     target_to_action,
+    unfilter_action,
     with_history,
 )
 from pidog_description.topics import (
@@ -139,6 +142,9 @@ class BagReport:
 class ImportReport:
     bags: list[BagReport] = field(default_factory=list)
     output: str | None = None
+    # Samples whose label, undoing the run's action filter, lay outside the action range (the
+    # teleop gait moved faster than a policy behind that filter can follow): clipped.
+    unfiltered_clipped: int = 0
 
     @property
     def samples(self) -> int:
@@ -165,6 +171,11 @@ class ImportReport:
         parts.append(
             f"total: {self.samples} samples in {self.episodes} episodes from {len(self.bags)} bags, "
             f"{sum(self.dropped.values())} dropped{where}"
+            + (
+                f", {self.unfiltered_clipped} labels clipped undoing the action filter"
+                if self.unfiltered_clipped
+                else ""
+            )
         )
         return "\n".join(parts)
 
@@ -580,10 +591,14 @@ def import_bags(
     cmd_timeout_s: float = CMD_TIMEOUT_S,
     min_episode_steps: int = 10,
     obs_history: int = 0,
+    action_filter_hz: float = 0.0,
 ) -> tuple[Demonstrations, ImportReport]:
     """Bags -> one Demonstrations set (saved atomically to ``output`` if given) and the report.
     ``obs_history``: past frames per observation (the training run's sim config
     env.obs_history; 0 = ``pidog-obs-v1``), stacked from the recorded steps of each episode.
+    ``action_filter_hz``: the action filter the run trains behind (env.action_filter_hz); the
+    labels become the actions whose filtering gives the recorded targets (``spec.unfilter_action``
+    from each sample's previous target), so BC's robot is told what the teleop gait's was.
 
     Raises ``BagImportError`` for a bag that cannot be used at all, or when no bag yields a
     sample; a bag without usable samples among good ones is reported, not fatal.
@@ -602,6 +617,10 @@ def import_bags(
         observation_layout(obs_history)
     except ValueError as exc:
         raise BagImportError(f"obs_history: {exc}") from None
+    try:
+        alpha = action_filter_alpha(action_filter_hz)
+    except ValueError as exc:
+        raise BagImportError(str(exc)) from None
     report = ImportReport()
     parts: list[Demonstrations] = []
     for path in paths:
@@ -622,6 +641,13 @@ def import_bags(
         "samples_dropped": dict(report.dropped),
     }
     demos = Demonstrations.concatenate(parts, metadata=dict(metadata))
+    if alpha:
+        previous = demos.observations[:, OBS_SLICES["last_action"]].astype(np.float64)
+        wanted = (demos.actions - alpha * previous) / (1.0 - alpha)
+        report.unfiltered_clipped = int(np.any(np.abs(wanted) > 1.0 + 1e-6, axis=1).sum())
+        labels = unfilter_action(previous, demos.actions, alpha).astype(np.float32)
+        metadata["action_filter_hz"] = float(action_filter_hz)
+        demos = Demonstrations(demos.observations, labels, demos.episode_starts, metadata)
     if obs_history:
         stacked = with_history(demos.observations, demos.episode_starts, obs_history)
         demos = Demonstrations(stacked, demos.actions, demos.episode_starts, metadata)

@@ -295,6 +295,7 @@ SAVED_BEFORE: dict[str, Any] = {
     "eval.keyboard_seconds": DEFAULT_CONFIG["eval"]["keyboard_seconds"],
     "ray": DEFAULT_CONFIG["ray"],  # no Ray
     "curriculum": [],
+    "env.action_filter_hz": 0.0,  # no action filter
 }
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu")
 EXPLORATIONS: tuple[str, ...] = ("gaussian", "gsde")  # policy.exploration (networks.PiDogPolicy)

@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pidog_description.spec import CONTROL_DT, OBS_SLICES
+from pidog_description.spec import (
+    CONTROL_DT,
+    OBS_SLICES,
+    action_filter_alpha,
+    filter_action,
+    sanitize_action,
+    unfilter_action,
+)
+from pidog_sim.config import DEFAULT_SIM_CONFIG
 from pidog_sim.controllers import TrotController
 from pidog_sim.rollout import EpisodeRecord, controller_action_filter, run_episodes
 
@@ -75,12 +83,15 @@ def collect_demonstrations(
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     kwargs = {**dict(env_kwargs or {}), "episode_seconds": episode_seconds}
+    run_alpha = action_filter_alpha(kwargs.get("action_filter_hz", DEFAULT_SIM_CONFIG["action_filter_hz"]))
+    expert_alpha = run_alpha
     cutoff = controller_action_filter(expert)
     if cutoff is not None:
         # A trained expert walks behind the action filter it was trained with, whatever filter
         # this run trains behind: its demonstrations are its own gait (the scripted gaits name
-        # none and run behind the run's).
+        # none and run behind the run's). Its labels are relabelled below for the run's filter.
         kwargs["action_filter_hz"] = cutoff
+        expert_alpha = action_filter_alpha(cutoff)
     bar = tqdm(total=n_episodes, desc="demonstrations", unit="episode", disable=not progress)
     falls = 0
 
@@ -113,7 +124,10 @@ def collect_demonstrations(
             continue
         starts = np.zeros(record.steps, dtype=bool)
         starts[0] = True
-        parts.append(Demonstrations(np.array(record.states), np.array(record.actions), starts))
+        states, actions = np.array(record.states), np.array(record.actions)
+        if expert_alpha != run_alpha:
+            actions = relabel_for_filter(states, actions, expert_alpha, run_alpha)
+        parts.append(Demonstrations(states, actions, starts))
     if not parts:
         raise ExpertError(
             f"the expert fell in all {n_episodes} demonstration episodes: nothing to learn from"
@@ -132,6 +146,18 @@ def collect_demonstrations(
         "forward_ratio": _finite_or_none(forward_ratio(records)),  # None: no forward commands
     }
     return Demonstrations.concatenate(parts, metadata=metadata)
+
+
+def relabel_for_filter(
+    states: np.ndarray, actions: np.ndarray, expert_alpha: float, run_alpha: float
+) -> np.ndarray:
+    """Labels for a student behind the run's action filter from an expert's clean actions behind
+    its own: the action whose filtering executes what the expert's did, from the same previous
+    executed action (each state's last action), so the student's robot does what the expert's
+    did (clipped to [-1, 1] where the run's filter cannot follow that fast)."""
+    previous = states[:, OBS_SLICES["last_action"]].astype(np.float64)
+    executed = filter_action(previous, sanitize_action(actions), expert_alpha)
+    return unfilter_action(previous, executed, run_alpha).astype(np.float32)
 
 
 def forward_ratio(records: list[EpisodeRecord], min_command: float = FORWARD_RATIO_MIN_COMMAND) -> float:

@@ -432,7 +432,11 @@ class Pipeline:
 
             self.reporter.status(phase="demos", message=f"importing {len(cfg['demo_bag'])} bag(s)")
             try:
-                demos, report = import_bags(cfg["demo_bag"], obs_history=policy_layout(self.kwargs).history)
+                demos, report = import_bags(
+                    cfg["demo_bag"],
+                    obs_history=policy_layout(self.kwargs).history,
+                    action_filter_hz=float(self.kwargs.get("action_filter_hz", 0.0)),
+                )
             except ValueError as exc:  # BagImportError, DemonstrationError
                 raise PipelineError(f"--demo-bag: {exc}") from exc
             write_text(self.path(BAG_REPORT_FILE), report.format() + "\n")
