@@ -493,12 +493,14 @@ def filter_action(previous: np.ndarray, action: np.ndarray, alpha: float) -> np.
 
 
 def unfilter_action(previous: np.ndarray, executed: np.ndarray, alpha: float) -> np.ndarray:
-    """The policy action that ``filter_action`` turns, from ``previous``, into ``executed`` (its
-    inverse), clipped to [-1, 1]: a BC label for a policy trained behind the filter, from
-    demonstrations that record what was executed. ``executed`` itself at alpha 0."""
+    """The action that ``filter_action`` turns, from ``previous``, into ``executed`` (its
+    inverse): a BC label for a policy trained behind the filter, from demonstrations that record
+    what was executed. It may lie outside [-1, 1] where the filter cannot follow that fast; the
+    caller clips it (``sanitize_action``) and may count where. ``executed`` itself at alpha 0."""
+    executed = np.asarray(executed, dtype=np.float64)
     if not alpha:
-        return np.asarray(executed, dtype=np.float64)
-    return np.clip((executed - alpha * np.asarray(previous, dtype=np.float64)) / (1.0 - alpha), -1.0, 1.0)
+        return executed
+    return (executed - alpha * np.asarray(previous, dtype=np.float64)) / (1.0 - alpha)
 
 
 def target_to_action(target: np.ndarray) -> np.ndarray:

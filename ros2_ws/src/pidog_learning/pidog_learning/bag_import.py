@@ -62,6 +62,7 @@ from pidog_description.spec import (
     build_observation,
     gravity_from_quaternion,
     observation_layout,
+    sanitize_action,
     target_to_action,
     unfilter_action,
     with_history,
@@ -643,9 +644,9 @@ def import_bags(
     demos = Demonstrations.concatenate(parts, metadata=dict(metadata))
     if alpha:
         previous = demos.observations[:, OBS_SLICES["last_action"]].astype(np.float64)
-        wanted = (demos.actions - alpha * previous) / (1.0 - alpha)
+        wanted = unfilter_action(previous, demos.actions, alpha)
         report.unfiltered_clipped = int(np.any(np.abs(wanted) > 1.0 + 1e-6, axis=1).sum())
-        labels = unfilter_action(previous, demos.actions, alpha).astype(np.float32)
+        labels = sanitize_action(wanted).astype(np.float32)
         metadata["action_filter_hz"] = float(action_filter_hz)
         demos = Demonstrations(demos.observations, labels, demos.episode_starts, metadata)
     if obs_history:

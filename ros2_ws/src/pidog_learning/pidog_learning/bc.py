@@ -214,28 +214,27 @@ def check_compatible(
                 f"{source} has network {key}={theirs.get(key)!r}; this run's config has {kwargs.get(key)!r} "
                 "(policy.net_arch / policy.activation)"
             )
-    # The action filter: its state is the observed last action, so weights learnt behind one
-    # cutoff read another's observations wrongly.
-    their_filter, our_filter = (
-        float(theirs.get("action_filter_hz", 0.0)),
-        float(kwargs.get("action_filter_hz", 0.0)),
-    )
-    if their_filter != our_filter:
-        raise PretrainedModelError(
-            f"{source} was trained behind a {their_filter:g} Hz action filter; this run's is "
-            f"{our_filter:g} Hz (env.action_filter_hz; 0: none)"
-        )
-    # The critic's sim-only input (pidog_sim.task.PRIVILEGED_LAYOUT; 0: a symmetric critic).
-    their_privileged, our_privileged = (
-        int(theirs.get("privileged_dim", 0)),
-        int(kwargs.get("privileged_dim", 0)),
-    )
-    if their_privileged != our_privileged:
-        raise PretrainedModelError(
-            f"{source} has a critic that sees {their_privileged} privileged values; this run's critic "
-            f"sees {our_privileged} (policy.privileged_critic, and pidog_sim.task.PRIVILEGED_LAYOUT in "
-            "this version of the stack)"
-        )
+    # Arguments the weights mean something only under, absent from older checkpoints: the action
+    # filter (its state is the observed last action, so weights learnt behind one cutoff read
+    # another's observations wrongly) and the critic's sim-only input
+    # (pidog_sim.task.PRIVILEGED_LAYOUT; 0: a symmetric critic).
+    for key, absent, mismatch in (
+        (
+            "action_filter_hz",
+            0.0,
+            "was trained behind a {theirs:g} Hz action filter; this run's is {ours:g} Hz "
+            "(env.action_filter_hz; 0: none)",
+        ),
+        (
+            "privileged_dim",
+            0,
+            "has a critic that sees {theirs} privileged values; this run's critic sees {ours} "
+            "(policy.privileged_critic, and pidog_sim.task.PRIVILEGED_LAYOUT in this version of the stack)",
+        ),
+    ):
+        their, our = theirs.get(key, absent), kwargs.get(key, absent)
+        if their != our:
+            raise PretrainedModelError(f"{source} " + mismatch.format(theirs=their, ours=our))
 
 
 def load_into_policy(policy: PiDogPolicy, state_dict: Mapping[str, torch.Tensor], source: str) -> None:

@@ -157,7 +157,7 @@ def relabel_for_filter(
     did (clipped to [-1, 1] where the run's filter cannot follow that fast)."""
     previous = states[:, OBS_SLICES["last_action"]].astype(np.float64)
     executed = filter_action(previous, sanitize_action(actions), expert_alpha)
-    return unfilter_action(previous, executed, run_alpha).astype(np.float32)
+    return sanitize_action(unfilter_action(previous, executed, run_alpha)).astype(np.float32)
 
 
 def forward_ratio(records: list[EpisodeRecord], min_command: float = FORWARD_RATIO_MIN_COMMAND) -> float:

@@ -54,23 +54,26 @@ def batch_actor(controller: Callable[[Any], np.ndarray]) -> Callable[[Any], np.n
     return per_row
 
 
-def controller_history(controller: Any) -> int | None:
-    """The past frames a controller's policy reads (its observation ``layout``: an
-    ``OnnxPolicy``, its bound ``act``/``act_batch``, ``export.policy_controller``); None when
-    it does not say (the scripted gaits read the present values, the same in every layout)."""
+def _declared(controller: Any, name: str) -> Any:
+    """A fact about its policy a controller declares as attribute ``name``: an ``OnnxPolicy``
+    (also through its bound ``act``/``act_batch``), ``export.policy_controller``; None when it
+    says nothing (the scripted gaits)."""
     owner = getattr(controller, "__self__", controller)
-    layout = getattr(owner, "layout", None) or getattr(controller, "layout", None)
+    value = getattr(owner, name, None)
+    return getattr(controller, name, None) if value is None else value
+
+
+def controller_history(controller: Any) -> int | None:
+    """The past frames a controller's policy reads (its observation ``layout``); None when it
+    does not say (the scripted gaits read the present values, the same in every layout)."""
+    layout = _declared(controller, "layout")
     return None if layout is None else int(layout.history)
 
 
 def controller_action_filter(controller: Any) -> float | None:
-    """The action filter cutoff (Hz, 0: none) a controller's policy was trained behind (its
-    ``action_filter_hz``: an ``OnnxPolicy``, its bound ``act``/``act_batch``,
-    ``export.policy_controller``); None when it does not say (the scripted gaits)."""
-    owner = getattr(controller, "__self__", controller)
-    cutoff = getattr(owner, "action_filter_hz", None)
-    if cutoff is None:
-        cutoff = getattr(controller, "action_filter_hz", None)
+    """The action filter cutoff (Hz, 0: none) a controller's policy was trained behind; None
+    when it does not say (the scripted gaits run behind the config's)."""
+    cutoff = _declared(controller, "action_filter_hz")
     return None if cutoff is None else float(cutoff)
 
 
@@ -80,21 +83,20 @@ def env_config_for(controller: Any, config: dict[str, Any] | None) -> dict[str, 
     ``env.action_filter_hz`` is evaluated on the observations and the robot it knows. A config
     that asks for another history or filter is refused by name."""
     config = dict(config or {})
-    history = controller_history(controller)
-    if history is not None:
-        asked = config.setdefault("obs_history", history)
-        if asked != history:
-            raise ValueError(
-                f"sim config option 'obs_history' is {asked!r}, but the policy reads {history} past frames"
-            )
-    cutoff = controller_action_filter(controller)
-    if cutoff is not None:
-        asked = config.setdefault("action_filter_hz", cutoff)
-        if float(asked) != cutoff:
-            raise ValueError(
-                f"sim config option 'action_filter_hz' is {asked!r}, but the policy was trained "
-                f"behind a {cutoff:g} Hz action filter (0: none)"
-            )
+    declared = (
+        ("obs_history", controller_history(controller), "the policy reads {} past frames"),
+        (
+            "action_filter_hz",
+            controller_action_filter(controller),
+            "the policy was trained behind a {:g} Hz action filter (0: none)",
+        ),
+    )
+    for option, value, says in declared:
+        if value is None:
+            continue
+        asked = config.setdefault(option, value)
+        if asked != value:
+            raise ValueError(f"sim config option '{option}' is {asked!r}, but " + says.format(value))
     return config
 
 
