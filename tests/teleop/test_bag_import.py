@@ -35,6 +35,7 @@ from pidog_description.topics import (
     JOINT_STATES_TOPIC,
 )
 from pidog_learning.bag_import import BagImportError, deserialize, import_bags
+from pidog_learning.config import DEFAULT_CONFIG
 from pidog_learning.demonstrations import DemonstrationError, Demonstrations
 
 DT_NS = round(CONTROL_DT * 1e9)
@@ -353,6 +354,29 @@ def test_cli_prints_report_and_writes_npz(tmp_path: Path) -> None:
     ):
         assert text in run.stdout
     assert len(Demonstrations.load(out)) > 90
+    # By default the labels are for the action filter pidog-train acts behind, and it says so.
+    default_hz = DEFAULT_CONFIG["env"]["action_filter_hz"]
+    assert default_hz > 0 and f"behind a {default_hz:g} Hz action filter" in run.stdout
+    expected, _ = import_bags([bag], action_filter_hz=default_hz)
+    np.testing.assert_array_equal(Demonstrations.load(out).actions, expected.actions)
+    plain = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pidog_learning.bag_import",
+            str(bag),
+            "-o",
+            str(out),
+            "--action-filter-hz",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "labels: the recorded targets" in plain.stdout
+    np.testing.assert_array_equal(Demonstrations.load(out).actions, import_bags([bag])[0].actions)
 
     bad = subprocess.run(
         [sys.executable, "-m", "pidog_learning.bag_import", str(tmp_path / "missing"), "-o", str(out)],
@@ -361,6 +385,23 @@ def test_cli_prints_report_and_writes_npz(tmp_path: Path) -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and "bag not found" in bad.stderr
+    never = tmp_path / "never.npz"
+    too_fast = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pidog_learning.bag_import",
+            str(bag),
+            "-o",
+            str(never),
+            "--action-filter-hz",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert too_fast.returncode == 2 and "action_filter_hz must be 0" in too_fast.stderr and not never.exists()
 
     history = subprocess.run(
         [sys.executable, "-m", "pidog_learning.bag_import", str(bag), "-o", str(out), "--obs-history", "2"],
@@ -426,5 +467,10 @@ def test_labels_for_a_run_behind_an_action_filter_make_it_execute_the_recorded_t
     np.testing.assert_allclose(executed[reached], plain.actions[reached], atol=1e-5)
     assert report.unfiltered_clipped == int((~reached).sum())
     assert filtered.metadata["action_filter_hz"] == 6.0
+    # With an observation history too (the two used to share one metadata dict, and the
+    # stacked set was refused as the unstacked layout).
+    stacked, _ = import_bags([bag], action_filter_hz=6.0, obs_history=2)
+    assert stacked.layout == observation_layout(2) and stacked.metadata["action_filter_hz"] == 6.0
+    np.testing.assert_array_equal(stacked.actions, filtered.actions)
     with pytest.raises(BagImportError, match="action_filter_hz must be 0"):
         import_bags([bag], action_filter_hz=30.0)

@@ -76,6 +76,7 @@ from pidog_description.topics import (
     TELEOP_RECORDED_TOPICS,
 )
 
+from .config import DEFAULT_CONFIG
 from .demonstrations import Demonstrations
 
 # A teleop recording (bag_recorder's default topics) needs everything but the phase, which the
@@ -87,6 +88,9 @@ REQUIRED_TOPICS: dict[str, str] = {
 
 DT_NS: int = round(CONTROL_DT * 1e9)
 DEFAULT_MAX_GAP_S: float = 0.1  # five control periods without a sensor sample: the data is stale
+# pidog-import-bag labels for the filter pidog-train acts behind unless told otherwise, so its
+# file teaches what a default run's robot executes.
+TRAINING_ACTION_FILTER_HZ: float = float(DEFAULT_CONFIG["env"]["action_filter_hz"])
 
 
 class BagImportError(ValueError):
@@ -146,6 +150,7 @@ class ImportReport:
     # Samples whose label, undoing the run's action filter, lay outside the action range (the
     # teleop gait moved faster than a policy behind that filter can follow): clipped.
     unfiltered_clipped: int = 0
+    action_filter_hz: float = 0.0  # the filter the labels are for (0: the recorded targets)
 
     @property
     def samples(self) -> int:
@@ -172,12 +177,14 @@ class ImportReport:
         parts.append(
             f"total: {self.samples} samples in {self.episodes} episodes from {len(self.bags)} bags, "
             f"{sum(self.dropped.values())} dropped{where}"
-            + (
-                f", {self.unfiltered_clipped} labels clipped undoing the action filter"
-                if self.unfiltered_clipped
-                else ""
-            )
         )
+        if self.action_filter_hz:
+            parts.append(
+                f"labels for a run behind a {self.action_filter_hz:g} Hz action filter, "
+                f"{self.unfiltered_clipped} clipped undoing it"
+            )
+        else:
+            parts.append("labels: the recorded targets (for a run without an action filter)")
         return "\n".join(parts)
 
 
@@ -622,7 +629,7 @@ def import_bags(
         alpha = action_filter_alpha(action_filter_hz)
     except ValueError as exc:
         raise BagImportError(str(exc)) from None
-    report = ImportReport()
+    report = ImportReport(action_filter_hz=float(action_filter_hz))
     parts: list[Demonstrations] = []
     for path in paths:
         demos, bag_report = import_bag(
@@ -676,6 +683,14 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="past frames per observation, as the training run's env.obs_history (0: pidog-obs-v1)",
     )
+    parser.add_argument(
+        "--action-filter-hz",
+        type=float,
+        default=TRAINING_ACTION_FILTER_HZ,
+        help="the action filter the training run acts behind, as its env.action_filter_hz: labels "
+        "are the actions whose filtering executes the recorded targets (0: no filter, the labels "
+        "are the recorded targets; default: pidog-train's, %(default)s Hz)",
+    )
     args = parser.parse_args(argv)
     try:
         _demos, report = import_bags(
@@ -684,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
             max_gap_s=args.max_gap_s,
             cmd_timeout_s=args.cmd_timeout_s,
             obs_history=args.obs_history,
+            action_filter_hz=args.action_filter_hz,
             min_episode_steps=args.min_episode_steps,
         )
     except BagImportError as exc:

@@ -36,6 +36,9 @@ class Demonstrations:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # A copy: the layout is written into it below, and a caller building a second set from
+        # the same dict (observations of another width, say) must not inherit this one's.
+        self.metadata = dict(self.metadata)
         self.observations = np.asarray(self.observations, dtype=np.float32)
         self.actions = np.asarray(self.actions, dtype=np.float32)
         self.episode_starts = np.asarray(self.episode_starts, dtype=bool)
