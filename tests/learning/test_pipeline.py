@@ -21,7 +21,7 @@ from learning_helpers import TINY_KWARGS, checkpoint_timesteps, run_train
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import FRAME_DIM, observation_layout, teleop_commands, with_history
 from pidog_learning.bc import PretrainedModelError, load_bc_policy
-from pidog_learning.command_calibration import policy_inside
+from pidog_learning.command_calibration import CALIBRATION_KEY, policy_inside
 from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.export import load_checkpoint_policy, load_sb3_controller
 from pidog_learning.report import continue_hint, keyboard_section
@@ -335,6 +335,26 @@ def test_resume_takes_a_new_curriculum_and_runs_saved_before_an_option_resume_as
     assert saved["calibration"]["enabled"] is False and saved["ray"]["address"] is None
     assert json.loads((copy / "eval.json").read_text())["calibration"]["calibrated"] is False
     assert "curriculum stage 1: from 256 steps" in (copy / "report.md").read_text()
+
+
+@FULL_RUN_GROUP
+def test_a_finished_run_resumed_with_other_calibration_options_trains_no_further_and_recalibrates(
+    full_run, tmp_path: Path
+) -> None:
+    """How a run is re-calibrated at a new calibration default: --resume with --set calibration.*
+    runs no PPO step more and writes a policy.onnx calibrated as asked."""
+    exp, _ = full_run
+    copy = tmp_path / "full"
+    shutil.copytree(exp, copy)
+    trained = checkpoint_timesteps(copy / "checkpoints" / "ppo_final.zip")
+    code, _out, err = run_train("--resume", str(copy), "--set", "calibration.episodes=2")
+    assert code == 0, err
+    assert checkpoint_timesteps(copy / "checkpoints" / "ppo_final.zip") == trained
+    assert json.loads((copy / "config.json").read_text())["calibration"]["episodes"] == 2
+    calibration = json.loads(OnnxPolicy(copy / "policy.onnx").metadata[CALIBRATION_KEY])
+    assert calibration["episodes"] == 2
+    before = json.loads(OnnxPolicy(exp / "policy.onnx").metadata[CALIBRATION_KEY])
+    assert before["episodes"] == 1  # the tiny preset's
 
 
 def test_a_run_saved_before_the_log_std_rate_existed_resumes_as_it_ran(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ import numpy as np
 from pidog_description.spec import COMMAND_LIMITS, OBS_SLICES, seconds_to_steps
 from pidog_sim.evaluation import TRACKING_SETTLE_S, TRACKING_TARGETS
 
-from .config import add_set_option
+from .config import DEFAULT_CONFIG, add_set_option
 from .eval_cli import simulator_options
 
 CALIBRATION_KEY = "command_calibration"  # ONNX metadata prop
@@ -65,10 +65,11 @@ COMMAND = OBS_SLICES["command"]
 # What the CLI prints and the pipeline's report shows of a table: the commands whose bias was
 # largest on the shipped policy (slow, fast, backward, turning in place).
 EXAMPLE_COMMANDS = ((0.05, 0.0), (0.1, 0.0), (0.3, 0.0), (-0.15, 0.0), (0.0, 1.0), (0.0, -1.0))
-LATTICE_SEED = 20_000  # the tracking grid's blocks use 1000-1043, 5000-5043, 7000-7043
-# Per lattice command. A turn in place varies by +-0.2 rad/s between episodes (the grid's
-# blocks); 4 episodes of all 90 commands run as one batch of 360 robots in ~40 s on 2 cores.
-EPISODES = 4
+# The pipeline's defaults (config "calibration"), also the CLI's. The tracking grid's blocks use
+# seeds 1000-1043, 5000-5043, 7000-7043. EPISODES per lattice command; every episode of all 90
+# commands runs in one batch (16 episodes: 1,440 robots, ~100 s on 2 cores beside a training run).
+LATTICE_SEED: int = DEFAULT_CONFIG["calibration"]["seed"]
+EPISODES: int = DEFAULT_CONFIG["calibration"]["episodes"]
 
 
 class CalibrationError(ValueError):
