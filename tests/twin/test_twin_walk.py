@@ -88,10 +88,14 @@ def test_a_wiring_or_remap_mistake_stops_the_robot_walking(
 def test_a_reversed_imu_forward_axis_shows_as_imu_rates_against_the_ground_truth(
     tmp_path: Path, spawn_node, ros_probe
 ) -> None:
-    """The shipped policy walks with roll and pitch reversed (it hardly uses their sign:
-    measured, not assumed), so walking cannot catch this mistake; the twin's ground truth can:
-    /imu/data's roll and pitch rates run against the body's true ones."""
+    """With roll and pitch reversed a policy may walk on (the one shipped until 2026-12-06 did:
+    it hardly used their sign) or fall (the one shipped since fell in 4 of 7 runs, once before a
+    second of walking), so walking alone cannot be relied on to catch this mistake; the twin's
+    ground truth can: /imu/data's roll and pitch rates run against the body's true ones whenever
+    there is a second of walking to compare, and a fall before that shows the mistake anyway."""
     run = run_twin(spawn_node, ros_probe, tmp_path, FAULT_WINDOW_S, **FAULTS["imu_axes_forward_reversed"])
     print(f"imu_axes_forward_reversed: {run}")
-    assert run.gyro_corr is not None, f"under a second of walking before it fell: nothing to compare\n{run}"
-    assert max(run.gyro_corr) < -0.5, f"the twin did not catch it\n{run}"
+    if run.gyro_corr is None:
+        assert run.fell, f"neither a fall nor a second of walking to compare\n{run}"
+    else:
+        assert max(run.gyro_corr) < -0.5, f"the twin did not catch it\n{run}"
