@@ -1,8 +1,8 @@
 """pidog-calibrate-commands: measure how a policy answers its velocity commands, and correct for it.
 
 A PPO policy follows its commands with a systematic bias: deployed (without its exploration
-noise) the shipped one walks 0.10 m/s when asked for 0.05, 0.29 for 0.2 on the nominal robot, and
-turns right slower than left. The bias is much the same with nominal and with randomised physics
+noise) the policy shipped until 2026-12-06 walked 0.10 m/s when asked for 0.05, 0.29 for 0.2 on the
+nominal robot, and turned right slower than left. The bias is much the same with nominal and with randomised physics
 (docs/ABLATIONS.md, "sixth session"), so it can be measured and inverted, as a feed-forward
 calibration in front of the policy:
 
@@ -63,13 +63,14 @@ PULL = 0.05  # weight of the distance from the command itself, same units
 FALL_PENALTY = 2.0
 COMMAND = OBS_SLICES["command"]
 # What the CLI prints and the pipeline's report shows of a table: the commands whose bias was
-# largest on the shipped policy (slow, fast, backward, turning in place).
+# largest on the policy shipped until 2026-12-06 (slow, fast, backward, turning in place).
 EXAMPLE_COMMANDS = ((0.05, 0.0), (0.1, 0.0), (0.3, 0.0), (-0.15, 0.0), (0.0, 1.0), (0.0, -1.0))
 # The pipeline's defaults (config "calibration"), also the CLI's. The tracking grid's blocks use
 # seeds 1000-1043, 5000-5043, 7000-7043. EPISODES per lattice command; every episode of all 90
-# commands runs in one batch (16 episodes: 1,440 robots, ~100 s on 2 cores beside a training run).
+# commands runs in one batch (16 episodes: 1,440 robots, 59 s on 2 cores in a default run).
 LATTICE_SEED: int = DEFAULT_CONFIG["calibration"]["seed"]
 EPISODES: int = DEFAULT_CONFIG["calibration"]["episodes"]
+SECONDS: float = DEFAULT_CONFIG["calibration"]["seconds"]
 
 
 class CalibrationError(ValueError):
@@ -80,7 +81,7 @@ def measure_response(
     act_batch: Callable[[np.ndarray], np.ndarray],
     seed: int = LATTICE_SEED,
     episodes: int = EPISODES,
-    seconds: float = 8.0,
+    seconds: float = SECONDS,
     env_kwargs: dict[str, Any] | None = None,
     threads: int | None = None,
     progress: bool = False,
@@ -375,7 +376,7 @@ def calibrate(
     policy_path: str | Path,
     out_path: str | Path,
     episodes: int = EPISODES,
-    seconds: float = 8.0,
+    seconds: float = SECONDS,
     seed: int = LATTICE_SEED,
     env_kwargs: dict[str, Any] | None = None,
     threads: int | None = None,
@@ -450,7 +451,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--episodes", type=int, default=EPISODES, help=f"episodes per lattice command (default {EPISODES})"
     )
-    parser.add_argument("--seconds", type=float, default=8.0, help="episode length, s (default 8)")
+    parser.add_argument(
+        "--seconds", type=float, default=SECONDS, help=f"episode length, s (default {SECONDS:g})"
+    )
     parser.add_argument(
         "--seed", type=int, default=LATTICE_SEED, help=f"first episode seed (default {LATTICE_SEED})"
     )

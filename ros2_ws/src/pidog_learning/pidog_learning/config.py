@@ -191,16 +191,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Feed-forward command calibration of the deployed policy (pidog_learning.command_calibration,
     # pidog-calibrate-commands): its response to a lattice of commands is measured in randomised sim and
     # inverted in front of it in policy.onnx. Cut the grid's vx error from 0.037 to 0.025 m/s,
-    # pooled over 132 episodes (docs/ABLATIONS.md, sixth session); ~40 s on 2 cores.
+    # pooled over 132 episodes (docs/ABLATIONS.md, sixth session).
     # randomize: measure on the training env's randomised robots; false: on its nominal robot only
     # (the identified one with --robot-params; no noise, so one episode per command). Mixed on
     # the grid and the robustness cells over seven policies, so not the default (docs/ABLATIONS.md,
     # thirty-first session). episodes: per lattice command. A turn in place moves by +-0.2 rad/s
     # between episodes, so a lattice of 4 fitted noise: over three seeds' runs, 16 instead of 4
     # lowered the pooled grid's vx error at all three (0.020-0.021 against 0.023-0.026 m/s) and
-    # raised the top speed at all three, with the wz error and the grid falls as before (0.091-0.112
-    # against 0.096-0.105 rad/s, 5 against 4 of 396); ~100 s instead of ~25 on 2 cores beside a
-    # training run (docs/ABLATIONS.md, thirty-sixth session).
+    # raised the top speed at all three; the wz error lower at one, the same at one, higher at one
+    # (0.091-0.112 against 0.096-0.105 rad/s), grid falls 5 against 4 of 396. 59 s in a default run
+    # alone on 2 cores (docs/ABLATIONS.md, thirty-sixth session).
     "calibration": {"enabled": True, "episodes": 16, "seconds": 8.0, "seed": 20_000, "randomize": True},
     # More than one machine (docs/CLUSTER.md): with an address, PPO's simulators run as Ray actors
     # (pidog_learning.ray_vec_env) and the learner stays here. None: no Ray at all (the default).
