@@ -56,15 +56,12 @@ from pidog_description.spec import (
     CONTROL_HZ,
     GAIT_PERIOD_S,
     OBS_DIM,
-    OBS_SLICES,
     action_filter_alpha,
     action_to_target,
     build_observation,
     gravity_from_quaternion,
     observation_layout,
-    sanitize_action,
     target_to_action,
-    unfilter_action,
     with_history,
 )
 from pidog_description.topics import (
@@ -77,7 +74,7 @@ from pidog_description.topics import (
 )
 
 from .config import DEFAULT_CONFIG
-from .demonstrations import Demonstrations
+from .demonstrations import Demonstrations, relabel_for_filter
 
 # A teleop recording (bag_recorder's default topics) needs everything but the phase, which the
 # importer can reconstruct from the time since the episode start.
@@ -650,10 +647,8 @@ def import_bags(
     }
     demos = Demonstrations.concatenate(parts, metadata=dict(metadata))
     if alpha:
-        previous = demos.observations[:, OBS_SLICES["last_action"]].astype(np.float64)
-        wanted = unfilter_action(previous, demos.actions, alpha)
-        report.unfiltered_clipped = int(np.any(np.abs(wanted) > 1.0 + 1e-6, axis=1).sum())
-        labels = sanitize_action(wanted).astype(np.float32)
+        # The recorded targets were executed as they are (no filter on the teleop gait).
+        labels, report.unfiltered_clipped = relabel_for_filter(demos.observations, demos.actions, 0.0, alpha)
         metadata["action_filter_hz"] = float(action_filter_hz)
         demos = Demonstrations(demos.observations, labels, demos.episode_starts, metadata)
     if obs_history:

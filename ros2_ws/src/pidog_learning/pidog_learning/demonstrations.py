@@ -15,13 +15,33 @@ import numpy as np
 
 from pidog_description.spec import (
     ACTION_DIM,
+    OBS_SLICES,
     ObservationLayout,
+    filter_action,
     layout_for_dim,
     layout_for_version,
     observation_layout,
+    sanitize_action,
+    unfilter_action,
 )
 
 from .atomic import atomic_output
+
+
+def relabel_for_filter(
+    observations: np.ndarray, actions: np.ndarray, from_alpha: float, to_alpha: float
+) -> tuple[np.ndarray, int]:
+    """BC labels for a student behind an action filter of ``to_alpha`` from actions executed
+    behind one of ``from_alpha`` (a trained expert's own filter; 0 for recorded targets, which
+    were executed as they are): the action whose filtering, from the same previous executed
+    action (each observation's last action), executes what was executed, so the student's robot
+    does what the demonstrator's did. Returns the labels (float32, clipped to [-1, 1]) and how
+    many samples needed clipping (the filter cannot follow that fast)."""
+    previous = observations[:, OBS_SLICES["last_action"]].astype(np.float64)
+    executed = filter_action(previous, sanitize_action(actions), from_alpha)
+    wanted = unfilter_action(previous, executed, to_alpha)
+    clipped = int(np.any(np.abs(wanted) > 1.0 + 1e-6, axis=1).sum())
+    return sanitize_action(wanted).astype(np.float32), clipped
 
 
 class DemonstrationError(ValueError):

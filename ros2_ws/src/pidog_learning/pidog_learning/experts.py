@@ -9,19 +9,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pidog_description.spec import (
-    CONTROL_DT,
-    OBS_SLICES,
-    action_filter_alpha,
-    filter_action,
-    sanitize_action,
-    unfilter_action,
-)
+from pidog_description.spec import CONTROL_DT, OBS_SLICES, action_filter_alpha
 from pidog_sim.config import DEFAULT_SIM_CONFIG
 from pidog_sim.controllers import TrotController
 from pidog_sim.rollout import EpisodeRecord, controller_action_filter, run_episodes
 
-from .demonstrations import Demonstrations
+from .demonstrations import Demonstrations, relabel_for_filter
 
 Controller = Callable[[Any], np.ndarray]
 
@@ -126,7 +119,7 @@ def collect_demonstrations(
         starts[0] = True
         states, actions = np.array(record.states), np.array(record.actions)
         if expert_alpha != run_alpha:
-            actions = relabel_for_filter(states, actions, expert_alpha, run_alpha)
+            actions, _clipped = relabel_for_filter(states, actions, expert_alpha, run_alpha)
         parts.append(Demonstrations(states, actions, starts))
     if not parts:
         raise ExpertError(
@@ -146,18 +139,6 @@ def collect_demonstrations(
         "forward_ratio": _finite_or_none(forward_ratio(records)),  # None: no forward commands
     }
     return Demonstrations.concatenate(parts, metadata=metadata)
-
-
-def relabel_for_filter(
-    states: np.ndarray, actions: np.ndarray, expert_alpha: float, run_alpha: float
-) -> np.ndarray:
-    """Labels for a student behind the run's action filter from an expert's clean actions behind
-    its own: the action whose filtering executes what the expert's did, from the same previous
-    executed action (each state's last action), so the student's robot does what the expert's
-    did (clipped to [-1, 1] where the run's filter cannot follow that fast)."""
-    previous = states[:, OBS_SLICES["last_action"]].astype(np.float64)
-    executed = filter_action(previous, sanitize_action(actions), expert_alpha)
-    return sanitize_action(unfilter_action(previous, executed, run_alpha)).astype(np.float32)
 
 
 def forward_ratio(records: list[EpisodeRecord], min_command: float = FORWARD_RATIO_MIN_COMMAND) -> float:
