@@ -98,3 +98,5 @@ def test_a_trained_expert_demonstrates_behind_its_own_action_filter_for_a_studen
     np.testing.assert_array_equal(same.observations, none.observations)  # the same episode, behind 6 Hz
     np.testing.assert_allclose(last[1:], alpha * last[:-1] + (1 - alpha) * same.actions[:-1], atol=1e-5)
     assert np.abs(same.actions - none.actions).max() > 0.05
+    # Each set says which filter its labels are for: the run's, not the expert's.
+    assert none.action_filter_hz == 0.0 and same.action_filter_hz == 6.0

@@ -126,13 +126,17 @@ def test_resume_keeps_what_the_run_saved_unless_this_launch_sets_it(
                                 "--set", f"curriculum=[{json.dumps(stage)}]")  # fmt: skip
     assert code == 0, err
     exp = tmp_path / "exp"
+    eval_before = json.loads((exp / "config.json").read_text())["eval"]
+    assert eval_before["final_episodes"] != 2 and eval_before["seconds"] != 10.0  # the tiny preset's
     statuses: list[dict] = []
     ros_probe.node.create_subscription(
         String, LEARNING_STATUS_TOPIC, lambda m: statuses.append(json.loads(m.data)), 50
     )
     # Budgets set here; the curriculum, the preset and the rest are the saved run's, not the
-    # node's defaults (`config` stays "default": a 2M-step budget and no curriculum).
-    node = spawn_node(NODE, {"resume": str(exp), "total_rl_timesteps": 384})
+    # node's defaults (`config` stays "default": a 2M-step budget and no curriculum). One option
+    # of a group set here changes that option only: the run's other `eval` options stay the tiny
+    # preset's (10 s episodes and 250,000-step intervals if the group came from this launch).
+    node = spawn_node(NODE, {"resume": str(exp), "total_rl_timesteps": 384, "eval.final_episodes": 2})
     done = ros_probe.spin_until(
         lambda: any(s["phase"] in ("done", "error") for s in statuses) or not node.alive(), timeout=150
     )
@@ -140,6 +144,10 @@ def test_resume_keeps_what_the_run_saved_unless_this_launch_sets_it(
     saved = json.loads((exp / "config.json").read_text())
     assert saved["curriculum"] == [stage] and saved["total_rl_timesteps"] == 384
     assert saved["progress_bar"] is False  # the node's own default: its log is no terminal
+    assert saved["eval"]["final_episodes"] == 2
+    assert {k: v for k, v in saved["eval"].items() if k != "final_episodes"} == {
+        k: v for k, v in eval_before.items() if k != "final_episodes"
+    }
     assert checkpoint_timesteps(exp / "checkpoints" / "ppo_final.zip") >= 384
     # Said once, at the resumed segment's first step, maybe before this probe's subscription
     # matched: read from the node's log, where every status message also goes.

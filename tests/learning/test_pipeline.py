@@ -22,7 +22,7 @@ from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import FRAME_DIM, observation_layout, teleop_commands, with_history
 from pidog_learning.bc import PretrainedModelError, load_bc_policy
 from pidog_learning.command_calibration import CALIBRATION_KEY, policy_inside
-from pidog_learning.demonstrations import Demonstrations
+from pidog_learning.demonstrations import DemonstrationError, Demonstrations
 from pidog_learning.export import load_checkpoint_policy, load_sb3_controller
 from pidog_learning.report import continue_hint, keyboard_section
 from pidog_sim.env import PiDogEnv
@@ -265,6 +265,14 @@ def test_a_run_with_an_observation_history_and_an_action_filter_trains_exports_a
     demos = Demonstrations.load(exp / "demonstrations.npz", h2)
     present = demos.observations[:, : h2.dim - 2 * FRAME_DIM]
     np.testing.assert_array_equal(demos.observations, with_history(present, demos.episode_starts, 2))
+    # Labelled for the run's filter (a resume reads them back with it); another filter refuses them.
+    assert demos.action_filter_hz == 8.0 and len(
+        Demonstrations.load(exp / "demonstrations.npz", h2, 8.0)
+    ) == len(demos)
+    with pytest.raises(
+        DemonstrationError, match="labelled for a 8 Hz action filter; this run acts behind 6 Hz"
+    ):
+        Demonstrations.load(exp / "demonstrations.npz", h2, 6.0)
     with pytest.raises(
         PretrainedModelError, match="'pidog-obs-v1h2' \\(70 values\\); this run uses 'pidog-obs-v1'"
     ):

@@ -376,7 +376,16 @@ def test_cli_prints_report_and_writes_npz(tmp_path: Path) -> None:
     )
     assert plain.returncode == 0, plain.stderr
     assert "labels: the recorded targets" in plain.stdout
-    np.testing.assert_array_equal(Demonstrations.load(out).actions, import_bags([bag])[0].actions)
+    np.testing.assert_array_equal(
+        Demonstrations.load(out, action_filter_hz=0.0).actions, import_bags([bag])[0].actions
+    )
+    # A run behind the default filter refuses labels for none (as pidog-train reads a
+    # demonstrations file it finds in its run folder), naming both and the way out.
+    with pytest.raises(
+        DemonstrationError,
+        match=f"labelled for a 0 Hz action filter; this run acts behind {default_hz:g} Hz.*--action-filter-hz",
+    ):
+        Demonstrations.load(out, action_filter_hz=default_hz)
 
     bad = subprocess.run(
         [sys.executable, "-m", "pidog_learning.bag_import", str(tmp_path / "missing"), "-o", str(out)],

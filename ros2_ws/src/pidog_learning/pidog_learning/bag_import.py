@@ -74,7 +74,7 @@ from pidog_description.topics import (
 )
 
 from .config import DEFAULT_CONFIG
-from .demonstrations import Demonstrations, relabel_for_filter
+from .demonstrations import LABELS_FILTER_KEY, Demonstrations, relabel_for_filter
 
 # A teleop recording (bag_recorder's default topics) needs everything but the phase, which the
 # importer can reconstruct from the time since the episode start.
@@ -644,12 +644,12 @@ def import_bags(
         "control_hz": CONTROL_HZ,
         "phase_source": {b.path: b.phase_source for b in report.bags},
         "samples_dropped": dict(report.dropped),
+        LABELS_FILTER_KEY: float(action_filter_hz),
     }
     demos = Demonstrations.concatenate(parts, metadata=dict(metadata))
     if alpha:
         # The recorded targets were executed as they are (no filter on the teleop gait).
         labels, report.unfiltered_clipped = relabel_for_filter(demos.observations, demos.actions, 0.0, alpha)
-        metadata["action_filter_hz"] = float(action_filter_hz)
         demos = Demonstrations(demos.observations, labels, demos.episode_starts, metadata)
     if obs_history:
         stacked = with_history(demos.observations, demos.episode_starts, obs_history)

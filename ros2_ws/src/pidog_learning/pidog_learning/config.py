@@ -561,6 +561,12 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def as_json(value: Any) -> Any:
+    """A value as a saved config.json holds it, to compare options: a tuple and a list of the
+    same values agree."""
+    return json.loads(json.dumps(value))
+
+
 def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for name, value in flat.items():

@@ -44,6 +44,11 @@ def relabel_for_filter(
     return sanitize_action(wanted).astype(np.float32), clipped
 
 
+# Metadata key: the action filter (Hz, 0: none) a set's labels are for. Sets written before it
+# was recorded lack it and are not checked.
+LABELS_FILTER_KEY = "action_filter_hz"
+
+
 class DemonstrationError(ValueError):
     """A demonstrations file that is missing, malformed or for another observation layout."""
 
@@ -114,10 +119,24 @@ class Demonstrations:
             )
         return path
 
+    @property
+    def action_filter_hz(self) -> float | None:
+        """The action filter the labels are for (sim config ``env.action_filter_hz``; 0: none),
+        None for a file written before sets recorded it."""
+        value = self.metadata.get(LABELS_FILTER_KEY)
+        return None if value is None else float(value)
+
     @classmethod
-    def load(cls, path: str | os.PathLike[str], layout: ObservationLayout | None = None) -> Demonstrations:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        layout: ObservationLayout | None = None,
+        action_filter_hz: float | None = None,
+    ) -> Demonstrations:
         """Read a file written by ``save``; ``layout``: the one the caller trains on (default
-        ``pidog-obs-v1``), refused by name if the file holds another."""
+        ``pidog-obs-v1``), refused by name if the file holds another. ``action_filter_hz``: the
+        action filter the caller trains behind; a file labelled for another is refused (its
+        labels would tell that robot other targets than the demonstrator executed)."""
         path = Path(path)
         if not path.is_file():
             raise DemonstrationError(f"demonstrations file not found: {path}")
@@ -137,6 +156,13 @@ class Demonstrations:
             raise DemonstrationError(
                 f"{path} was recorded with observation layout {demos.layout.version!r}; this run uses "
                 f"{want.version!r} (sim config env.obs_history)"
+            )
+        labelled = demos.action_filter_hz
+        if action_filter_hz is not None and labelled is not None and abs(labelled - action_filter_hz) > 1e-9:
+            raise DemonstrationError(
+                f"{path} is labelled for a {labelled:g} Hz action filter; this run acts behind "
+                f"{action_filter_hz:g} Hz (sim config env.action_filter_hz; 0: none): import or record "
+                "it again for this run's filter (pidog-import-bag --action-filter-hz)"
             )
         return demos
 

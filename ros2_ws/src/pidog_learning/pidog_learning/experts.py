@@ -14,7 +14,7 @@ from pidog_sim.config import DEFAULT_SIM_CONFIG
 from pidog_sim.controllers import TrotController
 from pidog_sim.rollout import EpisodeRecord, controller_action_filter, run_episodes
 
-from .demonstrations import Demonstrations, relabel_for_filter
+from .demonstrations import LABELS_FILTER_KEY, Demonstrations, relabel_for_filter
 
 Controller = Callable[[Any], np.ndarray]
 
@@ -76,7 +76,8 @@ def collect_demonstrations(
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     kwargs = {**dict(env_kwargs or {}), "episode_seconds": episode_seconds}
-    run_alpha = action_filter_alpha(kwargs.get("action_filter_hz", DEFAULT_SIM_CONFIG["action_filter_hz"]))
+    run_cutoff = float(kwargs.get("action_filter_hz", DEFAULT_SIM_CONFIG["action_filter_hz"]))
+    run_alpha = action_filter_alpha(run_cutoff)
     expert_alpha = run_alpha
     cutoff = controller_action_filter(expert)
     if cutoff is not None:
@@ -134,7 +135,8 @@ def collect_demonstrations(
         "episode_seconds": episode_seconds,
         "seed": seed,
         "action_noise": action_noise,
-        "env": dict(kwargs),
+        "env": dict(kwargs),  # as the expert walked: behind its own filter, if it names one
+        LABELS_FILTER_KEY: run_cutoff,  # the labels: for the run's filter
         "mean_forward_speed_mps": float(np.mean([r.distance / (r.steps * CONTROL_DT) for r in records])),
         "forward_ratio": _finite_or_none(forward_ratio(records)),  # None: no forward commands
     }

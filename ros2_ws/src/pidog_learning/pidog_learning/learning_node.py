@@ -43,6 +43,7 @@ from .config import (
     PRESETS,
     RESUMABLE_OVERRIDES,
     ConfigError,
+    as_json,
     combine,
     flatten,
     load_config_file,
@@ -112,12 +113,17 @@ class LearningNode(Node):
         resolve_config("default", config)  # same checks; the saved config decides the rest
         # Resuming: the options a resume may change that this launch sets (and the node's own
         # defaults); the others, a saved curriculum among them, stay as the run saved them.
-        preset_defaults = merge(DEFAULT_CONFIG, PRESETS[preset])
-        overrides = {
-            key: value
-            for key, value in config.items()
-            if key in RESUMABLE_OVERRIDES and (key in NODE_DEFAULTS or value != preset_defaults[key])
-        }
+        # Option by option, not group by group: `calibration.episodes` set here must not reset
+        # the run's other calibration options to the preset's.
+        preset_defaults = flatten(merge(DEFAULT_CONFIG, PRESETS[preset]))
+        overrides = unflatten(
+            {
+                name: value
+                for name, value in flatten(config).items()
+                if name.split(".")[0] in RESUMABLE_OVERRIDES
+                and (name in NODE_DEFAULTS or as_json(value) != as_json(preset_defaults.get(name)))
+            }
+        )
         return overrides, resume
 
     # --- publishing ---

@@ -31,7 +31,15 @@ from .bc import (
     train_bc,
 )
 from .compute import torch_threads
-from .config import RESUMABLE_OVERRIDES, ConfigError, flatten, merge, validate_config, with_saved_before
+from .config import (
+    RESUMABLE_OVERRIDES,
+    ConfigError,
+    as_json,
+    flatten,
+    merge,
+    validate_config,
+    with_saved_before,
+)
 from .curriculum import CurriculumCallback, base_values, check_values
 from .demonstrations import DemonstrationError, Demonstrations
 from .experts import ExpertError, collect_demonstrations, load_expert, weak_expert_warning
@@ -145,8 +153,7 @@ def resumed_config(exp_dir: Path, overrides: Mapping[str, Any]) -> dict[str, Any
     for name, value in flatten(overrides).items():
         if name.split(".")[0] in RESUMABLE_OVERRIDES:
             continue
-        # Compare as JSON (the saved config's form): a tuple and a list of the same values agree.
-        if json.loads(json.dumps(value)) != saved_flat.get(name):
+        if as_json(value) != saved_flat.get(name):
             raise PipelineError(
                 f"option '{name}' cannot change when resuming ({exp_dir} used {saved_flat.get(name)!r}, "
                 f"got {value!r}); only {sorted(RESUMABLE_OVERRIDES)} may"
@@ -424,7 +431,9 @@ class Pipeline:
         if file.is_file():
             self.reporter.status(phase="demos", message=f"using existing {file}")
             try:
-                return Demonstrations.load(file, policy_layout(self.kwargs))
+                return Demonstrations.load(
+                    file, policy_layout(self.kwargs), float(self.kwargs.get("action_filter_hz", 0.0))
+                )
             except DemonstrationError as exc:
                 raise PipelineError(str(exc)) from exc
         if cfg["demo_bag"]:
