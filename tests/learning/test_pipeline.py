@@ -322,6 +322,9 @@ def test_resume_takes_a_new_curriculum_and_runs_saved_before_an_option_resume_as
     for key in ("curriculum", "calibration", "ray"):
         del config[key]
     (copy / "config.json").write_text(json.dumps(config))
+    # Such a run has no calibration stage: options for it alone are refused, not ignored.
+    code, _out, err = run_train("--resume", str(copy), "--set", "calibration.episodes=2")
+    assert code == 2 and "calibration.episodes" in err and "calibration.enabled=true" in err
     stage = '{"from_timesteps": 256, "env": {"reward": {"foot_slip": 3.0}}}'
     # From the run's first checkpoint: the stage begins inside the resumed segment.
     code, out, err = run_train(

@@ -148,7 +148,8 @@ def resume_target(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
 def resumed_config(exp_dir: Path, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The saved config (options it predates: as that run did them) with the options that may
     change on resume (RESUMABLE_OVERRIDES: budgets, where the robots run, the curriculum) overridden."""
-    saved = with_saved_before(json.loads((exp_dir / CONFIG_FILE).read_text()))
+    saved_raw = json.loads((exp_dir / CONFIG_FILE).read_text())
+    saved = with_saved_before(saved_raw)
     saved_flat = flatten(saved)
     for name, value in flatten(overrides).items():
         if name.split(".")[0] in RESUMABLE_OVERRIDES:
@@ -160,6 +161,14 @@ def resumed_config(exp_dir: Path, overrides: Mapping[str, Any]) -> dict[str, Any
             )
     config = merge(saved, {k: v for k, v in overrides.items() if k in RESUMABLE_OVERRIDES})
     validate_config(config)
+    asked = sorted(n for n in flatten(overrides) if n.startswith("calibration."))
+    if asked and not config["calibration"]["enabled"]:
+        # Options of a stage that will not run would be ignored in silence.
+        raise PipelineError(
+            f"{', '.join(asked)}: {exp_dir} runs no command calibration (calibration.enabled is false"
+            f"{', as runs saved before the stage existed' if 'calibration' not in saved_raw else ''}); "
+            "add --set calibration.enabled=true to calibrate it"
+        )
     return config
 
 
