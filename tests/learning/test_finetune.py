@@ -11,7 +11,14 @@ import pytest
 import torch
 from learning_helpers import TINY, TINY_KWARGS, synthetic_demos, tiny_vec_env
 
-from pidog_description.spec import mirror_action, mirror_observation
+from pidog_description.spec import (
+    FRAME_DIM,
+    OBS_FRAME,
+    OBS_SLICES,
+    mirror_action,
+    mirror_observation,
+    observation_layout,
+)
 from pidog_learning.bc import train_bc
 from pidog_learning.config import merge
 from pidog_learning.networks import make_policy
@@ -26,6 +33,7 @@ from pidog_learning.ppo_finetune import (
     segment_seed,
     start_from,
 )
+from pidog_learning.smoothness import feedback_mask, smoothness_loss
 from pidog_learning.symmetry import symmetry_loss
 
 
@@ -456,3 +464,53 @@ def test_the_symmetry_loss_mirrors_a_history_policys_past_frames_too() -> None:
         mirrored = policy.mean_actions(torch.as_tensor(mirror_observation(obs))).numpy()
     assert loss == pytest.approx(float(np.mean((mirrored - mirror_action(actions)) ** 2)), rel=1e-5)
     assert loss > 0  # an untrained network is not symmetric: the comparison means something
+
+
+def test_the_smoothness_term_makes_the_actor_answer_its_feedback_less_and_leaves_the_command_alone() -> None:
+    """PPO updates with ``ppo.smoothness_loss_weight`` must lower how much the actor's mean
+    action moves for a small perturbation of what the robot senses and did (the loss) on the
+    rollout's observations, where the same updates without it do not; the command and the gait
+    clock are never perturbed, so the action may still follow them."""
+    demos = synthetic_demos()
+    losses = {}
+    for weight in (0.0, 5000.0):
+        model = filled_model(
+            demos,
+            {"ppo": {"n_epochs": 10, "batch_size": 16, "target_kl": 0.0, "smoothness_loss_weight": weight,
+                     "smoothness_sigma": 0.2}},
+        )  # fmt: skip
+        assert model.smoothness_weight == weight
+        with torch.no_grad():  # a jumpy prior: its first layer answers the feedback 20-fold
+            first = model.policy.mlp_extractor.policy_net[0]
+            first.weight[:, feedback_mask(model.policy.layout).bool()] *= 20.0
+        obs = torch.as_tensor(
+            model.rollout_buffer.observations.reshape(-1, model.rollout_buffer.obs_shape[0])
+        )
+        probe = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            before = float(smoothness_loss(model.policy, obs, 0.2, probe))
+        model.actor_frozen = False
+        for _ in range(3):
+            model.train()
+        with torch.no_grad():
+            losses[weight] = (before, float(smoothness_loss(model.policy, obs, 0.2, probe.manual_seed(5))))
+    (before_off, after_off), (before_on, after_on) = losses[0.0], losses[5000.0]
+    assert before_on > 0 and before_off > 0
+    assert after_on < 0.5 * before_on, f"smoothness loss {before_on:.2e} -> {after_on:.2e} with the term"
+    assert after_on / before_on < 0.5 * after_off / before_off, (
+        f"with the term {losses[5000.0]}, without {losses[0.0]}"
+    )
+
+
+def test_the_smoothness_perturbation_moves_every_frame_of_feedback_and_never_the_command_or_clock() -> None:
+    layout = observation_layout(2)
+    mask = feedback_mask(layout).numpy()
+    for name in ("command", "phase"):
+        assert not mask[OBS_SLICES[name]].any(), name
+    for name, _size in OBS_FRAME:
+        assert mask[OBS_SLICES[name]].all(), name
+    assert mask[layout.past].all() and mask.sum() == FRAME_DIM * (1 + layout.history)
+    policy = make_policy({**TINY_KWARGS, "obs_history": 2}, use_camera=False)
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(16, layout.dim)).astype(np.float32))
+    with torch.no_grad():
+        assert float(smoothness_loss(policy, obs, 0.1)) > 0

@@ -350,3 +350,29 @@ def test_touchdown_slip_term_costs_feet_that_land_sliding_and_only_at_the_landin
 def test_air_time_range_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="air_time_range"):
         PiDogEnv(reward={"air_time_range": (0.2, 0.1)})
+
+
+def test_foot_slip_turn_gate_spares_a_commanded_turn_its_skidding() -> None:
+    """reward.foot_slip_turn_gate: the slip term costs (1 - |commanded wz| / gate), nothing from
+    a commanded turn of `gate` on (a turn without hip abduction is skidding feet); 0, the default,
+    costs every command alike. The same shove on the same standing robot, commanded differently."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+
+    def slip(wz: float, gate: float) -> float:
+        env = PiDogEnv(randomize=False, reward={"foot_slip": 1.0, "foot_slip_turn_gate": gate})
+        env.reset(seed=0, options={"command": (0.0, wz)})
+        for _ in range(25):
+            env.step(still)
+        env.sim.batch.qvel[0, 0] += 0.3  # the body shoved forward: the stance feet slide
+        term = env.step(still)[4]["reward_terms"]["foot_slip"]
+        env.close()
+        return float(term)
+
+    straight = slip(0.0, 0.5)
+    assert straight < -1e-4  # the shove slides the feet
+    assert slip(0.0, 0.0) == pytest.approx(straight)
+    assert slip(-0.25, 0.5) == pytest.approx(0.5 * straight)
+    assert slip(0.8, 0.5) == 0.0
+    assert slip(0.8, 0.0) == pytest.approx(straight)
+    with pytest.raises(ValueError, match="foot_slip_turn_gate"):
+        PiDogEnv(reward={"foot_slip_turn_gate": -0.1})

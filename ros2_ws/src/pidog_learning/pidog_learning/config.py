@@ -131,6 +131,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # ROS-graph tests (drift at a zero command, a slow arc at (0.05, 1.0)), so it stays off
         # (docs/ABLATIONS.md).
         "symmetry_loss_weight": 0.0,
+        # Spatial smoothness loss on the actor (pidog_learning.smoothness): the mean action may
+        # change little for a perturbation of smoothness_sigma normaliser stds of each input;
+        # 0 disables.
+        "smoothness_loss_weight": 0.0,
+        "smoothness_sigma": 0.05,
         # gSDE only: steps between new noise maps; -1: one per rollout (n_steps).
         "sde_sample_freq": -1,
     },
@@ -295,6 +300,8 @@ RESUMABLE_OVERRIDES: frozenset[str] = frozenset(
 SAVED_BEFORE: dict[str, Any] = {
     "ppo.reward_scale": 1.0,  # PPO learnt from the unscaled reward
     "ppo.sde_sample_freq": -1,  # no gSDE then: unused
+    "ppo.smoothness_loss_weight": 0.0,  # no smoothness term then
+    "ppo.smoothness_sigma": 0.05,  # unused
     "policy.exploration": "gaussian",
     "policy.privileged_critic": False,  # the critic saw the actor's input
     "finetune.bc_loss_min_weight": 0.0,  # the BC term was never dropped
@@ -704,8 +711,18 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "ppo.gae_lambda", 0.0, 1.0)
     _float(config, "ppo.clip_range", 0.0, 1.0, low_open=True)
     _float(config, "ppo.reward_scale", 0.0, low_open=True)
-    for name in ("ppo.ent_coef", "ppo.vf_coef", "ppo.target_kl", "ppo.symmetry_loss_weight"):
+    for name in (
+        "ppo.ent_coef",
+        "ppo.vf_coef",
+        "ppo.target_kl",
+        "ppo.symmetry_loss_weight",
+        "ppo.smoothness_loss_weight",
+    ):
         _float(config, name, 0.0)
+    _float(config, "ppo.smoothness_sigma", 0.0, 1.0, low_open=True)
+    if config["use_camera"] and config["ppo"]["smoothness_loss_weight"] > 0:
+        # The perturbation is of the state; a camera policy's image would be a black one.
+        raise ConfigError("option 'ppo.smoothness_loss_weight' needs state observations: set it to 0 with use_camera")
     _float(config, "ppo.max_grad_norm", 0.0, low_open=True)
 
     _int(config, "finetune.critic_warmup_timesteps", 0)

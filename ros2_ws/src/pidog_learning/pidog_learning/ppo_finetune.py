@@ -46,6 +46,7 @@ from .demonstrations import Demonstrations
 from .export import METADATA_ATTRIBUTE, read_checkpoint_data
 from .networks import ACTOR_GROUPS, LOG_STD_GROUP, PiDogPolicy, policy_kwargs, state_only_batch
 from .progress import TrainingProgress
+from .smoothness import smoothness_loss
 from .symmetry import symmetry_loss
 
 
@@ -189,6 +190,9 @@ class FinetunePPO(PPO):
     - ``actor_frozen`` (critic warm-up): value loss only, the actor is not touched.
     - ``symmetry_weight`` > 0 adds the left/right mirror loss (``symmetry.symmetry_loss``) on
       the minibatch's observations to the actor's loss.
+    - ``smoothness_weight`` > 0 adds the spatial smoothness loss (``smoothness.smoothness_loss``,
+      perturbations of ``smoothness_sigma`` normaliser stds drawn from ``smoothness_generator``)
+      on the minibatch's observations to the actor's loss.
     """
 
     policy: PiDogPolicy  # build_ppo's policy class
@@ -199,6 +203,9 @@ class FinetunePPO(PPO):
     actor_epochs: int = 0  # of the last update: epochs in which the actor stepped (KL stop, warm-up)
     update_threads: int = 0  # torch threads for the update (0: every core; the rollout uses fewer)
     symmetry_weight: float = 0.0
+    smoothness_weight: float = 0.0
+    smoothness_sigma: float = 0.0
+    smoothness_generator: torch.Generator | None = None
 
     def _update_learning_rate(self, optimizers: Any) -> None:
         super()._update_learning_rate(optimizers)
@@ -252,6 +259,7 @@ class FinetunePPO(PPO):
             "clip_fraction": [],
             "bc_loss": [],
             "symmetry_loss": [],
+            "smoothness_loss": [],
         }
         actor_active = not self.actor_frozen
         actor_epochs = 0
@@ -301,6 +309,12 @@ class FinetunePPO(PPO):
                     symmetry = symmetry_loss(self.policy, batch.observations)
                     loss = loss + self.symmetry_weight * symmetry
                     stats["symmetry_loss"].append(float(symmetry.detach()))
+                if self.smoothness_weight > 0:
+                    smooth = smoothness_loss(
+                        self.policy, batch.observations, self.smoothness_sigma, self.smoothness_generator
+                    )
+                    loss = loss + self.smoothness_weight * smooth
+                    stats["smoothness_loss"].append(float(smooth.detach()))
                 stats["policy_gradient_loss"].append(float(policy_loss.detach()))
                 stats["entropy_loss"].append(float(entropy_loss.detach()))
                 stats["clip_fraction"].append(float(torch.mean((torch.abs(ratio - 1) > clip_range).float())))
@@ -360,6 +374,12 @@ def build_ppo(
         model.log_std_lr_scale = log_std_lr_scale
     # A camera policy's image cannot be mirrored by the state map: no symmetry term for it.
     model.symmetry_weight = 0.0 if config["use_camera"] else float(config["ppo"]["symmetry_loss_weight"])
+    model.smoothness_weight = float(config["ppo"]["smoothness_loss_weight"])  # state policies only (validate_config)
+    model.smoothness_sigma = float(config["ppo"]["smoothness_sigma"])
+    # Its own stream: the perturbations do not shift PPO's minibatch order or the BC batches.
+    model.smoothness_generator = torch.Generator().manual_seed(
+        int(config["seed"] if seed is None else seed) + 7
+    )
     setattr(model, METADATA_ATTRIBUTE, dict(metadata))
     return model
 

@@ -65,6 +65,10 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # is off (docs/ABLATIONS.md, twenty-sixth session).
         "termination": 0.0,
         "foot_slip": 0.0,  # stance feet sliding (m/s)^2
+        # rad/s; > 0: foot_slip costs (1 - |commanded wz| / gate), none from a commanded turn of
+        # `gate` on. Without hip abduction a turn is feet skidding: the policies turn in place
+        # 2.5x as fast as the scripted gait at its slip, and slide more where it walks straight.
+        "foot_slip_turn_gate": 0.0,
         # Per foot landing this step, its horizontal speed squared ((m/s)^2): the landings, where
         # a trained policy's feet move 0.195 m/s against the gait's 0.128, carry half its stance
         # slip (docs/ABLATIONS.md, seventh session); foot_slip taxes the whole stance.

@@ -334,6 +334,13 @@ class WalkTask:
             hop = (self.air_time > 0.0) & (self.air_time < MIN_SWING_S - 1e-9)
             return -np.sum(touchdowns() & hop, axis=1).astype(np.float64)
 
+        def foot_slip() -> np.ndarray:
+            slip = np.sum(contacts * foot_speed_xy() ** 2, axis=1)
+            gate = w["foot_slip_turn_gate"]
+            if gate:  # turning without hip abduction is skidding: the faster the turn asked, the less it costs
+                slip = slip * np.clip(1.0 - np.abs(self.command[:, 1]) / gate, 0.0, 1.0)
+            return -slip
+
         def swing_height() -> np.ndarray:
             target = w["swing_height_target"]
             # The peak over the control steps that ended with the foot in the air, as the gait
@@ -353,7 +360,7 @@ class WalkTask:
             "energy": lambda: -np.sum(np.abs(sim.joint_torques() * sim.joint_velocities()), axis=1),
             "alive": lambda: np.where(fell, 0.0, 1.0),
             "termination": lambda: -fell.astype(np.float64),
-            "foot_slip": lambda: -np.sum(contacts * foot_speed_xy() ** 2, axis=1),
+            "foot_slip": foot_slip,
             "touchdown_slip": lambda: -np.sum(touchdowns() * foot_speed_xy() ** 2, axis=1),
             "foot_clearance": lambda: (
                 -np.sum(
@@ -419,6 +426,10 @@ def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
     if not 0.0 <= air_lo < air_hi:
         raise ValueError(
             f"reward.air_time_range must be (low, high) with 0 <= low < high s, got {(air_lo, air_hi)}"
+        )
+    if not cfg["reward"]["foot_slip_turn_gate"] >= 0:
+        raise ValueError(
+            f"reward.foot_slip_turn_gate must be >= 0 rad/s (0: no gate), got {cfg['reward']['foot_slip_turn_gate']}"
         )
     for name in ("track_vx_sigma", "track_wz_sigma", "swing_height_target"):
         if not cfg["reward"][name] > 0:
