@@ -132,8 +132,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # (docs/ABLATIONS.md).
         "symmetry_loss_weight": 0.0,
         # Spatial smoothness loss on the actor (pidog_learning.smoothness): the mean action may
-        # change little for a perturbation of smoothness_sigma normaliser stds of each input;
-        # 0 disables.
+        # change little for a perturbation of smoothness_sigma normaliser stds of its feedback;
+        # 0 disables. At 50 and 200 it smoothed the policy but not its stance slip (0.055-0.064
+        # m/s against 0.064-0.066; docs/ABLATIONS.md, thirty-seventh session), so it is off.
         "smoothness_loss_weight": 0.0,
         "smoothness_sigma": 0.05,
         # gSDE only: steps between new noise maps; -1: one per rollout (n_steps).
@@ -722,7 +723,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _float(config, "ppo.smoothness_sigma", 0.0, 1.0, low_open=True)
     if config["use_camera"] and config["ppo"]["smoothness_loss_weight"] > 0:
         # The perturbation is of the state; a camera policy's image would be a black one.
-        raise ConfigError("option 'ppo.smoothness_loss_weight' needs state observations: set it to 0 with use_camera")
+        raise ConfigError(
+            "option 'ppo.smoothness_loss_weight' needs state observations: set it to 0 with use_camera"
+        )
     _float(config, "ppo.max_grad_norm", 0.0, low_open=True)
 
     _int(config, "finetune.critic_warmup_timesteps", 0)

@@ -68,6 +68,9 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # rad/s; > 0: foot_slip costs (1 - |commanded wz| / gate), none from a commanded turn of
         # `gate` on. Without hip abduction a turn is feet skidding: the policies turn in place
         # 2.5x as fast as the scripted gait at its slip, and slide more where it walks straight.
+        # foot_slip 10 with a 0.5 gate slid 0.054-0.060 m/s against 0.064-0.066 at two seeds,
+        # wz better at one and worse at the other; 25 lost the vx tracking (docs/ABLATIONS.md,
+        # thirty-seventh session).
         "foot_slip_turn_gate": 0.0,
         # Per foot landing this step, its horizontal speed squared ((m/s)^2): the landings, where
         # a trained policy's feet move 0.195 m/s against the gait's 0.128, carry half its stance
@@ -122,8 +125,9 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
     # Domain randomisation (applied per episode when randomize=True).
     "randomization": {
         # Torso mass multiplier: the torso is 0.64 of the model's 0.97 kg, so the total is
-        # 0.87-1.10 kg (issue 14's robustness target reaches 1.15 kg; docs/ABLATIONS.md,
-        # twenty-eighth session, for a wider range).
+        # 0.87-1.10 kg (issue 14's robustness target reaches 1.15 kg; a wider range kept more
+        # of its cells at one seed of four, fewer at three: docs/ABLATIONS.md, twenty-eighth and
+        # thirty-seventh sessions).
         "mass_scale": (0.85, 1.2),
         "friction": (0.6, 1.2),
         "servo_strength": (0.8, 1.2),  # stall torque multiplier
