@@ -374,9 +374,8 @@ def build_ppo(
         model.log_std_lr_scale = log_std_lr_scale
     # A camera policy's image cannot be mirrored by the state map: no symmetry term for it.
     model.symmetry_weight = 0.0 if config["use_camera"] else float(config["ppo"]["symmetry_loss_weight"])
-    model.smoothness_weight = float(
-        config["ppo"]["smoothness_loss_weight"]
-    )  # state policies only (validate_config)
+    # State policies only: validate_config refuses it with the camera.
+    model.smoothness_weight = float(config["ppo"]["smoothness_loss_weight"])
     model.smoothness_sigma = float(config["ppo"]["smoothness_sigma"])
     # Its own stream: the perturbations do not shift PPO's minibatch order or the BC batches.
     model.smoothness_generator = torch.Generator().manual_seed(
