@@ -68,8 +68,8 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # rad/s; > 0: foot_slip costs (1 - |commanded wz| / gate), none from a commanded turn of
         # `gate` on. Without hip abduction a turn is feet skidding: the policies turn in place
         # 2.5x as fast as the scripted gait at its slip, and slide more where it walks straight.
-        # foot_slip 10 with a 0.5 gate slid 0.054-0.060 m/s against 0.064-0.066 at two seeds,
-        # wz better at one and worse at the other; 25 lost the vx tracking (docs/ABLATIONS.md,
+        # foot_slip 10 with a 0.5 gate slid 0.054-0.060 m/s against 0.064-0.066 at three seeds,
+        # fell more on the grid (5 in 264 against 2); 25 lost the vx tracking (docs/ABLATIONS.md,
         # thirty-seventh session).
         "foot_slip_turn_gate": 0.0,
         # Per foot landing this step, its horizontal speed squared ((m/s)^2): the landings, where
