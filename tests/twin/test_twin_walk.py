@@ -31,8 +31,8 @@ FAULT_WINDOW_S = 5.0  # the faults are blatant: a shorter look keeps tests/twin 
 # The policy shipped on 2026-12-06 turns less evenly through the twin: a CI run read 1.26 (twin
 # 10.82 rad, sim_node 8.60); 10 more pairs that day, 6 alone and 4 beside a busy core as CI's
 # second worker is: turn 0.91-1.13, twin 8.07-10.02 rad, sim_node 8.22-9.11 (the worst pairing of
-# those twin and reference runs: 1.32). The band is 35 % now; a harness bug read 0.40 and a wiring
-# fault stops the walk or reverses the turn, all far outside it.
+# those twin and reference runs: 1.32). The band is 35 % now; a harness bug read 0.40 and the wiring
+# faults stop the walk, all far outside it.
 TURN_TOLERANCE = 0.35
 FORWARD_BAND = (0.5, 2.0)
 REFERENCE: dict[str, Run] = {}  # the sim_node run, shared with the fault cases

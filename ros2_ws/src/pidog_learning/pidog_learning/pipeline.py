@@ -437,12 +437,12 @@ class Pipeline:
         if cfg["skip_bc"] and not needs_prior and not needs_states:
             return None
         file = self.path(DEMOS_FILE)
+        # The filter the run acts behind: the demonstrations' labels are for it.
+        action_filter_hz = float(self.kwargs.get("action_filter_hz", 0.0))
         if file.is_file():
             self.reporter.status(phase="demos", message=f"using existing {file}")
             try:
-                return Demonstrations.load(
-                    file, policy_layout(self.kwargs), float(self.kwargs.get("action_filter_hz", 0.0))
-                )
+                return Demonstrations.load(file, policy_layout(self.kwargs), action_filter_hz)
             except DemonstrationError as exc:
                 raise PipelineError(str(exc)) from exc
         if cfg["demo_bag"]:
@@ -453,7 +453,7 @@ class Pipeline:
                 demos, report = import_bags(
                     cfg["demo_bag"],
                     obs_history=policy_layout(self.kwargs).history,
-                    action_filter_hz=float(self.kwargs.get("action_filter_hz", 0.0)),
+                    action_filter_hz=action_filter_hz,
                 )
             except ValueError as exc:  # BagImportError, DemonstrationError
                 raise PipelineError(f"--demo-bag: {exc}") from exc

@@ -11,7 +11,7 @@ last action, the present's and the history's), scaled by the normaliser's standa
 each value, asks the actor's mean action to change little where its feedback changes little,
 on PPO's own minibatch. The command and the gait clock are not perturbed: the action should
 follow them (measured on a default run's policy, they are ~90 % of its sensitivity to an
-all-input perturbation, and PPO raised its sensitivity to the feedback 6-fold over BC's).
+all-input perturbation, and PPO raised its sensitivity to the feedback about 60-fold over BC's).
 
 Measured (docs/ABLATIONS.md, thirty-seventh session): at weights 50 and 200 it held the
 feedback sensitivity about 3x and 6x below a default run's, but the stance slip did not follow (0.055-0.064

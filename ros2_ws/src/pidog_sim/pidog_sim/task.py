@@ -337,9 +337,8 @@ class WalkTask:
         def foot_slip() -> np.ndarray:
             slip = np.sum(contacts * foot_speed_xy() ** 2, axis=1)
             gate = w["foot_slip_turn_gate"]
-            if (
-                gate
-            ):  # turning without hip abduction is skidding: the faster the turn asked, the less it costs
+            # Turning without hip abduction is skidding: the faster the turn asked, the less it costs.
+            if gate:
                 slip = slip * np.clip(1.0 - np.abs(self.command[:, 1]) / gate, 0.0, 1.0)
             return -slip
 
