@@ -376,3 +376,31 @@ def test_foot_slip_turn_gate_spares_a_commanded_turn_its_skidding() -> None:
     assert slip(0.8, 0.0) == pytest.approx(straight)
     with pytest.raises(ValueError, match="foot_slip_turn_gate"):
         PiDogEnv(reward={"foot_slip_turn_gate": -0.1})
+
+
+def test_foot_slip_exponent_prices_the_speed_itself_at_one() -> None:
+    """reward.foot_slip_exponent: the slip term sums each stance foot's horizontal speed to this
+    power; 1 prices the speed the gait meter averages, 2 (the default) its square. The same shove
+    on the same standing robot, read against the feet the simulator reports after the step."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+
+    def slip(exponent: float) -> tuple[float, np.ndarray]:
+        env = PiDogEnv(randomize=False, reward={"foot_slip": 1.0, "foot_slip_exponent": exponent})
+        env.reset(seed=0, options={"command": (0.0, 0.0)})
+        for _ in range(25):
+            env.step(still)
+        env.sim.batch.qvel[0, 0] += 0.3  # the body shoved forward: the stance feet slide
+        term = float(env.step(still)[4]["reward_terms"]["foot_slip"])
+        batch = env.sim.batch
+        speeds = np.hypot(*batch.foot_velocities()[0, :, :2].T)[batch.foot_contacts()[0]]
+        env.close()
+        return term, speeds
+
+    linear, speeds = slip(1.0)
+    assert 0.0 < speeds.max() < 1.0 and len(speeds) >= 2  # sliding feet, slower than 1 m/s
+    assert linear == pytest.approx(-np.sum(speeds))
+    squared, speeds = slip(2.0)
+    assert squared == pytest.approx(-np.sum(speeds**2))
+    assert linear < squared < 0.0  # below 1 m/s the speed itself costs more than its square
+    with pytest.raises(ValueError, match="foot_slip_exponent"):
+        PiDogEnv(reward={"foot_slip_exponent": 0.0})

@@ -64,7 +64,10 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # but the grid and the robustness cells saw more falls (22 / 37 against 14 / 24), so it
         # is off (docs/ABLATIONS.md, twenty-sixth session).
         "termination": 0.0,
-        "foot_slip": 0.0,  # stance feet sliding (m/s)^2
+        "foot_slip": 0.0,  # stance feet sliding, (m/s)^foot_slip_exponent summed over the feet
+        # 2: squared speed, which prices a landing's slide (0.17-0.20 m/s for the policies) 16x
+        # a quiet stance foot's jitter (0.05); 1: the speed itself, the mean the gait meter reads.
+        "foot_slip_exponent": 2.0,
         # rad/s; > 0: foot_slip costs (1 - |commanded wz| / gate), none from a commanded turn of
         # `gate` on. Without hip abduction a turn is feet skidding: the policies turn in place
         # 2.5x as fast as the scripted gait at its slip, and slide more where it walks straight.

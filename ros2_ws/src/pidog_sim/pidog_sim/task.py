@@ -335,7 +335,7 @@ class WalkTask:
             return -np.sum(touchdowns() & hop, axis=1).astype(np.float64)
 
         def foot_slip() -> np.ndarray:
-            slip = np.sum(contacts * foot_speed_xy() ** 2, axis=1)
+            slip = np.sum(contacts * foot_speed_xy() ** w["foot_slip_exponent"], axis=1)
             gate = w["foot_slip_turn_gate"]
             # Turning without hip abduction is skidding: the faster the turn asked, the less it costs.
             if gate:
@@ -432,7 +432,7 @@ def validate_task_config(cfg: dict[str, Any], control_dt: float) -> None:
         raise ValueError(
             f"reward.foot_slip_turn_gate must be >= 0 rad/s (0: no gate), got {cfg['reward']['foot_slip_turn_gate']}"
         )
-    for name in ("track_vx_sigma", "track_wz_sigma", "swing_height_target"):
+    for name in ("track_vx_sigma", "track_wz_sigma", "swing_height_target", "foot_slip_exponent"):
         if not cfg["reward"][name] > 0:
             raise ValueError(f"reward.{name} must be positive, got {cfg['reward'][name]}")
 
