@@ -92,6 +92,7 @@ def test_every_preset_is_valid(preset: str) -> None:
         ({"ppo": {"smoothness_sigma": 0.0}}, "ppo.smoothness_sigma"),
         # its perturbation is of the state: a camera policy's image would be a black one
         ({"use_camera": True, "ppo": {"smoothness_loss_weight": 1.0}}, "ppo.smoothness_loss_weight"),
+        ({"use_camera": True, "ppo": {"symmetry_loss_weight": 1.0}}, "ppo.symmetry_loss_weight"),
         # both set the log-std as an action std, which gSDE's log-std is not
         (
             {"policy": {"exploration": "gsde"}, "finetune": {"noise_anneal_from": 0.5}},

@@ -100,3 +100,45 @@ def test_a_trained_expert_demonstrates_behind_its_own_action_filter_for_a_studen
     assert np.abs(same.actions - none.actions).max() > 0.05
     # Each set says which filter its labels are for: the run's, not the expert's.
     assert none.action_filter_hz == 0.0 and same.action_filter_hz == 6.0
+    # Undoing a faster filter never leaves the action range; nothing relabelled for the same one.
+    assert none.metadata["labels_clipped"] == 0 and same.metadata["labels_clipped"] == 0
+
+
+def test_labels_the_runs_filter_cannot_follow_are_clipped_and_counted() -> None:
+    """An expert behind no filter demonstrating for a student behind 6 Hz, with DART noise on
+    what it executes: where its next action lies further from the noisy last one than the filter
+    can go in one step, the label that would execute it lies outside [-1, 1]; it is clipped, and
+    the set counts those samples (the trot alone never jumps that far: 0 of 1,000; at noise 0.05,
+    the default, 3; at 0.1, 42)."""
+    trot = TrotController()
+
+    def expert(obs):
+        return trot(obs)
+
+    expert.action_filter_hz = 0.0
+    alpha = action_filter_alpha(6.0)
+    raw = collect_demonstrations(
+        expert,
+        2,
+        2.0,
+        seed=0,
+        env_kwargs={**FORWARD, "action_filter_hz": 0.0},
+        action_noise=0.1,
+        progress=False,
+    )
+    demos = collect_demonstrations(
+        expert,
+        2,
+        2.0,
+        seed=0,
+        env_kwargs={**FORWARD, "action_filter_hz": 6.0},
+        action_noise=0.1,
+        progress=False,
+    )
+    np.testing.assert_array_equal(demos.observations, raw.observations)  # the expert's own walks
+    previous = raw.observations[:, OBS_SLICES["last_action"]]
+    wanted = (raw.actions - alpha * previous) / (1 - alpha)
+    outside = np.any(np.abs(wanted) > 1.0 + 1e-6, axis=1)
+    assert outside.any()  # the trot moves faster than a 6 Hz filter follows somewhere
+    assert demos.metadata["labels_clipped"] == int(outside.sum())
+    assert np.abs(demos.actions).max() <= 1.0

@@ -113,6 +113,7 @@ def collect_demonstrations(
     finally:
         bar.close()
     parts: list[Demonstrations] = []
+    clipped = 0  # relabelled samples the run's filter cannot follow: their labels clipped
     for record in records:
         if record.fell and drop_falls:
             continue
@@ -120,7 +121,8 @@ def collect_demonstrations(
         starts[0] = True
         states, actions = np.array(record.states), np.array(record.actions)
         if expert_alpha != run_alpha:
-            actions, _clipped = relabel_for_filter(states, actions, expert_alpha, run_alpha)
+            actions, record_clipped = relabel_for_filter(states, actions, expert_alpha, run_alpha)
+            clipped += record_clipped
         parts.append(Demonstrations(states, actions, starts))
     if not parts:
         raise ExpertError(
@@ -137,6 +139,7 @@ def collect_demonstrations(
         "action_noise": action_noise,
         "env": dict(kwargs),  # as the expert walked: behind its own filter, if it names one
         LABELS_FILTER_KEY: run_cutoff,  # the labels: for the run's filter
+        "labels_clipped": clipped,  # samples relabelled for it that lay outside [-1, 1]
         "mean_forward_speed_mps": float(np.mean([r.distance / (r.steps * CONTROL_DT) for r in records])),
         "forward_ratio": _finite_or_none(forward_ratio(records)),  # None: no forward commands
     }

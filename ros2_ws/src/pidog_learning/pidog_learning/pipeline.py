@@ -479,6 +479,14 @@ class Pipeline:
                 )
             except InterruptedError as exc:
                 raise PipelineStopped(str(exc)) from exc
+            clipped = demos.metadata["labels_clipped"]
+            if clipped:
+                self.reporter.status(
+                    phase="demos",
+                    message=f"{clipped} of {len(demos)} samples relabelled for the run's "
+                    f"{action_filter_hz:g} Hz action filter lay outside [-1, 1] and were clipped "
+                    "(the filter cannot follow the expert that fast there)",
+                )
             warning = weak_expert_warning(description, demos.metadata["forward_ratio"])
             if warning:
                 self.reporter.status(phase="demos", message=warning)

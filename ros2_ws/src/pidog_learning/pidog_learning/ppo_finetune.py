@@ -372,9 +372,8 @@ def build_ppo(
     if log_std_lr_scale != 1.0:  # only then: runs without it keep the two groups they resume with
         model.policy.separate_log_std_group()
         model.log_std_lr_scale = log_std_lr_scale
-    # A camera policy's image cannot be mirrored by the state map: no symmetry term for it.
-    model.symmetry_weight = 0.0 if config["use_camera"] else float(config["ppo"]["symmetry_loss_weight"])
-    # State policies only: validate_config refuses it with the camera.
+    # State policies only: validate_config refuses both terms with the camera.
+    model.symmetry_weight = float(config["ppo"]["symmetry_loss_weight"])
     model.smoothness_weight = float(config["ppo"]["smoothness_loss_weight"])
     model.smoothness_sigma = float(config["ppo"]["smoothness_sigma"])
     # Its own stream: the perturbations do not shift PPO's minibatch order or the BC batches.
