@@ -66,7 +66,9 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         "termination": 0.0,
         "foot_slip": 0.0,  # stance feet sliding, (m/s)^foot_slip_exponent summed over the feet
         # 2: squared speed, which prices a landing's slide (0.17-0.20 m/s for the policies) 16x
-        # a quiet stance foot's jitter (0.05); 1: the speed itself, the mean the gait meter reads.
+        # a loaded stance foot's (0.05); 1: the speed itself, the mean the gait meter reads. At 1
+        # (foot_slip 1, gate 0.5) five seeds slid 0.002-0.007 m/s less, wz worse at three
+        # (docs/ABLATIONS.md, thirty-eighth session).
         "foot_slip_exponent": 2.0,
         # rad/s; > 0: foot_slip costs (1 - |commanded wz| / gate), none from a commanded turn of
         # `gate` on. Without hip abduction a turn is feet skidding: the policies turn in place
