@@ -73,28 +73,44 @@ def test_pidog_train_warns_before_bc_when_its_expert_hardly_walks(tmp_path: Path
     assert saved < FORWARD_RATIO_WARN
 
 
-def test_a_trained_expert_demonstrates_behind_its_own_action_filter_for_a_student_behind_the_runs() -> None:
-    """An expert policy names the action filter it was trained behind; its demonstrations run
-    it there (each recorded observation's last action is its filter's state), and its labels are
-    the actions that make the run's filter execute what the expert's did: behind none (here),
-    the executed actions themselves; behind the expert's own, its actions unchanged."""
+def _trot_expert(action_filter_hz: float):
+    """The scripted trot as a trained expert that names the action filter it walks behind (as
+    OnnxPolicy / policy_controller say)."""
     trot = TrotController()
 
     def expert(obs):
         return trot(obs)
 
-    expert.action_filter_hz = 6.0  # as OnnxPolicy / policy_controller say
-    alpha = action_filter_alpha(6.0)
-    none = collect_demonstrations(
-        expert, 1, 1.0, seed=0, env_kwargs={**FORWARD, "action_filter_hz": 0.0}, progress=False
+    expert.action_filter_hz = action_filter_hz
+    return expert
+
+
+def _demonstrate(expert, run_filter_hz: float, episodes: int, seconds: float, action_noise: float = 0.0):
+    """Its demonstrations, commanded forward, for a run behind ``run_filter_hz``."""
+    return collect_demonstrations(
+        expert,
+        episodes,
+        seconds,
+        seed=0,
+        env_kwargs={**FORWARD, "action_filter_hz": run_filter_hz},
+        action_noise=action_noise,
+        progress=False,
     )
+
+
+def test_a_trained_expert_demonstrates_behind_its_own_action_filter_for_a_student_behind_the_runs() -> None:
+    """An expert policy names the action filter it was trained behind; its demonstrations run
+    it there (each recorded observation's last action is its filter's state), and its labels are
+    the actions that make the run's filter execute what the expert's did: behind none (here),
+    the executed actions themselves; behind the expert's own, its actions unchanged."""
+    expert = _trot_expert(6.0)
+    alpha = action_filter_alpha(6.0)
+    none = _demonstrate(expert, 0.0, episodes=1, seconds=1.0)
     last = none.observations[:, OBS_SLICES["last_action"]]
     np.testing.assert_allclose(
         last[1:], none.actions[:-1], atol=1e-5
     )  # the student executes them as they are
-    same = collect_demonstrations(
-        expert, 1, 1.0, seed=0, env_kwargs={**FORWARD, "action_filter_hz": 6.0}, progress=False
-    )
+    same = _demonstrate(expert, 6.0, episodes=1, seconds=1.0)
     np.testing.assert_array_equal(same.observations, none.observations)  # the same episode, behind 6 Hz
     np.testing.assert_allclose(last[1:], alpha * last[:-1] + (1 - alpha) * same.actions[:-1], atol=1e-5)
     assert np.abs(same.actions - none.actions).max() > 0.05
@@ -110,31 +126,10 @@ def test_labels_the_runs_filter_cannot_follow_are_clipped_and_counted() -> None:
     can go in one step, the label that would execute it lies outside [-1, 1]; it is clipped, and
     the set counts those samples (the trot alone never jumps that far: 0 of 1,000; at noise 0.05,
     the default, 3; at 0.1, 42)."""
-    trot = TrotController()
-
-    def expert(obs):
-        return trot(obs)
-
-    expert.action_filter_hz = 0.0
+    expert = _trot_expert(0.0)
     alpha = action_filter_alpha(6.0)
-    raw = collect_demonstrations(
-        expert,
-        2,
-        2.0,
-        seed=0,
-        env_kwargs={**FORWARD, "action_filter_hz": 0.0},
-        action_noise=0.1,
-        progress=False,
-    )
-    demos = collect_demonstrations(
-        expert,
-        2,
-        2.0,
-        seed=0,
-        env_kwargs={**FORWARD, "action_filter_hz": 6.0},
-        action_noise=0.1,
-        progress=False,
-    )
+    raw = _demonstrate(expert, 0.0, episodes=2, seconds=2.0, action_noise=0.1)
+    demos = _demonstrate(expert, 6.0, episodes=2, seconds=2.0, action_noise=0.1)
     np.testing.assert_array_equal(demos.observations, raw.observations)  # the expert's own walks
     previous = raw.observations[:, OBS_SLICES["last_action"]]
     wanted = (raw.actions - alpha * previous) / (1 - alpha)

@@ -352,21 +352,30 @@ def test_air_time_range_must_be_ordered() -> None:
         PiDogEnv(reward={"air_time_range": (0.2, 0.1)})
 
 
+def _shoved_slip(reward: dict, wz: float = 0.0) -> tuple[float, np.ndarray]:
+    """The slip term on the step after the standing nominal robot, commanded (0, wz), is shoved
+    forward (its stance feet slide), and the horizontal speeds of the feet the simulator then
+    reports in contact."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+    env = PiDogEnv(randomize=False, reward={"foot_slip": 1.0, **reward})
+    env.reset(seed=0, options={"command": (0.0, wz)})
+    for _ in range(25):
+        env.step(still)
+    env.sim.batch.qvel[0, 0] += 0.3
+    term = float(env.step(still)[4]["reward_terms"]["foot_slip"])
+    batch = env.sim.batch
+    speeds = np.hypot(*batch.foot_velocities()[0, :, :2].T)[batch.foot_contacts()[0]]
+    env.close()
+    return term, speeds
+
+
 def test_foot_slip_turn_gate_spares_a_commanded_turn_its_skidding() -> None:
     """reward.foot_slip_turn_gate: the slip term costs (1 - |commanded wz| / gate), nothing from
     a commanded turn of `gate` on (a turn without hip abduction is skidding feet); 0, the default,
     costs every command alike. The same shove on the same standing robot, commanded differently."""
-    still = np.zeros(ACTION_DIM, dtype=np.float32)
 
     def slip(wz: float, gate: float) -> float:
-        env = PiDogEnv(randomize=False, reward={"foot_slip": 1.0, "foot_slip_turn_gate": gate})
-        env.reset(seed=0, options={"command": (0.0, wz)})
-        for _ in range(25):
-            env.step(still)
-        env.sim.batch.qvel[0, 0] += 0.3  # the body shoved forward: the stance feet slide
-        term = env.step(still)[4]["reward_terms"]["foot_slip"]
-        env.close()
-        return float(term)
+        return _shoved_slip({"foot_slip_turn_gate": gate}, wz)[0]
 
     straight = slip(0.0, 0.5)
     assert straight < -1e-4  # the shove slides the feet
@@ -382,24 +391,10 @@ def test_foot_slip_exponent_prices_the_speed_itself_at_one() -> None:
     """reward.foot_slip_exponent: the slip term sums each stance foot's horizontal speed to this
     power; 1 prices the speed the gait meter averages, 2 (the default) its square. The same shove
     on the same standing robot, read against the feet the simulator reports after the step."""
-    still = np.zeros(ACTION_DIM, dtype=np.float32)
-
-    def slip(exponent: float) -> tuple[float, np.ndarray]:
-        env = PiDogEnv(randomize=False, reward={"foot_slip": 1.0, "foot_slip_exponent": exponent})
-        env.reset(seed=0, options={"command": (0.0, 0.0)})
-        for _ in range(25):
-            env.step(still)
-        env.sim.batch.qvel[0, 0] += 0.3  # the body shoved forward: the stance feet slide
-        term = float(env.step(still)[4]["reward_terms"]["foot_slip"])
-        batch = env.sim.batch
-        speeds = np.hypot(*batch.foot_velocities()[0, :, :2].T)[batch.foot_contacts()[0]]
-        env.close()
-        return term, speeds
-
-    linear, speeds = slip(1.0)
+    linear, speeds = _shoved_slip({"foot_slip_exponent": 1.0})
     assert 0.0 < speeds.max() < 1.0 and len(speeds) >= 2  # sliding feet, slower than 1 m/s
     assert linear == pytest.approx(-np.sum(speeds))
-    squared, speeds = slip(2.0)
+    squared, speeds = _shoved_slip({"foot_slip_exponent": 2.0})
     assert squared == pytest.approx(-np.sum(speeds**2))
     assert linear < squared < 0.0  # below 1 m/s the speed itself costs more than its square
     with pytest.raises(ValueError, match="foot_slip_exponent"):

@@ -722,9 +722,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         _float(config, name, 0.0)
     _float(config, "ppo.smoothness_sigma", 0.0, 1.0, low_open=True)
     # Both act on the state observation: the mirror map and the perturbation know no image.
-    for name in ("ppo.symmetry_loss_weight", "ppo.smoothness_loss_weight"):
-        if config["use_camera"] and config["ppo"][name.split(".")[1]] > 0:
-            raise ConfigError(f"option '{name}' needs state observations: set it to 0 with use_camera")
+    for key in ("symmetry_loss_weight", "smoothness_loss_weight"):
+        if config["use_camera"] and config["ppo"][key] > 0:
+            raise ConfigError(f"option 'ppo.{key}' needs state observations: set it to 0 with use_camera")
     _float(config, "ppo.max_grad_norm", 0.0, low_open=True)
 
     _int(config, "finetune.critic_warmup_timesteps", 0)

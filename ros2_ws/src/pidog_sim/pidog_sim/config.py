@@ -65,7 +65,7 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # is off (docs/ABLATIONS.md, twenty-sixth session).
         "termination": 0.0,
         "foot_slip": 0.0,  # stance feet sliding, (m/s)^foot_slip_exponent summed over the feet
-        # 2: squared speed, which prices a landing's slide (0.17-0.20 m/s for the policies) 16x
+        # 2: squared speed, which prices a landing's slide (0.17-0.20 m/s for the policies) 12-16x
         # a loaded stance foot's (0.05); 1: the speed itself, the mean the gait meter reads. At 1
         # (foot_slip 1, gate 0.5) five seeds slid 0.002-0.007 m/s less, wz worse at three
         # (docs/ABLATIONS.md, thirty-eighth session).
