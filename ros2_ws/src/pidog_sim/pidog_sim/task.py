@@ -374,6 +374,7 @@ class WalkTask:
             ),
             "pose": lambda: -np.sum((sim.joint_positions() - STAND_POSE) ** 2, axis=1),
             "vertical_velocity": lambda: -(sim.base_linear_velocity_world()[:, 2] ** 2),
+            "roll_pitch_rate": lambda: -np.sum(sim.base_angular_velocity_body()[:, :2] ** 2, axis=1),
             "low_g": lambda: -np.mean(sim.low_g_trace(), axis=1),
             "feet_air_time": feet_air_time,
             "chatter": chatter,
