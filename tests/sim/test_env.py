@@ -208,6 +208,36 @@ def test_vertical_velocity_term_is_off_by_default_and_costs_a_bouncing_body() ->
     assert terms_after_drop(0.0) == (0.0, 0.0)
 
 
+def test_roll_pitch_rate_term_costs_a_rocking_body_but_not_a_turn() -> None:
+    """reward.roll_pitch_rate (squared body roll and pitch rates): nothing on a robot lifted
+    still or spinning about the vertical (a turn is the product), a cost when the body rolls or
+    pitches, from the rates the simulator then reports; off (0) by default."""
+    still = np.zeros(ACTION_DIM, dtype=np.float32)
+
+    def term_after_kick(axis: int | None, weight: float = 1.0) -> tuple[float, float]:
+        env = PiDogEnv(randomize=False, reward={"roll_pitch_rate": weight})
+        env.reset(seed=0)
+        for _ in range(25):  # land from the reset height
+            env.step(still)
+        env.sim.batch.qpos[0, 2] += 0.1  # in the air, where nothing stops the body turning
+        if axis is not None:
+            env.sim.batch.qvel[0, 3 + axis] += 1.5  # the free joint's body-frame angular velocity
+        term = float(env.step(still)[4]["reward_terms"]["roll_pitch_rate"])
+        rates = env.sim.batch.base_angular_velocity_body()[0, :2].copy()
+        env.close()
+        return term, float(np.sum(rates**2))
+
+    lifted, _ = term_after_kick(None)
+    # the legs' servos settling in the air turn the body a little
+    assert -0.01 < lifted <= 0.0
+    assert term_after_kick(2)[0] > -0.01
+    for axis in (0, 1):  # roll, pitch
+        term, squared_rates = term_after_kick(axis, weight=2.0)
+        assert term < -1.0 and term == pytest.approx(-2.0 * squared_rates)
+    assert term_after_kick(0, weight=0.0)[0] == 0.0
+    assert PiDogEnv().task.cfg["reward"]["roll_pitch_rate"] == 0.0
+
+
 def test_low_g_term_costs_the_share_of_a_control_period_spent_in_flight() -> None:
     """reward.low_g: weight x the share of the period's 2 ms physics steps below hw_node's
     free-fall threshold. Standing: nothing; dropped from 0.2 m: the whole period in flight, so
