@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from learning_helpers import SHIPPED_POLICY
 
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import OBS_DIM, OBS_SLICES
 from pidog_learning import command_calibration as cc
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "models" / "policies" / "pidog_walk.onnx"
 CMD = OBS_SLICES["command"]
 
 
@@ -73,8 +72,8 @@ def test_a_chance_fall_does_not_bend_a_straight_command_and_no_response_is_never
 
 def test_the_calibrated_onnx_is_the_policy_behind_the_table(tmp_path: Path) -> None:
     # The shipped file is calibrated itself: the policy inside it is the one to calibrate.
-    plain_bytes = cc.uncalibrated_model(SHIPPED.read_bytes())
-    assert plain_bytes != SHIPPED.read_bytes() and cc.uncalibrated_model(plain_bytes) == plain_bytes
+    plain_bytes = cc.uncalibrated_model(SHIPPED_POLICY.read_bytes())
+    assert plain_bytes != SHIPPED_POLICY.read_bytes() and cc.uncalibrated_model(plain_bytes) == plain_bytes
     (tmp_path / "plain.onnx").write_bytes(plain_bytes)
     table = cc.fit_inverse(biased_response())
     data = cc.calibrated_model(plain_bytes, table, {"source": "test"})
@@ -115,7 +114,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_pidog_calibrate_measures_the_policy_in_sim_and_writes_a_policy_node_can_load(tmp_path: Path) -> None:
     out = tmp_path / "calibrated.onnx"
     # The shortest measurement that scores anything: 1 episode of 2.5 s per lattice command.
-    result = run_cli(str(SHIPPED), "--out", str(out), "--episodes", "1", "--seconds", "2.5")
+    result = run_cli(str(SHIPPED_POLICY), "--out", str(out), "--episodes", "1", "--seconds", "2.5")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wanted vx +0.05 m/s" in result.stdout
     info = json.loads(OnnxPolicy(out).metadata[cc.CALIBRATION_KEY])
@@ -134,14 +133,14 @@ def test_pidog_calibrate_measures_the_policy_in_sim_and_writes_a_policy_node_can
     # The measured response follows the commands: faster forward when told faster.
     forward = np.nanmean(achieved[:, :, 0], axis=1)
     assert np.corrcoef(cc.LATTICE_VX, forward)[0, 1] > 0.8
-    assert info["seed"] == cc.LATTICE_SEED and info["source"] == SHIPPED.name
+    assert info["seed"] == cc.LATTICE_SEED and info["source"] == SHIPPED_POLICY.name
 
 
 @pytest.mark.slow
 def test_on_the_nominal_robot_every_episode_is_the_same_robot_and_one_is_run() -> None:
     """--no-randomize / calibration.randomize=false: one robot, whatever the seed; randomised robots
     answer the same commands differently from seed to seed."""
-    act = OnnxPolicy(SHIPPED).act_batch
+    act = OnnxPolicy(SHIPPED_POLICY).act_batch
     nominal = [cc.measure_response(act, seed, 3, 2.5, randomize=False) for seed in (1, 2)]
     assert nominal[0]["episodes"] == 1  # three asked for, all three would be this one
     np.testing.assert_array_equal(nominal[0]["achieved"], nominal[1]["achieved"])
@@ -150,13 +149,13 @@ def test_on_the_nominal_robot_every_episode_is_the_same_robot_and_one_is_run() -
 
 
 def test_pidog_calibrate_refuses_bad_input_by_name(tmp_path: Path) -> None:
-    result = run_cli(str(SHIPPED), "--out", str(tmp_path / "x.onnx"), "--seconds", "1")
+    result = run_cli(str(SHIPPED_POLICY), "--out", str(tmp_path / "x.onnx"), "--seconds", "1")
     assert result.returncode == 2 and "--seconds" in result.stderr
     result = run_cli(str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "x.onnx"))
     assert result.returncode == 2 and "missing.onnx" in result.stderr
     bad = tmp_path / "robot.yaml"
     bad.write_text("servo: {strength: -3}\n")
-    result = run_cli(str(SHIPPED), "--out", str(tmp_path / "x.onnx"), "--robot-params", str(bad))
+    result = run_cli(str(SHIPPED_POLICY), "--out", str(tmp_path / "x.onnx"), "--robot-params", str(bad))
     assert result.returncode == 2 and "robot.yaml" in result.stderr
     # --set takes the simulator's options, each checked before any episode runs.
     for assignment, named in (
@@ -164,6 +163,6 @@ def test_pidog_calibrate_refuses_bad_input_by_name(tmp_path: Path) -> None:
         ("env.randomization.bogus=1", "env.randomization.bogus"),
         ("ppo.n_steps=64", "env.KEY=VALUE"),
     ):
-        result = run_cli(str(SHIPPED), "--out", str(tmp_path / "x.onnx"), "--set", assignment)
+        result = run_cli(str(SHIPPED_POLICY), "--out", str(tmp_path / "x.onnx"), "--set", assignment)
         assert result.returncode == 2 and named in result.stderr, (assignment, result.stderr)
     assert not (tmp_path / "x.onnx").exists()

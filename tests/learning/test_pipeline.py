@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from learning_helpers import TINY_KWARGS, checkpoint_timesteps, run_train
+from learning_helpers import SHIPPED_POLICY, TINY_KWARGS, checkpoint_timesteps, run_train
 
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import FRAME_DIM, observation_layout, teleop_commands, with_history
@@ -428,6 +428,22 @@ def test_bc_only_then_expert_and_pretrained_runs(full_run, tmp_path: Path) -> No
             OnnxPolicy(bc_exp / "bc_policy.onnx").act(o),
             atol=1e-6,
         )
+
+
+def test_an_expert_the_runs_slower_filter_cannot_follow_is_told_how_many_labels_were_clipped(
+    tmp_path: Path,
+) -> None:
+    """The shipped policy (6 Hz filter) as the expert of a run behind 3 Hz: its demonstrations
+    are relabelled for the slower filter, and where the filter cannot follow it the labels are
+    clipped to [-1, 1]; the user is told how many, as the file counts them."""
+    code, out, err = run_train("--config", "tiny", "--total-rl-timesteps", "0", "--expert-model", str(SHIPPED_POLICY),
+                               "--set", "env.action_filter_hz=3", "--output-dir", str(tmp_path), "--experiment-name", "slow")  # fmt: skip
+    assert code == 0, err
+    demos = Demonstrations.load(tmp_path / "slow" / "demonstrations.npz", action_filter_hz=3.0)
+    clipped = demos.metadata["labels_clipped"]
+    assert 0 < clipped < len(demos)
+    assert f"{clipped} of {len(demos)} samples relabelled for the run's 3 Hz action filter" in out
+    assert np.abs(demos.actions).max() <= 1.0
 
 
 @FULL_RUN_GROUP
