@@ -87,9 +87,12 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # Squared vertical body speed ((m/s)^2): a bouncing gait throws the body into low g,
         # near what the robot's hw_node takes for a drop (docs/ABLATIONS.md).
         "vertical_velocity": 0.0,
-        # Squared roll and pitch rates of the body ((rad/s)^2): a stance foot cannot follow a
-        # rocking body without sliding, and the policies rock more than the scripted gait (rms
-        # pitch rate 0.87-1.34 rad/s against 0.54-1.12; their stance slip is along the heading).
+        # Squared roll and pitch rates of the body ((rad/s)^2; yaw is free): a stance foot cannot
+        # follow a rocking body without sliding, and the shipped policy rocks more than the
+        # scripted gait (rms pitch rate 0.87-1.34 rad/s against 0.54-1.12). At 0.1 two seeds
+        # rocked less and slid less walking straight, but not over the grid (0.065 / 0.062 m/s
+        # against 0.066 / 0.064) and turned left in place slower (docs/ABLATIONS.md, thirty-ninth
+        # session).
         "roll_pitch_rate": 0.0,
         # Share of the control period the accelerometer spends below hw_node's free-fall
         # threshold (FREEFALL_ACCEL_MPS2), from every physics step: the bounce itself, where
