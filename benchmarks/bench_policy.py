@@ -2,7 +2,8 @@
 
     python -m benchmarks.bench_policy [--seconds 15]   (writes docs/benchmarks/policy.md)
 
-1. onnxruntime inference latency (p50/p99) of contract-shaped MLP policies through OnnxPolicy.
+1. onnxruntime inference latency (p50/p99) through OnnxPolicy: contract-shaped MLP policies, and
+   the shipped policy (models/policies/pidog_walk.onnx) as the robot runs it.
 2. policy_node (its own process) at 50 Hz fed 50 Hz sensors over DDS: the timer period jitter
    |period - 20 ms| and the per-tick compute time, from the node's own /diagnostics, plus the
    command inter-arrival jitter seen by a subscriber in another process.
@@ -104,26 +105,45 @@ def copy_policy(path: Path) -> Path:
 
 
 # --- 1. inference ----------------------------------------------------------------------------
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "policies" / "pidog_walk.onnx"
+
+
+def _latency_row(model: str, policy: OnnxPolicy, calls: int) -> dict[str, float | str]:
+    """p50 / p99 / max of ``calls`` single-observation calls, after 200 to warm up."""
+    obs = np.random.default_rng(1).normal(0, 1, policy.layout.dim).astype(np.float32)
+    for _ in range(200):
+        policy.act(obs)
+    times = np.empty(calls)
+    for i in range(calls):
+        t0 = time.perf_counter()
+        policy.act(obs)
+        times[i] = time.perf_counter() - t0
+    return {
+        "model": model,
+        "p50_us": float(np.percentile(times, 50) * 1e6),
+        "p99_us": float(np.percentile(times, 99) * 1e6),
+        "max_us": float(times.max() * 1e6),
+    }
+
+
 def bench_inference(workdir: Path, calls: int) -> list[dict[str, float | str]]:
-    rows = []
-    obs = np.random.default_rng(1).normal(0, 1, OBS_DIM).astype(np.float32)
-    for hidden in ((64, 64), (256, 256)):
-        policy = OnnxPolicy(mlp_policy(workdir / f"mlp_{hidden[0]}.onnx", hidden))
-        for _ in range(200):
-            policy.act(obs)
-        times = np.empty(calls)
-        for i in range(calls):
-            t0 = time.perf_counter()
-            policy.act(obs)
-            times[i] = time.perf_counter() - t0
-        rows.append(
-            {
-                "model": f"MLP {hidden[0]}x{hidden[1]} tanh + normaliser",
-                "p50_us": float(np.percentile(times, 50) * 1e6),
-                "p99_us": float(np.percentile(times, 99) * 1e6),
-                "max_us": float(times.max() * 1e6),
-            }
+    rows = [
+        _latency_row(
+            f"MLP {hidden[0]}x{hidden[1]} tanh + normaliser",
+            OnnxPolicy(mlp_policy(workdir / f"mlp_{hidden[0]}.onnx", hidden)),
+            calls,
         )
+        for hidden in ((64, 64), (256, 256))
+    ]
+    # What the robot runs: the exported graph with its history, filter and command calibration.
+    shipped = OnnxPolicy(SHIPPED)
+    rows.append(
+        _latency_row(
+            f"the shipped policy (`{SHIPPED.name}`, {shipped.layout.version}, {shipped.layout.dim} inputs)",
+            shipped,
+            calls,
+        )
+    )
     return rows
 
 
