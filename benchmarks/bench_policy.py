@@ -135,7 +135,7 @@ def bench_inference(workdir: Path, calls: int) -> list[dict[str, float | str]]:
         )
         for hidden in ((64, 64), (256, 256))
     ]
-    # What the robot runs: the exported graph with its history, filter and command calibration.
+    # What the robot runs: the exported graph, its command calibration included.
     shipped = OnnxPolicy(SHIPPED)
     rows.append(
         _latency_row(
