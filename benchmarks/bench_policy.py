@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from benchmarks.common import machine_summary, write_result  # noqa: E402
+from benchmarks.common import SHIPPED_POLICY, machine_summary, write_result  # noqa: E402
 from pidog_control.policy_runtime import OnnxPolicy  # noqa: E402
 from pidog_description.kinematics import STAND_POSE  # noqa: E402
 from pidog_description.spec import (  # noqa: E402
@@ -105,9 +105,6 @@ def copy_policy(path: Path) -> Path:
 
 
 # --- 1. inference ----------------------------------------------------------------------------
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "policies" / "pidog_walk.onnx"
-
-
 def _latency_row(model: str, policy: OnnxPolicy, calls: int) -> dict[str, float | str]:
     """p50 / p99 / max of ``calls`` single-observation calls, after 200 to warm up."""
     obs = np.random.default_rng(1).normal(0, 1, policy.layout.dim).astype(np.float32)
@@ -136,10 +133,10 @@ def bench_inference(workdir: Path, calls: int) -> list[dict[str, float | str]]:
         for hidden in ((64, 64), (256, 256))
     ]
     # What the robot runs: the exported graph, its command calibration included.
-    shipped = OnnxPolicy(SHIPPED)
+    shipped = OnnxPolicy(SHIPPED_POLICY)
     rows.append(
         _latency_row(
-            f"the shipped policy (`{SHIPPED.name}`, {shipped.layout.version}, {shipped.layout.dim} inputs)",
+            f"the shipped policy (`{SHIPPED_POLICY.name}`, {shipped.layout.version}, {shipped.layout.dim} inputs)",
             shipped,
             calls,
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from deploy_graph import record
 from geometry_msgs.msg import Twist, Vector3
 from nav_msgs.msg import Odometry
 
+from benchmarks.common import SHIPPED_POLICY
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.kinematics import STAND_POSE
 from pidog_description.limits import clip_joint_targets
@@ -28,11 +28,9 @@ from pidog_sim.evaluation import TRACKING_GRID
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "policies" / "pidog_walk.onnx"
-
 
 def test_shipped_policy_loads_and_matches_this_robot_description() -> None:
-    policy = OnnxPolicy(SHIPPED)
+    policy = OnnxPolicy(SHIPPED_POLICY)
     assert metadata_mismatches(policy.metadata) == []
 
 
@@ -40,7 +38,7 @@ def test_shipped_policy_targets_stay_inside_the_geometric_limits() -> None:
     """hw_node and sim_node clip every target to the PiDog's geometric limits; training does not.
     The shipped policy must never rely on a pose the robot would clip: over every command of the
     tracking grid, on randomised robots, none of its targets is changed by the clip."""
-    policy = OnnxPolicy(SHIPPED)
+    policy = OnnxPolicy(SHIPPED_POLICY)
     steps = 0
     for k, (vx, wz) in enumerate(TRACKING_GRID):
         env = PiDogEnv(randomize=True, episode_seconds=3.0)
@@ -141,7 +139,7 @@ def test_shipped_policy_follows_cmd_vel_forward_left_right_then_stands(spawn_nod
     policy = spawn_node(
         "pidog_control.policy_node",
         # robot.launch.xml's default_vx; stand_after_s off (the policy itself at (0, 0); next test)
-        {"policy_path": str(SHIPPED), "use_sim_time": True, "default_vx": 0.0},
+        {"policy_path": str(SHIPPED_POLICY), "use_sim_time": True, "default_vx": 0.0},
     )
     logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
     assert ros_probe.spin_until(lambda: rec.state == "running", 60), logs()
@@ -184,7 +182,7 @@ def test_with_stand_after_s_an_idle_robot_stands_still_then_walks_on_the_next_co
     sim = spawn_node("pidog_sim.sim_node", {"randomize": False, "seed": 3})
     policy = spawn_node(
         "pidog_control.policy_node",
-        {"policy_path": str(SHIPPED), "use_sim_time": True, "default_vx": 0.0, "stand_after_s": 1.0},
+        {"policy_path": str(SHIPPED_POLICY), "use_sim_time": True, "default_vx": 0.0, "stand_after_s": 1.0},
     )
     logs = lambda: f"--- sim_node\n{sim.log()}\n--- policy_node\n{policy.log()}"  # noqa: E731
     assert ros_probe.spin_until(lambda: rec.state == "standing", 60), logs()  # default_vx 0: idle

@@ -16,7 +16,6 @@ from pidog_learning.demonstrations import Demonstrations
 from pidog_learning.networks import policy_kwargs
 
 TINY = resolve_config("tiny")
-SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "models" / "policies" / "pidog_walk.onnx"
 TINY_KWARGS = policy_kwargs(TINY)
 
 

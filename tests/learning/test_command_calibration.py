@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from learning_helpers import SHIPPED_POLICY
 
+from benchmarks.common import SHIPPED_POLICY
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import OBS_DIM, OBS_SLICES
 from pidog_learning import command_calibration as cc

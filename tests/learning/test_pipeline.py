@@ -16,8 +16,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from learning_helpers import SHIPPED_POLICY, TINY_KWARGS, checkpoint_timesteps, run_train
+from learning_helpers import TINY_KWARGS, checkpoint_timesteps, run_train
 
+from benchmarks.common import SHIPPED_POLICY
 from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import FRAME_DIM, observation_layout, teleop_commands, with_history
 from pidog_learning.bc import PretrainedModelError, load_bc_policy

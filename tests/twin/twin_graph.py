@@ -34,12 +34,11 @@ from pidog_description.topics import (
 # The deploy tests' recorders (policy state) and ground-truth odometry sampler: one copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from deploy_graph import record  # noqa: E402
-from test_shipped_policy import Odom, odometry_window  # noqa: E402
+from test_shipped_policy import SHIPPED_POLICY, Odom, odometry_window  # noqa: E402
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "policies" / "pidog_walk.onnx"
 FORWARD = (0.2, 0.0)  # (vx m/s, wz rad/s) as test_shipped_policy drives it
 LEFT = (0.05, 1.0)
-POLICY_PARAMS = {"policy_path": str(SHIPPED), "default_vx": 0.0}  # as robot.launch.xml
+POLICY_PARAMS = {"policy_path": str(SHIPPED_POLICY), "default_vx": 0.0}  # as robot.launch.xml
 FALL_TILT_RAD = 0.8  # the body's up axis this far from vertical: fallen
 FALL_MARGIN_S = 0.3  # rates this close before the fall belong to it, not to the walk
 TWIN_HW_PARAMS: dict[str, Any] = {
