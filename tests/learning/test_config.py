@@ -84,6 +84,7 @@ def test_every_preset_is_valid(preset: str) -> None:
         ({"bogus": 1}, "bogus"),
         ({"eval": {"episodes": 0}}, "eval.episodes"),
         ({"policy": {"exploration": "pink"}}, "policy.exploration"),
+        ({"policy": {"action_prior": "pace"}}, "policy.action_prior"),
         ({"ppo": {"sde_sample_freq": -2}}, "ppo.sde_sample_freq"),
         ({"ppo": {"reward_scale": 0.0}}, "ppo.reward_scale"),
         ({"ppo": {"sde_sample_freq": 0}}, "ppo.sde_sample_freq"),

@@ -56,8 +56,9 @@ def _highest_feet(ys: np.ndarray) -> np.ndarray:
     return out
 
 
-_LIFT_Y = np.linspace(-0.06, 0.07, 131)  # every stand foot +- the longest stroke, 1 mm apart
-_LIFT_Z = _highest_feet(_LIFT_Y)
+LIFT_LIMIT_Y: np.ndarray = np.linspace(-0.06, 0.07, 131)  # every stand foot +- the longest stroke, 1 mm apart
+LIFT_LIMIT_Z: np.ndarray = _highest_feet(LIFT_LIMIT_Y)
+"""The highest swing foot (z, m) at each foot y of LIFT_LIMIT_Y, linear between (np.interp)."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class TrotGait:
             swing, 0.5 * stroke * np.cos(np.pi * s_swing), stroke * (s_stance - 0.5)
         )
         z_swing = np.maximum(
-            STAND_FEET[:, 1] - height * np.sin(np.pi * s_swing), np.interp(y, _LIFT_Y, _LIFT_Z)
+            STAND_FEET[:, 1] - height * np.sin(np.pi * s_swing), np.interp(y, LIFT_LIMIT_Y, LIFT_LIMIT_Z)
         )
         z = np.where(swing, z_swing, STAND_FEET[:, 1])
         return np.stack([y, z], axis=-1)

@@ -103,6 +103,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # ppo.sde_sample_freq steps, so a perturbation follows the gait instead of breaking
         # strides. Its strength is still set by initial_log_std (as the mean action std).
         "exploration": "gaussian",
+        # "trot": a residual policy over the scripted trot (pidog_learning.action_prior); the
+        # actor's mean action is the trot's action for the observed command and clock plus the
+        # network's output, and the exported file carries both.
+        "action_prior": "none",
     },
     "bc": {"learning_rate": 1e-3, "batch_size": 256, "validation_fraction": 0.1, "weight_decay": 0.0},
     "ppo": {
@@ -304,6 +308,7 @@ SAVED_BEFORE: dict[str, Any] = {
     "ppo.smoothness_loss_weight": 0.0,  # no smoothness term then
     "ppo.smoothness_sigma": 0.05,  # unused
     "policy.exploration": "gaussian",
+    "policy.action_prior": "none",  # the network alone
     "policy.privileged_critic": False,  # the critic saw the actor's input
     "finetune.bc_loss_min_weight": 0.0,  # the BC term was never dropped
     "finetune.log_std_lr_scale": 1.0,  # the log-std stepped with the actor, in its group
@@ -317,6 +322,7 @@ SAVED_BEFORE: dict[str, Any] = {
 }
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu")
 EXPLORATIONS: tuple[str, ...] = ("gaussian", "gsde")  # policy.exploration (networks.PiDogPolicy)
+ACTION_PRIORS: tuple[str, ...] = ("none", "trot")  # policy.action_prior (pidog_learning.action_prior)
 CONFIG_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
 
 
@@ -698,6 +704,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     exploration = config["policy"]["exploration"]
     if exploration not in EXPLORATIONS:
         raise ConfigError(f"option 'policy.exploration' must be one of {EXPLORATIONS}, got {exploration!r}")
+    if config["policy"]["action_prior"] not in ACTION_PRIORS:
+        raise ConfigError(
+            f"option 'policy.action_prior' must be one of {ACTION_PRIORS}, got {config['policy']['action_prior']!r}"
+        )
 
     _float(config, "bc.learning_rate", 0.0, low_open=True)
     _int(config, "bc.batch_size", 1)

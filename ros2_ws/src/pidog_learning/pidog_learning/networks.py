@@ -13,6 +13,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
@@ -21,6 +22,7 @@ from pidog_description.spec import ACTION_DIM, ObservationLayout, check_action_f
 from pidog_sim.env import CAMERA_SHAPE
 from pidog_sim.task import PRIVILEGED_DIM
 
+from .action_prior import TrotPrior, make_action_prior
 from .config import EXPLORATIONS
 from .normalization import NormalizedStateExtractor, ObservationNormalizer, StateImageExtractor
 
@@ -90,6 +92,7 @@ class PiDogPolicy(ActorCriticPolicy):
         exploration: str = "gaussian",
         obs_history: int = 0,
         action_filter_hz: float = 0.0,
+        action_prior: str = "none",
         **kwargs: Any,
     ) -> None:
         if activation not in ACTIVATION_CLASSES:
@@ -112,6 +115,10 @@ class PiDogPolicy(ActorCriticPolicy):
         # The action filter it acts behind (sim config env.action_filter_hz): what the ONNX
         # names, so the policy node and every evaluation run the same one.
         self.action_filter_hz = check_action_filter_hz(action_filter_hz, "env.action_filter_hz")
+        # "trot": the mean action is the scripted trot's for the observed command and clock plus
+        # the network's output (pidog_learning.action_prior); "none": the network's output.
+        self.action_prior = action_prior
+        prior = make_action_prior(action_prior)
         extractor = (
             StateImageExtractor if isinstance(observation_space, spaces.Dict) else NormalizedStateExtractor
         )
@@ -125,6 +132,7 @@ class PiDogPolicy(ActorCriticPolicy):
             features_extractor_kwargs={"privileged_dim": self.privileged_dim},
             **kwargs,
         )
+        self.prior: TrotPrior | None = prior
 
     def _build_mlp_extractor(self) -> None:
         if not self.privileged_dim:
@@ -203,7 +211,48 @@ class PiDogPolicy(ActorCriticPolicy):
 
     def mean_actions(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         """The deterministic action before clipping (the Gaussian mean)."""
-        return self.action_net(self.actor_latent(obs))
+        return self._with_prior(self.action_net(self.actor_latent(obs)), obs)
+
+    def _with_prior(self, net_actions: torch.Tensor, obs: Any) -> torch.Tensor:
+        """The network's output plus the action prior's action for ``obs`` (if any)."""
+        if self.prior is None:
+            return net_actions
+        states = obs["state"] if isinstance(obs, dict) else obs
+        return net_actions + self.prior(states.float())
+
+    # SB3's three ways to the action distribution, with the prior added to its mean. Without a
+    # prior they are SB3's own, unchanged.
+    def _distribution(self, latent_pi: torch.Tensor, obs: Any) -> Distribution:
+        mean = self._with_prior(self.action_net(latent_pi), obs)
+        if self.use_sde:
+            return self.action_dist.proba_distribution(mean, self.log_std, latent_pi)  # type: ignore[call-arg]
+        return self.action_dist.proba_distribution(mean, self.log_std)  # type: ignore[call-arg]
+
+    def forward(
+        self, obs: Any, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.prior is None:
+            return super().forward(obs, deterministic)
+        latent_pi, latent_vf = self.mlp_extractor(self.extract_features(obs))
+        distribution = self._distribution(latent_pi, obs)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        return actions.reshape((-1, *self.action_space.shape)), self.value_net(latent_vf), log_prob  # type: ignore[misc]
+
+    def evaluate_actions(
+        self, obs: Any, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if self.prior is None:
+            return super().evaluate_actions(obs, actions)
+        latent_pi, latent_vf = self.mlp_extractor(self.extract_features(obs))
+        distribution = self._distribution(latent_pi, obs)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: Any) -> Distribution:
+        if self.prior is None:
+            return super().get_distribution(obs)
+        features = super(ActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
+        return self._distribution(self.mlp_extractor.forward_actor(features), obs)
 
     def action_std(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> float:
         """PPO's exploration noise, in action units, averaged over joints and ``obs``."""
@@ -248,6 +297,8 @@ def policy_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
         kwargs["obs_history"] = int(config["env"]["obs_history"])  # old checkpoints: no key
     if config["env"].get("action_filter_hz"):
         kwargs["action_filter_hz"] = float(config["env"]["action_filter_hz"])  # old checkpoints: no key
+    if config["policy"].get("action_prior", "none") != "none":
+        kwargs["action_prior"] = str(config["policy"]["action_prior"])  # old checkpoints: no key
     return kwargs
 
 
