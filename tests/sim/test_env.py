@@ -235,7 +235,9 @@ def test_roll_pitch_rate_term_costs_a_rocking_body_but_not_a_turn() -> None:
         term, squared_rates = term_after_kick(axis, weight=2.0)
         assert term < -1.0 and term == pytest.approx(-2.0 * squared_rates)
     assert term_after_kick(0, weight=0.0)[0] == 0.0
-    assert PiDogEnv().task.cfg["reward"]["roll_pitch_rate"] == 0.0
+    env = PiDogEnv()
+    assert env.task.cfg["reward"]["roll_pitch_rate"] == 0.0  # off by default
+    env.close()
 
 
 def test_low_g_term_costs_the_share_of_a_control_period_spent_in_flight() -> None:
