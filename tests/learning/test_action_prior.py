@@ -12,6 +12,7 @@ import pytest
 import torch
 from learning_helpers import TINY_KWARGS
 
+from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import OBS_SLICES, observation_layout
 from pidog_learning.action_prior import TrotPrior
 from pidog_learning.export import export_onnx
@@ -94,3 +95,9 @@ def test_the_exported_file_carries_the_trot(tmp_path: Path) -> None:
     obs = observations(256, seed=5)
     actions = session.run(["action"], {"obs": obs})[0]
     assert np.max(np.abs(actions - TrotController()(obs))) < 1e-5
+    # A zero observation (the policy runtime's load check) is the stand's clock at phase 0.
+    zero = np.zeros((1, obs.shape[1]), np.float32)
+    want = TrotPrior()(torch.as_tensor(zero)).numpy()
+    assert np.max(np.abs(session.run(["action"], {"obs": zero})[0] - want)) < 1e-5
+    assert np.isfinite(want).all()
+    OnnxPolicy(str(path))  # loads and runs as the robot's policy node does

@@ -81,6 +81,7 @@ class TrotPrior(nn.Module):
         """``np.interp(y, LIFT_LIMIT_Y, LIFT_LIMIT_Z)``: linear on the uniform grid, held at its ends."""
         n = self.lift_z.shape[0]
         t = torch.clamp((y - self.lift_y0) / self.lift_dy, 0.0, float(n - 1))
+        t = torch.where(torch.isnan(t), torch.zeros_like(t), t)  # a valid index for a NaN input
         i0 = torch.clamp(torch.floor(t), max=float(n - 2))
         frac = t - i0
         index = i0.long()
@@ -116,7 +117,11 @@ class TrotPrior(nn.Module):
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         sin = states[:, OBS_SLICES["phase"]][:, 0]
         cos = states[:, OBS_SLICES["phase"]][:, 1]
-        phase = torch.remainder(torch.atan2(sin, cos) / (2 * math.pi), 1.0)
+        # ONNX has no atan2: the exporter divides, so a clock at (0, 0) (a zero observation, as
+        # the policy runtime's load check feeds) gives NaN there where torch gives 0.
+        angle = torch.atan2(sin, cos)
+        angle = torch.where(torch.isnan(angle), torch.zeros_like(angle), angle)
+        phase = torch.remainder(angle / (2 * math.pi), 1.0)
         command = states[:, OBS_SLICES["command"]]
         feet = self.foot_targets(phase, command[:, 0], command[:, 1])
         hip, knee = self.legs_ik(feet[..., 0], feet[..., 1])
