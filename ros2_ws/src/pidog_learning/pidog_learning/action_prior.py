@@ -2,8 +2,9 @@
 
 With ``action_prior="trot"`` the actor's mean action is the trot's action for the command and
 gait clock the observation carries, plus what the network adds (residual reinforcement learning:
-Johannink et al. 2019, Silver et al. 2018). The network then learns a correction to a gait whose
-feet already land on the clock and slide as little as the scripted one, instead of a whole gait.
+Johannink et al. 2019, Silver et al. 2018). The network then learns a correction to the trot
+instead of a whole gait. Measured (docs/ABLATIONS.md, fortieth session): nearer the trot's slip,
+and its slow turns; off by default.
 
 The trot is ``pidog_description.gait.TrotGait`` written in torch so it can sit in the actor's
 graph: BC, PPO, the mirror and smoothness losses and the ONNX export all see one mean action, and
