@@ -16,7 +16,7 @@ from pidog_control.policy_runtime import OnnxPolicy
 from pidog_description.spec import OBS_SLICES, observation_layout
 from pidog_learning.action_prior import TrotPrior
 from pidog_learning.export import export_onnx
-from pidog_learning.networks import make_policy
+from pidog_learning.networks import PiDogPolicy, make_policy
 from pidog_sim.controllers import TrotController
 
 
@@ -41,7 +41,7 @@ def test_the_torch_trot_is_the_scripted_gait(history: int) -> None:
     assert np.ptp(want, axis=0).min() > 0.2
 
 
-def residual_policy(zero_network: bool) -> torch.nn.Module:
+def residual_policy(zero_network: bool) -> PiDogPolicy:
     policy = make_policy({**TINY_KWARGS, "action_prior": "trot"}, use_camera=False)
     if zero_network:
         with torch.no_grad():
