@@ -34,6 +34,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_contact", "contact", []),
     ("benchmarks.bench_sysid", "sysid", []),
     ("benchmarks.bench_twin", "twin", []),
+    ("benchmarks.bench_dds_kill", "dds_kill", []),
 ]
 
 

@@ -112,9 +112,17 @@ def test_policy_node_gives_the_policy_a_zero_command_until_an_operator_drives(
 
 
 @pytest.mark.ros
-def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_node, ros_probe) -> None:
+def test_killing_policy_node_mid_walk_makes_hw_node_stand(
+    tmp_path: Path, spawn_node, ros_probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The real policy_node drives hw_node (emulated bus, its own IMU) and is killed (SIGKILL,
     no goodbye): hw_node's command watchdog ramps the legs to the stand pose."""
+    # Both nodes in robot.launch.xml's discovery range (SUBNET; localhost as a static peer, so no
+    # multicast is needed), where hw_node keeps its DDS traffic off shared memory: in the tests'
+    # LOCALHOST range rmw_fastrtps forces shared memory, and a policy_node killed mid-read once
+    # blocked hw_node's publish() 3.0 s (pidog_hw/dds_transport.py).
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
+    monkeypatch.setenv("ROS_STATIC_PEERS", "127.0.0.1")
     commands: list[float] = []
     states: list[tuple[float, str]] = []
     ros_probe.node.create_subscription(
@@ -138,6 +146,10 @@ def test_killing_policy_node_mid_walk_makes_hw_node_stand(tmp_path: Path, spawn_
     )
     policy = spawn_node(NODE, {"policy_path": bias_policy(tmp_path / "bias.onnx", 0.3), **FAST})
     assert ros_probe.spin_until(lambda: len(commands) > 100, 60), policy.log() + hw.log()
+    # Fast DDS names a thread per shared-memory port it listens on ("dds.shm.<port>").
+    threads = {p.read_text().strip() for p in Path(f"/proc/{hw.proc.pid}/task").glob("*/comm")}
+    assert not any(t.startswith("dds.shm") for t in threads), (sorted(threads), hw.log())
+    assert "DDS transports: UDP only" in hw.log(), hw.log()
     # The latched state can reach the probe after the commands do (discovery order under load).
     assert ros_probe.spin_until(lambda: bool(states) and states[-1][1] == "armed", 10), (
         states[-3:],

@@ -69,6 +69,7 @@ from pidog_description.topics import (
 
 from .calibration import resolve_calibration
 from .command_age import CommandLateness
+from .dds_transport import keep_off_shared_memory
 from .errors import (
     CalibrationError,
     ChannelWriteError,
@@ -1123,6 +1124,7 @@ def _status(
 
 
 def main(args: list[str] | None = None) -> None:
+    transport = keep_off_shared_memory()  # before rclpy.init, which reads it
     rclpy.init(args=args)
     try:
         node = HwNode()
@@ -1130,6 +1132,7 @@ def main(args: list[str] | None = None) -> None:
         refuse_start(f"hw_node: {exc}", exit_code=2)
     except (HardwareError, ValueError) as exc:
         refuse_start(f"hw_node: cannot start: {exc}", exit_code=1)
+    (node.get_logger().warning if transport.warn else node.get_logger().info)(transport.message)
     spin_node(node, on_shutdown=node.shutdown_hardware)
 
 
