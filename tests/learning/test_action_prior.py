@@ -101,3 +101,47 @@ def test_the_exported_file_carries_the_trot(tmp_path: Path) -> None:
     assert np.max(np.abs(session.run(["action"], {"obs": zero})[0] - want)) < 1e-5
     assert np.isfinite(want).all()
     OnnxPolicy(str(path))  # loads and runs as the robot's policy node does
+
+
+def test_cloning_a_residual_policy_teaches_its_features_and_starts_it_at_the_trot() -> None:
+    """BC fits the network to the whole trot (the residual's target would be zero, which only
+    shrinks the last layer), then zeroes the last layer: PPO starts at the trot with hidden
+    layers that have learned the gait."""
+    from pidog_learning.bc import train_bc
+    from pidog_learning.demonstrations import Demonstrations
+
+    obs = observations(2000, seed=5)
+    demos = Demonstrations(obs, np.clip(TrotController()(obs), -1, 1), np.arange(2000) % 200 == 0)
+    policy = residual_policy(zero_network=False)
+    with policy.cloning_whole_actions():
+        assert policy.prior is None
+        result = train_bc(
+            demos,
+            policy,
+            epochs=30,
+            learning_rate=3e-3,
+            batch_size=256,
+            validation_fraction=0.2,
+            seed=0,
+            progress=False,
+        )
+        with torch.no_grad():
+            alone = policy.mean_actions(torch.as_tensor(obs)).numpy()
+    # Inside, the network alone learned the gait (not the zero residual).
+    assert min(result.val_loss) < 0.5 * float(np.mean(demos.actions**2))
+    assert float(np.mean((alone - demos.actions) ** 2)) < 0.5 * float(np.mean(demos.actions**2))
+    # After it the policy is the trot again, exactly: the head is zero and the prior is back.
+    assert policy.prior is not None
+    assert float(policy.action_net.weight.detach().abs().max()) == 0.0
+    with torch.no_grad():
+        after = policy.mean_actions(torch.as_tensor(obs)).numpy()
+    assert np.max(np.abs(after - TrotController()(obs))) < 1e-5
+
+
+def test_cloning_a_plain_policy_leaves_its_head_alone() -> None:
+    policy = make_policy(TINY_KWARGS, use_camera=False)
+    head = policy.action_net.weight.detach().clone()
+    with policy.cloning_whole_actions():
+        pass
+    assert policy.prior is None
+    assert torch.equal(policy.action_net.weight, head)

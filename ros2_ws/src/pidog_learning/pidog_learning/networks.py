@@ -8,6 +8,7 @@ stored as plain JSON and the network can be rebuilt from a checkpoint without un
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, cast
 
 import numpy as np
@@ -219,6 +220,26 @@ class PiDogPolicy(ActorCriticPolicy):
             return net_actions
         states = obs["state"] if isinstance(obs, dict) else obs
         return net_actions + self.prior(states.float())
+
+    @contextmanager
+    def cloning_whole_actions(self) -> Iterator[None]:
+        """Behavioural cloning of a residual policy: inside, the network alone is the policy
+        (the prior is off) and learns the demonstrations' whole action; on leaving, its last
+        layer is zeroed and the prior is back, so the policy acts as the prior does and PPO
+        starts from hidden layers that encode the gait. Cloning the residual instead (the
+        demonstrations are the trot, so the target is zero) only shrinks the last layer
+        (norm 0.0008 against 0.81) and teaches the hidden layers nothing: PPO from there kept
+        50-54 of issue 14's 60 cells, from these features 58-60 (docs/ABLATIONS.md). Without a
+        prior it changes nothing."""
+        prior, self.prior = self.prior, None
+        try:
+            yield
+        finally:
+            if prior is not None:
+                with torch.no_grad():
+                    for param in self.action_net.parameters():  # weight and bias
+                        param.zero_()
+            self.prior = prior
 
     # SB3's three ways to the action distribution, with the prior added to its mean. Without a
     # prior they are SB3's own, unchanged.

@@ -521,7 +521,8 @@ class Pipeline:
             )
             policy = self.pretrained if self.pretrained is not None else self._seeded_policy()
             bc = cfg["bc"]
-            with torch_threads(int(cfg["update_threads"])):  # no simulator runs meanwhile
+            # A residual policy learns the whole action, then starts PPO at its prior.
+            with torch_threads(int(cfg["update_threads"])), policy.cloning_whole_actions():
                 result = train_bc(
                     demos,
                     policy,
