@@ -229,8 +229,8 @@ class PiDogPolicy(ActorCriticPolicy):
         starts from hidden layers that encode the gait. Cloning the residual instead (the
         demonstrations are the trot, so the target is zero) only shrinks the last layer
         (norm 0.0008 against 0.81) and teaches the hidden layers nothing: PPO from there kept
-        50-54 of issue 14's 60 cells, from these features 58-60 (docs/ABLATIONS.md). Without a
-        prior it changes nothing."""
+        50-54 of issue 14's 60 cells at two seeds, from these features 50-60 at five (58-60 at
+        three; docs/ABLATIONS.md). Without a prior it changes nothing."""
         prior, self.prior = self.prior, None
         try:
             yield
