@@ -108,8 +108,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # network's output, and the exported file carries both. At two seeds it slid 0.054 m/s
         # over the grid (the defaults 0.064-0.066, the trot 0.049) but tracked wz at 0.167-0.187
         # rad/s and turned in place at 0.25-0.41. Its BC stage now fits the network to the whole
-        # action, then zeroes the last layer (PiDogPolicy.cloning_whole_actions): from there five
-        # seeds tracked wz at 0.101-0.144 and kept 50-60 of 60 robustness cells, slip 0.055-0.069,
+        # action, then zeroes the last layer (PiDogPolicy.cloning_whole_actions): from there seven
+        # seeds tracked wz at 0.095-0.144 and kept 50-60 of 60 robustness cells, slip 0.055-0.069,
         # 0-3 grid falls in 88 (docs/ABLATIONS.md, fortieth and forty-first sessions).
         "action_prior": "none",
     },

@@ -229,7 +229,7 @@ class PiDogPolicy(ActorCriticPolicy):
         starts from hidden layers that encode the gait. Cloning the residual instead (the
         demonstrations are the trot, so the target is zero) only shrinks the last layer
         (norm 0.0008 against 0.81) and teaches the hidden layers nothing: PPO from there kept
-        50-54 of issue 14's 60 cells at two seeds, from these features 50-60 at five (58-60 at
+        50-54 of issue 14's 60 cells at two seeds, from these features 50-60 at seven (58-60 at
         three; docs/ABLATIONS.md). Without a prior it changes nothing."""
         prior, self.prior = self.prior, None
         try:
