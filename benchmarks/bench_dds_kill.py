@@ -70,7 +70,9 @@ def _publisher(rounds: int, readers: int) -> None:
             for _ in range(readers)
         ]
         for proc in procs:  # every reader subscribed and matched before the flat-out phase
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            line = proc.stdout.readline().strip() if proc.stdout is not None else ""
+            if line != "ready":
+                raise RuntimeError(f"a reader process did not start (it said {line!r})")
         end = time.monotonic() + MATCH_WAIT_S
         while pub.get_subscription_count() < readers and time.monotonic() < end:
             time.sleep(0.05)

@@ -2,7 +2,8 @@
 
 Fast DDS's shared-memory transport puts each reader's port, and the mutex that guards it, in a
 segment the reader's process shares with every writer. A reader killed while it holds that
-mutex (SIGKILL, an OOM kill, a segfault mid-read) leaves it locked: a send to the port waits on it,
+mutex (SIGKILL, an OOM kill, a segfault mid-read) leaves it locked, as we read the stacks below
+(what the dead reader held was not inspected): a send to the port waits on it,
 inside ``publish()``, which rclpy runs holding the GIL (seen: stalls of 1.0, 2.0 and 3.0 s, and
 in the LOCALHOST range a publisher stuck for minutes; gdb put it in Fast DDS's
 ``SharedMemManager::Port::try_push``, locking the port's interprocess mutex). hw_node's
