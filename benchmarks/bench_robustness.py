@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_robustness [--episodes 3] [--seconds 8] [--policy PATH|trot]
                                           [--imu-orientation noisy_truth|filter] [--targets-only]
-                                          [--seed N]
+                                          [--seed N [N ...]]
 
 The shipped policy (models/policies/pidog_walk.onnx, as the robot runs it) walks forward at a
 fixed command on a grid of servo strength (stall torque, N·m; the model's is 0.35), control
@@ -27,9 +27,11 @@ truth with white noise, as training does.
 `--targets-only` walks only the target's 60 cells (and the nominal robot), prints the count a
 candidate policy is judged by and its failing cells, and writes no page: a check for a training
 run, with 244 robots where the full grid has 576 (53 s on one thread beside two training runs).
-`--seed N` re-draws the IMU noise (the only noise in the chart). The shipped policy keeps 55 cells
-at every draw tried (seven); trained candidates moved by up to 6 cells between draws, so
-compare two policies over several draws (docs/ABLATIONS.md, twenty-ninth session).
+`--seed N` re-draws the IMU noise (the only noise in the chart). Trained candidates moved by up to
+6 cells between draws (docs/ABLATIONS.md, twenty-ninth session), so compare two policies over
+several draws: with `--targets-only`, `--seed 1000 2000 3000 4000` walks the cells at each draw
+and ends with one line over all of them (the cells kept per draw, and each cell that failed at
+some draw with how often): the measure docs/ABLATIONS.md compares training runs by.
 Results: docs/benchmarks/robustness.md and robustness.png (robustness_trot.* for the trot,
 robustness_filter.* with the filter), or in `--results-dir DIR`: judge a candidate's whole chart
 there, and the shipped policy's page stays.
@@ -334,6 +336,28 @@ def target_summary(result: dict, policy: Path | str) -> str:
     )
 
 
+def draws_summary(results: list[dict], policy: Path | str) -> str:
+    """One line over several noise draws of the target cells: the cells kept and the falls per
+    draw, and every cell that failed at some draw, with at how many."""
+    tallies = [target_tally(r) for r in results]
+    kept = [len(t["target"]) - len(t["failing"]) for t in tallies]
+    falls = [sum(r["falls"] for r in t["target"]) for t in tallies]
+    failed: dict[tuple[float, int, float], int] = {}
+    for t in tallies:
+        for r in t["failing"]:
+            failed[cell_key(r)] = failed.get(cell_key(r), 0) + 1
+    cells = " ".join(
+        f"{s:.2f}N·m/lat{lat}/{m:.2f}kg:{n}/{len(results)}" for (s, lat, m), n in sorted(failed.items())
+    )
+    seeds = ", ".join(str(r["noise_seed"]) for r in results)
+    return (
+        f"{describe(policy)[1]} over {len(results)} noise draws (seeds {seeds}): "
+        f"cells kept {' / '.join(map(str, kept))} of {len(tallies[0]['target'])} "
+        f"(falls {' / '.join(map(str, falls))})"
+        + (f"; failing at some draw: {cells}" if cells else "; no cell failed at any draw")
+    )
+
+
 def describe(policy: Path | str) -> tuple[str, str]:
     """(what is tested, in words; how to name it in the re-run command and the text)."""
     if policy == TROT:
@@ -545,29 +569,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--seed",
         type=int,
-        default=NOISE_SEED,
-        help=f"first IMU noise seed (default {NOISE_SEED}, the pages'); another seed re-draws the noise",
+        nargs="+",
+        default=[NOISE_SEED],
+        help=f"first IMU noise seed (default {NOISE_SEED}, the pages'); another seed re-draws the "
+        "noise; several (with --targets-only) walk the cells at each and sum them up",
     )
     add_results_dir_argument(p)
     args = p.parse_args(argv)
     policy: Path | str = TROT if args.policy == TROT else Path(args.policy).resolve()
     if policy != TROT and not Path(policy).is_file():
         p.error(f"--policy {args.policy}: no such file (an ONNX policy, or '{TROT}')")
+    if len(args.seed) > 1 and not args.targets_only:
+        p.error("--seed: one noise draw for the page; several only with --targets-only")
     section = ("robustness_trot" if policy == TROT else "robustness") + (
         f"_{IMU_FILTER}" if args.imu_orientation == IMU_FILTER else ""
     )
-    result = run_grid(
-        policy,
-        args.episodes,
-        args.seconds,
-        args.threads,
-        args.imu_orientation,
-        targets_only=args.targets_only,
-        seed=args.seed,
-    )
     if args.targets_only:
-        print(target_summary(result, policy))
+        results = []
+        for seed in args.seed:
+            results.append(
+                run_grid(
+                    policy,
+                    args.episodes,
+                    args.seconds,
+                    args.threads,
+                    args.imu_orientation,
+                    targets_only=True,
+                    seed=seed,
+                )
+            )
+            print(
+                ("" if len(args.seed) == 1 else f"draw {seed}: ") + target_summary(results[-1], policy),
+                flush=True,
+            )
+        if len(results) > 1:
+            print(draws_summary(results, policy))
         return 0
+    (seed,) = args.seed
+    result = run_grid(policy, args.episodes, args.seconds, args.threads, args.imu_orientation, seed=seed)
     failing = [cell_key(r) for r in target_tally(result)["failing"]]
     if failing:
         result["fast"] = run_grid(
@@ -578,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
             args.imu_orientation,
             command_vx=FAST_COMMAND_VX,
             only=failing,
-            seed=args.seed,
+            seed=seed,
         )
     args.results_dir.mkdir(parents=True, exist_ok=True)
     plot(result, args.results_dir / f"{section}.png", policy)

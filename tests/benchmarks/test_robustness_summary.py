@@ -6,6 +6,8 @@ import itertools
 import math
 from pathlib import Path
 
+import pytest
+
 from benchmarks import bench_robustness as br
 
 
@@ -111,3 +113,31 @@ def test_the_page_of_a_policy_that_walks_keeps_its_shares_of_nominal() -> None:
     assert "| 0 | 0.25 | **0.50** | **0.50** |" in page  # below 70 %: bold
     assert "- 0.25 N·m, latency 0, 0.85 kg: speed 0.50 × nominal (0.100 m/s, slowest episode 0.100)" in page
     assert "| 0 | 0.35 | **0.50** | **0.50** | 1.00 |" in page  # the nominal cell
+
+
+def _draw(seed: int, weak_speed: float, weak_falls: int = 0) -> dict:
+    """One noise draw of the two-cell chart (both in the target range): the weak, heavy cell walks
+    ``weak_speed``, the nominal robot 0.2 m/s."""
+    result = _result(0.2, 0)
+    weak = result["rows"][1]
+    weak.update(speed=weak_speed, ratio=weak_speed / 0.2, falls=weak_falls)
+    result["noise_seed"] = seed
+    return result
+
+
+def test_several_draws_sum_up_to_the_cells_kept_per_draw_and_how_often_each_cell_failed() -> None:
+    line = br.draws_summary(
+        [_draw(1000, 0.15), _draw(2000, 0.1), _draw(3000, 0.15, weak_falls=1)], "candidate.onnx"
+    )
+    assert "over 3 noise draws (seeds 1000, 2000, 3000)" in line
+    assert "cells kept 2 / 1 / 1 of 2 (falls 0 / 0 / 1)" in line
+    assert "failing at some draw: 0.25N·m/lat2/1.15kg:2/3" in line
+
+    line = br.draws_summary([_draw(1000, 0.15), _draw(2000, 0.16)], "candidate.onnx")
+    assert "cells kept 2 / 2 of 2 (falls 0 / 0); no cell failed at any draw" in line
+
+
+def test_several_draws_are_refused_for_the_page() -> None:
+    with pytest.raises(SystemExit) as exc:
+        br.main(["--seed", "1000", "2000"])
+    assert exc.value.code == 2
