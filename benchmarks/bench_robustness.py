@@ -40,6 +40,7 @@ there, and the shipped policy's page stays.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import time
 from collections.abc import Callable
@@ -581,44 +582,26 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--policy {args.policy}: no such file (an ONNX policy, or '{TROT}')")
     if len(args.seed) > 1 and not args.targets_only:
         p.error("--seed: one noise draw for the page; several only with --targets-only")
-    section = ("robustness_trot" if policy == TROT else "robustness") + (
-        f"_{IMU_FILTER}" if args.imu_orientation == IMU_FILTER else ""
+    walk = functools.partial(
+        run_grid, policy, args.episodes, args.seconds, args.threads, args.imu_orientation
     )
     if args.targets_only:
         results = []
         for seed in args.seed:
-            results.append(
-                run_grid(
-                    policy,
-                    args.episodes,
-                    args.seconds,
-                    args.threads,
-                    args.imu_orientation,
-                    targets_only=True,
-                    seed=seed,
-                )
-            )
-            print(
-                ("" if len(args.seed) == 1 else f"draw {seed}: ") + target_summary(results[-1], policy),
-                flush=True,
-            )
+            results.append(walk(targets_only=True, seed=seed))
+            prefix = "" if len(args.seed) == 1 else f"draw {seed}: "
+            print(prefix + target_summary(results[-1], policy), flush=True)
         if len(results) > 1:
             print(draws_summary(results, policy))
         return 0
     (seed,) = args.seed
-    result = run_grid(policy, args.episodes, args.seconds, args.threads, args.imu_orientation, seed=seed)
+    result = walk(seed=seed)
     failing = [cell_key(r) for r in target_tally(result)["failing"]]
     if failing:
-        result["fast"] = run_grid(
-            policy,
-            args.episodes,
-            args.seconds,
-            args.threads,
-            args.imu_orientation,
-            command_vx=FAST_COMMAND_VX,
-            only=failing,
-            seed=seed,
-        )
+        result["fast"] = walk(command_vx=FAST_COMMAND_VX, only=failing, seed=seed)
+    section = ("robustness_trot" if policy == TROT else "robustness") + (
+        f"_{IMU_FILTER}" if args.imu_orientation == IMU_FILTER else ""
+    )
     args.results_dir.mkdir(parents=True, exist_ok=True)
     plot(result, args.results_dir / f"{section}.png", policy)
     png = figure_link(args.results_dir, f"{section}.png")

@@ -137,7 +137,10 @@ def test_several_draws_sum_up_to_the_cells_kept_per_draw_and_how_often_each_cell
     assert "cells kept 2 / 2 of 2 (falls 0 / 0); no cell failed at any draw" in line
 
 
-def test_several_draws_are_refused_for_the_page() -> None:
+def test_several_draws_are_refused_for_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # --results-dir: were the refusal gone, the page would land there, not over the shipped one.
     with pytest.raises(SystemExit) as exc:
-        br.main(["--seed", "1000", "2000"])
+        br.main(["--seed", "1000", "2000", "--results-dir", str(tmp_path)])
     assert exc.value.code == 2
+    assert "--seed: one noise draw for the page; several only with --targets-only" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
