@@ -148,10 +148,11 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # robots in ten, measured over 2,000) and a robot weak all round, as one batch of servos
         # or a sagging battery would make it, hardly ever trains. "robot": one draw from the range for the whole robot,
         # each servo then within +-servo_strength_joint_spread of it. Over the wide ranges
-        # (0.7-1.3x, torso 0.8-1.3x) it tracked worse for the plain policy (four seeds, more of
-        # issue 14's cells on average) and the residual one (eight seeds: two at 60 of 60 cells, but
-        # 55.3 per draw on average against the residual alone's 55.6 over six; docs/ABLATIONS.md,
-        # thirtieth, thirty-first, forty-second and forty-third sessions).
+        # (0.7-1.3x, torso 0.8-1.3x) it kept more of issue 14's cells on average but tracked worse,
+        # for the plain policy (four seeds) and the residual one (six seeds: 57.0 cells per draw
+        # against the residual alone's 55.6, wz error 0.130 against 0.113 rad/s). Over eight seeds
+        # the residual one keeps all 60 at two and 55.3 on average: no reliable way to the 60
+        # (docs/ABLATIONS.md, thirtieth, thirty-first, forty-second and forty-third sessions).
         "servo_strength_draw": "joint",
         "servo_strength_joint_spread": 0.05,  # share, "robot" draws only
         "servo_speed": (0.85, 1.1),  # max speed multiplier
