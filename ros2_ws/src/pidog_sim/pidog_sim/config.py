@@ -153,6 +153,8 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # against the residual alone's 55.6, wz error 0.130 against 0.113 rad/s). Over eight seeds
         # the residual one keeps all 60 at two and 55.3 on average: no reliable way to the 60
         # (docs/ABLATIONS.md, thirtieth, thirty-first, forty-second and forty-third sessions).
+        # `pidog-train` trains on the robot draw over the wide ranges by default (its config's
+        # env.randomization, forty-fourth session); the simulator's default stays "joint".
         "servo_strength_draw": "joint",
         "servo_strength_joint_spread": 0.05,  # share, "robot" draws only
         "servo_speed": (0.85, 1.1),  # max speed multiplier
