@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pidog_learning.config import (
@@ -307,3 +308,26 @@ def test_a_run_saved_before_an_option_existed_reads_it_as_that_run_did(name: str
         node = node[part]
     assert node == SAVED_BEFORE[name]
     validate_config(filled)
+
+
+def test_training_robots_cover_issue_14s_target_robots_where_the_simulators_draw_does_not() -> None:
+    """pidog-train's default robots (its env.randomization): whole robots as weak as issue 14's
+    0.25 N·m and as strong as its 0.45, bodies from 0.85 to 1.15 kg. The simulator's own draw,
+    which pidog-eval and the benchmarks measure on, stays per servo: its robots average out."""
+    from benchmarks.bench_robustness import TARGET
+    from pidog_description.robot import SERVO_STALL_TORQUE
+    from pidog_sim.batch import BatchSim
+
+    def robots(config: dict | None) -> tuple[np.ndarray, np.ndarray]:
+        sim = BatchSim(200, randomize=True, config=config, threads=1)
+        torque = SERVO_STALL_TORQUE * sim.servo_strength.mean(axis=1)
+        mass = np.array([m.body_mass.sum() for m in sim.models])
+        sim.close()
+        return torque, mass
+
+    (weak, strong), (light, heavy) = TARGET["strength"], TARGET["mass"]
+    torque, mass = robots(resolve_config("default", {})["env"])
+    assert torque.min() < weak + 0.01 and torque.max() > strong - 0.01, (torque.min(), torque.max())
+    assert mass.min() < light + 0.01 and mass.max() > heavy - 0.01, (mass.min(), mass.max())
+    torque, _ = robots(None)
+    assert torque.min() > weak + 0.03 and torque.max() < strong - 0.03, (torque.min(), torque.max())

@@ -71,8 +71,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # range: adopted for what it trains on, not for a measured gain. Over five seeds against the
     # same seeds without it: robustness cells 55.5 against 56.6 per draw on average (per seed
     # 51-60 against 54-58), vx error 0.022-0.030 m/s, wz error worse (0.116 against 0.093 rad/s),
-    # the seed-15 run all 60 cells at four draws (docs/ABLATIONS.md, forty-fourth session). The pipeline's own evaluations and its command
-    # calibration run on these robots; pidog-eval and the benchmarks on the simulator's defaults.
+    # the seed-15 run all 60 cells at four draws (docs/ABLATIONS.md, forty-fourth session). The
+    # pipeline's own evaluations and its command calibration run on these robots; pidog-eval and
+    # the benchmarks on the simulator's defaults.
     "env": {
         "episode_seconds": 20.0,
         "command_mode": "sample",
