@@ -355,6 +355,31 @@ def test_swing_height_term_costs_low_swings_at_touchdown_and_nothing_for_full_li
         PiDogEnv(reward={"swing_height_target": 0.0})
 
 
+def test_stand_still_term_costs_feet_that_move_at_a_zero_command_and_nothing_while_moving() -> None:
+    """reward.stand_still: at a zero command, minus the summed speed of the four feet (m/s).
+    The scripted trot treads in place when told to stand (feet lifting and sliding: ~0.5 m/s
+    summed on the nominal robot); a robot holding its stand pose hardly moves a foot; at any
+    other command there is no term."""
+
+    def mean_term(command: tuple[float, float], trot: bool) -> float:
+        env = PiDogEnv(randomize=False, reward={"stand_still": 1.0})
+        obs, _ = env.reset(seed=0, options={"command": command})
+        controller = TrotController()
+        terms = []
+        for _ in range(150):
+            action = controller(obs) if trot else np.zeros(ACTION_DIM, dtype=np.float32)
+            obs, *_, info = env.step(action)
+            terms.append(info["reward_terms"]["stand_still"])
+        env.close()
+        return float(np.mean(terms[50:]))  # after settling from the reset height
+
+    treading = mean_term((0.0, 0.0), trot=True)
+    standing = mean_term((0.0, 0.0), trot=False)
+    assert treading < -0.2, treading
+    assert -0.01 < standing <= 0.0, standing
+    assert mean_term((0.1, 0.0), trot=True) == 0.0  # walking: no term
+
+
 def test_touchdown_slip_term_costs_feet_that_land_sliding_and_only_at_the_landing() -> None:
     """reward.touchdown_slip: per foot landing this step, minus its horizontal speed squared;
     standing or walking when no foot lands costs nothing; off (0) by default. A robot dropped

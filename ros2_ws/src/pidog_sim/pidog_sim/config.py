@@ -115,6 +115,12 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # where a swing ends, so a foot that skims or chatters costs and a full lift costs nothing.
         "swing_height": 0.0,
         "swing_height_target": 0.015,  # m
+        # At a zero command (the user's "stop"), the summed speed of the four feet (m/s): a
+        # robot told to stand should stand, not tread in place on sliding feet. PPO did not learn
+        # to stand from it: at 2 two seeds still trod (sliding 0.034-0.039 m/s there against the
+        # shipped policy's 0.046, 2 of 88 grid falls each); at 10 PPO shuffled or lost to BC
+        # (docs/ABLATIONS.md, forty-fifth session). policy_node's stand_after_s stands the robot.
+        "stand_still": 0.0,
     },
     # The robot's physical parameters without randomisation (randomize=False), and the centre
     # the IMU gyro bias is randomised around; a robot parameters file (pidog_sim.robot_params,

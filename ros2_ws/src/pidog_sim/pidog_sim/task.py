@@ -316,10 +316,14 @@ class WalkTask:
             return contacts & ~self.foot_down
 
         @functools.cache
+        def moving() -> np.ndarray:
+            """(N,) robots whose command asks to move (anything but an exact zero)."""
+            return np.any(self.command != 0.0, axis=1)
+
+        @functools.cache
         def moving_touchdowns() -> np.ndarray:
             """(N, 4) feet that landed this step while the command asks to move."""
-            moving = np.any(self.command != 0.0, axis=1)
-            return touchdowns() & moving[:, None]
+            return touchdowns() & moving()[:, None]
 
         def feet_air_time() -> np.ndarray:
             lo, hi = w["air_time_range"]
@@ -341,6 +345,12 @@ class WalkTask:
             if gate:
                 slip = slip * np.clip(1.0 - np.abs(self.command[:, 1]) / gate, 0.0, 1.0)
             return -slip
+
+        def stand_still() -> np.ndarray:
+            # Told to stand, every foot should stay put: a foot's speed in any direction costs,
+            # so stepping in place (the scripted gait's answer to a zero command) and sliding alike.
+            feet = np.sum(np.linalg.norm(sim.foot_velocities(), axis=2), axis=1)
+            return -np.where(moving(), 0.0, feet)
 
         def swing_height() -> np.ndarray:
             target = w["swing_height_target"]
@@ -379,6 +389,7 @@ class WalkTask:
             "feet_air_time": feet_air_time,
             "chatter": chatter,
             "swing_height": swing_height,
+            "stand_still": stand_still,
         }
         terms = {
             name: w[name] * formula() if w[name] else np.zeros(self.n) for name, formula in formulas.items()
