@@ -118,8 +118,9 @@ DEFAULT_SIM_CONFIG: dict[str, Any] = {
         # At a zero command (the user's "stop"), the summed speed of the four feet (m/s): a
         # robot told to stand should stand, not tread in place on sliding feet. PPO did not learn
         # to stand from it: at 2 two seeds still trod (sliding 0.034-0.039 m/s there against the
-        # shipped policy's 0.046, 2 of 88 grid falls each); at 10 PPO shuffled or lost to BC
-        # (docs/ABLATIONS.md, forty-fifth session). policy_node's stand_after_s stands the robot.
+        # shipped policy's 0.046, 2 of 88 grid falls each); at 10 PPO shuffled or lost to BC; from
+        # demonstrations that stand, BC stood and PPO trod again (docs/ABLATIONS.md, forty-fifth
+        # session). On the robot, policy_node's stand_after_s stands an idle robot.
         "stand_still": 0.0,
     },
     # The robot's physical parameters without randomisation (randomize=False), and the centre
