@@ -31,9 +31,12 @@ FAULT_WINDOW_S = 5.0  # the faults are blatant: a shorter look keeps tests/twin 
 # The policy shipped on 2026-12-06 turns less evenly through the twin: a CI run read 1.26 (twin
 # 10.82 rad, sim_node 8.60); 10 more pairs that day, 6 alone and 4 beside a busy core as CI's
 # second worker is: turn 0.91-1.13, twin 8.07-10.02 rad, sim_node 8.22-9.11 (the worst pairing of
-# those twin and reference runs: 1.32). The band is 35 % now; a harness bug read 0.40 and the wiring
-# faults stop the walk, all far outside it.
-TURN_TOLERANCE = 0.35
+# those twin and reference runs: 1.32). The band was 35 % then; a harness bug read 0.40 and the wiring
+# faults stop the walk, all far outside it. The policy shipped on 2026-12-07, on a 2-core AMD EPYC,
+# 8 pairs (one of them a CI run): the twin turned more in every pair, 1.05-1.39x (twin 9.07-10.69
+# rad, sim_node 7.59-9.62), as the tick of latency predicts; 2 of the 8 past 1.35. So the band is
+# lopsided now, like the forward one: the twin may turn up to 1.6x the reference, down to 0.65x.
+TURN_BAND = (0.65, 1.6)
 FORWARD_BAND = (0.5, 2.0)
 REFERENCE: dict[str, Run] = {}  # the sim_node run, shared with the fault cases
 
@@ -53,7 +56,7 @@ def test_shipped_policy_walks_and_turns_through_hw_node_and_the_twin_like_throug
     print(report)
     assert not sim.fell and not twin.fell, report
     assert sim.forward_m > 0.3 and sim.yaw_rad > 0.5, f"the reference itself does not walk and turn\n{report}"
-    assert twin.yaw_rad == pytest.approx(sim.yaw_rad, rel=TURN_TOLERANCE), report
+    assert TURN_BAND[0] * sim.yaw_rad <= twin.yaw_rad <= TURN_BAND[1] * sim.yaw_rad, report
     assert FORWARD_BAND[0] * sim.forward_m <= twin.forward_m <= FORWARD_BAND[1] * sim.forward_m, report
     # Through the driver's registers, remap and filter, the IMU still tells the truth.
     assert twin.gyro_corr is not None and min(twin.gyro_corr) > 0.8, report
