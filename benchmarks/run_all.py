@@ -23,6 +23,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("benchmarks.bench_steering", "steering", []),
     ("benchmarks.bench_grid_seeds", "grid_seeds", []),
     ("benchmarks.bench_grid_seeds", "grid_seeds_filter", ["--imu-orientation", "filter"]),
+    ("benchmarks.bench_matched_slip", "matched_slip", []),
     ("benchmarks.bench_deploy_gap", "deploy_gap", []),
     ("benchmarks.bench_ros_tracking", "ros_tracking", []),
     ("benchmarks.bench_study", "study", []),

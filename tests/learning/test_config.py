@@ -196,6 +196,9 @@ def test_precedence_preset_then_files_then_set_then_flags(tmp_path: Path) -> Non
         ("ppo.n_steps=1", "ppo.n_steps"),  # out of range
         ("ppo.gamma=1.5", "ppo.gamma"),
         ("learning_rate=-1", "learning_rate"),
+        ("finetune.bc_keep_commands.vx=[0.2,-0.2]", "finetune.bc_keep_commands.vx"),  # low > high
+        ("finetune.bc_keep_commands.wz=[0.1]", "finetune.bc_keep_commands.wz"),
+        ("finetune.bc_keep_weight=-1", "finetune.bc_keep_weight"),
     ],
 )
 def test_bad_set_is_refused_by_name(assignment: str, named: str) -> None:
@@ -314,9 +317,9 @@ def test_training_robots_cover_issue_14s_target_robots_where_the_simulators_draw
     """pidog-train's default robots (its env.randomization): whole robots as weak as issue 14's
     0.25 N·m and as strong as its 0.45, bodies from 0.85 to 1.15 kg. The simulator's own draw,
     which pidog-eval and the benchmarks measure on, stays per servo: its robots average out."""
-    from benchmarks.bench_robustness import TARGET
     from pidog_description.robot import SERVO_STALL_TORQUE
     from pidog_sim.batch import BatchSim
+    from pidog_sim.evaluation import ROBUSTNESS_TARGETS
 
     def robots(config: dict | None) -> tuple[np.ndarray, np.ndarray]:
         sim = BatchSim(200, randomize=True, config=config, threads=1)
@@ -325,7 +328,7 @@ def test_training_robots_cover_issue_14s_target_robots_where_the_simulators_draw
         sim.close()
         return torque, mass
 
-    (weak, strong), (light, heavy) = TARGET["strength"], TARGET["mass"]
+    (weak, strong), (light, heavy) = ROBUSTNESS_TARGETS["strength"], ROBUSTNESS_TARGETS["mass"]
     torque, mass = robots(resolve_config("default", {})["env"])
     assert torque.min() < weak + 0.01 and torque.max() > strong - 0.01, (torque.min(), torque.max())
     assert mass.min() < light + 0.01 and mass.max() > heavy - 0.01, (mass.min(), mass.max())

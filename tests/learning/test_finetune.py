@@ -21,13 +21,14 @@ from pidog_description.spec import (
 )
 from pidog_learning.bc import train_bc
 from pidog_learning.config import merge
-from pidog_learning.networks import make_policy
+from pidog_learning.networks import make_policy, state_only_batch
 from pidog_learning.ppo_finetune import (
     AntiForgettingCallback,
     BCTerm,
     NoiseAnnealCallback,
     PeriodicCallback,
     build_ppo,
+    commands_within,
     restore,
     save_checkpoint,
     segment_seed,
@@ -147,10 +148,50 @@ def test_a_bc_weight_below_its_floor_drops_the_term(model) -> None:
     model.learn(64, callback=callback)
     assert callback.weight == pytest.approx(0.05) and callback.last_bc_loss is not None
     assert callback.term is not None
-    callback.term.last_loss = None
+    callback.term.last_losses = {}
     model.learn(64, callback=callback, reset_num_timesteps=False)
     assert callback.weight == 0.0
     assert callback.last_bc_loss is None, "a dropped term must not be computed"
+
+
+def test_the_kept_bc_term_holds_the_prior_only_at_the_kept_commands_and_never_decays(model) -> None:
+    """finetune.bc_keep_weight: a BC term on the demonstrations whose command lies in the box,
+    still there when the decaying term is gone; the other demonstrations do not enter it."""
+    model, demos = model
+    obs = demos.observations.copy()
+    command = OBS_SLICES["command"]
+    obs[:, command] = 0.5  # outside the box (vx 0.5 m/s, wz 0.5 rad/s)
+    obs[::3, command] = [0.1, 0.0]  # every third sample walks straight at 0.1 m/s: inside
+    box = {"vx": (-0.15, 0.15), "wz": (-0.05, 0.05)}
+    inside = commands_within(obs, box)
+    np.testing.assert_array_equal(inside, np.arange(0, len(obs), 3))
+    # Demonstrated actions equal to the policy's own where the command is kept, far from them
+    # elsewhere: the kept term reads zero only if it never draws an outside sample.
+    with torch.no_grad():
+        own = model.policy.mean_actions(state_only_batch(model.policy, torch.as_tensor(obs))).numpy()
+    actions = np.where(np.isin(np.arange(len(obs)), inside)[:, None], own, own + 0.5).astype(np.float32)
+    shaped = type(demos)(obs, actions, demos.episode_starts)
+    callback = AntiForgettingCallback(
+        0, shaped, bc_weight=0.5, bc_decay=0.1, batch_size=256, seed=0, decay_timesteps=64,
+        min_weight=0.01, keep_weight=2.0, keep_commands=box,
+    )  # fmt: skip
+    assert callback.term is not None
+    term = callback.term
+    term.weight = 0.0  # the decaying term already gone
+    kept = term.loss(model.policy)
+    assert kept is not None and float(kept.detach()) == pytest.approx(0.0, abs=1e-10)
+    assert list(term.last_losses) == ["bc_keep_loss"]
+    term.weight = 0.5  # with the decaying term, over every demonstration: ~a third of them inside
+    both = term.loss(model.policy)
+    assert both is not None
+    loss = float(both.detach()) - 2.0 * term.last_losses["bc_keep_loss"]
+    assert loss == pytest.approx(0.5 * term.last_losses["bc_loss"]) and term.last_losses["bc_loss"] > 0.1
+    # In training: after the decaying term has fallen below its floor the kept one still runs.
+    model.learn(128, callback=callback)
+    assert callback.weight == 0.0 and callback.term.last_losses.keys() == {"bc_keep_loss"}
+    # A box no demonstration's command lies in is refused by name.
+    with pytest.raises(ValueError, match="bc_keep_commands"):
+        BCTerm(shaped, 32, 0, keep_weight=1.0, keep_commands={"vx": (0.2, 0.3), "wz": (0.0, 0.0)})
 
 
 def test_periodic_work_stops_at_its_limit(model) -> None:

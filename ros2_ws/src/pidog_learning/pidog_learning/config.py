@@ -184,6 +184,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # ~816k steps into a default run. Without a floor its forward and backward pass on the
         # demo batch ran in every PPO update to 2M steps, at weights down to 2e-12.
         "bc_loss_min_weight": 1e-5,
+        # A second BC term that never decays, on the demonstrations whose command lies in
+        # bc_keep_commands (closed ranges, m/s and rad/s): where the scripted gait follows its
+        # command (walking straight up to 0.15 m/s either way, standing), the policy is held to
+        # it; elsewhere PPO is free. 0 disables. At 1 (seed 16) the policy walked at the gait's
+        # own motions with the gait's slip (0.049-0.050 m/s, the default run 0.059-0.061) but
+        # slid 0.062-0.064 on the grid, where it moves faster than the gait, with vx 0.031 and
+        # 2 grid falls (docs/ABLATIONS.md, forty-sixth session).
+        "bc_keep_weight": 0.0,
+        "bc_keep_commands": {"vx": (-0.15, 0.15), "wz": (-0.05, 0.05)},
         # Hand-over from the BC prior to PPO: once the BC weight has decayed below
         # handover_bc_weight, the actor steps at handover_actor_lr_scale x the learning rate and
         # its log-std is raised to at least handover_log_std. 0 disables the hand-over.
@@ -331,6 +340,8 @@ SAVED_BEFORE: dict[str, Any] = {
     "policy.action_prior": "none",  # the network alone
     "policy.privileged_critic": False,  # the critic saw the actor's input
     "finetune.bc_loss_min_weight": 0.0,  # the BC term was never dropped
+    "finetune.bc_keep_weight": 0.0,  # no kept BC term
+    "finetune.bc_keep_commands": DEFAULT_CONFIG["finetune"]["bc_keep_commands"],  # unused
     "finetune.log_std_lr_scale": 1.0,  # the log-std stepped with the actor, in its group
     "calibration": {**DEFAULT_CONFIG["calibration"], "enabled": False},  # no calibration stage
     "calibration.randomize": True,  # calibrated on the training robots
@@ -638,6 +649,18 @@ def _float(
         )
 
 
+def _range(config: Mapping[str, Any], name: str) -> None:
+    value = _get(config, name)
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in value)
+    ):
+        raise ConfigError(f"option '{name}' must be a range [low, high] of two finite numbers, got {value!r}")
+    if value[0] > value[1]:
+        raise ConfigError(f"option '{name}' must have low <= high, got {list(value)}")
+
+
 def _bool(config: Mapping[str, Any], name: str) -> None:
     if not isinstance(_get(config, name), bool):
         raise ConfigError(f"option '{name}' must be true or false, got {_get(config, name)!r}")
@@ -765,6 +788,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _int(config, "finetune.bc_loss_batch_size", 1)
     _float(config, "finetune.bc_loss_min_weight", 0.0)
     _int(config, "finetune.bc_loss_decay_timesteps", 1)
+    _float(config, "finetune.bc_keep_weight", 0.0)
+    for axis in ("vx", "wz"):
+        _range(config, f"finetune.bc_keep_commands.{axis}")
     _float(config, "finetune.handover_bc_weight", 0.0)
     _float(config, "finetune.handover_actor_lr_scale", 0.0, 1.0, low_open=True)
     _float(config, "finetune.handover_log_std", -5.0, 1.0)

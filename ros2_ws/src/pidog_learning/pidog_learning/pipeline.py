@@ -430,7 +430,9 @@ class Pipeline:
     def demonstrations(self) -> Demonstrations | None:
         cfg = self.config
         needs_prior = (
-            cfg["total_rl_timesteps"] > 0 and cfg["finetune"]["bc_loss_weight"] > 0 and not cfg["no_bc_init"]
+            cfg["total_rl_timesteps"] > 0
+            and max(cfg["finetune"]["bc_loss_weight"], cfg["finetune"]["bc_keep_weight"]) > 0
+            and not cfg["no_bc_init"]
         )
         # gSDE's noise is scaled on the states the robot will visit: the demonstrations'.
         needs_states = cfg["total_rl_timesteps"] > 0 and cfg["policy"]["exploration"] == "gsde"
@@ -613,6 +615,8 @@ class Pipeline:
                     handover_lr_scale=ft["handover_actor_lr_scale"],
                     handover_log_std=ft["handover_log_std"],
                     min_weight=ft["bc_loss_min_weight"],
+                    keep_weight=0.0 if cfg["no_bc_init"] else ft["bc_keep_weight"],
+                    keep_commands=ft["bc_keep_commands"],
                 ),
                 ProgressCallback(
                     lambda s: self.reporter.status(**s), self.history["rewards"], self.stop_event

@@ -17,6 +17,9 @@
   the loss of every PPO minibatch (before backward and clipping), with
   ``w(t) = w_0 * decay^((t - warm-up) / finetune.bc_loss_decay_timesteps)`` over timesteps t,
   and 0 (the term is not computed) once it falls below ``finetune.bc_loss_min_weight``.
+- The prior kept where it tracks (``finetune.bc_keep_weight``, off by default): a second BC term
+  of constant weight on the demonstrations whose command lies in ``finetune.bc_keep_commands``,
+  the commands the scripted gait itself follows (straight, slow, standing), which never decays.
 - Hand-over: once w(t) falls below ``finetune.handover_bc_weight`` the actor's learning rate
   and exploration are released (``handover_actor_lr_scale``, ``handover_log_std``).
 - Resume: a resumed segment is seeded by ``segment_seed`` (envs, torch, numpy, BC batches), so
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,6 +41,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecTransposeImage
+
+from pidog_description.spec import OBS_SLICES
 
 from .atomic import atomic_output
 from .bc import bc_loss
@@ -154,27 +159,77 @@ def segment_seed(seed: int, start_timesteps: int) -> int:
 
 
 class BCTerm:
-    """The DAPG-style term ``weight * MSE(mean action, demo action)`` on a demo minibatch.
+    """The DAPG-style terms on demo minibatches: ``weight * MSE(mean action, demo action)`` over
+    all demonstrations (``weight`` decays, set by ``AntiForgettingCallback``), plus ``keep_weight *
+    MSE`` over those whose command lies in ``keep_commands`` (constant: the prior kept where the
+    scripted gait tracks its command).
 
-    ``FinetunePPO.train`` adds it to the PPO loss of every minibatch, before ``backward()`` and
-    before gradient clipping, so ``weight`` really is the BC:PPO ratio of the actor's gradient.
+    ``FinetunePPO.train`` adds them to the PPO loss of every minibatch, before ``backward()`` and
+    before gradient clipping, so the weights really are BC:PPO ratios of the actor's gradient.
     """
 
-    def __init__(self, demos: Demonstrations, batch_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        demos: Demonstrations,
+        batch_size: int,
+        seed: int,
+        keep_weight: float = 0.0,
+        keep_commands: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
         self.obs = torch.as_tensor(demos.observations)
         self.actions = torch.as_tensor(demos.actions)
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(int(seed))
         self.weight = 0.0
-        self.last_loss: float | None = None
+        self.keep_weight = float(keep_weight)
+        self.keep_idx = torch.zeros(0, dtype=torch.long)
+        if self.keep_weight > 0:
+            if keep_commands is None:
+                raise ValueError("a kept BC term (keep_weight > 0) needs keep_commands")
+            self.keep_idx = torch.as_tensor(commands_within(demos.observations, keep_commands))
+            if not len(self.keep_idx):
+                raise ValueError(
+                    f"finetune.bc_keep_commands {dict(keep_commands)}: no demonstration's command lies "
+                    "in it, so the kept BC term has nothing to hold"
+                )
+        # The MSEs of the last call, by the name train() logs them under (train/<name>).
+        self.last_losses: dict[str, float] = {}
+
+    @property
+    def last_loss(self) -> float | None:
+        """The decaying term's last MSE (None before it was computed)."""
+        return self.last_losses.get("bc_loss")
+
+    def _mse(self, policy: PiDogPolicy, pool: torch.Tensor | None, name: str) -> torch.Tensor:
+        size = len(self.obs) if pool is None else len(pool)
+        idx = torch.randint(size, (self.batch_size,), generator=self.generator)
+        if pool is not None:
+            idx = pool[idx]
+        loss = bc_loss(policy, self.obs[idx], self.actions[idx])
+        self.last_losses[name] = float(loss.detach())
+        return loss
 
     def loss(self, policy: PiDogPolicy) -> torch.Tensor | None:
-        if self.weight <= 0:
-            return None
-        idx = torch.randint(len(self.obs), (self.batch_size,), generator=self.generator)
-        loss = bc_loss(policy, self.obs[idx], self.actions[idx])
-        self.last_loss = float(loss.detach())
-        return self.weight * loss
+        """The weighted sum of the terms in force, or None if neither is."""
+        self.last_losses = {}
+        total: torch.Tensor | None = None
+        if self.weight > 0:
+            total = self.weight * self._mse(policy, None, "bc_loss")
+        if self.keep_weight > 0:
+            kept = self.keep_weight * self._mse(policy, self.keep_idx, "bc_keep_loss")
+            total = kept if total is None else total + kept
+        return total
+
+
+def commands_within(observations: np.ndarray, box: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """Indices of the observations whose command (vx m/s, wz rad/s) lies in ``box``'s closed
+    ranges ``{"vx": (low, high), "wz": (low, high)}``."""
+    command = np.asarray(observations)[:, OBS_SLICES["command"]]
+    inside = np.ones(len(command), dtype=bool)
+    for axis, key in enumerate(("vx", "wz")):
+        low, high = box[key]
+        inside &= (command[:, axis] >= low) & (command[:, axis] <= high)
+    return np.flatnonzero(inside)
 
 
 class FinetunePPO(PPO):
@@ -258,6 +313,7 @@ class FinetunePPO(PPO):
             "approx_kl": [],
             "clip_fraction": [],
             "bc_loss": [],
+            "bc_keep_loss": [],
             "symmetry_loss": [],
             "smoothness_loss": [],
         }
@@ -302,9 +358,10 @@ class FinetunePPO(PPO):
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
                 bc = self.bc_term.loss(self.policy) if self.bc_term is not None else None
                 if bc is not None:
-                    assert self.bc_term is not None and self.bc_term.last_loss is not None  # bc came from it
+                    assert self.bc_term is not None  # bc came from it
                     loss = loss + bc
-                    stats["bc_loss"].append(float(self.bc_term.last_loss))
+                    for name, value in self.bc_term.last_losses.items():
+                        stats[name].append(value)
                 if self.symmetry_weight > 0:
                     symmetry = symmetry_loss(self.policy, batch.observations)
                     loss = loss + self.symmetry_weight * symmetry
@@ -471,18 +528,26 @@ class AntiForgettingCallback(BaseCallback):
         handover_lr_scale: float = 1.0,
         handover_log_std: float | None = None,
         min_weight: float = 0.0,
+        keep_weight: float = 0.0,
+        keep_commands: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
         self.min_weight = min_weight
         self.warmup_timesteps = warmup_timesteps
-        self.bc_weight0 = bc_weight if demos is not None and len(demos) else 0.0
+        have_demos = demos is not None and len(demos) > 0
+        self.bc_weight0 = bc_weight if have_demos else 0.0
+        keep_weight = keep_weight if have_demos else 0.0
         self.bc_decay = bc_decay
         self.decay_timesteps = decay_timesteps
         self.handover_weight = handover_weight
         self.handover_lr_scale = handover_lr_scale
         self.handover_log_std = handover_log_std
-        # bc_weight0 > 0 only with demonstrations.
-        self.term = BCTerm(cast(Demonstrations, demos), batch_size, seed) if self.bc_weight0 > 0 else None
+        # Either weight > 0 only with demonstrations.
+        self.term = (
+            BCTerm(cast(Demonstrations, demos), batch_size, seed, keep_weight, keep_commands)
+            if self.bc_weight0 > 0 or keep_weight > 0
+            else None
+        )
         self.base_lr_scale: float | None = None  # the run's actor_lr_scale before any hand-over
         self.weight = 0.0
         self.frozen = False

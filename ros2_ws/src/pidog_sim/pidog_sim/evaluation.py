@@ -80,6 +80,16 @@ TRACKING_TARGETS: dict[str, float] = {
     "turn_in_place": 0.6,
     "top_speed_ratio": 1.5,
 }
+# Issue 14's robustness target: every robot with servos of this stall torque (N·m, the whole
+# robot), this control latency (steps) and this total mass (kg) keeps speed_ratio of the nominal
+# robot's forward speed without a fall (benchmarks.bench_robustness walks the cells; pidog-train's
+# default training robots cover it, tests/learning/test_config.py).
+ROBUSTNESS_TARGETS: dict[str, Any] = {
+    "strength": (0.25, 0.45),
+    "latency": (0, 2),
+    "mass": (0.85, 1.15),
+    "speed_ratio": 0.7,
+}
 TRACKING_SETTLE_S = 2.0  # the start of a tracking episode not scored: the gait gets going
 VIDEO_FRAME_EVERY = 2  # control steps per video frame: 25 fps is plenty
 
