@@ -187,10 +187,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # A second BC term that never decays, on the demonstrations whose command lies in
         # bc_keep_commands (closed ranges, m/s and rad/s): where the scripted gait follows its
         # command (walking straight up to 0.15 m/s either way, standing), the policy is held to
-        # it; elsewhere PPO is free. 0 disables. At 1 (seed 16) the policy walked at the gait's
-        # own motions with the gait's slip (0.049-0.050 m/s, the default run 0.059-0.061) but
-        # slid 0.062-0.064 on the grid, where it moves faster than the gait, with vx 0.031 and
-        # 2 grid falls (docs/ABLATIONS.md, forty-sixth session).
+        # it; elsewhere PPO is free. 0 disables. At 1, asked for the gait's own motions
+        # (benchmarks.bench_matched_slip) three seeds slid 0.050-0.057 m/s (the gait 0.049, a
+        # default run 0.059) but walked 0.19-0.21 m/s at 0.3 commanded; with the box to 0.1 m/s
+        # two seeds tracked within issue 12's targets and slid 0.048 / 0.052 there, 0.057 / 0.063
+        # over the grid, and fell 1-2 times in 88 (docs/ABLATIONS.md, forty-sixth session).
         "bc_keep_weight": 0.0,
         "bc_keep_commands": {"vx": (-0.15, 0.15), "wz": (-0.05, 0.05)},
         # Hand-over from the BC prior to PPO: once the BC weight has decayed below
