@@ -190,8 +190,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # it; elsewhere PPO is free. 0 disables. At 1, asked for the gait's own motions
         # (benchmarks.bench_matched_slip) three seeds slid 0.050-0.057 m/s (the gait 0.049, a
         # default run 0.059) but walked 0.19-0.21 m/s at 0.3 commanded; with the box to 0.1 m/s
-        # two seeds tracked within issue 12's targets and slid 0.048 / 0.052 there, 0.057 / 0.063
-        # over the grid, and fell 1-2 times in 88 (docs/ABLATIONS.md, forty-sixth session).
+        # two seeds tracked vx and wz within issue 12's targets and slid 0.048 / 0.052 there,
+        # 0.057 / 0.063 over the grid, and fell 1-2 times in 88 (docs/ABLATIONS.md, forty-sixth
+        # session).
         "bc_keep_weight": 0.0,
         "bc_keep_commands": {"vx": (-0.15, 0.15), "wz": (-0.05, 0.05)},
         # Hand-over from the BC prior to PPO: once the BC weight has decayed below
