@@ -69,7 +69,6 @@ TROT_ROLE = " (the demonstrations' gait, for reference)"
 STRENGTHS_NM = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 LATENCIES = (0, 1, 2, 3)
 MASSES_KG = (0.8, 0.85, None, 1.1, 1.15, 1.2)  # None: the model's own total mass
-TARGET = ROBUSTNESS_TARGETS  # issue 14's, kept with the tracking targets in pidog_sim.evaluation
 COMMAND_VX = 0.2
 # Failing cells are walked again at the fastest forward command training samples: if they are
 # no faster then, the command is not what holds them back.
@@ -252,14 +251,14 @@ def nominal_row(result: dict) -> dict:
 
 def in_target(r: dict) -> bool:
     return (
-        TARGET["strength"][0] - 1e-9 <= r["strength"] <= TARGET["strength"][1] + 1e-9
-        and TARGET["latency"][0] <= r["latency"] <= TARGET["latency"][1]
-        and TARGET["mass"][0] - 1e-9 <= r["mass"] <= TARGET["mass"][1] + 1e-9
+        ROBUSTNESS_TARGETS["strength"][0] - 1e-9 <= r["strength"] <= ROBUSTNESS_TARGETS["strength"][1] + 1e-9
+        and ROBUSTNESS_TARGETS["latency"][0] <= r["latency"] <= ROBUSTNESS_TARGETS["latency"][1]
+        and ROBUSTNESS_TARGETS["mass"][0] - 1e-9 <= r["mass"] <= ROBUSTNESS_TARGETS["mass"][1] + 1e-9
     )
 
 
 def passes(r: dict) -> bool:
-    return r["falls"] == 0 and np.isfinite(r["ratio"]) and r["ratio"] >= TARGET["speed_ratio"]
+    return r["falls"] == 0 and np.isfinite(r["ratio"]) and r["ratio"] >= ROBUSTNESS_TARGETS["speed_ratio"]
 
 
 def holds_heading(r: dict) -> bool:
@@ -329,7 +328,7 @@ def target_summary(result: dict, policy: Path | str) -> str:
         for r in tally["failing"]
     )
     return (
-        f"{describe(policy)[1]}: keeps {TARGET['speed_ratio']:.0%} of its nominal speed "
+        f"{describe(policy)[1]}: keeps {ROBUSTNESS_TARGETS['speed_ratio']:.0%} of its nominal speed "
         f"({nominal_speed_text(result)}) with 0 falls in "
         f"{kept} of {len(tally['target'])} target cells ({falls} falls in all), "
         f"{kept - len(tally['veering'])} of them holding heading"
@@ -397,10 +396,14 @@ def plot(result: dict, path: Path, policy: Path | str = POLICY) -> None:
                 text += f"\n{r['drift']:.2f} r/s"
             ax.text(j, i, text, ha="center", va="center", fontsize=7)
         im = ax.imshow(grid, origin="lower", cmap="RdYlGn", vmin=0.0, vmax=1.2, aspect="auto")
-        if TARGET["latency"][0] <= lat <= TARGET["latency"][1]:  # the target range, outlined
-            si = [i for i, s in enumerate(STRENGTHS_NM) if TARGET["strength"][0] - 1e-9 <= s]
+        if (
+            ROBUSTNESS_TARGETS["latency"][0] <= lat <= ROBUSTNESS_TARGETS["latency"][1]
+        ):  # the target range, outlined
+            si = [i for i, s in enumerate(STRENGTHS_NM) if ROBUSTNESS_TARGETS["strength"][0] - 1e-9 <= s]
             mj = [
-                j for j, m in enumerate(masses) if TARGET["mass"][0] - 1e-9 <= m <= TARGET["mass"][1] + 1e-9
+                j
+                for j, m in enumerate(masses)
+                if ROBUSTNESS_TARGETS["mass"][0] - 1e-9 <= m <= ROBUSTNESS_TARGETS["mass"][1] + 1e-9
             ]
             ax.add_patch(
                 matplotlib.patches.Rectangle(
@@ -416,7 +419,7 @@ def plot(result: dict, path: Path, policy: Path | str = POLICY) -> None:
     fig.suptitle(
         f"{sentence_start(describe(policy)[0])} at vx = {result['command_vx']:g} m/s: heading-frame speed relative to "
         f"{relative_to} (and falls; yaw drift in rad/s where over {DRIFT_LIMIT_RADPS:g}); black box: the target "
-        f"range (>= {TARGET['speed_ratio']:.2f} of nominal, no falls)"
+        f"range (>= {ROBUSTNESS_TARGETS['speed_ratio']:.2f} of nominal, no falls)"
     )
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -453,12 +456,12 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
         + "Nominal (0.35 N·m, latency 0, model mass): "
         + (
             f"{result['nominal_speed']:.3f} m/s (the command: {COMMAND_VX} m/s), so "
-            f"{TARGET['speed_ratio']:.0%} of nominal is {TARGET['speed_ratio'] * result['nominal_speed']:.3f} m/s."
+            f"{ROBUSTNESS_TARGETS['speed_ratio']:.0%} of nominal is {ROBUSTNESS_TARGETS['speed_ratio'] * result['nominal_speed']:.3f} m/s."
             if np.isfinite(result["nominal_speed"])
-            else f"{nominal_speed_text(result)}, so no cell can keep {TARGET['speed_ratio']:.0%} of it."
+            else f"{nominal_speed_text(result)}, so no cell can keep {ROBUSTNESS_TARGETS['speed_ratio']:.0%} of it."
         ),
         "",
-        f"**Target** (>= {TARGET['speed_ratio']:.0%} of nominal speed and 0 falls for 0.25-0.45 N·m, "
+        f"**Target** (>= {ROBUSTNESS_TARGETS['speed_ratio']:.0%} of nominal speed and 0 falls for 0.25-0.45 N·m, "
         f"latency 0-2, 0.85-1.15 kg): **{'met' if ok else 'NOT met'}** "
         f"({len(target_rows) - len(failing)} of {len(target_rows)} cells pass). "
         f"Of the passing cells, {len(veering)} veer off the straight command by more than "
@@ -548,7 +551,7 @@ def report(result: dict, episodes: int, seconds: float, png: str, policy: Path |
             if np.isfinite(result["nominal_speed"])
             else "Cells: speed (the nominal robot fell)"
         )
-        + f" (bold: below {TARGET['speed_ratio']:.0%} or a fall; in brackets the yaw drift where it is over "
+        + f" (bold: below {ROBUSTNESS_TARGETS['speed_ratio']:.0%} or a fall; in brackets the yaw drift where it is over "
         f"{DRIFT_LIMIT_RADPS:g} rad/s).",
         "",
     ]

@@ -615,7 +615,7 @@ class Pipeline:
                     handover_lr_scale=ft["handover_actor_lr_scale"],
                     handover_log_std=ft["handover_log_std"],
                     min_weight=ft["bc_loss_min_weight"],
-                    keep_weight=0.0 if cfg["no_bc_init"] else ft["bc_keep_weight"],
+                    keep_weight=ft["bc_keep_weight"],  # no demos (--no-bc-init): no term
                     keep_commands=ft["bc_keep_commands"],
                 ),
                 ProgressCallback(
